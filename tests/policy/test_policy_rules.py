@@ -1,0 +1,308 @@
+"""Each rule of the policy pack with passing and failing resources."""
+
+from __future__ import annotations
+
+import pytest
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.proxy import UnknownValueError
+
+from policy_support import (
+    DIGEST,
+    accessory_container,
+    docker_rules as r,
+    make_args,
+    network,
+    nginx_container,
+    one_shot_container,
+    policy_violations,
+    violations,
+    volume,
+    web_container,
+)
+
+C, N, V = r.CONTAINER, r.NETWORK, r.VOLUME
+
+
+def test_compliant_resources_pass_every_rule_mandatory_and_advisory():
+    resources = [
+        (C, web_container()),
+        (C, one_shot_container("migrate")),
+        (C, one_shot_container("collectstatic")),
+        (C, accessory_container()),
+        (C, nginx_container()),
+        (N, network("frontend")),
+        (N, network("backend")),
+        (V, volume("media")),
+    ]
+    for resource_type, props in resources:
+        assert policy_violations(make_args(resource_type, props)) == {}, props
+    protected = make_args(V, volume("postgres-data", stack="prod"), stack="prod", protect=True)
+    assert policy_violations(protected) == {}
+
+
+# --- image-pinned ------------------------------------------------------------
+
+@pytest.mark.parametrize("image", [
+    "postgres:15.14-bookworm",
+    "localhost:5000/django-docker/web:3f2c1ab",
+    DIGEST,
+    "sha256:" + "b" * 64,
+    "nginx:latest@sha256:" + "c" * 64,  # the digest decides what runs
+])
+def test_image_pinned_accepts_version_tags_and_digests(image):
+    assert violations(r.validate_image_pinned, make_args(C, accessory_container(image=image))) == []
+
+
+@pytest.mark.parametrize("image, why", [
+    ("postgres:latest", "latest is a moving tag"),
+    ("registry.example.com/team/web:latest", "latest is a moving tag"),
+    ("postgres", "neither tag nor digest"),
+    ("localhost:5000/web", "neither tag nor digest"),
+    ("web@sha256:abc", "malformed digest"),
+    ("", "no image reference"),
+])
+def test_image_pinned_rejects_latest_untagged_and_malformed(image, why):
+    found = violations(r.validate_image_pinned, make_args(C, accessory_container(image=image), name="db"))
+    assert len(found) == 1 and why in found[0] and "db" in found[0]
+
+
+def test_image_pinned_checks_pulled_images_and_ignores_builds():
+    assert violations(r.validate_image_pinned, make_args(r.REMOTE_IMAGE, {"name": "redis"})) != []
+    assert violations(r.validate_image_pinned, make_args(r.REMOTE_IMAGE, {"name": "redis:7.4.5-bookworm"})) == []
+    assert violations(r.validate_image_pinned, make_args(r.IMAGE, {"imageName": "web:latest"})) == []
+
+
+# --- app-image-by-digest -----------------------------------------------------
+
+def test_app_image_by_digest_accepts_registry_digest_and_local_id():
+    for image in (DIGEST, "sha256:" + "d" * 64):
+        assert violations(r.validate_app_image_by_digest, make_args(C, web_container(image=image))) == []
+
+
+@pytest.mark.parametrize("image", ["registry.example.com/django-docker/web:3f2c1ab", "web:latest", "web@sha256:123"])
+def test_app_image_by_digest_rejects_tags_for_app_containers(image):
+    assert violations(r.validate_app_image_by_digest, make_args(C, web_container(image=image))) != []
+    assert violations(r.validate_app_image_by_digest, make_args(C, one_shot_container(image=image))) != []
+
+
+def test_app_image_by_digest_leaves_accessories_to_their_pinned_tags():
+    assert violations(r.validate_app_image_by_digest, make_args(C, accessory_container())) == []
+
+
+# --- resources-labelled ------------------------------------------------------
+
+def test_resources_labelled_requires_service_and_a_known_role():
+    unlabelled = web_container(labels=[])
+    assert len(violations(r.validate_resources_labelled, make_args(C, unlabelled))) == 2
+    odd_role = web_container(labels=[
+        {"label": "django-docker.service", "value": "web"},
+        {"label": "django-docker.role", "value": "worker"},
+    ])
+    found = violations(r.validate_resources_labelled, make_args(C, odd_role))
+    assert len(found) == 1 and "'worker'" in found[0]
+
+
+def test_resources_labelled_requires_network_and_volume_names():
+    assert violations(r.validate_resources_labelled, make_args(N, {"internal": True, "labels": []})) != []
+    assert violations(r.validate_resources_labelled, make_args(V, {"labels": []})) != []
+    assert violations(r.validate_resources_labelled, make_args(N, network("backend"))) == []
+    assert violations(r.validate_resources_labelled, make_args(V, volume("static"))) == []
+
+
+# --- app-memory-limit --------------------------------------------------------
+
+@pytest.mark.parametrize("memory", [None, 0, -1, True])
+def test_app_memory_limit_rejects_missing_or_non_positive(memory):
+    props = web_container()
+    if memory is None:
+        del props["memory"]
+    else:
+        props["memory"] = memory
+    assert violations(r.validate_app_memory_limit, make_args(C, props)) != []
+
+
+def test_app_memory_limit_applies_to_one_shots_but_not_accessories():
+    no_memory_migrate = one_shot_container()
+    del no_memory_migrate["memory"]
+    assert violations(r.validate_app_memory_limit, make_args(C, no_memory_migrate)) != []
+    no_memory_db = accessory_container()
+    del no_memory_db["memory"]
+    assert violations(r.validate_app_memory_limit, make_args(C, no_memory_db)) == []
+    assert violations(r.validate_app_memory_limit, make_args(C, web_container(memory=256))) == []
+
+
+# --- app-restart-policy ------------------------------------------------------
+
+@pytest.mark.parametrize("restart", ["always", "unless-stopped", "on-failure"])
+def test_app_restart_policy_accepts_restarting_policies(restart):
+    assert violations(r.validate_app_restart_policy, make_args(C, web_container(restart=restart))) == []
+
+
+@pytest.mark.parametrize("restart", ["no", None, ""])
+def test_app_restart_policy_rejects_long_running_without_restart(restart):
+    assert violations(r.validate_app_restart_policy, make_args(C, web_container(restart=restart))) != []
+
+
+def test_app_restart_policy_one_shots_must_not_restart():
+    assert violations(r.validate_app_restart_policy, make_args(C, one_shot_container(restart="no"))) == []
+    loop = violations(r.validate_app_restart_policy, make_args(C, one_shot_container("collectstatic", restart="always")))
+    assert len(loop) == 1 and "one-shot" in loop[0]
+
+
+# --- app-healthcheck ---------------------------------------------------------
+
+def test_app_healthcheck_rejects_missing_empty_and_disabled():
+    for healthcheck in (None, {}, {"tests": []}, {"tests": ["NONE"]}):
+        props = web_container(healthcheck=healthcheck)
+        assert violations(r.validate_app_healthcheck, make_args(C, props)) != [], healthcheck
+
+
+def test_app_healthcheck_exempts_one_shots_only():
+    assert violations(r.validate_app_healthcheck, make_args(C, one_shot_container("migrate"))) == []
+    celery_without = web_container(healthcheck=None, labels=[
+        {"label": "django-docker.service", "value": "celery-worker"},
+        {"label": "django-docker.role", "value": "app"},
+    ])
+    assert violations(r.validate_app_healthcheck, make_args(C, celery_without)) != []
+
+
+# --- app-non-root ------------------------------------------------------------
+
+@pytest.mark.parametrize("user", [None, "", "0", "root", "0:0", "root:app"])
+def test_app_non_root_rejects_root_or_unset(user):
+    assert violations(r.validate_app_non_root, make_args(C, web_container(user=user))) != []
+    assert violations(r.validate_app_non_root, make_args(C, one_shot_container(user=user))) != []
+
+
+@pytest.mark.parametrize("user", ["10001:10001", "10001", "app", "10001:0"])
+def test_app_non_root_accepts_other_users(user):
+    assert violations(r.validate_app_non_root, make_args(C, web_container(user=user))) == []
+
+
+def test_app_non_root_does_not_judge_accessories():
+    assert violations(r.validate_app_non_root, make_args(C, accessory_container(user="root"))) == []
+
+
+# --- only-nginx-publishes-ports ----------------------------------------------
+
+def test_only_nginx_publishes_ports():
+    assert violations(r.validate_only_nginx_publishes_ports, make_args(C, nginx_container())) == []
+    exposed_db = accessory_container(ports=[{"internal": 5432, "external": 5432, "ip": "127.0.0.1"}])
+    found = violations(r.validate_only_nginx_publishes_ports, make_args(C, exposed_db))
+    assert len(found) == 1 and "127.0.0.1:5432->5432" in found[0]
+    assert violations(r.validate_only_nginx_publishes_ports, make_args(C, web_container(publishAllPorts=True))) != []
+    assert violations(r.validate_only_nginx_publishes_ports, make_args(C, web_container(ports=[]))) == []
+
+
+# --- backend-network-internal ------------------------------------------------
+
+def test_backend_network_must_be_internal():
+    assert violations(r.validate_backend_network_internal, make_args(N, network("backend"))) == []
+    for internal in (False, None):
+        args = make_args(N, network("backend", internal=internal))
+        assert violations(r.validate_backend_network_internal, args) != []
+    assert violations(r.validate_backend_network_internal, make_args(N, network("frontend"))) == []
+
+
+# --- prod-data-volumes-protected ---------------------------------------------
+
+@pytest.mark.parametrize("kind", ["postgres-data", "redis-data"])
+def test_prod_data_volumes_must_be_protected(kind):
+    unprotected = make_args(V, volume(kind, stack="prod"), stack="prod", protect=False)
+    found = violations(r.validate_prod_data_volumes_protected, unprotected)
+    assert len(found) == 1 and kind in found[0]
+    protected = make_args(V, volume(kind, stack="prod"), stack="prod", protect=True)
+    assert violations(r.validate_prod_data_volumes_protected, protected) == []
+
+
+def test_prod_data_volume_rule_spares_dev_and_non_data_volumes():
+    assert violations(r.validate_prod_data_volumes_protected, make_args(V, volume("postgres-data"), stack="dev")) == []
+    assert violations(r.validate_prod_data_volumes_protected,
+                      make_args(V, volume("static", stack="prod"), stack="prod")) == []
+
+
+def test_prod_data_volume_rule_reads_the_stack_from_the_urn_first():
+    # A dev label copied into prod must not let a prod volume go unprotected.
+    mislabelled = make_args(V, volume("postgres-data", stack="dev"), stack="prod")
+    assert violations(r.validate_prod_data_volumes_protected, mislabelled) != []
+    # Without a readable URN, the program's stack label decides.
+    no_urn = make_args(V, volume("postgres-data", stack="prod"), urn="")
+    assert violations(r.validate_prod_data_volumes_protected, no_urn) != []
+
+
+def test_production_stacks_come_from_policy_config():
+    args = make_args(V, volume("redis-data"), stack="production", config={"productionStacks": ["production"]})
+    assert violations(r.validate_prod_data_volumes_protected, args) != []
+    assert violations(r.validate_prod_data_volumes_protected, make_args(V, volume("redis-data"), stack="production")) == []
+
+
+# --- prod-never-builds -------------------------------------------------------
+
+def test_prod_never_builds():
+    image = {"imageName": "registry.example.com/django-docker/web:abc", "build": {"context": "django_app"}}
+    assert violations(r.validate_prod_never_builds, make_args(r.IMAGE, image, stack="dev")) == []
+    found = violations(r.validate_prod_never_builds, make_args(r.IMAGE, image, stack="prod", name="web-image"))
+    assert len(found) == 1 and "web-image" in found[0]
+
+
+# --- advisory CIS runtime rules ----------------------------------------------
+
+@pytest.mark.parametrize("validate, bad, good", [
+    (r.validate_cis_read_only_root, {"readOnly": False}, {"readOnly": True}),
+    (r.validate_cis_capabilities_dropped, {"capabilities": {"drops": ["NET_RAW"]}}, {"capabilities": {"drops": ["all"]}}),
+    (r.validate_cis_capabilities_dropped, {"capabilities": None}, {"capabilities": {"drops": ["ALL"], "adds": ["CHOWN"]}}),
+    (r.validate_cis_no_new_privileges, {"securityOpts": []}, {"securityOpts": ["no-new-privileges"]}),
+    (r.validate_cis_no_new_privileges, {"securityOpts": ["no-new-privileges:false"]}, {"securityOpts": ["no-new-privileges=true"]}),
+    (r.validate_cis_not_privileged, {"privileged": True}, {"privileged": False}),
+    (r.validate_cis_host_namespaces, {"networkMode": "host"}, {"networkMode": "bridge"}),
+    (r.validate_cis_host_namespaces, {"pidMode": "host"}, {"pidMode": None}),
+    (r.validate_cis_docker_socket,
+     {"volumes": [{"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock"}]},
+     {"volumes": [{"volumeName": "media", "containerPath": "/app/media"}]}),
+    (r.validate_cis_docker_socket,
+     {"mounts": [{"type": "bind", "source": "/run/docker.sock", "target": "/d.sock"}]},
+     {"mounts": [{"type": "tmpfs", "target": "/tmp"}]}),
+])
+def test_cis_rules_on_containers(validate, bad, good):
+    assert violations(validate, make_args(C, web_container(**bad))) != []
+    assert violations(validate, make_args(C, web_container(**good))) == []
+
+
+def test_cis_accessory_rules_cover_what_the_mandatory_app_rules_do_not():
+    bare_db = accessory_container(memory=None, healthcheck=None)
+    assert violations(r.validate_cis_accessory_memory_limit, make_args(C, bare_db)) != []
+    assert violations(r.validate_cis_accessory_healthcheck, make_args(C, bare_db)) != []
+    # App containers are the mandatory rules' business: no double report.
+    bare_web = web_container(memory=None, healthcheck=None)
+    assert violations(r.validate_cis_accessory_memory_limit, make_args(C, bare_web)) == []
+    assert violations(r.validate_cis_accessory_healthcheck, make_args(C, bare_web)) == []
+
+
+# --- the pack as a whole -----------------------------------------------------
+
+def test_enforcement_levels():
+    levels = {policy.name: policy.enforcement_level for policy in r.POLICIES}
+    mandatory = {name for name, level in levels.items() if level == EnforcementLevel.MANDATORY}
+    assert mandatory == {
+        "image-pinned", "app-image-by-digest", "resources-labelled", "app-memory-limit",
+        "app-restart-policy", "app-healthcheck", "app-non-root", "only-nginx-publishes-ports",
+        "backend-network-internal", "prod-data-volumes-protected", "prod-never-builds",
+    }
+    advisory = {name for name, level in levels.items() if level == EnforcementLevel.ADVISORY}
+    assert advisory == set(levels) - mandatory
+    assert all(name.startswith("cis-") for name in advisory)
+    assert len(levels) == len(r.POLICIES), "policy names must be unique"
+
+
+def test_one_bad_container_is_reported_by_each_broken_rule_and_no_other():
+    props = web_container(image="web:latest", user="root", memory=0)
+    found = policy_violations(make_args(C, props), EnforcementLevel.MANDATORY)
+    assert set(found) == {"image-pinned", "app-image-by-digest", "app-non-root", "app-memory-limit"}
+
+
+def test_unknown_values_at_preview_are_left_to_the_engine():
+    # The dev image digest is unknown until the image is built: pulumi_policy
+    # turns this error into "can't run policy during preview" and reruns at up.
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    with pytest.raises(UnknownValueError):
+        violations(r.validate_app_image_by_digest, make_args(C, web_container(image=unknown)))
