@@ -1,0 +1,108 @@
+"""Settings shared by every environment.
+
+Nothing here requires a variable: the service URLs and the secret are read by
+`production.py` (required) and `test.py` (loopback defaults), and `build.py` needs none,
+so `collectstatic` can run at image build time without any secret.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+
+from config import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+
+DEBUG = False
+ALLOWED_HOSTS: list[str] = []
+
+# The image's revision, reported by /health/ so a deployment can be matched to its commit.
+GIT_SHA = env.string("GIT_SHA", default="unknown")
+
+INSTALLED_APPS = [
+    "django.contrib.staticfiles",
+    "visits",
+]
+
+MIDDLEWARE = [
+    # First: answers /health/ before SecurityMiddleware (SSL redirect) and before
+    # CommonMiddleware validates the Host header, so the container healthcheck can use
+    # http://127.0.0.1:8000 without 127.0.0.1 being an allowed host for everything else.
+    "config.health.HealthCheckMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# The paths the program mounts its static and media volumes on (docs/contracts.md).
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+MEDIA_URL = "/media/"
+MEDIA_ROOT = BASE_DIR / "media"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    # Hashed names: during a rolling deploy the old and the new release's files coexist in
+    # the shared static volume, and each release's pages name only its own files.
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+}
+# Uploads above this size are streamed to a temporary file (/tmp is a tmpfs in the stack).
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+UPLOAD_MAX_BYTES = 5 * 1024 * 1024
+
+
+def database(url: str) -> dict:
+    """Django's DATABASES entry for a URL: persistent connections, checked before reuse."""
+    config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
+    # Fail in seconds, not minutes, when the server is unreachable (health checks, startup).
+    config.setdefault("OPTIONS", {})["connect_timeout"] = 5
+    return config
+
+
+def cache(url: str) -> dict:
+    return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+
+
+# Celery reads every CELERY_* setting (config/celery.py); the broker URL is set with REDIS_URL.
+CELERY_TASK_ACKS_LATE = True  # a task lost with its worker is delivered again...
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # ...also when the worker process is killed
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # a busy worker does not hoard queued tasks
+CELERY_TASK_IGNORE_RESULT = True  # tasks write their results to PostgreSQL
+CELERY_TASK_TIME_LIMIT = 60
+CELERY_TASK_SOFT_TIME_LIMIT = 50
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Longer than any task may run, so Redis does not redeliver a task still in progress.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep Django's stdout logging
+
+LOG_LEVEL = env.string("DJANGO_LOG_LEVEL", default="INFO").upper()
+# Everything to stdout: the engine collects container output.
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(process)d %(message)s"},
+    },
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "stream": "ext://sys.stdout", "formatter": "plain"},
+    },
+    "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+}

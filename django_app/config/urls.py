@@ -1,0 +1,12 @@
+from django.urls import path
+
+from visits import views
+
+# /health/ is answered by config.health.HealthCheckMiddleware, ahead of host validation.
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("whoami/", views.whoami, name="whoami"),
+    path("visits/", views.create_visit, name="create-visit"),
+    path("visits/<int:visit_id>/", views.visit_detail, name="visit-detail"),
+    path("uploads/", views.upload, name="upload"),
+]

@@ -1,0 +1,15 @@
+#!/usr/bin/env python
+import sys
+
+from config import env
+
+
+def main() -> None:
+    env.default_settings_module()
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+
+
+if __name__ == "__main__":
+    main()

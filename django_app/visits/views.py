@@ -1,0 +1,61 @@
+import socket
+from pathlib import PurePath
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils.text import get_valid_filename
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_POST
+
+from visits.models import Visit
+from visits.tasks import process_visit
+
+
+def record_visit(request: HttpRequest) -> Visit:
+    visit = Visit.objects.create(path=request.path[:200], served_by=socket.gethostname())
+    # Enqueue only once the row is committed, or a fast worker could look for it too early.
+    transaction.on_commit(lambda: process_visit.delay(visit.pk))
+    return visit
+
+
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    visit = record_visit(request)
+    recent = Visit.objects.all()[:10]
+    return render(request, "visits/index.html", {"visit": visit, "recent": recent, "hostname": socket.gethostname()})
+
+
+@require_GET
+def whoami(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"hostname": socket.gethostname()})
+
+
+# The JSON endpoints carry no cookie-based authority (there are no sessions or logins),
+# so CSRF protection has nothing to protect; the smoke checks post to them directly.
+@csrf_exempt
+@require_POST
+def create_visit(request: HttpRequest) -> JsonResponse:
+    visit = record_visit(request)
+    return JsonResponse({"id": visit.pk, "status_url": f"/visits/{visit.pk}/"}, status=201)
+
+
+@require_GET
+def visit_detail(request: HttpRequest, visit_id: int) -> JsonResponse:
+    return JsonResponse(get_object_or_404(Visit, pk=visit_id).as_json())
+
+
+@csrf_exempt
+@require_POST
+def upload(request: HttpRequest) -> JsonResponse:
+    uploaded = request.FILES.get("file")
+    if uploaded is None:
+        return JsonResponse({"error": "multipart field 'file' is required"}, status=400)
+    if uploaded.size > settings.UPLOAD_MAX_BYTES:
+        return JsonResponse({"error": f"file larger than {settings.UPLOAD_MAX_BYTES} bytes"}, status=413)
+    # Only the base name, made safe; the storage appends a suffix if the name is taken.
+    name = get_valid_filename(PurePath(uploaded.name or "upload").name) or "upload"
+    stored = default_storage.save(f"uploads/{name}", uploaded)
+    return JsonResponse({"url": default_storage.url(stored)}, status=201)
