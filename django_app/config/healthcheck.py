@@ -12,11 +12,12 @@ import urllib.error
 import urllib.request
 
 TIMEOUT_SECONDS = 5
+HEALTH_URL = "http://127.0.0.1:8000/health/"
 
 
-def web() -> int:
+def web(url: str = HEALTH_URL) -> int:
     try:
-        with urllib.request.urlopen("http://127.0.0.1:8000/health/", timeout=TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
             return 0 if response.status == 200 else 1
     except urllib.error.HTTPError as exc:  # 503 carries the failing check in its body
         print(exc.read().decode(errors="replace")[:500], file=sys.stderr)

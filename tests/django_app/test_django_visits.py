@@ -1,0 +1,115 @@
+"""The feature that proves a deployment end to end: a visit recorded in PostgreSQL and
+processed by a real Celery worker process, an upload stored under media, the static asset,
+and the replica's hostname."""
+
+import socket
+import sys
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from django_app_support import app_env, run_app, test_database_url, wait_until
+from visits.models import Visit
+
+HOSTNAME = socket.gethostname()
+
+
+def test_whoami_names_the_replica_that_answered(client):
+    response = client.get("/whoami/")
+
+    assert response.status_code == 200
+    assert response.json() == {"hostname": HOSTNAME}
+
+
+@pytest.mark.django_db
+def test_the_page_records_a_visit_and_uses_the_static_asset(client):
+    response = client.get("/")
+
+    assert response.status_code == 200
+    assert '<link rel="stylesheet" href="/static/visits/site.css">' in response.content.decode()
+    visit = Visit.objects.get()
+    assert (visit.path, visit.served_by, visit.processed) == ("/", HOSTNAME, False)
+
+
+@pytest.mark.django_db
+def test_posting_a_visit_records_it_and_answers_its_status_url(client):
+    response = client.post("/visits/")
+
+    assert response.status_code == 201
+    visit = Visit.objects.get()
+    assert response.json() == {"id": visit.pk, "status_url": f"/visits/{visit.pk}/"}
+    assert client.get(f"/visits/{visit.pk}/").json() == {"id": visit.pk, "processed": False, "processed_by": None}
+
+
+@pytest.mark.django_db
+def test_unknown_visit_is_404(client):
+    assert client.get("/visits/999999/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)  # the worker process must see the committed row
+def test_a_real_celery_worker_processes_the_visit_and_writes_back(client, celery_worker):
+    response = client.post("/visits/")
+    status_url = response.json()["status_url"]
+
+    status = wait_until(
+        lambda: (body := client.get(status_url).json())["processed"] and body,
+        timeout=30,
+        what="the worker to process the visit",
+    )
+
+    assert status == {"id": response.json()["id"], "processed": True, "processed_by": HOSTNAME}
+    assert Visit.objects.get(pk=status["id"]).visits_so_far >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_worker_healthcheck_pings_its_own_node(celery_worker, settings):
+    env = app_env(DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=test_database_url(), REDIS_URL=settings.REDIS_URL)
+
+    assert run_app(sys.executable, "-m", "config.healthcheck", "worker", env=env).returncode == 0
+
+
+def test_celery_is_configured_for_reliability(settings):
+    from config.celery import app
+
+    assert app.conf.task_acks_late is True
+    assert app.conf.worker_prefetch_multiplier == 1
+    assert app.conf.task_reject_on_worker_lost is True
+    assert app.conf.broker_url == settings.REDIS_URL
+    app.loader.import_default_modules()
+    assert "visits.tasks.process_visit" in app.tasks
+
+
+def test_upload_is_stored_under_media_uploads(client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+
+    response = client.post("/uploads/", {"file": SimpleUploadedFile("hello world.txt", b"hello\n")})
+
+    assert response.status_code == 201
+    assert response.json() == {"url": "/media/uploads/hello_world.txt"}
+    assert (tmp_path / "uploads" / "hello_world.txt").read_bytes() == b"hello\n"
+
+
+def test_upload_keeps_the_existing_file_and_strips_directories(client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    client.post("/uploads/", {"file": SimpleUploadedFile("notes.txt", b"first")})
+
+    second = client.post("/uploads/", {"file": SimpleUploadedFile("../../notes.txt", b"second")})
+
+    url = second.json()["url"]
+    assert url.startswith("/media/uploads/notes_") and url.endswith(".txt")
+    assert (tmp_path / "uploads" / "notes.txt").read_bytes() == b"first"
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(["notes.txt", url.rsplit("/", 1)[1]])
+
+
+def test_upload_without_a_file_is_400(client):
+    assert client.post("/uploads/", {}).status_code == 400
+
+
+def test_upload_over_the_limit_is_413(client, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    settings.UPLOAD_MAX_BYTES = 10
+
+    response = client.post("/uploads/", {"file": SimpleUploadedFile("big.bin", b"x" * 11)})
+
+    assert response.status_code == 413
+    assert not (tmp_path / "uploads").exists()
