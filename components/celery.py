@@ -1,0 +1,62 @@
+"""Celery: a worker from the app image (and, per stack, one beat scheduler)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components import render
+from components.common import AppRuntime, hardened_app_kwargs
+
+# A worker finishes its current task on SIGTERM (warm shutdown); give it time to.
+WORKER_GRACE_SECONDS = 60
+
+
+@dataclass(frozen=True, kw_only=True)
+class CeleryArgs:
+    runtime: AppRuntime
+    """The app image and its environment."""
+    concurrency: int
+    """Worker processes."""
+    memory_mb: int
+    """Memory limit of the worker and of beat."""
+    beat: bool
+    """Also run the beat scheduler (exactly one per stack)."""
+    release_gate: pulumi.Input[str]
+    """Release.gate: workers change only after migrate succeeded."""
+
+
+class Celery(pulumi.ComponentResource):
+    worker_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: CeleryArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("django-docker:components:Celery", name, None, opts)
+        rt = args.runtime
+
+        def container(role: str, command: list[str]) -> docker.Container:
+            return docker.Container(
+                f"{name}-{role}",
+                image=rt.image,
+                command=command,
+                envs=rt.env,
+                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=rt.backend_network)],
+                volumes=[rt.media_mount()],
+                healthcheck=rt.health(role),
+                wait=True,
+                wait_timeout=300,
+                memory=args.memory_mb,
+                restart=rt.restart,
+                stop_timeout=WORKER_GRACE_SECONDS,
+                destroy_grace_seconds=WORKER_GRACE_SECONDS,
+                labels=rt.labels(f"celery-{role}", release=args.release_gate),
+                **hardened_app_kwargs(),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+
+        worker = container("worker", render.worker_command(args.concurrency))
+        if args.beat:
+            container("beat", render.beat_command())
+        self.worker_name = worker.name
+        self.register_outputs({"worker_name": self.worker_name})

@@ -1,0 +1,78 @@
+"""Small pieces every container component shares (pulumi-docker argument shapes)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import pulumi
+import pulumi_docker as docker
+
+from components import render
+from components.render import APP_USER
+from components.settings import Healthcheck
+
+# json-file logs with rotation: a chatty container cannot fill the host's disk.
+LOG_DRIVER = "json-file"
+LOG_OPTS = {"max-size": "10m", "max-file": "3"}
+NO_NEW_PRIVILEGES = ["no-new-privileges:true"]
+
+
+def label_args(labels: Mapping[str, pulumi.Input[str]]) -> list[docker.ContainerLabelArgs]:
+    return [docker.ContainerLabelArgs(label=key, value=value) for key, value in sorted(labels.items())]
+
+
+def healthcheck_args(test: Sequence[str], *, interval: str, timeout: str, retries: int, start_period: str) -> docker.ContainerHealthcheckArgs:
+    return docker.ContainerHealthcheckArgs(
+        tests=list(test), interval=interval, timeout=timeout, retries=retries, start_period=start_period
+    )
+
+
+def hardened_app_kwargs() -> dict:
+    """What every container of the app image gets: non-root, read-only root, no capabilities."""
+    return dict(
+        user=APP_USER,
+        read_only=True,
+        tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
+        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+        security_opts=NO_NEW_PRIVILEGES,
+        init=True,  # tini as PID 1 reaps Celery's and gunicorn's children and forwards signals
+        log_driver=LOG_DRIVER,
+        log_opts=LOG_OPTS,
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppRuntime:
+    """What every container of the app image shares: image, environment, network, timings."""
+
+    image: pulumi.Input[str]
+    """The image by digest (AppImage.ref), never by tag."""
+    env: pulumi.Input[Sequence[str]]
+    """KEY=value list (secret: it holds the database password and SECRET_KEY)."""
+    git_sha: pulumi.Input[str]
+    """Commit of the image, for labels."""
+    stack: str
+    """Stack name, for labels."""
+    backend_network: pulumi.Input[str]
+    """The internal backend network (postgres, redis)."""
+    media_volume: pulumi.Input[str]
+    """Volume mounted at MEDIA_ROOT."""
+    healthcheck: Healthcheck
+    """Healthcheck timings from the stack."""
+    restart: str
+    """Restart policy of long-running containers."""
+
+    def labels(self, service: str, **extra: pulumi.Input[str]) -> list[docker.ContainerLabelArgs]:
+        return label_args({
+            **render.labels(service=service, role="app", stack=self.stack),
+            f"{render.LABEL_PREFIX}.git-sha": self.git_sha,
+            **{f"{render.LABEL_PREFIX}.{key}": value for key, value in extra.items()},
+        })
+
+    def health(self, role: str) -> docker.ContainerHealthcheckArgs:
+        h = self.healthcheck
+        return healthcheck_args(render.app_healthcheck(role), interval=h.interval, timeout=h.timeout, retries=h.retries, start_period=h.start_period)
+
+    def media_mount(self) -> docker.ContainerVolumeArgs:
+        return docker.ContainerVolumeArgs(volume_name=self.media_volume, container_path=render.MEDIA_ROOT)

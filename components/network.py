@@ -1,0 +1,57 @@
+"""Networks: `frontend` (nginx <-> web) and an internal `backend` (app <-> postgres, redis).
+
+The backend is `internal`: no route out of the host, so a compromised app container cannot
+reach the internet, and postgres/redis are reachable only by the containers attached to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.render import LABEL_PREFIX
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworksArgs:
+    stack: str
+    """Stack name, for labels."""
+    frontend_subnet: str
+    """CIDR of the frontend network: gunicorn trusts forwarded headers only from it."""
+
+
+class Networks(pulumi.ComponentResource):
+    frontend: pulumi.Output[str]
+    """Name of the frontend network."""
+    backend: pulumi.Output[str]
+    """Name of the internal backend network."""
+
+    def __init__(self, name: str, args: NetworksArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("django-docker:components:Networks", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+
+        def labels(kind: str) -> list[docker.NetworkLabelArgs]:
+            return [
+                docker.NetworkLabelArgs(label=f"{LABEL_PREFIX}.network", value=kind),
+                docker.NetworkLabelArgs(label=f"{LABEL_PREFIX}.stack", value=args.stack),
+            ]
+
+        frontend = docker.Network(
+            f"{name}-frontend",
+            driver="bridge",
+            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.frontend_subnet)],
+            labels=labels("frontend"),
+            opts=child,
+        )
+        backend = docker.Network(
+            f"{name}-backend",
+            driver="bridge",
+            internal=True,
+            labels=labels("backend"),
+            opts=child,
+        )
+        self.frontend = frontend.name
+        self.backend = backend.name
+        self.register_outputs({"frontend": self.frontend, "backend": self.backend})

@@ -1,0 +1,85 @@
+"""Postgres: a pinned postgres:15.x accessory on the backend network, data on its volume.
+
+No host port, ever: only containers on the internal backend network reach it. Replacement is
+delete-before-replace: two servers on one data directory would corrupt it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components import render
+from components.common import LOG_DRIVER, LOG_OPTS, NO_NEW_PRIVILEGES, healthcheck_args, label_args
+
+
+@dataclass(frozen=True, kw_only=True)
+class PostgresArgs:
+    image: str
+    """Pinned postgres image reference."""
+    db: str
+    """Database name."""
+    user: str
+    """Database role."""
+    password: Optional[pulumi.Input[str]]
+    """Secret password; None generates one (kept only as a secret in the stack state)."""
+    memory_mb: int
+    """Memory limit."""
+    restart: str
+    """Restart policy."""
+    network: pulumi.Input[str]
+    """The internal backend network."""
+    data_volume: pulumi.Input[str]
+    """Volume for /var/lib/postgresql/data."""
+    stack: str
+    """Stack name, for labels."""
+
+
+class Postgres(pulumi.ComponentResource):
+    host: str
+    """DNS name on the backend network."""
+    port: int
+    password: pulumi.Output[str]
+    """The password (secret)."""
+    container_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("django-docker:components:Postgres", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if args.password is None:
+            password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child).result
+        else:
+            password = pulumi.Output.secret(args.password)
+
+        container = docker.Container(
+            name,
+            image=args.image,
+            envs=pulumi.Output.secret(password).apply(
+                lambda p: render.postgres_env(user=args.user, password=p, db=args.db)
+            ),
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[render.POSTGRES_HOST])],
+            volumes=[docker.ContainerVolumeArgs(volume_name=args.data_volume, container_path=render.POSTGRES_DATA)],
+            healthcheck=healthcheck_args(
+                render.postgres_healthcheck(args.user, args.db), interval="5s", timeout="5s", retries=10, start_period="30s"
+            ),
+            wait=True,
+            wait_timeout=180,
+            memory=args.memory_mb,
+            shm_size=128,
+            restart=args.restart,
+            security_opts=NO_NEW_PRIVILEGES,
+            destroy_grace_seconds=60,  # a clean shutdown checkpoints; SIGKILL means crash recovery
+            labels=label_args(render.labels(service="postgres", role="accessory", stack=args.stack)),
+            log_driver=LOG_DRIVER,
+            log_opts=LOG_OPTS,
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+        )
+        self.host = render.POSTGRES_HOST
+        self.port = 5432
+        self.password = pulumi.Output.secret(password)
+        self.container_id = container.id
+        self.register_outputs({"host": self.host, "container_id": self.container_id})

@@ -1,0 +1,287 @@
+"""Pure rendering: commands, environment lists, labels, URLs and nginx.conf.
+
+Nothing here touches Pulumi or Docker; every function takes plain values and returns plain
+values, so each is tested with plain asserts on its exact output. The app's side of these
+contracts (paths, commands, variables) is docs/contracts.md.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Optional, Sequence
+from urllib.parse import quote
+
+APP_USER = "10001:10001"
+APP_PORT = 8000
+APP_ROOT = "/app"
+STATIC_ROOT = "/app/staticfiles"
+MEDIA_ROOT = "/app/media"
+NGINX_STATIC = "/var/www/static"
+NGINX_MEDIA = "/var/www/media"
+NGINX_CONF = "/etc/nginx/nginx.conf"
+NGINX_TLS_CERT = "/etc/nginx/tls/server.crt"
+NGINX_TLS_KEY = "/etc/nginx/tls/server.key"
+POSTGRES_DATA = "/var/lib/postgresql/data"
+REDIS_DATA = "/data"
+POSTGRES_HOST = "postgres"
+REDIS_HOST = "redis"
+LABEL_PREFIX = "django-docker"
+
+
+# --- names -------------------------------------------------------------------------------
+
+def replica_alias(index: int) -> str:
+    """Stable DNS name of web replica `index` (1-based) on the frontend network."""
+    return f"web-{index}"
+
+
+def labels(*, service: str, role: str, stack: str, git_sha: Optional[str] = None) -> dict[str, str]:
+    """Labels every container carries, so people and the policy pack can tell them apart."""
+    result = {
+        f"{LABEL_PREFIX}.service": service,
+        f"{LABEL_PREFIX}.role": role,
+        f"{LABEL_PREFIX}.stack": stack,
+    }
+    if git_sha:
+        result[f"{LABEL_PREFIX}.git-sha"] = git_sha
+    return result
+
+
+# --- commands ----------------------------------------------------------------------------
+
+def web_command() -> list[str]:
+    return ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
+
+
+def migrate_command() -> list[str]:
+    return ["python", "manage.py", "migrate", "--noinput"]
+
+
+def collectstatic_command() -> list[str]:
+    return ["python", "manage.py", "collectstatic", "--noinput"]
+
+
+def worker_command(concurrency: int) -> list[str]:
+    return ["celery", "--app", "config", "worker", "--loglevel", "INFO", "--concurrency", str(concurrency)]
+
+
+def beat_command() -> list[str]:
+    # The schedule lives in /tmp: the root filesystem is read-only.
+    return ["celery", "--app", "config", "beat", "--loglevel", "INFO", "--schedule", "/tmp/celerybeat-schedule"]
+
+
+def app_healthcheck(role: str) -> list[str]:
+    """Healthcheck test for an app container: Python, not curl (python:*-slim has no curl)."""
+    return ["CMD", "python", "-m", "config.healthcheck", role]
+
+
+def postgres_healthcheck(user: str, db: str) -> list[str]:
+    return ["CMD", "pg_isready", "--username", user, "--dbname", db, "--host", "127.0.0.1"]
+
+
+def redis_healthcheck() -> list[str]:
+    return ["CMD", "redis-cli", "ping"]
+
+
+def redis_command(memory_mb: int) -> list[str]:
+    """Redis is the Celery broker: persist every second and never evict a queued task."""
+    max_memory_mb = max(1, memory_mb * 3 // 4)  # headroom under the container limit for fork/AOF rewrite
+    return [
+        "redis-server",
+        "--appendonly", "yes",
+        "--appendfsync", "everysec",
+        "--maxmemory", f"{max_memory_mb}mb",
+        "--maxmemory-policy", "noeviction",
+    ]
+
+
+# --- environment -------------------------------------------------------------------------
+
+def database_url(*, user: str, password: str, db: str, host: str = POSTGRES_HOST, port: int = 5432) -> str:
+    return f"postgres://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(db, safe='')}"
+
+
+def redis_url(*, host: str = REDIS_HOST, port: int = 6379, db: int = 0) -> str:
+    return f"redis://{host}:{port}/{db}"
+
+
+def app_env(
+    *,
+    secret_key: str,
+    database_url: str,
+    redis_url: str,
+    allowed_hosts: Sequence[str],
+    tls: bool,
+    hsts_seconds: int,
+    log_level: str,
+    web_concurrency: int,
+    web_timeout: int,
+    forwarded_allow_ips: str,
+    csrf_trusted_origins: Sequence[str] = (),
+) -> list[str]:
+    """The environment of every container that runs the app image, as KEY=value strings."""
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": secret_key,
+        "DJANGO_ALLOWED_HOSTS": ",".join(allowed_hosts),
+        "DJANGO_CSRF_TRUSTED_ORIGINS": ",".join(csrf_trusted_origins),
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        # HTTPS behaviour follows whether nginx terminates TLS: a plain-HTTP stack still works.
+        "DJANGO_SECURE_SSL_REDIRECT": _bool(tls),
+        "DJANGO_SECURE_COOKIES": _bool(tls),
+        "DJANGO_SECURE_HSTS_SECONDS": str(hsts_seconds if tls else 0),
+        "DJANGO_LOG_LEVEL": log_level,
+        "WEB_CONCURRENCY": str(web_concurrency),
+        "GUNICORN_TIMEOUT": str(web_timeout),
+        "FORWARDED_ALLOW_IPS": forwarded_allow_ips,
+    }
+    return [f"{key}={value}" for key, value in env.items()]
+
+
+def csrf_origins(*, hosts: Iterable[str], tls: bool, port: int) -> list[str]:
+    """Origins Django trusts for CSRF: the public scheme, host and (non-default) port."""
+    scheme = "https" if tls else "http"
+    default = 443 if tls else 80
+    suffix = "" if port == default else f":{port}"
+    return [f"{scheme}://{host}{suffix}" for host in hosts if not host.startswith(".")]
+
+
+def postgres_env(*, user: str, password: str, db: str) -> list[str]:
+    return [f"POSTGRES_USER={user}", f"POSTGRES_PASSWORD={password}", f"POSTGRES_DB={db}"]
+
+
+def public_url(*, server_name: str, tls: bool, port: int) -> str:
+    scheme = "https" if tls else "http"
+    default = 443 if tls else 80
+    return f"{scheme}://{server_name}" + ("" if port == default else f":{port}") + "/"
+
+
+def _bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+# --- nginx -------------------------------------------------------------------------------
+
+_MEDIA_CSP = "\"default-src 'none'; sandbox\""
+_SECURITY_HEADERS = (
+    ("X-Content-Type-Options", '"nosniff"'),
+    ("X-Frame-Options", '"DENY"'),
+    ("Referrer-Policy", '"same-origin"'),
+)
+
+
+def nginx_conf(
+    *,
+    upstreams: Sequence[str],
+    server_name: str,
+    client_max_body_size: str,
+    tls: bool,
+    public_https_port: int = 443,
+    hsts_seconds: int = 0,
+) -> str:
+    """The whole nginx.conf: an upstream of every web replica, static and media from volumes.
+
+    Each replica is its own `server` line, so nginx spreads requests and fails over passively
+    (max_fails/fail_timeout, proxy_next_upstream). nginx resolves these names once at start;
+    the program replaces nginx whenever the replica set changes (components/nginx.py).
+    """
+    if not upstreams:
+        raise ValueError("nginx_conf needs at least one upstream")
+    servers = "\n".join(f"        server {u}:{APP_PORT} max_fails=3 fail_timeout=10s;" for u in upstreams)
+    headers = _SECURITY_HEADERS + ((("Strict-Transport-Security", f'"max-age={hsts_seconds}; includeSubDomains"'),) if tls and hsts_seconds else ())
+
+    def add_headers(indent: str, extra: Sequence[tuple[str, str]] = ()) -> str:
+        # add_header in a location replaces the server's, so every location states them all.
+        return "\n".join(f"{indent}add_header {name} {value} always;" for name, value in (*headers, *extra))
+
+    locations = f"""
+        location /static/ {{
+            alias {NGINX_STATIC}/;
+            access_log off;
+            expires 30d;
+{add_headers("            ", (("Cache-Control", '"public"'),))}
+        }}
+
+        location /media/ {{
+            alias {NGINX_MEDIA}/;
+            # Uploaded files never run as HTML or script in this origin.
+{add_headers("            ", (("Content-Security-Policy", _MEDIA_CSP),))}
+        }}
+
+        location / {{
+            proxy_pass http://django;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_redirect off;
+            proxy_next_upstream error timeout http_502 http_503 http_504;
+            proxy_next_upstream_tries 3;
+            proxy_connect_timeout 5s;
+            proxy_read_timeout 60s;
+{add_headers("            ")}
+        }}"""
+
+    if tls:
+        redirect_port = "" if public_https_port == 443 else f":{public_https_port}"
+        servers_block = f"""
+    server {{
+        listen 80 default_server;
+        server_name {server_name};
+        location / {{
+            return 301 https://$host{redirect_port}$request_uri;
+        }}
+    }}
+
+    server {{
+        # `listen ... http2` rather than `http2 on;`: accepted by nginx before and after 1.25.
+        listen 443 ssl http2 default_server;
+        server_name {server_name};
+        ssl_certificate {NGINX_TLS_CERT};
+        ssl_certificate_key {NGINX_TLS_KEY};
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_session_cache shared:SSL:10m;
+        ssl_session_timeout 1h;
+{locations}
+    }}"""
+    else:
+        servers_block = f"""
+    server {{
+        listen 80 default_server;
+        server_name {server_name};
+{locations}
+    }}"""
+
+    return f"""# Rendered by components/render.py: do not edit in the container.
+worker_processes auto;
+pid /tmp/nginx.pid;
+error_log stderr warn;
+
+events {{
+    worker_connections 1024;
+}}
+
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log /dev/stdout;
+    server_tokens off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_timeout 65s;
+    client_max_body_size {client_max_body_size};
+    client_body_temp_path /tmp/nginx-client-body;
+    proxy_temp_path /tmp/nginx-proxy;
+    gzip on;
+    gzip_types text/css application/javascript application/json image/svg+xml;
+
+    upstream django {{
+{servers}
+        keepalive 16;
+    }}
+{servers_block}
+}}
+"""

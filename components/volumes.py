@@ -1,0 +1,52 @@
+"""Volumes: PostgreSQL data, Redis data, static files, media.
+
+With `protectData` the two data volumes are `protect`ed (a `pulumi destroy` refuses to run)
+and `retain_on_delete` (even an unprotected delete leaves the Docker volume in place).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+
+from components.render import LABEL_PREFIX
+
+DATA_VOLUMES = ("postgres-data", "redis-data")
+FILE_VOLUMES = ("static", "media")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VolumesArgs:
+    stack: str
+    """Stack name, for labels."""
+    protect_data: bool
+    """Protect the data volumes from deletion."""
+
+
+class Volumes(pulumi.ComponentResource):
+    postgres_data: pulumi.Output[str]
+    redis_data: pulumi.Output[str]
+    static: pulumi.Output[str]
+    media: pulumi.Output[str]
+
+    def __init__(self, name: str, args: VolumesArgs, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("django-docker:components:Volumes", name, None, opts)
+        names = {}
+        for kind in DATA_VOLUMES + FILE_VOLUMES:
+            protected = args.protect_data and kind in DATA_VOLUMES
+            volume = docker.Volume(
+                f"{name}-{kind}",
+                labels=[
+                    docker.VolumeLabelArgs(label=f"{LABEL_PREFIX}.volume", value=kind),
+                    docker.VolumeLabelArgs(label=f"{LABEL_PREFIX}.stack", value=args.stack),
+                ],
+                opts=pulumi.ResourceOptions(parent=self, protect=protected, retain_on_delete=protected),
+            )
+            names[kind] = volume.name
+        self.postgres_data = names["postgres-data"]
+        self.redis_data = names["redis-data"]
+        self.static = names["static"]
+        self.media = names["media"]
+        self.register_outputs(dict(names))

@@ -1,0 +1,292 @@
+"""The plan: what `pulumi up` would create, from the program run under the SDK's mock monitor.
+
+The Pulumi engine cannot run here, so the program runs against `pulumi.runtime.set_mocks` with
+the stack's config as the CLI would give it (Pulumi.yaml defaults, then Pulumi.<stack>.yaml,
+then overrides). Every registered resource is recorded with its inputs (wire names, secrets
+unwrapped but remembered), the outputs the mock computed, and its resource options. The unit
+tests and the rehearsal share this one mechanism.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import runpy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Optional
+
+import pulumi
+import yaml
+from pulumi.runtime import rpc
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import run_pulumi_func
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROGRAM = PROJECT_ROOT / "__main__.py"
+
+CONTAINER = "docker:index/container:Container"
+IMAGE = "docker:index/image:Image"
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+NETWORK = "docker:index/network:Network"
+VOLUME = "docker:index/volume:Volume"
+RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
+STACK_REFERENCE = "pulumi:pulumi:StackReference"
+
+
+class PlanError(Exception):
+    """The program refused the stack's config (its one-line message), or could not run."""
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    type: str
+    name: str
+    urn: str
+    inputs: dict
+    outputs: dict
+    options: dict
+    secret_paths: tuple[str, ...] = ()
+    custom: bool = True
+
+    def label(self, key: str) -> Optional[str]:
+        """Value of a Docker label (`labels: [{label, value}]`) in the inputs."""
+        for item in self.inputs.get("labels", []) or []:
+            if item.get("label") == key:
+                return item.get("value")
+        return None
+
+
+@dataclass
+class Plan:
+    stack: str
+    config: dict[str, str]
+    resources: list[PlannedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[PlannedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def by_name(self, name: str) -> PlannedResource:
+        matches = [r for r in self.resources if r.name == name]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} resources named {name!r}")
+        return matches[0]
+
+    def by_urn(self, urn: str) -> PlannedResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def containers(self, service: Optional[str] = None) -> list[PlannedResource]:
+        return [
+            r for r in self.of_type(CONTAINER)
+            if service is None or r.label("django-docker.service") == service
+        ]
+
+
+# --- config ------------------------------------------------------------------------------
+
+def _config_string(value: Any) -> str:
+    """Config values reach the program as strings; the CLI JSON-encodes non-strings."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
+def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str], set[str]]:
+    """The config `pulumi up` would pass: project defaults, then the stack file. Also its secret keys."""
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    namespace = project["name"]
+    config: dict[str, str] = {}
+    for key, declaration in (project.get("config") or {}).items():
+        full = key if ":" in key else f"{namespace}:{key}"
+        if isinstance(declaration, dict):
+            if "default" in declaration:
+                config[full] = _config_string(declaration["default"])
+        else:
+            config[full] = _config_string(declaration)
+    stack_file = root / f"Pulumi.{stack}.yaml"
+    if not stack_file.exists():
+        raise PlanError(f"{stack_file.name}: no such stack file")
+    secret_keys: set[str] = set()
+    for key, value in ((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}).items():
+        full = key if ":" in key else f"{namespace}:{key}"
+        if isinstance(value, dict) and "secure" in value:
+            raise PlanError(f"{stack_file.name}: {key} is encrypted; pass it to plan_stack(secrets=...)")
+        config[full] = _config_string(value)
+    return config, secret_keys
+
+
+# --- mocks -------------------------------------------------------------------------------
+
+def _fake_hex(*parts: str, length: int = 64) -> str:
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
+
+
+class _Mocks(pulumi.runtime.Mocks):
+    """Computes what the providers would: ids, auto-names, digests, exit codes."""
+
+    def __init__(self, stack_references: Mapping[str, Mapping[str, Any]], exit_codes: Mapping[str, int]):
+        self.stack_references = stack_references
+        self.exit_codes = exit_codes
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        state = dict(args.inputs)
+        name = args.name
+        if args.typ == STACK_REFERENCE:
+            stack_name = state.get("name", name)
+            return f"{stack_name}", {"name": stack_name, "outputs": dict(self.stack_references.get(stack_name, {})), "secretOutputNames": []}
+        if args.typ == IMAGE:
+            image_name = state["imageName"]
+            digest = _fake_hex("image", image_name, json.dumps(state.get("build", {}), sort_keys=True, default=str))
+            repository = image_name.rsplit(":", 1)[0] if ":" in image_name.rsplit("/", 1)[-1] else image_name
+            # A pushed image's repoDigest is repo@sha256:...; a local build's is its image id.
+            state["repoDigest"] = f"sha256:{digest}" if state.get("skipPush") else f"{repository}@sha256:{digest}"
+            state["baseImageName"] = image_name
+        elif args.typ == REMOTE_IMAGE:
+            state["repoDigest"] = state["name"]
+            state["imageId"] = "sha256:" + _fake_hex("remote", state["name"])
+        elif args.typ in (CONTAINER, NETWORK, VOLUME) and not state.get("name"):
+            # Pulumi's auto-naming: logical name plus a random suffix.
+            state["name"] = f"{name}-{_fake_hex(name, length=7)}"
+        elif args.typ == RANDOM_PASSWORD:
+            state["result"] = "mock" + _fake_hex("password", name, length=28)
+        if args.typ == CONTAINER and state.get("attach"):
+            state["exitCode"] = self.exit_codes.get(name, 0)
+            state["containerLogs"] = f"{name}: mock logs"
+        return f"{name}-id", state
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+
+class _RecordingMonitor(MockMonitor):
+    """The SDK's mock monitor, also keeping each registration's inputs and options."""
+
+    def __init__(self, mocks: _Mocks):
+        super().__init__(mocks)
+        self.requests: list[dict] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.requests.append({
+                "type": request.type,
+                "name": request.name,
+                "urn": response.urn,
+                "custom": request.custom,
+                "object": rpc.deserialize_properties(request.object, keep_unknowns=True),
+                "options": {
+                    "parent": request.parent,
+                    "dependencies": list(request.dependencies),
+                    "protect": request.protect,
+                    "retain_on_delete": request.retainOnDelete,
+                    "delete_before_replace": request.deleteBeforeReplace,
+                    "replacement_trigger": rpc.deserialize_property(request.replacement_trigger) if request.HasField("replacement_trigger") else None,
+                },
+            })
+        return response
+
+
+def _unwrap_secrets(value: Any, path: str, found: list[str]) -> Any:
+    if rpc.is_rpc_secret(value):
+        found.append(path or "<root>")
+        return _unwrap_secrets(rpc.unwrap_rpc_secret(value), path, found)
+    if isinstance(value, dict):
+        return {k: _unwrap_secrets(v, f"{path}.{k}" if path else k, found) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap_secrets(v, f"{path}[{i}]", found) for i, v in enumerate(value)]
+    return value
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path):
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def plan_stack(
+    stack: str,
+    *,
+    overrides: Optional[Mapping[str, Any]] = None,
+    secrets: Optional[Mapping[str, Any]] = None,
+    stack_references: Optional[Mapping[str, Mapping[str, Any]]] = None,
+    exit_codes: Optional[Mapping[str, int]] = None,
+    preview: bool = False,
+    root: Path = PROJECT_ROOT,
+) -> Plan:
+    """Run the program for `stack` under mocks and return every resource it registers.
+
+    overrides/secrets: extra config (keys without namespace are the project's), as if set with
+    `pulumi config set` / `--secret`. stack_references: outputs of other stacks by name.
+    exit_codes: exit code of one-shot containers by logical name (default 0).
+    Raises PlanError with the program's one-line message when the config is refused.
+    """
+    config, secret_keys = stack_config(stack, root)
+    namespace = yaml.safe_load((root / "Pulumi.yaml").read_text())["name"]
+
+    def full(key: str) -> str:
+        return key if ":" in key else f"{namespace}:{key}"
+
+    for key, value in (overrides or {}).items():
+        config[full(key)] = _config_string(value)
+    for key, value in (secrets or {}).items():
+        config[full(key)] = _config_string(value)
+        secret_keys.add(full(key))
+
+    mocks = _Mocks(stack_references or {}, exit_codes or {})
+    monitor = _RecordingMonitor(mocks)
+    # The root stack and every Output bind to the current loop: make it ours before set_mocks.
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    runtime_settings.reset_options(project=namespace, stack=stack, preview=preview)
+    pulumi.runtime.set_mocks(mocks, project=namespace, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config(config, sorted(secret_keys))
+    root_stack = runtime_settings.get_root_resource()
+
+    async def program() -> dict:
+        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+        await asyncio.sleep(0)
+        return {}
+
+    async def run() -> dict:
+        await run_pulumi_func(program)
+        outputs = {}
+        for key, value in root_stack.outputs.items():
+            outputs[key] = await pulumi.Output.from_input(value).future(with_unknowns=True)
+        return outputs
+
+    try:
+        with _working_directory(root):
+            outputs = loop.run_until_complete(run())
+    except pulumi.RunError as error:
+        raise PlanError(str(error)) from None
+    finally:
+        loop.close()
+        asyncio.set_event_loop(None)
+        runtime_settings.reset_options()
+
+    plan = Plan(stack=stack, config=config, outputs=outputs)
+    states = monitor.get_registered_resources()
+    for request in monitor.requests:
+        found: list[str] = []
+        inputs = _unwrap_secrets(request["object"], "", found)
+        registration = states.get(request["urn"])
+        plan.resources.append(PlannedResource(
+            type=request["type"],
+            name=request["name"],
+            urn=request["urn"],
+            inputs=inputs,
+            outputs=_unwrap_secrets(dict(registration.state), "", []) if registration else {},
+            options=request["options"],
+            secret_paths=tuple(found),
+            custom=request["custom"],
+        ))
+    return plan
