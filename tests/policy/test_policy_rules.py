@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from pulumi_policy import EnforcementLevel
 from pulumi_policy.proxy import UnknownValueError
@@ -306,3 +309,23 @@ def test_unknown_values_at_preview_are_left_to_the_engine():
     unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
     with pytest.raises(UnknownValueError):
         violations(r.validate_app_image_by_digest, make_args(C, web_container(image=unknown)))
+
+
+# --- what the documentation and the pack's own virtualenv say -----------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_documented_rule_table_matches_the_pack():
+    text = (ROOT / "docs" / "delivery.md").read_text()
+    documented = dict(re.findall(r"^\| `([a-z0-9-]+)` \| (mandatory|advisory) \|", text, re.M))
+    assert documented == {policy.name: policy.enforcement_level.value for policy in r.POLICIES}
+
+
+def test_policy_venv_pins_agree_with_the_project():
+    def pins(path):
+        return dict(line.split("==") for line in path.read_text().splitlines()
+                    if "==" in line and not line.startswith("#"))
+    project, pack = pins(ROOT / "requirements.txt"), pins(ROOT / "policy" / "requirements.txt")
+    assert set(pack) == {"pulumi", "pulumi-policy"}
+    assert all(project[name] == version for name, version in pack.items())
