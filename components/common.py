@@ -18,6 +18,15 @@ LOG_OPTS = {"max-size": "10m", "max-file": "3"}
 NO_NEW_PRIVILEGES = ["no-new-privileges:true"]
 
 
+def child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None, **extra) -> pulumi.ResourceOptions:
+    """Options for a component's child: parented, and waiting on what the component waits on.
+
+    A component's depends_on orders the component's own registration, not the children its
+    constructor creates (checked with the SDK's mock monitor), so pass it down.
+    """
+    return pulumi.ResourceOptions(parent=parent, depends_on=opts.depends_on if opts else None, **extra)
+
+
 def label_args(labels: Mapping[str, pulumi.Input[str]]) -> list[docker.ContainerLabelArgs]:
     return [docker.ContainerLabelArgs(label=key, value=value) for key, value in sorted(labels.items())]
 

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import LOG_DRIVER, LOG_OPTS, NO_NEW_PRIVILEGES, label_args
+from components.common import LOG_DRIVER, LOG_OPTS, NO_NEW_PRIVILEGES, child_options, label_args
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,8 +91,9 @@ class Nginx(pulumi.ComponentResource):
             labels=label_args(render.labels(service="nginx", role="accessory", stack=args.stack)),
             log_driver=LOG_DRIVER,
             log_opts=LOG_OPTS,
-            opts=pulumi.ResourceOptions(
-                parent=self,
+            opts=child_options(
+                self,
+                opts,
                 delete_before_replace=True,
                 replacement_trigger=pulumi.Output.from_input(args.replica_ids).apply(lambda ids: ",".join(sorted(ids))),
             ),

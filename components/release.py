@@ -15,7 +15,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import AppRuntime, hardened_app_kwargs
+from components.common import AppRuntime, child_options, hardened_app_kwargs
 
 LOG_TAIL_LINES = 20
 
@@ -64,7 +64,7 @@ class Release(pulumi.ComponentResource):
                 logs=True,
                 labels=rt.labels(step),
                 **hardened_app_kwargs(),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=child_options(self, opts),
             )
 
         migrate = one_shot("migrate", render.migrate_command(), [])

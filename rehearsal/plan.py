@@ -21,6 +21,7 @@ from typing import Any, Mapping, Optional
 
 import pulumi
 import yaml
+from google.protobuf import json_format
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
@@ -71,14 +72,18 @@ class Plan:
     def of_type(self, type_: str) -> list[PlannedResource]:
         return [r for r in self.resources if r.type == type_]
 
-    def by_name(self, name: str) -> PlannedResource:
-        matches = [r for r in self.resources if r.name == name]
+    def by_name(self, name: str, type_: Optional[str] = None) -> PlannedResource:
+        """The one resource with this logical name (and type: a component and its container may share a name)."""
+        matches = [r for r in self.resources if r.name == name and (type_ is None or r.type == type_)]
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} resources named {name!r}")
         return matches[0]
 
     def by_urn(self, urn: str) -> PlannedResource:
         return next(r for r in self.resources if r.urn == urn)
+
+    def container(self, name: str) -> PlannedResource:
+        return self.by_name(name, CONTAINER)
 
     def containers(self, service: Optional[str] = None) -> list[PlannedResource]:
         return [
@@ -185,7 +190,7 @@ class _RecordingMonitor(MockMonitor):
                     "protect": request.protect,
                     "retain_on_delete": request.retainOnDelete,
                     "delete_before_replace": request.deleteBeforeReplace,
-                    "replacement_trigger": rpc.deserialize_property(request.replacement_trigger) if request.HasField("replacement_trigger") else None,
+                    "replacement_trigger": json_format.MessageToDict(request.replacement_trigger) if request.HasField("replacement_trigger") else None,
                 },
             })
         return response

@@ -1,0 +1,93 @@
+"""Bad stack config fails before any resource exists, with one line that names the key."""
+
+import pytest
+
+from rehearsal.plan import PlanError, plan_stack
+from tests.program_fixtures import dev_outputs
+
+BAD_CONFIG = [
+    ({"webReplicas": 0}, "webReplicas: 0 is out of range; expected 1 to 50"),
+    ({"webReplicas": "three"}, "webReplicas: 'three' is not a whole number; expected 1 to 50"),
+    ({"webReplicas": 51}, "webReplicas: 51 is out of range; expected 1 to 50"),
+    ({"webMemory": "lots"}, "webMemory: 'lots' is not a memory limit; expected a size like 512M or 1G (at least 6M)"),
+    ({"celeryMemory": "1k"}, "celeryMemory: '1k' is not a memory limit; expected a size like 512M or 1G (at least 6M)"),
+    ({"postgresImage": "postgres:latest"}, "postgresImage: 'latest' is mutable; pin a version, e.g. postgres:1.2.3"),
+    ({"redisImage": "redis"}, "redisImage: 'redis' has no tag; pin a version, e.g. redis:1.2.3"),
+    ({"nginxImage": "Nginx::1"}, "nginxImage: 'Nginx::1' is not an image reference; expected repository:tag or repository@sha256:<64 hex>"),
+    ({"postgresImage": "mysql:8.0.36"}, "postgresImage: 'mysql:8.0.36' is not a postgres image"),
+    ({"postgresImage": "postgres:16.4"}, "postgresImage: '16.4' is not 15.x; this stack's data needs postgres 15 (a major upgrade is a migration)"),
+    ({"redisImage": "redis:7"}, "redisImage: '7' is not a pinned release; expected redis:7.x.x"),
+    ({"httpPort": 70000}, "httpPort: 70000 is out of range; expected 1 to 65535"),
+    ({"httpPort": "eighty"}, "httpPort: 'eighty' is not a whole number; expected 1 to 65535"),
+    ({"restartPolicy": "sometimes"}, "restartPolicy: 'sometimes' is not one of always, unless-stopped, on-failure"),
+    ({"protectData": "yes"}, "protectData: 'yes' is not a boolean; expected true or false"),
+    ({"healthcheckInterval": "30 seconds"}, "healthcheckInterval: '30 seconds' is not valid; expected a duration like 30s or 1m30s"),
+    ({"bindAddress": "localhost"}, "bindAddress: 'localhost' is not an IP address; expected e.g. 127.0.0.1 or 0.0.0.0"),
+    ({"frontendSubnet": "172.30.10.1/24"}, "frontendSubnet: '172.30.10.1/24' is not a subnet; expected CIDR like 172.30.10.0/24"),
+    ({"imageSource": "registry"}, "imageSource: 'registry' is not one of build, stack, pin"),
+    ({"imageSource": "pin", "imagePin": "acme/web:1.2.3"}, "imagePin: 'acme/web:1.2.3' is not a digest reference; expected repo@sha256:<64 hex>"),
+    ({"imageSource": "stack", "imageSourceStack": "dev"}, "imageSourceStack: 'dev' is not a stack; expected org/project/stack, e.g. organization/django-docker/dev"),
+    ({"imageRegistry": "ghcr.io/acme"}, "imageRegistryUsername, imageRegistryPassword: required (the password as a secret) to push to imageRegistry"),
+    ({"imageRepository": "ghcr.io/acme/web:1"}, "imageRepository: 'ghcr.io/acme/web:1' is not a repository name; expected e.g. acme/web (no registry, no tag)"),
+    ({"djangoLogLevel": "LOUD"}, "djangoLogLevel: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR"),
+    ({"djangoAllowedHosts": "ok.example.com,bad host"}, "djangoAllowedHosts: 'bad host' is not a host name"),
+    ({"clientMaxBodySize": "ten"}, "clientMaxBodySize: 'ten' is not valid; expected an nginx size like 10m"),
+    ({"postgresUser": "Robert'); DROP"}, "postgresUser: 'Robert'); DROP' is not valid; expected a role name (lowercase letters, digits, _)"),
+]
+
+
+@pytest.mark.parametrize("overrides, message", BAD_CONFIG, ids=[next(iter(o)) + "-" + str(i) for i, (o, _) in enumerate(BAD_CONFIG)])
+def test_bad_config_is_one_clear_line(overrides, message):
+    with pytest.raises(PlanError) as error:
+        plan_stack("dev", overrides=overrides)
+    assert str(error.value) == message
+    assert "\n" not in str(error.value)
+
+
+def test_plain_text_secret_is_refused():
+    with pytest.raises(PlanError) as error:
+        plan_stack("dev", overrides={"postgresPassword": "hunter2"})
+    assert str(error.value) == "postgresPassword: stored in plain text; set it with `pulumi config set --secret postgresPassword`"
+
+
+def test_tls_needs_both_halves():
+    with pytest.raises(PlanError) as error:
+        plan_stack("dev", secrets={"tlsCertificate": "-----BEGIN CERTIFICATE-----"})
+    assert str(error.value) == "tlsCertificate, tlsKey: set both (secrets) to serve HTTPS, or neither"
+
+
+def test_registry_push_needs_secret_password():
+    with pytest.raises(PlanError) as error:
+        plan_stack("dev", overrides={"imageRegistry": "ghcr.io/acme", "imageRegistryUsername": "bot"})
+    assert "imageRegistryPassword" in str(error.value)
+
+
+def test_a_bad_ci_sha_is_refused(monkeypatch):
+    monkeypatch.setenv("GIT_SHA", "not-a-sha")
+    with pytest.raises(PlanError) as error:
+        plan_stack("dev")
+    assert str(error.value) == "GIT_SHA: 'not-a-sha' is not a 40-character git SHA"
+
+
+@pytest.mark.parametrize("overrides", [dict(o) for o, _ in BAD_CONFIG[:5]])
+def test_nothing_is_created_on_bad_config(overrides, monkeypatch):
+    """The refusal happens before the first resource registers."""
+    from rehearsal import plan as plan_module
+
+    registered = []
+    original = plan_module._RecordingMonitor.RegisterResource
+
+    def spy(self, request):
+        if request.type != "pulumi:pulumi:Stack":  # the stack itself always exists
+            registered.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(plan_module._RecordingMonitor, "RegisterResource", spy)
+    with pytest.raises(PlanError):
+        plan_stack("dev", overrides=overrides)
+    assert registered == []
+
+
+def test_prod_config_is_valid_with_its_source_stack():
+    plan = plan_stack("prod", stack_references=dev_outputs())
+    assert plan.outputs["imageRef"].endswith("@sha256:" + "d" * 64)

@@ -1,0 +1,243 @@
+"""The whole program on the dev stack (Pulumi.dev.yaml), as `pulumi up` would register it."""
+
+import json
+
+import pytest
+
+from rehearsal.plan import CONTAINER, IMAGE, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME, PlanError
+from tests.program_fixtures import GIT_SHA, env_of, plan_dev
+
+APP_SERVICES = {"migrate", "collectstatic", "web", "celery-worker", "celery-beat"}
+
+
+@pytest.fixture(scope="module")
+def plan():
+    import os
+
+    os.environ["GIT_SHA"] = GIT_SHA
+    try:
+        return plan_dev()
+    finally:
+        del os.environ["GIT_SHA"]
+
+
+def services(plan):
+    return sorted(c.label("django-docker.service") for c in plan.containers())
+
+
+def test_topology(plan):
+    assert services(plan) == sorted(["postgres", "redis", "migrate", "collectstatic", "web", "web", "celery-worker", "celery-beat", "nginx"])
+    assert len(plan.of_type(NETWORK)) == 2
+    assert len(plan.of_type(VOLUME)) == 4
+    assert plan.of_type(REMOTE_IMAGE) == []
+
+
+def test_image_is_built_locally_tagged_with_the_sha(plan):
+    (image,) = plan.of_type(IMAGE)
+    assert image.inputs["imageName"] == f"django-docker/web:{GIT_SHA[:12]}"
+    assert image.inputs["skipPush"] is True
+    assert "registry" not in image.inputs
+    assert image.inputs["build"]["args"] == {"GIT_SHA": GIT_SHA}
+    assert image.inputs["build"]["context"].endswith("/django_app")
+    assert image.inputs["build"]["dockerfile"].endswith("/django_app/Dockerfile")
+    assert "latest" not in json.dumps(image.inputs)
+
+
+def test_app_containers_run_the_digest_not_the_tag(plan):
+    (image,) = plan.of_type(IMAGE)
+    digest = image.outputs["repoDigest"]
+    assert plan.outputs["imageRef"] == digest
+    app = [c for c in plan.containers() if c.label("django-docker.service") in APP_SERVICES]
+    assert len(app) == 6
+    assert {c.inputs["image"] for c in app} == {digest}
+    for c in app:
+        assert c.label("django-docker.role") == "app"
+        assert c.label("django-docker.git-sha") == GIT_SHA
+        assert c.label("django-docker.stack") == "dev"
+
+
+def test_accessories_use_pinned_images(plan):
+    images = {c.label("django-docker.service"): c.inputs["image"] for c in plan.containers() if c.label("django-docker.role") == "accessory"}
+    assert images == {"postgres": "postgres:15.14-bookworm", "redis": "redis:7.4.5-bookworm", "nginx": "nginx:1.28.0-bookworm"}
+
+
+def test_networks_backend_is_internal_and_only_nginx_and_web_are_on_frontend(plan):
+    nets = {n.label("django-docker.network"): n for n in plan.of_type(NETWORK)}
+    assert nets["backend"].inputs["internal"] is True
+    assert not nets["frontend"].inputs.get("internal")
+    assert nets["frontend"].inputs["ipamConfigs"] == [{"subnet": "172.30.10.0/24"}]
+    frontend, backend = nets["frontend"].outputs["name"], nets["backend"].outputs["name"]
+    on = {}
+    for c in plan.containers():
+        for attachment in c.inputs["networksAdvanced"]:
+            on.setdefault(attachment["name"], []).append(c.label("django-docker.service"))
+    assert sorted(on[frontend]) == ["nginx", "web", "web"]
+    assert sorted(on[backend]) == sorted(["postgres", "redis", "migrate", "collectstatic", "web", "web", "celery-worker", "celery-beat"])
+
+
+def test_aliases(plan):
+    aliases = {}
+    for c in plan.containers():
+        for attachment in c.inputs["networksAdvanced"]:
+            for alias in attachment.get("aliases", []):
+                aliases[alias] = c.label("django-docker.service")
+    assert aliases == {"postgres": "postgres", "redis": "redis", "web-1": "web", "web-2": "web"}
+
+
+def test_volumes_and_mounts(plan):
+    volumes = {v.label("django-docker.volume"): v for v in plan.of_type(VOLUME)}
+    assert set(volumes) == {"postgres-data", "redis-data", "static", "media"}
+    assert not any(v.options["protect"] or v.options["retain_on_delete"] for v in volumes.values())
+    name = {kind: v.outputs["name"] for kind, v in volumes.items()}
+    mounts = {
+        c.label("django-docker.service"): sorted((m["volumeName"], m["containerPath"], bool(m.get("readOnly"))) for m in c.inputs.get("volumes", []))
+        for c in plan.containers()
+    }
+    assert mounts["postgres"] == [(name["postgres-data"], "/var/lib/postgresql/data", False)]
+    assert mounts["redis"] == [(name["redis-data"], "/data", False)]
+    assert mounts["collectstatic"] == [(name["static"], "/app/staticfiles", False)]
+    assert mounts["web"] == [(name["media"], "/app/media", False)]
+    assert mounts["celery-worker"] == [(name["media"], "/app/media", False)]
+    assert mounts["nginx"] == sorted([(name["static"], "/var/www/static", True), (name["media"], "/var/www/media", True)])
+    assert mounts["migrate"] == []
+
+
+def test_only_nginx_publishes_ports_on_loopback(plan):
+    published = {c.label("django-docker.service"): c.inputs["ports"] for c in plan.containers() if c.inputs.get("ports")}
+    assert published == {"nginx": [{"internal": 80, "external": 8080, "ip": "127.0.0.1", "protocol": "tcp"}]}
+    assert plan.outputs["url"] == "http://localhost:8080/"
+
+
+def test_limits_users_restart_and_hardening(plan):
+    for c in plan.containers():
+        service = c.label("django-docker.service")
+        assert c.inputs["memory"] > 0, service
+        assert c.inputs["securityOpts"] == ["no-new-privileges:true"], service
+        assert c.inputs["logOpts"] == {"max-size": "10m", "max-file": "3"}, service
+        if service in APP_SERVICES:
+            assert c.inputs["user"] == "10001:10001"
+            assert c.inputs["readOnly"] is True
+            assert c.inputs["capabilities"] == {"drops": ["ALL"]}
+            assert c.inputs["tmpfs"] == {"/tmp": "rw,noexec,nosuid,size=64m"}
+            assert c.inputs["init"] is True
+    by = {c.name: c for c in plan.containers()}
+    assert by["django-docker-web-1"].inputs["memory"] == 512
+    assert by["django-docker-redis"].inputs["memory"] == 256
+    assert by["django-docker-web-1"].inputs["restart"] == "unless-stopped"
+    assert by["django-docker-release-migrate"].inputs["restart"] == "no"
+
+
+def test_healthchecks_and_wait(plan):
+    by = {c.name: c for c in plan.containers()}
+    web = by["django-docker-web-1"].inputs
+    assert web["healthcheck"] == {"tests": ["CMD", "python", "-m", "config.healthcheck", "web"], "interval": "5s", "timeout": "10s", "retries": 3, "startPeriod": "20s"}
+    assert web["wait"] is True
+    assert by["django-docker-celery-worker"].inputs["healthcheck"]["tests"][-1] == "worker"
+    assert by["django-docker-postgres"].inputs["healthcheck"]["tests"][:2] == ["CMD", "pg_isready"]
+    assert by["django-docker-redis"].inputs["healthcheck"]["tests"] == ["CMD", "redis-cli", "ping"]
+    for name in ("django-docker-postgres", "django-docker-redis", "django-docker-web-1", "django-docker-celery-worker"):
+        assert by[name].inputs["wait"] is True, name
+    for name in ("django-docker-release-migrate", "django-docker-release-collectstatic"):
+        one_shot = by[name].inputs
+        assert (one_shot["mustRun"], one_shot["attach"], one_shot["logs"]) == (False, True, True)
+        assert "healthcheck" not in one_shot
+
+
+def test_commands(plan):
+    by = {c.label("django-docker.service"): c.inputs.get("command") for c in plan.containers()}
+    assert by["web"] == ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
+    assert by["migrate"] == ["python", "manage.py", "migrate", "--noinput"]
+    assert by["collectstatic"] == ["python", "manage.py", "collectstatic", "--noinput"]
+    assert by["celery-worker"] == ["celery", "--app", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"]
+    assert by["redis"][:3] == ["redis-server", "--appendonly", "yes"]
+
+
+def test_app_environment(plan):
+    env = env_of(plan.container("django-docker-web-1"))
+    password = plan.by_name("django-docker-postgres-password").outputs["result"]
+    assert env["DATABASE_URL"] == f"postgres://app:{password}@postgres:5432/app"
+    assert env["REDIS_URL"] == "redis://redis:6379/0"
+    assert env["DJANGO_ALLOWED_HOSTS"] == "localhost"
+    assert env["DJANGO_CSRF_TRUSTED_ORIGINS"] == "http://localhost:8080"
+    assert env["DJANGO_SECURE_SSL_REDIRECT"] == "false"
+    assert env["FORWARDED_ALLOW_IPS"] == "172.30.10.0/24"
+    assert env["DJANGO_SECRET_KEY"] == plan.by_name("django-docker-secret-key").outputs["result"]
+    # Every app container gets the same environment.
+    envs = {json.dumps(c.inputs["envs"]) for c in plan.containers() if c.label("django-docker.role") == "app"}
+    assert len(envs) == 1
+
+
+def test_no_secret_in_plain_text(plan):
+    secrets = [r.outputs["result"] for r in plan.of_type(RANDOM_PASSWORD)]
+    assert len(secrets) == 2
+    for c in plan.containers():
+        if "envs" in c.inputs:
+            assert "envs" in c.secret_paths, c.name
+        plain = {k: v for k, v in c.inputs.items() if k not in c.secret_paths}
+        text = json.dumps(plain)
+        for secret in secrets:
+            assert secret not in text, c.name
+    assert "DJANGO_SECRET_KEY" not in json.dumps(plan.outputs)
+
+
+def test_release_gates_web_and_workers(plan):
+    migrate_id = "django-docker-release-migrate-id"  # the mock's id for it: the gate resolves to it
+    for c in plan.containers():
+        if c.label("django-docker.service") in {"web", "celery-worker", "celery-beat"}:
+            assert c.label("django-docker.release") == migrate_id, c.name
+    # The one-shots themselves (not just their component) wait for healthy postgres and redis.
+    accessories = {plan.container("django-docker-postgres").urn, plan.container("django-docker-redis").urn}
+    for name in ("django-docker-release-migrate", "django-docker-release-collectstatic"):
+        assert accessories <= set(plan.container(name).options["dependencies"]), name
+
+
+def test_failed_migration_fails_the_up_before_web_changes():
+    with pytest.raises(PlanError) as error:
+        plan_dev(exit_codes={"django-docker-release-migrate": 1})
+    assert str(error.value).startswith("release: migrate exited with 1; running containers were left as they were. Last lines: ")
+
+
+def test_nginx_gets_every_replica_and_is_replaced_with_them(plan):
+    nginx = plan.container("django-docker-nginx")
+    (upload,) = nginx.inputs["uploads"]
+    assert upload["file"] == "/etc/nginx/nginx.conf"
+    assert "server web-1:8000 max_fails=3 fail_timeout=10s;" in upload["content"]
+    assert "server web-2:8000 max_fails=3 fail_timeout=10s;" in upload["content"]
+    assert nginx.options["delete_before_replace"] is True
+    assert nginx.options["replacement_trigger"] == "django-docker-web-1-id,django-docker-web-2-id"
+    replicas = {plan.container(f"django-docker-web-{i}").urn for i in (1, 2)}
+    assert replicas <= set(nginx.options["dependencies"])
+
+
+def test_stateful_accessories_are_never_doubled(plan):
+    for name in ("django-docker-postgres", "django-docker-redis"):
+        assert plan.container(name).options["delete_before_replace"] is True
+    for name in ("django-docker-web-1", "django-docker-celery-worker"):
+        assert plan.container(name).options["delete_before_replace"] is False
+        assert "name" not in plan.container(name).inputs  # auto-named: old and new can coexist
+
+
+def test_outputs(plan):
+    assert plan.outputs["gitSha"] == GIT_SHA
+    assert plan.outputs["imagePushed"] is False
+    assert plan.outputs["webContainers"] == [plan.container(f"django-docker-web-{i}").outputs["name"] for i in (1, 2)]
+
+
+def test_dirty_marker_and_registry_push(monkeypatch):
+    monkeypatch.setenv("GIT_SHA", GIT_SHA + "-dirty")
+    plan = plan_dev(overrides={"imageRegistry": "ghcr.io/acme", "imageRegistryUsername": "bot"}, secrets={"imageRegistryPassword": "token-value-123"})
+    (image,) = plan.of_type(IMAGE)
+    assert image.inputs["imageName"] == f"ghcr.io/acme/django-docker/web:{GIT_SHA[:12]}-dirty"
+    assert image.inputs["skipPush"] is False
+    assert image.inputs["registry"] == {"server": "ghcr.io", "username": "bot", "password": "token-value-123"}
+    assert "registry.password" in image.secret_paths or "registry" in image.secret_paths
+    assert plan.outputs["imageRef"].startswith("ghcr.io/acme/django-docker/web@sha256:")
+    assert plan.outputs["imagePushed"] is True
+
+
+@pytest.mark.parametrize("replicas", [1, 5])
+def test_replica_count_flows_to_containers_and_nginx(replicas):
+    plan = plan_dev(overrides={"webReplicas": replicas})
+    assert len(plan.containers("web")) == replicas
+    conf = plan.container("django-docker-nginx").inputs["uploads"][0]["content"]
+    assert conf.count("max_fails=3") == replicas
