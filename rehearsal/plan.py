@@ -196,6 +196,21 @@ class _RecordingMonitor(MockMonitor):
         return response
 
 
+    def ReadResource(self, request):
+        # StackReference and other `get`s are reads: recorded too, with no options to speak of.
+        response = super().ReadResource(request)
+        self.requests.append({
+            "type": request.type,
+            "name": request.name,
+            "urn": response.urn,
+            "custom": True,
+            "object": rpc.deserialize_properties(request.properties, keep_unknowns=True),
+            "options": {"parent": request.parent, "dependencies": list(request.dependencies), "protect": False,
+                        "retain_on_delete": False, "delete_before_replace": False, "replacement_trigger": None, "read": True},
+        })
+        return response
+
+
 def _unwrap_secrets(value: Any, path: str, found: list[str]) -> Any:
     if rpc.is_rpc_secret(value):
         found.append(path or "<root>")

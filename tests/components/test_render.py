@@ -1,0 +1,146 @@
+"""Plain asserts on every render function; the nginx config is parsed and checked by nginx itself."""
+
+import shutil
+import subprocess
+
+import crossplane
+import pytest
+
+from components import render
+
+
+def test_labels():
+    assert render.labels(service="web", role="app", stack="dev", git_sha="abc") == {
+        "django-docker.service": "web", "django-docker.role": "app", "django-docker.stack": "dev", "django-docker.git-sha": "abc",
+    }
+    assert "django-docker.git-sha" not in render.labels(service="nginx", role="accessory", stack="prod")
+
+
+def test_commands():
+    assert render.web_command() == ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
+    assert render.migrate_command() == ["python", "manage.py", "migrate", "--noinput"]
+    assert render.collectstatic_command() == ["python", "manage.py", "collectstatic", "--noinput"]
+    assert render.worker_command(3) == ["celery", "--app", "config", "worker", "--loglevel", "INFO", "--concurrency", "3"]
+    assert render.beat_command() == ["celery", "--app", "config", "beat", "--loglevel", "INFO", "--schedule", "/tmp/celerybeat-schedule"]
+    assert render.app_healthcheck("web") == ["CMD", "python", "-m", "config.healthcheck", "web"]
+    assert render.postgres_healthcheck("app", "db") == ["CMD", "pg_isready", "--username", "app", "--dbname", "db", "--host", "127.0.0.1"]
+    assert render.redis_healthcheck() == ["CMD", "redis-cli", "ping"]
+
+
+def test_redis_keeps_headroom_and_never_evicts():
+    assert render.redis_command(256) == ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory", "192mb", "--maxmemory-policy", "noeviction"]
+
+
+def test_database_url_quotes_the_password():
+    assert render.database_url(user="app", password="p@ss/w:rd", db="app") == "postgres://app:p%40ss%2Fw%3Ard@postgres:5432/app"
+    assert render.redis_url() == "redis://redis:6379/0"
+
+
+def test_app_env_plain_http():
+    env = render.app_env(
+        secret_key="k", database_url="postgres://x", redis_url="redis://r", allowed_hosts=["a.example", "b.example"],
+        tls=False, hsts_seconds=3600, log_level="INFO", web_concurrency=2, web_timeout=30, forwarded_allow_ips="10.0.0.0/24",
+        csrf_trusted_origins=["http://a.example"],
+    )
+    assert env == [
+        "DJANGO_SETTINGS_MODULE=config.settings.production",
+        "DJANGO_SECRET_KEY=k",
+        "DJANGO_ALLOWED_HOSTS=a.example,b.example",
+        "DJANGO_CSRF_TRUSTED_ORIGINS=http://a.example",
+        "DATABASE_URL=postgres://x",
+        "REDIS_URL=redis://r",
+        "DJANGO_SECURE_SSL_REDIRECT=false",
+        "DJANGO_SECURE_COOKIES=false",
+        "DJANGO_SECURE_HSTS_SECONDS=0",  # no HSTS over plain HTTP, whatever the stack asks
+        "DJANGO_LOG_LEVEL=INFO",
+        "WEB_CONCURRENCY=2",
+        "GUNICORN_TIMEOUT=30",
+        "FORWARDED_ALLOW_IPS=10.0.0.0/24",
+    ]
+
+
+def test_app_env_tls_turns_on_https_settings():
+    env = dict(e.split("=", 1) for e in render.app_env(
+        secret_key="k", database_url="d", redis_url="r", allowed_hosts=["a"], tls=True, hsts_seconds=3600,
+        log_level="INFO", web_concurrency=1, web_timeout=1, forwarded_allow_ips="x",
+    ))
+    assert (env["DJANGO_SECURE_SSL_REDIRECT"], env["DJANGO_SECURE_COOKIES"], env["DJANGO_SECURE_HSTS_SECONDS"]) == ("true", "true", "3600")
+
+
+def test_urls_and_origins():
+    assert render.public_url(server_name="example.com", tls=False, port=80) == "http://example.com/"
+    assert render.public_url(server_name="localhost", tls=False, port=8080) == "http://localhost:8080/"
+    assert render.public_url(server_name="example.com", tls=True, port=443) == "https://example.com/"
+    assert render.csrf_origins(hosts=["example.com", ".example.com"], tls=True, port=8443) == ["https://example.com:8443"]
+    assert render.postgres_env(user="u", password="p", db="d") == ["POSTGRES_USER=u", "POSTGRES_PASSWORD=p", "POSTGRES_DB=d"]
+
+
+def _parse(text, tmp_path):
+    path = tmp_path / "nginx.conf"
+    path.write_text(text)
+    result = crossplane.parse(str(path), single=True, check_ctx=True, check_args=True, comments=False)
+    assert result["status"] == "ok", result["errors"]
+    return result["config"][0]["parsed"]
+
+
+def _find(block, directive):
+    for item in block:
+        if item["directive"] == directive:
+            yield item
+        for child in _find(item.get("block", []), directive):
+            yield child
+
+
+def test_nginx_conf_structure(tmp_path):
+    conf = render.nginx_conf(upstreams=["web-1", "web-2", "web-3"], server_name="example.com", client_max_body_size="10m", tls=False)
+    parsed = _parse(conf, tmp_path)
+    (upstream,) = _find(parsed, "upstream")
+    assert upstream["args"] == ["django"]
+    servers = [d["args"] for d in upstream["block"] if d["directive"] == "server"]
+    assert servers == [[f"web-{i}:8000", "max_fails=3", "fail_timeout=10s"] for i in (1, 2, 3)]
+    assert [d["args"] for d in _find(parsed, "server_tokens")] == [["off"]]
+    assert [d["args"] for d in _find(parsed, "client_max_body_size")] == [["10m"]]
+    locations = {d["args"][0]: d["block"] for d in _find(parsed, "location")}
+    assert set(locations) == {"/static/", "/media/", "/"}
+    assert [d["args"] for d in locations["/static/"] if d["directive"] == "alias"] == [["/var/www/static/"]]
+    assert [d["args"] for d in locations["/media/"] if d["directive"] == "alias"] == [["/var/www/media/"]]
+    headers = {tuple(d["args"][:1]): d["args"] for d in locations["/"] if d["directive"] == "proxy_set_header"}
+    assert headers[("X-Forwarded-Proto",)] == ["X-Forwarded-Proto", "$scheme"]
+    assert headers[("Host",)] == ["Host", "$host"]
+    assert headers[("X-Forwarded-For",)] == ["X-Forwarded-For", "$proxy_add_x_forwarded_for"]
+    for block in locations.values():
+        added = {d["args"][0] for d in block if d["directive"] == "add_header"}
+        assert {"X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy"} <= added
+    assert "Content-Security-Policy" in {d["args"][0] for d in locations["/media/"] if d["directive"] == "add_header"}
+    assert [d["args"] for d in _find(parsed, "listen")] == [["80", "default_server"]]
+
+
+def test_nginx_conf_tls_redirects_and_adds_hsts(tmp_path):
+    conf = render.nginx_conf(upstreams=["web-1"], server_name="example.com", client_max_body_size="1m", tls=True, public_https_port=8443, hsts_seconds=600)
+    parsed = _parse(conf, tmp_path)
+    assert [d["args"] for d in _find(parsed, "listen")] == [["80", "default_server"], ["443", "ssl", "http2", "default_server"]]
+    assert [d["args"] for d in _find(parsed, "return")] == [["301", "https://$host:8443$request_uri"]]
+    assert ["Strict-Transport-Security", "max-age=600; includeSubDomains", "always"] in [d["args"] for d in _find(parsed, "add_header")]
+
+
+def test_nginx_conf_needs_an_upstream():
+    with pytest.raises(ValueError):
+        render.nginx_conf(upstreams=[], server_name="x", client_max_body_size="1m", tls=False)
+
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if shutil.os.path.exists("/usr/sbin/nginx") else None)
+
+
+@pytest.mark.skipif(NGINX is None, reason="nginx is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("tls", [False, True])
+def test_real_nginx_accepts_the_config(tmp_path, tls):
+    # Upstream names resolve at `nginx -t`: use addresses; TLS files come from openssl.
+    conf = render.nginx_conf(upstreams=["127.0.0.1", "127.0.0.2"], server_name="example.com", client_max_body_size="10m", tls=tls, hsts_seconds=60)
+    if tls:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=example.com",
+                        "-keyout", str(tmp_path / "k.pem"), "-out", str(tmp_path / "c.pem")], check=True, capture_output=True)
+        conf = conf.replace(render.NGINX_TLS_CERT, str(tmp_path / "c.pem")).replace(render.NGINX_TLS_KEY, str(tmp_path / "k.pem"))
+    conf = conf.replace("/tmp/nginx.pid", str(tmp_path / "nginx.pid"))
+    (tmp_path / "nginx.conf").write_text(conf)
+    result = subprocess.run([NGINX, "-t", "-q", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
