@@ -1,5 +1,6 @@
 import logging
 import socket
+from datetime import timedelta
 
 from celery import shared_task
 from django.utils import timezone
@@ -20,3 +21,17 @@ def process_visit(visit_id: int) -> None:
     )
     if not updated:
         logger.warning("visit %s does not exist", visit_id)
+
+
+@shared_task
+def enqueue_unprocessed_visits(older_than_seconds: int = 300, limit: int = 500) -> int:
+    """Celery beat's job: enqueue again the visits whose task was lost (a broker restarted
+    without its data, say). A duplicate of a task still queued is harmless: see above."""
+    cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
+    stale = Visit.objects.filter(processed_at__isnull=True, created_at__lt=cutoff).order_by("pk")
+    visit_ids = list(stale.values_list("pk", flat=True)[:limit])
+    for visit_id in visit_ids:
+        process_visit.delay(visit_id)
+    if visit_ids:
+        logger.info("enqueued %d unprocessed visits again", len(visit_ids))
+    return len(visit_ids)

@@ -3,13 +3,17 @@ processed by a real Celery worker process, an upload stored under media, the sta
 and the replica's hostname."""
 
 import socket
+import subprocess
 import sys
+from datetime import timedelta
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
-from django_app_support import app_env, run_app, test_database_url, wait_until
+from django_app_support import APP_DIR, app_env, run_app, stop, test_database_url, wait_until
 from visits.models import Visit
+from visits.tasks import enqueue_unprocessed_visits
 
 HOSTNAME = socket.gethostname()
 
@@ -59,6 +63,34 @@ def test_a_real_celery_worker_processes_the_visit_and_writes_back(client, celery
 
     assert status == {"id": response.json()["id"], "processed": True, "processed_by": HOSTNAME}
     assert Visit.objects.get(pk=status["id"]).visits_so_far >= 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beats_sweep_enqueues_lost_visits_again_for_the_worker(celery_worker):
+    lost = Visit.objects.create(path="/", served_by="gone")  # recorded, but its task was lost
+    Visit.objects.filter(pk=lost.pk).update(created_at=timezone.now() - timedelta(minutes=10))
+    recent = Visit.objects.create(path="/", served_by="web")  # its task may still be queued
+
+    assert enqueue_unprocessed_visits() == 1
+
+    wait_until(lambda: Visit.objects.get(pk=lost.pk).processed, timeout=30, what="the lost visit to be processed")
+    assert Visit.objects.get(pk=recent.pk).processed is False
+
+
+def test_celery_beat_starts_with_the_contract_command(settings, tmp_path):
+    log = tmp_path / "beat.log"
+    env = app_env(DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL)
+    schedule = tmp_path / "celerybeat-schedule"  # the contract's is /tmp/celerybeat-schedule
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            ["celery", "--app", "config", "beat", "--loglevel", "INFO", "--schedule", str(schedule)],
+            cwd=APP_DIR, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            wait_until(lambda: "beat: Starting..." in log.read_text(), timeout=30, what="beat to start")
+        finally:
+            stop(process)
+    assert "Traceback" not in log.read_text()
 
 
 @pytest.mark.django_db(transaction=True)

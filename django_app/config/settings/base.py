@@ -92,6 +92,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Longer than any task may run, so Redis does not redeliver a task still in progress.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep Django's stdout logging
+# What `celery beat` sends (the schedule file lives in /tmp: the root filesystem is read-only).
+CELERY_BEAT_SCHEDULE = {
+    "enqueue-unprocessed-visits": {"task": "visits.tasks.enqueue_unprocessed_visits", "schedule": 300.0},
+}
 
 LOG_LEVEL = env.string("DJANGO_LOG_LEVEL", default="INFO").upper()
 # Everything to stdout: the engine collects container output.
