@@ -1,0 +1,82 @@
+# Two commands on a fresh Debian machine (as root, like CI):
+#   make up     set up, then `pulumi up` on the dev stack (needs the Pulumi CLI and a Docker engine)
+#   make test   set up, start PostgreSQL, Redis and a Docker engine, run every test
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+# A self-managed backend and a dev passphrase, so no Pulumi Cloud account is needed.
+# Override both for shared stacks (CI uses repository secrets).
+export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
+export PULUMI_CONFIG_PASSPHRASE ?= dev-only-passphrase
+# Services and the engine need root: use sudo where we are not (GitHub's runners).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: help host-packages policy-venv setup services docker up preview test rehearse rehearse-down benchmark promote rollback
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+
+# Host packages the install and the tests need: libpq headers (psycopg[c] builds from source),
+# nginx (the rendered config is checked with `nginx -t`), openssl. Installed only when missing.
+HOST_PACKAGES := pg_config:libpq-dev nginx:nginx-light openssl:openssl
+
+host-packages:
+	@missing=""; for pair in $(HOST_PACKAGES); do \
+	    command -v $${pair%%:*} >/dev/null || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+	    echo "make: installing$$missing"; $(SUDO) apt-get update -qq; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
+
+$(VENV)/.installed: requirements.txt django_app/requirements.txt django_app/requirements-test.txt
+	$(MAKE) --no-print-directory host-packages
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed ## Create .venv with the pinned requirements
+
+services: ## Start PostgreSQL and Redis on loopback for the Django tests (root; installs them if missing)
+	$(SUDO) bash scripts/start-services.sh
+
+docker: ## Make sure a Docker engine answers (root; installs docker.io if missing)
+	$(SUDO) bash scripts/start-docker.sh
+
+up: setup ## pulumi up on STACK (default dev)
+	@command -v pulumi >/dev/null || { echo "make up: the Pulumi CLI is not installed; see https://www.pulumi.com/docs/install/" >&2; exit 1; }
+	mkdir -p .pulumi-state
+	pulumi login "$$PULUMI_BACKEND_URL"
+	pulumi stack select --create $(STACK)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" pulumi up --stack $(STACK)
+
+policy/venv/.installed: policy/requirements.txt
+	python3 -m venv policy/venv
+	policy/venv/bin/pip install --quiet -r policy/requirements.txt
+	touch $@
+
+policy-venv: policy/venv/.installed ## The policy pack's own virtualenv (pulumi runs the pack from it)
+
+preview: setup policy-venv ## pulumi preview --diff on STACK with the policy pack
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" pulumi preview --stack $(STACK) --diff --policy-pack policy
+
+test: setup services docker ## Every test: program (mocks), Django (real PostgreSQL/Redis), policy, workflows, rehearsal units
+	$(PY) -m pytest
+
+rehearse: setup docker ## Boot STACK's planned topology on the local Docker engine, smoke-test it, tear it down (ARGS=--keep keeps it)
+	$(PY) -m rehearsal up $(STACK) $(ARGS)
+
+rehearse-down: setup ## Remove what `make rehearse ARGS=--keep` left running for STACK
+	$(PY) -m rehearsal down $(STACK)
+
+benchmark: setup ## How long evaluating each stack's program takes (3 and 50 web replicas)
+	$(PY) scripts/benchmark.py
+
+promote: setup ## Preview, then apply, prod running dev's pushed digest
+	bash scripts/promote.sh $(ARGS)
+
+rollback: setup ## Pin prod to an earlier digest: make rollback DIGEST=repo@sha256:...
+	@test -n "$(DIGEST)" || { echo "make rollback: set DIGEST=repo@sha256:<64 hex>" >&2; exit 2; }
+	bash scripts/rollback.sh "$(DIGEST)" $(ARGS)
