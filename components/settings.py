@@ -158,6 +158,11 @@ class StackSettings:
     def tls(self) -> bool:
         return self.tls_certificate is not None
 
+    @property
+    def public_port(self) -> int:
+        """The host port people's browsers use."""
+        return self.https_port if self.tls else self.http_port
+
 
 class _Reader:
     """Reads raw config values and turns them into typed ones, naming the key on failure."""
