@@ -8,7 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import AppRuntime, hardened_app_kwargs
+from components.common import AppRuntime
 
 # A worker finishes its current task on SIGTERM (warm shutdown); give it time to.
 WORKER_GRACE_SECONDS = 60
@@ -38,20 +38,14 @@ class Celery(pulumi.ComponentResource):
         def container(role: str, command: list[str]) -> docker.Container:
             return docker.Container(
                 f"{name}-{role}",
-                image=rt.image,
-                command=command,
-                envs=rt.env,
-                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=rt.backend_network)],
-                volumes=[rt.media_mount()],
-                healthcheck=rt.health(role),
-                wait=True,
-                wait_timeout=300,
-                memory=args.memory_mb,
-                restart=rt.restart,
-                stop_timeout=WORKER_GRACE_SECONDS,
-                destroy_grace_seconds=WORKER_GRACE_SECONDS,
-                labels=rt.labels(f"celery-{role}", release=args.release_gate),
-                **hardened_app_kwargs(),
+                **rt.container_kwargs(
+                    f"celery-{role}",
+                    command,
+                    memory_mb=args.memory_mb,
+                    volumes=[rt.media_mount()],
+                    labels={"release": args.release_gate},
+                ),
+                **rt.long_running_kwargs(role, WORKER_GRACE_SECONDS),
                 opts=pulumi.ResourceOptions(parent=self),
             )
 

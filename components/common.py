@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_docker as docker
@@ -16,6 +16,8 @@ from components.settings import Healthcheck
 LOG_DRIVER = "json-file"
 LOG_OPTS = {"max-size": "10m", "max-file": "3"}
 NO_NEW_PRIVILEGES = ["no-new-privileges:true"]
+# How long `pulumi up` waits for an app container to turn healthy before failing the update.
+WAIT_TIMEOUT_SECONDS = 300
 
 
 def child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None, **extra) -> pulumi.ResourceOptions:
@@ -85,3 +87,36 @@ class AppRuntime:
 
     def media_mount(self) -> docker.ContainerVolumeArgs:
         return docker.ContainerVolumeArgs(volume_name=self.media_volume, container_path=render.MEDIA_ROOT)
+
+    def container_kwargs(
+        self,
+        service: str,
+        command: Sequence[str],
+        *,
+        memory_mb: int,
+        networks: Sequence[docker.ContainerNetworksAdvancedArgs] = (),
+        volumes: Sequence[docker.ContainerVolumeArgs] = (),
+        labels: Optional[Mapping[str, pulumi.Input[str]]] = None,
+    ) -> dict:
+        """Arguments every container of the app image takes: the digest, env, backend, hardening."""
+        return dict(
+            image=self.image,
+            command=list(command),
+            envs=self.env,
+            networks_advanced=[*networks, docker.ContainerNetworksAdvancedArgs(name=self.backend_network)],
+            volumes=list(volumes),
+            memory=memory_mb,
+            labels=self.labels(service, **(labels or {})),
+            **hardened_app_kwargs(),
+        )
+
+    def long_running_kwargs(self, health_role: str, grace_seconds: int) -> dict:
+        """What a long-running app container adds: healthcheck, wait for health, restart, stop grace."""
+        return dict(
+            healthcheck=self.health(health_role),
+            wait=True,
+            wait_timeout=WAIT_TIMEOUT_SECONDS,
+            restart=self.restart,
+            stop_timeout=grace_seconds,
+            destroy_grace_seconds=grace_seconds,
+        )

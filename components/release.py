@@ -15,7 +15,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import AppRuntime, child_options, hardened_app_kwargs
+from components.common import AppRuntime, child_options
 
 LOG_TAIL_LINES = 20
 
@@ -52,18 +52,11 @@ class Release(pulumi.ComponentResource):
         def one_shot(step: str, command: list[str], volumes: list[docker.ContainerVolumeArgs]) -> docker.Container:
             return docker.Container(
                 f"{name}-{step}",
-                image=rt.image,
-                command=command,
-                envs=rt.env,
-                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=rt.backend_network)],
-                volumes=volumes,
-                memory=args.memory_mb,
+                **rt.container_kwargs(step, command, memory_mb=args.memory_mb, volumes=volumes),
                 restart="no",
                 must_run=False,  # it is meant to exit
                 attach=True,  # wait for the exit, then read exit_code
                 logs=True,
-                labels=rt.labels(step),
-                **hardened_app_kwargs(),
                 opts=child_options(self, opts),
             )
 

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import AppRuntime, hardened_app_kwargs
+from components.common import AppRuntime
 
 STOP_MARGIN_SECONDS = 5
 
@@ -56,23 +56,15 @@ class Web(pulumi.ComponentResource):
         for index, alias in enumerate(self.aliases, start=1):
             containers.append(docker.Container(
                 f"{name}-{index}",
-                image=rt.image,
-                command=render.web_command(),
-                envs=rt.env,
-                networks_advanced=[
-                    docker.ContainerNetworksAdvancedArgs(name=args.frontend_network, aliases=[alias]),
-                    docker.ContainerNetworksAdvancedArgs(name=rt.backend_network),
-                ],
-                volumes=[rt.media_mount()],
-                healthcheck=rt.health("web"),
-                wait=True,
-                wait_timeout=300,
-                memory=args.memory_mb,
-                restart=rt.restart,
-                stop_timeout=grace,
-                destroy_grace_seconds=grace,
-                labels=rt.labels("web", replica=str(index), release=args.release_gate),
-                **hardened_app_kwargs(),
+                **rt.container_kwargs(
+                    "web",
+                    render.web_command(),
+                    memory_mb=args.memory_mb,
+                    networks=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network, aliases=[alias])],
+                    volumes=[rt.media_mount()],
+                    labels={"replica": str(index), "release": args.release_gate},
+                ),
+                **rt.long_running_kwargs("web", grace),
                 opts=pulumi.ResourceOptions(parent=self),
             ))
         self.names = pulumi.Output.all(*[c.name for c in containers])
