@@ -11,7 +11,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from django_app_support import APP_DIR, app_env, run_app, stop, test_database_url, wait_until
+from django_app_support import APP_DIR, app_env, closed_port, run_app, stop, test_database_url, wait_until
 from visits.models import Visit
 from visits.tasks import enqueue_unprocessed_visits
 
@@ -88,9 +88,16 @@ def test_celery_beat_starts_with_the_contract_command(settings, tmp_path):
         )
         try:
             wait_until(lambda: "beat: Starting..." in log.read_text(), timeout=30, what="beat to start")
+            # The container healthcheck of the beat role passes while beat runs...
+            assert run_app(sys.executable, "-m", "config.healthcheck", "beat", env=env).returncode == 0
+            # ...and fails when its broker is gone.
+            no_broker = {**env, "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}
+            assert run_app(sys.executable, "-m", "config.healthcheck", "beat", env=no_broker).returncode == 1
         finally:
             stop(process)
     assert "Traceback" not in log.read_text()
+    # ...and fails once beat has stopped.
+    assert run_app(sys.executable, "-m", "config.healthcheck", "beat", env=env).returncode == 1
 
 
 @pytest.mark.django_db(transaction=True)
