@@ -29,7 +29,6 @@ from rehearsal.plan import CONTAINER, IMAGE, NETWORK, RANDOM_PASSWORD, REMOTE_IM
 from rehearsal.plan import Plan, PlannedResource
 from rehearsal.translate import (
     ContainerSpec,
-    UnsupportedInput,
     container_spec,
     image_build_kwargs,
     network_kwargs,
@@ -190,40 +189,47 @@ class Applier:
         self.parallelism = parallelism
         self.lock = threading.Lock()
         self.created = Created()
+        self.cancelled = threading.Event()
+        self.pool: ThreadPoolExecutor | None = None
 
     # -- scheduling
 
     def apply(self, steps: list[Step]) -> Created:
+        """Create every step once its dependencies exist; stop at the first failure."""
         pending = {s.resource.urn: s for s in steps}
         done: set[str] = set()
         running: dict[Future, Step] = {}
-        failure: BaseException | None = None
-        with ThreadPoolExecutor(max_workers=self.parallelism) as pool:
+        self.pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply")
+        try:
             while pending or running:
-                if failure is None:
-                    for urn, step in list(pending.items()):
-                        if all(d in done for d in step.deps):
-                            running[pool.submit(self.create, step)] = step
-                            del pending[urn]
-                else:
-                    pending.clear()
+                for urn, step in list(pending.items()):
+                    if all(d in done for d in step.deps):
+                        running[self.pool.submit(self.create, step)] = step
+                        del pending[urn]
                 if not running:
-                    if pending:
-                        raise ApplyError("nothing can proceed: " + ", ".join(s.resource.name for s in pending.values()))
-                    break
+                    raise ApplyError("nothing can proceed: " + ", ".join(s.resource.name for s in pending.values()))
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     step = running.pop(future)
-                    error = future.exception()
-                    if error is not None:
-                        failure = failure or error
-                    else:
-                        done.add(step.resource.urn)
-        if failure is not None:
-            raise failure
+                    if future.exception() is not None:
+                        raise future.exception()
+                    done.add(step.resource.urn)
+        finally:
+            # On failure or Ctrl-C, do not wait here for workers still waiting on health:
+            # teardown removes their containers, which ends their waits; join() follows.
+            self.pool.shutdown(wait=False, cancel_futures=True)
         return self.created
 
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    def join(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
     def create(self, step: Step) -> None:
+        if self.cancelled.is_set():
+            raise ApplyError("cancelled")
         r = step.resource
         with self.lock:
             inputs = substitute(r.inputs, self.mapping)
@@ -336,6 +342,8 @@ class Applier:
     def _wait_healthy(self, name: str, cid: str, timeout: int) -> str:
         deadline = time.monotonic() + timeout
         while True:
+            if self.cancelled.is_set():
+                raise ApplyError(f"container {name}: cancelled")
             state = self.api.inspect_container(cid)["State"]
             health = (state.get("Health") or {}).get("Status")
             if health is None:

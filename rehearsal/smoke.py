@@ -1,0 +1,305 @@
+"""Smoke checks of a rehearsed stack, all through nginx's published port on 127.0.0.1.
+
+Each check returns one line. The HTTP surface is docs/contracts.md's.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import secrets
+import socket
+import tarfile
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urlsplit
+
+import docker
+import docker.errors
+import requests
+
+from rehearsal.apply import Created, container_tail
+from rehearsal.plan import Plan
+
+SERVICE = "django-docker.service"
+ROLE = "django-docker.role"
+WHOAMI_REQUESTS = 50
+TASK_DEADLINE = 30.0  # seconds for the Celery task of a visit
+PROBE_TIMEOUT = 3  # seconds for the backend's TCP probe
+STATIC_ASSET = "visits/site.css"
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def line(self) -> str:
+        return f"  {'PASS' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+
+
+class CheckFailed(Exception):
+    pass
+
+
+def require(condition: bool, message: str) -> None:
+    if not condition:
+        raise CheckFailed(message)
+
+
+def front_door(plan: Plan) -> tuple[str, str, str]:
+    """(base URL on 127.0.0.1, Host header, nginx container logical name) from the plan."""
+    nginx = plan.containers("nginx")
+    require(len(nginx) == 1, f"expected one nginx container in the plan, found {len(nginx)}")
+    ports = [p for p in nginx[0].inputs.get("ports") or [] if int(p["internal"]) == 80]
+    require(len(ports) == 1, "nginx publishes no port for 80")
+    port = ports[0]
+    ip = port.get("ip") or "0.0.0.0"
+    host_ip = "127.0.0.1" if ip in ("0.0.0.0", "127.0.0.1") else ip
+    url = plan.outputs.get("url") or f"http://localhost:{int(port['external'])}/"
+    return f"http://{host_ip}:{int(port['external'])}", urlsplit(url).netloc, nginx[0].name
+
+
+class Smoke:
+    def __init__(self, client: docker.DockerClient, plan: Plan, created: Created, *, app_image: str,
+                 run_labels: dict[str, str], say: Callable[[str], None]):
+        self.client = client
+        self.api = client.api
+        self.plan = plan
+        self.created = created
+        self.app_image = app_image
+        self.run_labels = run_labels
+        self.say = say
+        self.base, self.host, self.nginx = front_door(plan)
+        self.http = requests.Session()
+        self.http.headers["Host"] = self.host
+
+    # -- helpers
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        return self.http.get(self.base + path, timeout=10, allow_redirects=False, **kwargs)
+
+    def cid(self, logical: str) -> str:
+        return self.created.containers[logical]
+
+    def names(self, service: str) -> list[str]:
+        return [r.name for r in self.plan.containers(service)]
+
+    def run(self) -> list[Check]:
+        checks = []
+        for name, check in [
+            ("health", self.check_health),
+            ("replicas", self.check_replicas),
+            ("visit", self.check_visit),
+            ("upload", self.check_upload),
+            ("static", self.check_static),
+            ("migrate", self.check_migrate),
+            ("non-root", self.check_non_root),
+            ("app image", self.check_app_image),
+            ("backend isolation", self.check_backend_isolated),
+            ("published ports", self.check_ports),
+        ]:
+            try:
+                result = Check(name, True, check())
+            except CheckFailed as failure:
+                result = Check(name, False, str(failure))
+            except (requests.RequestException, docker.errors.APIError, OSError, KeyError, ValueError) as error:
+                result = Check(name, False, f"{type(error).__name__}: {error}")
+            self.say(result.line())
+            checks.append(result)
+        return checks
+
+    # -- checks
+
+    def check_health(self) -> str:
+        response = self.get("/health/")
+        require(response.status_code == 200, f"GET /health/ -> {response.status_code}: {response.text[:200]}")
+        body = response.json()
+        checks = body.get("checks") or {}
+        require(checks.get("database") == "ok" and checks.get("redis") == "ok", f"checks {checks}")
+        return f"GET /health/ 200, database ok, redis ok, git_sha {body.get('git_sha')}"
+
+    def check_replicas(self) -> str:
+        expected = {self.api.inspect_container(self.cid(n))["Config"]["Hostname"]: n for n in self.names("web")}
+        seen: Counter = Counter()
+        for _ in range(WHOAMI_REQUESTS):
+            response = self.get("/whoami/")
+            require(response.status_code == 200, f"GET /whoami/ -> {response.status_code}")
+            seen[response.json()["hostname"]] += 1
+        stray = set(seen) - set(expected)
+        missing = set(expected) - set(seen)
+        require(not stray, f"answers from unknown hosts {sorted(stray)}")
+        require(not missing, f"replicas never answered: {sorted(expected[h] for h in missing)}")
+        spread = ", ".join(f"{expected[h]} {seen[h]}" for h in sorted(seen, key=lambda h: expected[h]))
+        return f"{WHOAMI_REQUESTS} x GET /whoami/: all {len(expected)} replicas answered ({spread})"
+
+    def check_visit(self) -> str:
+        response = self.http.post(self.base + "/visits/", timeout=10)
+        require(response.status_code == 201, f"POST /visits/ -> {response.status_code}: {response.text[:200]}")
+        body = response.json()
+        visit_id = int(body["id"])
+        row = self.psql(f"select served_by from visits_visit where id = {visit_id}")
+        require(row, f"visit {visit_id} is not in PostgreSQL")
+        started = time.monotonic()
+        while True:
+            status = self.get(body["status_url"])
+            require(status.status_code == 200, f"GET {body['status_url']} -> {status.status_code}")
+            state = status.json()
+            if state.get("processed"):
+                break
+            require(time.monotonic() - started < TASK_DEADLINE,
+                    f"visit {visit_id}: Celery task not done within {TASK_DEADLINE:.0f}s{self.tail_of('celery-worker')}")
+            time.sleep(0.25)
+        return (f"POST /visits/ 201 id {visit_id}, row in PostgreSQL (served by {row}), Celery task done by "
+                f"{state.get('processed_by')} in {time.monotonic() - started:.1f}s")
+
+    def check_upload(self) -> str:
+        content = f"rehearsal {self.run_labels.get('rehearsal.run')} {secrets.token_hex(8)}\n".encode()
+        name = f"rehearsal-{secrets.token_hex(4)}.txt"
+        response = self.http.post(self.base + "/uploads/", files={"file": (name, content, "text/plain")}, timeout=10)
+        require(response.status_code == 201, f"POST /uploads/ -> {response.status_code}: {response.text[:200]}")
+        url = response.json()["url"]
+        require(url.startswith("/media/"), f"upload URL {url} is not under /media/")
+        served = self.get(url)
+        require(served.status_code == 200 and served.content == content,
+                f"GET {url} -> {served.status_code}, {len(served.content)} bytes (uploaded {len(content)})")
+        return f"POST /uploads/ 201, GET {url} returns the same {len(content)} bytes"
+
+    def check_static(self) -> str:
+        path = f"/static/{STATIC_ASSET}"
+        response = self.get(path)
+        require(response.status_code == 200, f"GET {path} -> {response.status_code}")
+        # nginx serves it from the static volume: the body is that file, byte for byte.
+        on_disk = self.read_file(self.cid(self.nginx), f"/var/www/static/{STATIC_ASSET}")
+        require(response.content == on_disk, f"GET {path} differs from nginx's /var/www/static/{STATIC_ASSET}")
+        return (f"GET {path} 200 ({response.headers.get('Content-Type')}), identical to the file in nginx's static "
+                f"volume")
+
+    def check_migrate(self) -> str:
+        names = self.names("migrate")
+        require(names, "no migrate container in the plan")
+        codes = {n: self.api.inspect_container(self.cid(n))["State"]["ExitCode"] for n in names}
+        require(all(code == 0 for code in codes.values()), f"exit codes {codes}")
+        return ", ".join(f"{n} exited 0" for n in codes)
+
+    def check_non_root(self) -> str:
+        users = {}
+        for r in self.plan.containers():
+            if r.label(ROLE) != "app":
+                continue
+            info = self.api.inspect_container(self.cid(r.name))
+            if info["State"]["Running"]:
+                result = self.api.exec_create(info["Id"], ["id", "-u"])
+                uid = self.api.exec_start(result["Id"]).decode().strip()
+            else:
+                uid = (info["Config"]["User"] or self.image_user(info["Image"]) or "0").split(":")[0]
+            users[r.name] = uid
+        require(users, "no app containers in the plan")
+        root = [n for n, uid in users.items() if uid in ("0", "root", "")]
+        require(not root, f"running as root: {root}")
+        return f"{len(users)} app containers, uids {sorted(set(users.values()))}"
+
+    def check_app_image(self) -> str:
+        wrong = {}
+        for r in self.plan.containers():
+            if r.label(ROLE) == "app":
+                image = self.api.inspect_container(self.cid(r.name))["Image"]
+                if image != self.app_image:
+                    wrong[r.name] = image
+        require(not wrong, f"not running the built image {self.app_image[:19]}: {wrong}")
+        return f"every app container runs the built image {self.app_image[:19]}"
+
+    def check_backend_isolated(self) -> str:
+        """A TCP connect from the backend network to an address of this machine outside it.
+
+        The target is a listener the rehearsal opens on the engine's docker0 gateway:
+        an address of this host, not on the backend network. From a frontend container
+        (a control that proves the probe can reach it) it connects; from a container on
+        the backend network only it must not. No packet leaves this machine.
+        """
+        backend = self.network_named("backend")
+        frontend = self.network_named("frontend")
+        gateway = self.host_address()
+        with socket.socket() as listener:
+            listener.bind((gateway, 0))
+            listener.listen(8)
+            port = listener.getsockname()[1]
+            control = self.probe(frontend, gateway, port)
+            require(control == "connected",
+                    f"control probe from the frontend network could not reach {gateway}:{port} ({control}); "
+                    "cannot prove isolation")
+            result = self.probe(backend, gateway, port)
+        require(result != "connected", f"a backend-only container reached {gateway}:{port}")
+        return f"backend-only container cannot reach this host's {gateway}:{port} ({result}); frontend can"
+
+    def check_ports(self) -> str:
+        published = {}
+        for c in self.api.containers(all=True, filters={"label": [f"rehearsal.run={self.run_labels['rehearsal.run']}"]}):
+            bindings = self.api.inspect_container(c["Id"])["HostConfig"].get("PortBindings") or {}
+            bound = {k: v for k, v in bindings.items() if v}
+            if bound:
+                published[c["Names"][0].lstrip("/")] = bound
+        nginx = self.api.inspect_container(self.cid(self.nginx))["Name"].lstrip("/")
+        others = sorted(set(published) - {nginx})
+        require(not others, f"ports published by {others}: {[published[o] for o in others]}")
+        ports = [f"{b['HostIp'] or '0.0.0.0'}:{b['HostPort']}->{k}" for k, v in published.get(nginx, {}).items() for b in v]
+        return f"only nginx publishes ({', '.join(ports)})"
+
+    # -- plumbing
+
+    def network_named(self, role: str) -> str:
+        for r in self.plan.of_type("docker:index/network:Network"):
+            if r.label("django-docker.network") == role:
+                return self.created.networks[r.name]
+        raise CheckFailed(f"no {role} network in the plan")
+
+    def host_address(self) -> str:
+        """This machine's address on the engine's default bridge (docker0)."""
+        config = (self.api.inspect_network("bridge")["IPAM"]["Config"] or [{}])[0]
+        if config.get("Gateway"):
+            return config["Gateway"]
+        if config.get("Subnet"):  # the engine gives docker0 the subnet's first address
+            return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+        raise CheckFailed("the engine's default bridge has no subnet; no host address to probe")
+
+    def probe(self, network: str, host: str, port: int) -> str:
+        code = (
+            "import socket, sys\n"
+            "s = socket.socket(); s.settimeout(%d)\n"
+            "try:\n    s.connect((sys.argv[1], int(sys.argv[2]))); print('connected')\n"
+            "except OSError as e:\n    print(type(e).__name__, e.errno or '')\n" % PROBE_TIMEOUT
+        )
+        container = self.client.containers.create(
+            self.app_image, ["python", "-c", code, host, str(port)], network=network, user="10001:10001",
+            labels={**self.run_labels, "rehearsal.role": "probe"}, read_only=True,
+        )
+        try:
+            container.start()
+            container.wait(timeout=PROBE_TIMEOUT + 30)
+            return container.logs().decode(errors="replace").strip() or "no output"
+        finally:
+            container.remove(force=True)
+
+    def psql(self, sql: str) -> str:
+        (postgres,) = self.plan.containers("postgres")
+        env = dict(e.split("=", 1) for e in postgres.inputs.get("envs") or [])
+        user = env.get("POSTGRES_USER", "postgres")
+        db = env.get("POSTGRES_DB", user)
+        result = self.api.exec_create(self.cid(postgres.name), ["psql", "-U", user, "-d", db, "-tAc", sql])
+        return self.api.exec_start(result["Id"]).decode().strip()
+
+    def read_file(self, cid: str, path: str) -> bytes:
+        stream, _ = self.api.get_archive(cid, path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.getmembers()[0]
+            return tar.extractfile(member).read()
+
+    def image_user(self, image: str) -> str:
+        return self.api.inspect_image(image)["Config"].get("User") or ""
+
+    def tail_of(self, service: str) -> str:
+        names = self.names(service)
+        return container_tail(self.api, self.cid(names[0])) if names else ""
