@@ -63,7 +63,11 @@ def connect() -> docker.DockerClient:
         client.ping()
         return client
     except docker.errors.DockerException as error:
-        reason = str(error).split("(")[0].strip() or type(error).__name__
+        text = str(error)
+        reasons = {"No such file": "no socket there", "Connection refused": "connection refused",
+                   "Permission denied": "permission denied on the socket; run as root or join the docker group",
+                   "timed out": "timed out"}
+        reason = next((r for k, r in reasons.items() if k in text), text[:120])
         raise RehearsalError(f"no Docker engine answers at {where} ({reason}); {START_HINT}") from None
 
 
@@ -73,6 +77,7 @@ def _terminate(signum, frame):
 
 def up(stack: str, keep: bool) -> int:
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)  # also when started in the background with SIGINT ignored
     run = secrets.token_hex(4)
     labels = {STACK_LABEL: stack, RUN_LABEL: run}
     checks, failed_phase, applier, client = [], None, None, None
@@ -147,8 +152,8 @@ def up(stack: str, keep: bool) -> int:
             info["text"] = f"{passed} of {len(checks)} checks passed through {smoke.base} (Host: {smoke.host})"
             if keep:
                 base, host, _ = front_door(plan)
-                say(f"  kept running: {base}/ (Host: {host}); tear down with `python -m rehearsal down {stack}` "
-                    f"(make rehearse-down STACK={stack})")
+                say(f"  kept running: {plan.outputs.get('url')} (try: curl -H 'Host: {host}' {base}/health/); "
+                    f"tear down with `python -m rehearsal down {stack}` (make rehearse-down STACK={stack})")
     except PhaseFailed as failure:
         failed_phase = failure
     except KeyboardInterrupt:
@@ -156,6 +161,9 @@ def up(stack: str, keep: bool) -> int:
         keep = False
         failed_phase = PhaseFailed("interrupted", RehearsalError("interrupted"))
     finally:
+        # A second Ctrl-C must not leave half a teardown behind.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if applier is not None:
             applier.cancel()
         if client is not None and not keep:
@@ -171,7 +179,9 @@ def up(stack: str, keep: bool) -> int:
 
     passed = sum(c.ok for c in checks)
     failed = sum(not c.ok for c in checks) + (1 if failed_phase else 0)
-    note = f" ({failed_phase.phase} failed)" if failed_phase else ""
+    note = ""
+    if failed_phase:
+        note = " (interrupted)" if failed_phase.phase == "interrupted" else f" ({failed_phase.phase} failed)"
     say(f"rehearsal {stack}: {passed} checks passed, {failed} failed{note}")
     return 1 if failed else 0
 

@@ -90,17 +90,18 @@ class Smoke:
 
     def run(self) -> list[Check]:
         checks = []
-        for name, check in [
-            ("health", self.check_health),
-            ("replicas", self.check_replicas),
-            ("visit", self.check_visit),
-            ("upload", self.check_upload),
-            ("static", self.check_static),
-            ("migrate", self.check_migrate),
-            ("non-root", self.check_non_root),
-            ("app image", self.check_app_image),
-            ("backend isolation", self.check_backend_isolated),
-            ("published ports", self.check_ports),
+        # (name, check, the service whose logs explain a failure)
+        for name, check, culprit in [
+            ("health", self.check_health, "web"),
+            ("replicas", self.check_replicas, "nginx"),
+            ("visit", self.check_visit, "celery-worker"),
+            ("upload", self.check_upload, "web"),
+            ("static", self.check_static, "nginx"),
+            ("migrate", self.check_migrate, "migrate"),
+            ("non-root", self.check_non_root, None),
+            ("app image", self.check_app_image, None),
+            ("backend isolation", self.check_backend_isolated, None),
+            ("published ports", self.check_ports, None),
         ]:
             try:
                 result = Check(name, True, check())
@@ -109,6 +110,8 @@ class Smoke:
             except (requests.RequestException, docker.errors.APIError, OSError, KeyError, ValueError) as error:
                 result = Check(name, False, f"{type(error).__name__}: {error}")
             self.say(result.line())
+            if not result.ok and culprit and "log lines" not in result.detail:
+                self.say(f"  {culprit}:{self.tail_of(culprit)}")
             checks.append(result)
         return checks
 
@@ -151,7 +154,7 @@ class Smoke:
             if state.get("processed"):
                 break
             require(time.monotonic() - started < TASK_DEADLINE,
-                    f"visit {visit_id}: Celery task not done within {TASK_DEADLINE:.0f}s{self.tail_of('celery-worker')}")
+                    f"visit {visit_id}: Celery task not done within {TASK_DEADLINE:.0f}s")
             time.sleep(0.25)
         return (f"POST /visits/ 201 id {visit_id}, row in PostgreSQL (served by {row}), Celery task done by "
                 f"{state.get('processed_by')} in {time.monotonic() - started:.1f}s")
@@ -301,5 +304,5 @@ class Smoke:
         return self.api.inspect_image(image)["Config"].get("User") or ""
 
     def tail_of(self, service: str) -> str:
-        names = self.names(service)
-        return container_tail(self.api, self.cid(names[0])) if names else ""
+        names = [n for n in self.names(service) if n in self.created.containers]
+        return container_tail(self.api, self.cid(names[0])) if names else " (no such container)"
