@@ -4,7 +4,8 @@
 # Idempotent: if `docker info` already answers, do nothing. Otherwise (as root
 # on Debian) install Debian's docker.io if dockerd is missing, start dockerd in
 # the background and wait until it answers. Exit non-zero with one clear
-# message when that is not possible.
+# message when that is not possible. Also installs debootstrap if missing: where
+# no registry answers, the rehearsal builds its stand-in images with it.
 #
 # Environment: DOCKERD_LOG (default /var/log/dockerd.log),
 #              DOCKER_START_TIMEOUT seconds (default 60).
@@ -26,6 +27,19 @@ engine_answers() {
         && curl --silent --fail --unix-socket /var/run/docker.sock http://localhost/_ping >/dev/null 2>&1
 }
 
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 \
+        || die "$1 is not installed and this is not Debian (no apt-get): install it, then rerun"
+    say "installing Debian's $*"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || die "apt-get update failed"
+    apt-get install -y -qq --no-install-recommends "$@" >/dev/null || die "apt-get install $* failed"
+}
+
+if [ "$(id -u)" -eq 0 ] && ! command -v debootstrap >/dev/null 2>&1 && [ ! -x /usr/sbin/debootstrap ]; then
+    apt_install debootstrap
+fi
+
 if engine_answers; then
     say "engine already running"
     exit 0
@@ -35,15 +49,8 @@ if [ "$(id -u)" -ne 0 ]; then
     die "no Docker engine answers and starting one needs root: run 'sudo $0'"
 fi
 
-if ! command -v dockerd >/dev/null 2>&1; then
-    command -v apt-get >/dev/null 2>&1 \
-        || die "dockerd is not installed and this is not Debian (no apt-get): install Docker Engine, then rerun"
-    say "installing Debian's docker.io"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq >/dev/null \
-        || die "apt-get update failed (see its output above)"
-    apt-get install -y -qq --no-install-recommends docker.io iptables ca-certificates >/dev/null \
-        || die "apt-get install docker.io failed"
+if ! command -v dockerd >/dev/null 2>&1 && [ ! -x /usr/sbin/dockerd ]; then
+    apt_install docker.io iptables ca-certificates
 fi
 
 # A dockerd that is running but not answering yet must not get a second one
@@ -56,7 +63,7 @@ if [ -s /var/run/docker.pid ] && kill -0 "$(cat /var/run/docker.pid)" 2>/dev/nul
 else
     rm -f /var/run/docker.pid
     say "starting dockerd (log: $log)"
-    nohup dockerd >>"$log" 2>&1 </dev/null &
+    nohup "$(command -v dockerd || echo /usr/sbin/dockerd)" >>"$log" 2>&1 </dev/null &
     pid=$!
 fi
 
