@@ -1,7 +1,8 @@
 """Networks: `frontend` (nginx <-> web) and an internal `backend` (app <-> postgres, redis).
 
-The backend is `internal`: no route out of the host, so a compromised app container cannot
-reach the internet, and postgres/redis are reachable only by the containers attached to it.
+The backend is `internal` and its bridge has no address on the host: no route out of it, not
+even to the Docker host's own ports, so a compromised app container reaches only postgres,
+redis and its peers.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class Networks(pulumi.ComponentResource):
             f"{name}-backend",
             driver="bridge",
             internal=True,
+            # `internal` only drops forwarded traffic: the bridge still has an address on the
+            # Docker host, so every host port would be reachable from postgres, redis and the
+            # app. No IPv4 address on the host side closes that (found by the rehearsal).
+            options={"com.docker.network.bridge.inhibit_ipv4": "true"},
             labels=labels("backend"),
             opts=child,
         )

@@ -53,6 +53,8 @@ class PlannedResource:
     options: dict
     secret_paths: tuple[str, ...] = ()
     custom: bool = True
+    id: str = ""
+    """The id the mock gave it (what other resources' inputs carry when they reference it)."""
 
     def label(self, key: str) -> Optional[str]:
         """Value of a Docker label (`labels: [{label, value}]`) in the inputs."""
@@ -308,5 +310,6 @@ def plan_stack(
             options=request["options"],
             secret_paths=tuple(found),
             custom=request["custom"],
+            id=registration.id if registration else "",
         ))
     return plan

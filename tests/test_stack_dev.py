@@ -64,6 +64,7 @@ def test_accessories_use_pinned_images(plan):
 def test_networks_backend_is_internal_and_only_nginx_and_web_are_on_frontend(plan):
     nets = {n.label("django-docker.network"): n for n in plan.of_type(NETWORK)}
     assert nets["backend"].inputs["internal"] is True
+    assert nets["backend"].inputs["options"] == {"com.docker.network.bridge.inhibit_ipv4": "true"}
     assert not nets["frontend"].inputs.get("internal")
     assert nets["frontend"].inputs["ipamConfigs"] == [{"subnet": "172.30.10.0/24"}]
     frontend, backend = nets["frontend"].outputs["name"], nets["backend"].outputs["name"]
@@ -181,7 +182,8 @@ def test_no_secret_in_plain_text(plan):
 
 
 def test_release_gates_web_and_workers(plan):
-    migrate_id = "django-docker-release-migrate-id"  # the mock's id for it: the gate resolves to it
+    migrate_id = plan.container("django-docker-release-migrate").id  # the gate resolves to it
+    assert migrate_id
     for c in plan.containers():
         if c.label("django-docker.service") in {"web", "celery-worker", "celery-beat"}:
             assert c.label("django-docker.release") == migrate_id, c.name
