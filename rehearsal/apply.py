@@ -47,9 +47,9 @@ MUST_RUN_SETTLE = 2.0  # seconds a must_run container has to stay up after start
 VALUE_ONLY = {RANDOM_PASSWORD: "value from the plan", STACK_REFERENCE: "outputs given to the plan"}
 
 
-def planned_id(r: PlannedResource) -> str:
-    # rehearsal/plan.py's mock returns f"{name}-id" as every resource's id.
-    return getattr(r, "id", None) or r.outputs.get("id") or f"{r.name}-id"
+def planned_id(r: PlannedResource) -> str | None:
+    """The id the mock gave the resource (what other resources' inputs carry)."""
+    return r.id or None
 
 
 def planned_name(r: PlannedResource) -> str | None:
