@@ -1,0 +1,65 @@
+"""Unit tests of the components' own logic: promotion checks, the release gate, argument invariants."""
+
+import pytest
+
+from components.image import ImagePromotionError, check_promotable
+from components.nginx import NginxArgs
+from components.release import ReleaseError, check_exit
+from components.settings import SettingsError, is_digest_ref, parse_image_ref
+from components.web import WebArgs
+
+DIGEST = "ghcr.io/acme/web@sha256:" + "a" * 64
+
+
+def test_promotable_digest_passes_through():
+    assert check_promotable("org/p/dev", DIGEST, True) == DIGEST
+
+
+@pytest.mark.parametrize("ref, pushed, fragment", [
+    (None, True, "has no imageRef output"),
+    ("", True, "has no imageRef output"),
+    ("acme/web:1.0", True, "not a repo@sha256:<64 hex> digest"),
+    (42, True, "not a repo@sha256:<64 hex> digest"),
+    ("sha256:" + "b" * 64, False, "is local to its Docker host"),
+    (DIGEST, False, "is local to its Docker host"),
+    (DIGEST, None, "is local to its Docker host"),
+])
+def test_unpromotable_outputs_are_refused(ref, pushed, fragment):
+    with pytest.raises(ImagePromotionError) as error:
+        check_promotable("org/p/dev", ref, pushed)
+    assert fragment in str(error.value)
+    assert str(error.value).startswith("imageSourceStack: org/p/dev")
+
+
+def test_release_gate_passes_on_zero_and_reports_the_tail_otherwise():
+    check_exit("migrate", 0, "anything")
+    logs = "\n".join(f"line {i}" for i in range(30))
+    with pytest.raises(ReleaseError) as error:
+        check_exit("migrate", 3, logs)
+    message = str(error.value)
+    assert message.startswith("release: migrate exited with 3; running containers were left as they were. Last lines: line 10 | ")
+    assert message.endswith("line 29")
+    assert "\n" not in message
+    with pytest.raises(ReleaseError, match="Last lines: no output"):
+        check_exit("collectstatic", None, None)
+
+
+def test_image_reference_parsing():
+    assert parse_image_ref("k", "postgres:15.14-bookworm").tag == "15.14-bookworm"
+    assert parse_image_ref("k", "registry.example.com:5000/team/nginx:1.28.0").repository == "registry.example.com:5000/team/nginx"
+    assert parse_image_ref("k", "redis@sha256:" + "c" * 64).digest == "sha256:" + "c" * 64
+    with pytest.raises(SettingsError):
+        parse_image_ref("k", "acme/Web:1")  # path components are lowercase
+    assert is_digest_ref(DIGEST)
+    assert not is_digest_ref("acme/web:1")
+    assert not is_digest_ref("sha256:" + "a" * 64)  # a local id is not promotable
+
+
+def test_component_args_invariants():
+    with pytest.raises(ValueError):
+        WebArgs(runtime=None, replicas=0, memory_mb=1, timeout=1, frontend_network="n", release_gate="g")
+    with pytest.raises(ValueError):
+        NginxArgs(image="nginx:1.28.0", upstreams=["web-1"], replica_ids=[], server_name="x", client_max_body_size="1m",
+                  bind_address="127.0.0.1", http_port=80, https_port=443, tls_certificate="cert", tls_key=None,
+                  hsts_seconds=0, memory_mb=64, restart="always", frontend_network="f", static_volume="s",
+                  media_volume="m", stack="dev")
