@@ -224,6 +224,13 @@ def _unwrap_secrets(value: Any, path: str, found: list[str]) -> Any:
     return value
 
 
+def _quiet_about_run_errors(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """A refused config fails every Output that depends on it; plan_stack reports it once."""
+    if isinstance(context.get("exception"), pulumi.RunError):
+        return
+    loop.default_exception_handler(context)
+
+
 @contextlib.contextmanager
 def _working_directory(path: Path):
     previous = Path.cwd()
@@ -267,6 +274,7 @@ def plan_stack(
     monitor = _RecordingMonitor(mocks)
     # The root stack and every Output bind to the current loop: make it ours before set_mocks.
     loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_quiet_about_run_errors)
     asyncio.set_event_loop(loop)
     runtime_settings.reset_options(project=namespace, stack=stack, preview=preview)
     pulumi.runtime.set_mocks(mocks, project=namespace, stack=stack, preview=preview, monitor=monitor)
