@@ -25,8 +25,9 @@ prod_stack=${PROD_STACK:-prod}
 policy_pack=${POLICY_PACK:-$root/policy}
 python=${PYTHON:-python3}
 
-say() { echo "promote: $*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
+me=promote
+# shellcheck source=scripts/prod-lib.sh
+. "$root/scripts/prod-lib.sh"
 
 assume_yes=false
 unpin=false
@@ -76,9 +77,6 @@ print(ref, sha or "unknown")
 PY
 }
 
-config_get() {
-    pulumi config get --stack "$prod_stack" "$1" 2>/dev/null || true
-}
 
 dev_image=$(read_dev_image) || exit 1
 image_ref=${dev_image%% *}
@@ -103,22 +101,11 @@ case $source_stack in
     *) die "prod reads its image from '${source_stack:-unset}', not from stack $dev_stack" ;;
 esac
 
-policy_args=()
-if [ -d "$policy_pack/venv" ]; then
-    policy_args=(--policy-pack "$policy_pack")
-else
-    say "WARNING: policy pack not attached ($policy_pack/venv missing; see docs/delivery.md)"
-fi
+set_policy_args
 
 message="promote $image_ref (dev git $git_sha)"
 say "dev runs $image_ref (git $git_sha); what prod would change to:"
-pulumi preview --stack "$prod_stack" --diff --message "$message" "${policy_args[@]}"
-
-if ! $assume_yes; then
-    [ -t 0 ] || die "no terminal to confirm on; pass --yes to apply"
-    read -r -p "Apply this to $prod_stack? [y/N] " answer
-    case $answer in y|Y|yes) ;; *) die "not applied" ;; esac
-fi
+preview_and_confirm "$message" "Apply this to $prod_stack?"
 
 # dev may have been redeployed while the preview ran: apply only what was shown.
 now=$(read_dev_image) || exit 1

@@ -25,8 +25,9 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 prod_stack=${PROD_STACK:-prod}
 policy_pack=${POLICY_PACK:-$root/policy}
 
-say() { echo "rollback: $*" >&2; }
-die() { say "ERROR: $*"; exit 1; }
+me=rollback
+# shellcheck source=scripts/prod-lib.sh
+. "$root/scripts/prod-lib.sh"
 
 digest=""
 assume_yes=false
@@ -53,9 +54,6 @@ fi
 command -v pulumi >/dev/null 2>&1 || die "the Pulumi CLI is not on PATH"
 cd "$root"
 
-config_get() {
-    pulumi config get --stack "$prod_stack" "$1" 2>/dev/null || true
-}
 config_put_back() {
     if [ -n "$2" ]; then
         pulumi config set --stack "$prod_stack" "$1" "$2"
@@ -79,22 +77,11 @@ trap restore EXIT
 pulumi config set --stack "$prod_stack" imageSource pin
 pulumi config set --stack "$prod_stack" imagePin "$digest"
 
-policy_args=()
-if [ -d "$policy_pack/venv" ]; then
-    policy_args=(--policy-pack "$policy_pack")
-else
-    say "WARNING: policy pack not attached ($policy_pack/venv missing; see docs/delivery.md)"
-fi
+set_policy_args
 
 message="rollback to $digest"
 say "what prod would change to with $digest:"
-pulumi preview --stack "$prod_stack" --diff --message "$message" "${policy_args[@]}"
-
-if ! $assume_yes; then
-    [ -t 0 ] || die "no terminal to confirm on; pass --yes to apply"
-    read -r -p "Roll $prod_stack back to this image? [y/N] " answer
-    case $answer in y|Y|yes) ;; *) die "not applied" ;; esac
-fi
+preview_and_confirm "$message" "Roll $prod_stack back to this image?"
 
 # From here the pin is what prod is being changed to: keep it even if the
 # update fails half-way, so a retry aims at the same image.

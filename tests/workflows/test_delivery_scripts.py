@@ -251,7 +251,9 @@ def test_rollback_without_confirmation_changes_nothing(world):
 @pytest.mark.parametrize("script", [PROMOTE, ROLLBACK])
 def test_scripts_are_shellcheck_clean_and_strict(script):
     shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
-    result = subprocess.run([shellcheck, "--severity=style", str(script)], capture_output=True, text=True)
+    # --external-sources: follow the sourced scripts/prod-lib.sh, as bash does (run from the root).
+    result = subprocess.run([shellcheck, "--severity=style", "--external-sources", str(script.relative_to(ROOT))],
+                            capture_output=True, text=True, cwd=ROOT)
     assert result.returncode == 0, result.stdout
     assert "set -o errexit -o nounset -o pipefail" in script.read_text()
     assert os.access(script, os.X_OK)
