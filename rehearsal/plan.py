@@ -299,6 +299,12 @@ def plan_stack(
     except pulumi.RunError as error:
         raise PlanError(str(error)) from None
     finally:
+        # A refused config leaves the program's other Outputs waiting: end them quietly.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
         loop.close()
         asyncio.set_event_loop(None)
         runtime_settings.reset_options()
