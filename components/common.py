@@ -39,6 +39,19 @@ def healthcheck_args(test: Sequence[str], *, interval: str, timeout: str, retrie
     )
 
 
+def accessory_kwargs(service: str, stack: str) -> dict:
+    """What postgres, redis and nginx share: labels, no-new-privileges, rotated logs.
+
+    Their official entrypoints start as root and drop privileges themselves, so no `user` here.
+    """
+    return dict(
+        labels=label_args(render.labels(service=service, role="accessory", stack=stack)),
+        security_opts=NO_NEW_PRIVILEGES,
+        log_driver=LOG_DRIVER,
+        log_opts=LOG_OPTS,
+    )
+
+
 def hardened_app_kwargs() -> dict:
     """What every container of the app image gets: non-root, read-only root, no capabilities."""
     return dict(

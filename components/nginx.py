@@ -16,7 +16,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import LOG_DRIVER, LOG_OPTS, NO_NEW_PRIVILEGES, child_options, label_args
+from components.common import accessory_kwargs, child_options
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,11 +86,8 @@ class Nginx(pulumi.ComponentResource):
             ],
             memory=args.memory_mb,
             restart=args.restart,
-            security_opts=NO_NEW_PRIVILEGES,
             destroy_grace_seconds=15,
-            labels=label_args(render.labels(service="nginx", role="accessory", stack=args.stack)),
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
+            **accessory_kwargs("nginx", args.stack),
             opts=child_options(
                 self,
                 opts,

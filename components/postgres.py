@@ -14,7 +14,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components import render
-from components.common import LOG_DRIVER, LOG_OPTS, NO_NEW_PRIVILEGES, healthcheck_args, label_args
+from components.common import accessory_kwargs, healthcheck_args
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,11 +71,8 @@ class Postgres(pulumi.ComponentResource):
             memory=args.memory_mb,
             shm_size=128,
             restart=args.restart,
-            security_opts=NO_NEW_PRIVILEGES,
             destroy_grace_seconds=60,  # a clean shutdown checkpoints; SIGKILL means crash recovery
-            labels=label_args(render.labels(service="postgres", role="accessory", stack=args.stack)),
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
+            **accessory_kwargs("postgres", args.stack),
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         self.host = render.POSTGRES_HOST

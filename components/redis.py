@@ -8,7 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import LOG_DRIVER, LOG_OPTS, NO_NEW_PRIVILEGES, healthcheck_args, label_args
+from components.common import accessory_kwargs, healthcheck_args
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,11 +45,8 @@ class Redis(pulumi.ComponentResource):
             wait_timeout=120,
             memory=args.memory_mb,
             restart=args.restart,
-            security_opts=NO_NEW_PRIVILEGES,
             destroy_grace_seconds=30,
-            labels=label_args(render.labels(service="redis", role="accessory", stack=args.stack)),
-            log_driver=LOG_DRIVER,
-            log_opts=LOG_OPTS,
+            **accessory_kwargs("redis", args.stack),
             # One writer per append-only file: never run old and new side by side.
             opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
