@@ -26,7 +26,7 @@ resource with a notice; the rule runs again with the real value in `pulumi up`.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 from pulumi_policy import (

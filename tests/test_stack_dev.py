@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rehearsal.plan import CONTAINER, IMAGE, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME, PlanError
+from rehearsal.plan import IMAGE, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME, PlanError
 from tests.program_fixtures import GIT_SHA, env_of, plan_dev
 
 APP_SERVICES = {"migrate", "collectstatic", "web", "celery-worker", "celery-beat"}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rehearsal.plan import CONTAINER, IMAGE, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, PlanError
+from rehearsal.plan import IMAGE, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, PlanError
 from tests.program_fixtures import DEV_DIGEST, DEV_STACK, GIT_SHA, PROD_SECRETS, dev_outputs, env_of, plan_prod
 
 APP_SERVICES = {"migrate", "collectstatic", "web", "celery-worker"}

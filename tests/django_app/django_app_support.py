@@ -12,12 +12,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import dj_database_url
-import pytest
 from django.conf import settings
 from django.db import connections
 

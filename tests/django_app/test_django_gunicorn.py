@@ -4,7 +4,6 @@ production settings, over real HTTP."""
 import json
 import signal
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
