@@ -138,12 +138,15 @@ def app_env(
     return [f"{key}={value}" for key, value in env.items()]
 
 
+def origin(*, host: str, tls: bool, port: int) -> str:
+    """scheme://host[:port], the port left out when it is the scheme's default."""
+    scheme, default = ("https", 443) if tls else ("http", 80)
+    return f"{scheme}://{host}" + ("" if port == default else f":{port}")
+
+
 def csrf_origins(*, hosts: Iterable[str], tls: bool, port: int) -> list[str]:
-    """Origins Django trusts for CSRF: the public scheme, host and (non-default) port."""
-    scheme = "https" if tls else "http"
-    default = 443 if tls else 80
-    suffix = "" if port == default else f":{port}"
-    return [f"{scheme}://{host}{suffix}" for host in hosts if not host.startswith(".")]
+    """Origins Django trusts for CSRF (wildcard `.domain` hosts name no single origin)."""
+    return [origin(host=host, tls=tls, port=port) for host in hosts if not host.startswith(".")]
 
 
 def postgres_env(*, user: str, password: str, db: str) -> list[str]:
@@ -151,9 +154,7 @@ def postgres_env(*, user: str, password: str, db: str) -> list[str]:
 
 
 def public_url(*, server_name: str, tls: bool, port: int) -> str:
-    scheme = "https" if tls else "http"
-    default = 443 if tls else 80
-    return f"{scheme}://{server_name}" + ("" if port == default else f":{port}") + "/"
+    return origin(host=server_name, tls=tls, port=port) + "/"
 
 
 def _bool(value: bool) -> str:
