@@ -103,8 +103,8 @@ def _config_string(value: Any) -> str:
     return json.dumps(value)
 
 
-def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str], set[str]]:
-    """The config `pulumi up` would pass: project defaults, then the stack file. Also its secret keys."""
+def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str], str]:
+    """The config `pulumi up` would pass (project defaults, then the stack file), and the project's namespace."""
     project = yaml.safe_load((root / "Pulumi.yaml").read_text())
     namespace = project["name"]
     config: dict[str, str] = {}
@@ -118,13 +118,12 @@ def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str],
     stack_file = root / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
         raise PlanError(f"{stack_file.name}: no such stack file")
-    secret_keys: set[str] = set()
     for key, value in ((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}).items():
         full = key if ":" in key else f"{namespace}:{key}"
         if isinstance(value, dict) and "secure" in value:
             raise PlanError(f"{stack_file.name}: {key} is encrypted; pass it to plan_stack(secrets=...)")
         config[full] = _config_string(value)
-    return config, secret_keys
+    return config, namespace
 
 
 # --- mocks -------------------------------------------------------------------------------
@@ -258,8 +257,8 @@ def plan_stack(
     exit_codes: exit code of one-shot containers by logical name (default 0).
     Raises PlanError with the program's one-line message when the config is refused.
     """
-    config, secret_keys = stack_config(stack, root)
-    namespace = yaml.safe_load((root / "Pulumi.yaml").read_text())["name"]
+    config, namespace = stack_config(stack, root)
+    secret_keys: set[str] = set()
 
     def full(key: str) -> str:
         return key if ":" in key else f"{namespace}:{key}"

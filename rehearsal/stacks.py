@@ -25,12 +25,6 @@ class RehearsalPlan:
     promoted_refs: list[str] = field(default_factory=list)  # refs standing for the build
 
 
-def _config(stack: str) -> tuple[dict[str, str], str]:
-    config, _ = stack_config(stack)
-    namespace = next(iter(config)).split(":", 1)[0] if config else ""
-    return config, namespace
-
-
 def promoted_ref(image_name: str) -> str:
     """A digest reference standing for the build of `image_name` (repo@sha256:<64 hex>)."""
     last = image_name.rsplit("/", 1)[-1]
@@ -40,7 +34,7 @@ def promoted_ref(image_name: str) -> str:
 
 def plan_options(stack: str, *, app_ref: str, git_sha: str = "rehearsal") -> dict:
     """Keyword arguments for plan_stack: the source stack's outputs when `stack` promotes."""
-    config, ns = _config(stack)
+    config, ns = stack_config(stack)
     if config.get(f"{ns}:imageSource") != "stack":
         return {}
     source = config.get(f"{ns}:imageSourceStack", "")
@@ -49,7 +43,7 @@ def plan_options(stack: str, *, app_ref: str, git_sha: str = "rehearsal") -> dic
 
 def plan_for_rehearsal(stack: str) -> RehearsalPlan:
     try:
-        config, ns = _config(stack)
+        config, ns = stack_config(stack)
         source = config.get(f"{ns}:imageSource", "build")
         if source == "build":
             plan = plan_stack(stack)
