@@ -53,12 +53,13 @@ class Postgres(pulumi.ComponentResource):
         if args.password is None:
             password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child).result
         else:
-            password = pulumi.Output.secret(args.password)
+            password = args.password
+        password = pulumi.Output.secret(password)  # secret once, here; every use below inherits it
 
         container = docker.Container(
             name,
             image=args.image,
-            envs=pulumi.Output.secret(password).apply(
+            envs=password.apply(
                 lambda p: render.postgres_env(user=args.user, password=p, db=args.db)
             ),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[render.POSTGRES_HOST])],
@@ -77,6 +78,6 @@ class Postgres(pulumi.ComponentResource):
         )
         self.host = render.POSTGRES_HOST
         self.port = 5432
-        self.password = pulumi.Output.secret(password)
+        self.password = password
         self.container_id = container.id
         self.register_outputs({"host": self.host, "container_id": self.container_id})
