@@ -24,14 +24,15 @@ POSTGRES_DATA = "/var/lib/postgresql/data"
 REDIS_DATA = "/data"
 POSTGRES_HOST = "postgres"
 REDIS_HOST = "redis"
+# Every web replica carries this one alias on the frontend network: Docker's DNS answers it
+# with the address of each running replica, and nginx re-resolves it (nginx_conf).
+WEB_HOST = "web"
+# Docker's embedded DNS server, inside every container on a user-defined network.
+DOCKER_DNS = "127.0.0.11"
+# nginx answers its own health probe here, on the container's loopback only.
+NGINX_HEALTH_PORT = 8081
+NGINX_HEALTH_PATH = "/nginx-health"
 LABEL_PREFIX = "django-docker"
-
-
-# --- names -------------------------------------------------------------------------------
-
-def replica_alias(index: int) -> str:
-    """Stable DNS name of web replica `index` (1-based) on the frontend network."""
-    return f"web-{index}"
 
 
 def labels(*, service: str, role: str, stack: str, git_sha: Optional[str] = None) -> dict[str, str]:
@@ -80,6 +81,12 @@ def postgres_healthcheck(user: str, db: str) -> list[str]:
 
 def redis_healthcheck() -> list[str]:
     return ["CMD", "redis-cli", "ping"]
+
+
+def nginx_healthcheck() -> list[str]:
+    """nginx itself answers (not the app behind it: a down web tier must not restart nginx)."""
+    return ["CMD", "curl", "--fail", "--silent", "--output", "/dev/null",
+            f"http://127.0.0.1:{NGINX_HEALTH_PORT}{NGINX_HEALTH_PATH}"]
 
 
 def redis_command(memory_mb: int) -> list[str]:
@@ -173,22 +180,21 @@ _SECURITY_HEADERS = (
 
 def nginx_conf(
     *,
-    upstreams: Sequence[str],
     server_name: str,
     client_max_body_size: str,
     tls: bool,
     public_https_port: int = 443,
     hsts_seconds: int = 0,
 ) -> str:
-    """The whole nginx.conf: an upstream of every web replica, static and media from volumes.
+    """The whole nginx.conf: one upstream that follows the web replicas, files from volumes.
 
-    Each replica is its own `server` line, so nginx spreads requests and fails over passively
-    (max_fails/fail_timeout, proxy_next_upstream). nginx resolves these names once at start;
-    the program replaces nginx whenever the replica set changes (components/nginx.py).
+    The upstream names the replicas' shared alias with `resolve`: nginx asks Docker's DNS
+    again every second and adds or drops replicas as they start and stop, so a release or a
+    change of the replica count never touches nginx (`resolve` in nginx open source since
+    1.27.3; the pinned image is 1.28). A replica that refuses a connection (still booting,
+    or stopping) is skipped for a moment and the request goes to the next one; only
+    idempotent requests are retried (nginx's default).
     """
-    if not upstreams:
-        raise ValueError("nginx_conf needs at least one upstream")
-    servers = "\n".join(f"        server {u}:{APP_PORT} max_fails=3 fail_timeout=10s;" for u in upstreams)
     headers = _SECURITY_HEADERS + ((("Strict-Transport-Security", f'"max-age={hsts_seconds}; includeSubDomains"'),) if tls and hsts_seconds else ())
 
     def add_headers(indent: str, extra: Sequence[tuple[str, str]] = ()) -> str:
@@ -219,9 +225,14 @@ def nginx_conf(
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_set_header X-Forwarded-Host $host;
             proxy_redirect off;
+            # Try every replica before giving up (0: no limit), within a bounded time.
             proxy_next_upstream error timeout http_502 http_503 http_504;
-            proxy_next_upstream_tries 3;
-            proxy_connect_timeout 5s;
+            proxy_next_upstream_tries 0;
+            proxy_next_upstream_timeout 15s;
+            # A replica on the same bridge completes the handshake in microseconds (the kernel
+            # answers, however busy the app); one whose address died never does. Fail over
+            # fast, before nginx re-resolves and can no longer retry (see the upstream above).
+            proxy_connect_timeout 100ms;
             proxy_read_timeout 60s;
 {add_headers("            ")}
         }}"""
@@ -238,8 +249,8 @@ def nginx_conf(
     }}
 
     server {{
-        # `listen ... http2` rather than `http2 on;`: accepted by nginx before and after 1.25.
-        listen 443 ssl http2 default_server;
+        listen 443 ssl default_server;
+        http2 on;
         server_name {server_name};
         ssl_certificate {NGINX_TLS_CERT};
         ssl_certificate_key {NGINX_TLS_KEY};
@@ -257,6 +268,8 @@ def nginx_conf(
     }}"""
 
     return f"""# Rendered by components/render.py: do not edit in the container.
+# The official image's unprivileged worker user (the master binds the ports as root).
+user nginx;
 worker_processes auto;
 pid /tmp/nginx.pid;
 error_log stderr warn;
@@ -279,9 +292,28 @@ http {{
     gzip on;
     gzip_types text/css application/javascript application/json image/svg+xml;
 
+    # Docker's DNS, asked again each second; IPv4 only (the networks have no IPv6).
+    resolver {DOCKER_DNS} valid=1s ipv6=off;
+    resolver_timeout 2s;
+
     upstream django {{
-{servers}
+        zone django 64k;
+        # A replica that refuses a connection (booting, or draining before it exits:
+        # django_app/gunicorn.conf.py) is skipped for a few seconds and the request retried
+        # on the next one. So no request goes to a replica's address after it died with its
+        # container; such a request would wait out the connect timeout, and nginx cannot
+        # retry across a re-resolution (ngx_http_upstream_round_robin.c: "no live upstreams").
+        server {WEB_HOST}:{APP_PORT} resolve max_fails=1 fail_timeout=5s;
         keepalive 16;
+    }}
+
+    server {{
+        # The container healthcheck's own door: loopback only, never proxied.
+        listen 127.0.0.1:{NGINX_HEALTH_PORT};
+        access_log off;
+        location = {NGINX_HEALTH_PATH} {{
+            return 204;
+        }}
     }}
 {servers_block}
 }}

@@ -1,6 +1,7 @@
 """Images the plan names but no registry serves: pull them, or build stand-ins.
 
-A stand-in is built from a debootstrapped Debian bookworm with Debian's own
+A stand-in is built from a debootstrapped Debian (bookworm, or forky where
+bookworm's package lacks a feature the pinned image has) with Debian's own
 package of the same software, and tagged with the exact pinned name, so the plan
 runs unedited. Each honours the contract of the official image it replaces
 (entrypoint, users, paths, PATH) -- the parts the program and the app rely on.
@@ -31,10 +32,44 @@ from rehearsal.errors import RehearsalError
 
 STANDIN_LABEL = "rehearsal.standin"
 RECIPE_LABEL = "rehearsal.standin.recipe"
-BASE_IMAGE = "rehearsal-standin-base:bookworm"
-SUITE = "bookworm"
+BASE_REPOSITORY = "rehearsal-standin-base"
+SUITE = "bookworm"  # the default suite; the host's apt sources name the mirror for it
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 FILES = Path(__file__).parent / "standin_files"
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A Debian suite the stand-ins' bases are debootstrapped from."""
+
+    name: str
+    script: str = ""  # debootstrap's suite script, when debootstrap may not know the suite's name
+    apt_conf: str = ""  # /etc/apt/apt.conf.d/99rehearsal in the base, if any
+
+
+SUITES: dict[str, Suite] = {
+    "bookworm": Suite("bookworm"),
+    # Testing. An older debootstrap (bookworm's 1.0.128) has no script named forky; sid's
+    # is the one every Debian suite since jessie links to. Testing's Release files are valid
+    # for a week only, and a mirror or proxy that lags makes apt refuse them (here: 19 days
+    # past Valid-Until); debootstrap checks the signature, not the date.
+    "forky": Suite(
+        "forky",
+        script="sid",
+        apt_conf=(
+            "// Debian testing's Release files expire after a week; a lagging mirror must not\n"
+            "// stop a stand-in build (the signature is still checked).\n"
+            'Acquire::Check-Valid-Until "false";\n'
+        ),
+    ),
+}
+
+
+def base_image(suite: str = SUITE) -> str:
+    return f"{BASE_REPOSITORY}:{suite}"
+
+
+BASE_IMAGE = base_image(SUITE)
 
 
 # --------------------------------------------------------------------------- names
@@ -107,9 +142,14 @@ class Recipe:
     repository: str
     dockerfile: str
     files: tuple[str, ...]  # names under standin_files/<repository>/
-    debian_package: str
-    supported: Callable[[str], bool]  # tag -> does Debian bookworm carry this major version?
+    debian_package: str  # what the stand-in really runs, e.g. "nginx (1.30)"
+    supported: Callable[[str], bool]  # tag -> can debian_package stand in for it?
     host_ca: bool = False
+    suite: str = SUITE  # the Debian suite of its base image
+
+    @property
+    def describe(self) -> str:
+        return f"Debian {self.suite}'s {self.debian_package}"
 
 
 def _python_dockerfile() -> str:
@@ -178,8 +218,16 @@ CMD ["redis-server"]
 """
 
 
+# The nginx stand-in comes from Debian forky (testing): the pinned image's config uses
+# `server ... resolve` in an upstream, open source only since nginx 1.27.3, which
+# bookworm's 1.22 rejects. The build fails if forky no longer carries this series.
+NGINX_SERIES = "1.30"
+NGINX_SUITE = "forky"
+
+
 def _nginx_dockerfile() -> str:
-    return f"""FROM {BASE_IMAGE}
+    series = re.escape(NGINX_SERIES)
+    return f"""FROM {base_image(NGINX_SUITE)}
 # nginx:1.x-bookworm: user nginx (101), the official nginx.conf and default
 # server, logs to stdout/stderr, temp files under /var/cache/nginx, curl.
 RUN groupadd --system --gid 101 nginx \\
@@ -187,6 +235,8 @@ RUN groupadd --system --gid 101 nginx \\
 RUN apt-get update \\
  && apt-get install -y --no-install-recommends nginx curl ca-certificates \\
  && rm -rf /var/lib/apt/lists/* \\
+ && {{ nginx -v 2>&1 | grep -q 'nginx/{series}[.]' \\
+      || {{ echo "Debian {NGINX_SUITE} no longer carries nginx {NGINX_SERIES}: $(nginx -v 2>&1); update rehearsal/standins.py" >&2; exit 1; }}; }} \\
  && rm -rf /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d/* /var/lib/nginx \\
  && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log \\
  && mkdir -p /var/cache/nginx /var/lib/nginx /docker-entrypoint.d \\
@@ -205,6 +255,27 @@ CMD ["nginx", "-g", "daemon off;"]
 """
 
 
+_NGINX_TAG = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?(?:-(.+))?")
+
+
+def nginx_supported(tag: str) -> bool:
+    """Can Debian's nginx 1.30 stand in for this official tag?
+
+    Only releases whose feature set it has and no more: from 1.27.3 (upstream `resolve`
+    in open source) to 1.30.x. An older pin would pass configs its real image rejects, a
+    newer one may use what 1.30 lacks. Debian flavours only (no alpine, perl, otel).
+    """
+    match = _NGINX_TAG.fullmatch(tag)
+    if not match or (match.group(4) or "bookworm") not in ("bookworm", "trixie"):
+        return False
+    major, minor = int(match.group(1)), int(match.group(2))
+    patch = int(match.group(3)) if match.group(3) is not None else None  # "1.27": its newest patch
+    series = tuple(int(part) for part in NGINX_SERIES.split("."))
+    if (major, minor) > series:
+        return False
+    return (major, minor, patch if patch is not None else 10**6) >= (1, 27, 3)
+
+
 RECIPES: dict[str, Recipe] = {
     "python": Recipe("python", _python_dockerfile(), (), "python3 (3.11)",
                      lambda tag: tag.startswith("3.11"), host_ca=True),
@@ -214,7 +285,7 @@ RECIPES: dict[str, Recipe] = {
                     "redis-server (7.0)", lambda tag: tag.split(".")[0] == "7"),
     "nginx": Recipe("nginx", _nginx_dockerfile(),
                     ("docker-entrypoint.sh", "nginx.conf", "default.conf"),
-                    "nginx (1.22)", lambda tag: tag.startswith("1.")),
+                    f"nginx ({NGINX_SERIES})", nginx_supported, suite=NGINX_SUITE),
 }
 
 
@@ -228,8 +299,8 @@ def recipe_for(ref: str) -> Recipe:
         )
     if not recipe.supported(tag):
         raise RehearsalError(
-            f"image {ref!r}: the stand-in recipe for {repo!r} installs Debian {SUITE}'s "
-            f"{recipe.debian_package}, which cannot stand in for tag {tag!r}"
+            f"image {ref!r}: the stand-in recipe for {repo!r} installs {recipe.describe}, "
+            f"which cannot stand in for tag {tag!r}"
         )
     return recipe
 
@@ -294,15 +365,18 @@ def _one_line_entries(text: str):
             yield words[1].rstrip("/"), [words[2]]
 
 
-def base_recipe(mirror: str, security: str) -> tuple[str, str]:
+def base_recipe(mirror: str, security: str, suite: str = SUITE) -> tuple[str, str]:
     """(sources file for the image, hash of everything the base depends on)."""
+    spec = SUITES[suite]
     sources = (
-        f"Types: deb\nURIs: {mirror}\nSuites: {SUITE} {SUITE}-updates\nComponents: main\n"
+        f"Types: deb\nURIs: {mirror}\nSuites: {suite} {suite}-updates\nComponents: main\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
-        f"Types: deb\nURIs: {security}\nSuites: {SUITE}-security\nComponents: main\n"
+        f"Types: deb\nURIs: {security}\nSuites: {suite}-security\nComponents: main\n"
         "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
     )
-    recipe = f"debootstrap --variant=minbase {SUITE} {mirror}\n{sources}policy-rc.d=101\nv1"
+    recipe = f"debootstrap --variant=minbase {suite} {mirror}\n{sources}policy-rc.d=101\nv1"
+    if spec.script or spec.apt_conf:  # (bookworm's recipe text predates these: keep its hash)
+        recipe += f"\nscript={spec.script}\napt.conf={spec.apt_conf}"
     return sources, hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
 
@@ -332,7 +406,6 @@ def ensure_images(client: docker.DockerClient, refs: list[str], say: Callable[[s
     """Make every image in refs present on the engine; report where each came from."""
     outcomes: list[Outcome] = []
     mirror, security = debian_mirrors()
-    _, base_hash = base_recipe(mirror, security)
     for ref in refs:
         image = _local(client, ref)
         if image is not None and _labels(image).get(STANDIN_LABEL) != "true":
@@ -347,14 +420,15 @@ def ensure_images(client: docker.DockerClient, refs: list[str], say: Callable[[s
             recipe = recipe_for(ref)
             say(f"  {ref}: no registry answers ({why}); using a stand-in")
         files = context_files(recipe)
+        _, base_hash = base_recipe(mirror, security, recipe.suite)
         want = recipe_hash(files, base_hash)
         if image is not None and _labels(image).get(RECIPE_LABEL) == want:
-            outcomes.append(Outcome(ref, "stand-in (cached)", f"Debian {recipe.debian_package}"))
+            outcomes.append(Outcome(ref, "stand-in (cached)", recipe.describe))
             continue
-        _ensure_base(client, mirror, security, say)
-        say(f"  building stand-in {ref} from Debian {SUITE}'s {recipe.debian_package}")
+        _ensure_base(client, mirror, security, say, recipe.suite)
+        say(f"  building stand-in {ref} from {recipe.describe}")
         build_context(client, files, ref, {STANDIN_LABEL: "true", RECIPE_LABEL: want})
-        outcomes.append(Outcome(ref, "stand-in (built)", f"Debian {recipe.debian_package}"))
+        outcomes.append(Outcome(ref, "stand-in (built)", recipe.describe))
     return outcomes
 
 
@@ -371,21 +445,23 @@ def _try_pull(ref: str, timeout: int) -> tuple[bool, str]:
         client.close()
 
 
-def _ensure_base(client, mirror: str, security: str, say) -> None:
-    sources, base_hash = base_recipe(mirror, security)
-    image = _local(client, BASE_IMAGE)
+def _ensure_base(client, mirror: str, security: str, say, suite: str = SUITE) -> None:
+    spec = SUITES[suite]
+    sources, base_hash = base_recipe(mirror, security, suite)
+    name = base_image(suite)
+    image = _local(client, name)
     if image is not None and _labels(image).get(RECIPE_LABEL) == base_hash:
         return
     if os.geteuid() != 0:
         raise RehearsalError("building the stand-ins' Debian base needs root (debootstrap): run as root")
     if shutil.which("debootstrap") is None:
         raise RehearsalError("building the stand-ins' Debian base needs debootstrap: apt-get install debootstrap")
-    say(f"  debootstrapping Debian {SUITE} (minbase) from {mirror} for the stand-ins' base")
+    say(f"  debootstrapping Debian {suite} (minbase) from {mirror} for the stand-ins' base")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="rehearsal-rootfs-") as tmp:
         root = Path(tmp) / "rootfs"
         run = subprocess.run(
-            ["debootstrap", "--variant=minbase", SUITE, str(root), mirror],
+            ["debootstrap", "--variant=minbase", suite, str(root), mirror, *([spec.script] if spec.script else [])],
             capture_output=True, text=True,
         )
         if run.returncode != 0:
@@ -398,6 +474,8 @@ def _ensure_base(client, mirror: str, security: str, say) -> None:
         policy = root / "usr/sbin/policy-rc.d"
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
+        if spec.apt_conf:
+            (root / "etc/apt/apt.conf.d/99rehearsal").write_text(spec.apt_conf)
         for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
             for entry in (root / junk).glob("*"):
                 if entry.is_file():
@@ -408,7 +486,7 @@ def _ensure_base(client, mirror: str, security: str, say) -> None:
              "-C", str(root), "-cf", str(tarball), "."],
             check=True,
         )
-        repository, tag = BASE_IMAGE.split(":")
+        repository, tag = name.split(":")
         client.api.import_image_from_file(
             str(tarball), repository=repository, tag=tag,
             changes=[
@@ -417,7 +495,7 @@ def _ensure_base(client, mirror: str, security: str, say) -> None:
                 'CMD ["bash"]',
             ],
         )
-    say(f"  base image {BASE_IMAGE} ready in {time.monotonic() - started:.0f}s")
+    say(f"  base image {name} ready in {time.monotonic() - started:.0f}s")
 
 
 def build_context(client, files: dict[str, bytes], tag: str, labels: dict[str, str]) -> str:

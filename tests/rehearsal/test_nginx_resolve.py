@@ -1,0 +1,360 @@
+"""The nginx design on a real nginx of the pinned feature set (needs a Docker engine).
+
+nginx runs components.render.nginx_conf(...) unedited (put into the container before it
+starts, as the program's `uploads` do); "replicas" are tiny HTTP servers sharing the
+network alias `web` and answering with their hostname. Shown: nginx follows replicas that
+start and stop without being restarted, a replica that stops gracefully or refuses
+connections costs no request, and the container healthcheck as rendered turns it healthy.
+Everything this module creates carries its label and is removed in the fixture's finally.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+docker = pytest.importorskip("docker")
+
+from components import render
+from tests.nginx_check import NGINX_IMAGE, archive, docker_client, ensure_image, pinned_image
+
+pytestmark = pytest.mark.docker
+
+LABEL = "tests.nginx-resolve"
+PYTHON_IMAGE = "python:3.11.14-slim-bookworm"  # django_app/Dockerfile's FROM
+REQUEST_TIMEOUT = 20  # > proxy_next_upstream_timeout (15 s): nginx gives up first
+PACE = 0.02  # seconds between a steady client's requests
+
+# A replica: HTTP/1.1 with keep-alive (nginx keeps upstream connections), answers GET with
+# its hostname. DELAY seconds pass before it binds (a booting replica: the alias resolves,
+# the port refuses). On SIGTERM, like gunicorn: stop accepting, finish the requests in
+# flight, close idle keep-alive connections, exit.
+REPLICA = r"""
+import os, signal, socket, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+NAME = socket.gethostname().encode()
+stopping = threading.Event()
+idle = set()
+lock = threading.Lock()
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    timeout = 5  # idle keep-alive connections close after 5 s, as gunicorn's keepalive
+
+    def handle(self):
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection and not stopping.is_set():
+            with lock:
+                idle.add(self.connection)
+            try:
+                self.handle_one_request()
+            finally:
+                with lock:
+                    idle.discard(self.connection)
+
+    def do_GET(self):
+        with lock:
+            idle.discard(self.connection)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(NAME)))
+        if stopping.is_set():
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(NAME)
+
+    def log_message(self, *args):
+        pass
+
+time.sleep(float(os.environ.get("DELAY", "0")))
+server = ThreadingHTTPServer(("0.0.0.0", 8000), Handler)
+server.daemon_threads = False  # server_close() waits for requests in flight
+
+def stop():
+    stopping.set()
+    server.shutdown()
+    server.socket.close()  # new connections are refused from here on
+    with lock:
+        for conn in list(idle):
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+    server.server_close()
+    print("replica stopped", flush=True)
+    os._exit(0)
+
+signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop).start())
+print("replica listening", flush=True)
+server.serve_forever()
+"""
+
+
+def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(every)
+
+
+@dataclass
+class Stack:
+    client: object
+    run: str
+    network: object
+    nginx: object = None
+    url: str = ""
+    replicas: dict = field(default_factory=dict)  # name -> container
+
+    def replica(self, suffix: str, delay: float = 0):
+        name = f"nginx-resolve-{self.run}-{suffix}"
+        container = self.client.containers.create(
+            PYTHON_IMAGE,
+            ["python", "-u", "-c", REPLICA],
+            name=name,
+            hostname=name,
+            environment={"DELAY": str(delay)},
+            labels={LABEL: self.run},
+            network=self.network.name,
+            networking_config={self.network.name: self.client.api.create_endpoint_config(aliases=[render.WEB_HOST])},
+            stop_signal="SIGTERM",
+        )
+        container.start()
+        self.replicas[name] = container
+        return name
+
+    def get(self, path: str = "/") -> tuple[int, str]:
+        """(status, body) of one GET through nginx; (0, error) when no HTTP answer came."""
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=REQUEST_TIMEOUT) as response:
+                return response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode(errors="replace")[:200]
+        except OSError as error:
+            return 0, repr(error)
+
+    def answered_by(self, count: int) -> tuple[list[str], list[tuple[int, str]]]:
+        """Send `count` GETs; (bodies of the 200s, the failures)."""
+        names, failures = [], []
+        for _ in range(count):
+            status, body = self.get()
+            (names if status == 200 else failures).append(body if status == 200 else (status, body))
+        return names, failures
+
+
+class SteadyClient:
+    """GETs every PACE seconds in a thread until stopped; records every outcome."""
+
+    def __init__(self, stack: Stack):
+        self.stack = stack
+        self.results: list[tuple[float, int, str]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self):
+        while not self._stop.is_set():
+            started = time.monotonic()
+            status, body = self.stack.get()
+            self.results.append((time.monotonic() - started, status, body))
+            self._stop.wait(PACE)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=REQUEST_TIMEOUT + 5)
+        assert not self._thread.is_alive(), "the client thread did not stop"
+
+    @property
+    def failures(self):
+        return [(status, body) for _, status, body in self.results if status != 200]
+
+    @property
+    def names(self):
+        return {body for _, status, body in self.results if status == 200}
+
+    def summary(self) -> str:
+        slowest = max((elapsed for elapsed, _, _ in self.results), default=0)
+        return f"{len(self.results)} requests, {len(self.failures)} failed, slowest {slowest:.2f}s"
+
+
+def _remove_stale(client) -> None:
+    """Leftovers of runs killed before their finally (older than 15 min: not a live run)."""
+    cutoff = datetime.now(timezone.utc) - timedelta(minutes=15)
+    for container in client.containers.list(all=True, filters={"label": LABEL}):
+        created = datetime.fromisoformat(container.attrs["Created"][:19]).replace(tzinfo=timezone.utc)
+        if created < cutoff:
+            container.remove(force=True)
+    for network in client.networks.list(filters={"label": LABEL}):
+        created = datetime.fromisoformat(network.attrs["Created"][:19]).replace(tzinfo=timezone.utc)
+        if created < cutoff:
+            try:
+                network.remove()
+            except docker.errors.APIError:  # still in use: not ours to force
+                pass
+
+
+@pytest.fixture(scope="module")
+def stack():
+    client = docker_client(timeout=120)
+    ensure_image(client, NGINX_IMAGE)
+    ensure_image(client, PYTHON_IMAGE)
+    assert pinned_image("nginxImage") == NGINX_IMAGE
+    _remove_stale(client)
+    run = uuid.uuid4().hex[:8]
+    network = client.networks.create(f"nginx-resolve-{run}", driver="bridge", labels={LABEL: run})
+    stack = Stack(client, run, network)
+    try:
+        stack.replica("r1")
+        stack.replica("r2")
+        conf = render.nginx_conf(server_name="example.test", client_max_body_size="10m", tls=False)
+        stack.nginx = client.containers.create(
+            NGINX_IMAGE,
+            name=f"nginx-resolve-{run}-nginx",
+            labels={LABEL: run},
+            network=network.name,
+            ports={"80/tcp": ("127.0.0.1", None)},
+            healthcheck={  # the rendered test; a quick interval so the test need not wait long
+                "test": render.nginx_healthcheck(),
+                "interval": 1_000_000_000, "timeout": 3_000_000_000, "retries": 3,
+                "start_period": 5_000_000_000,
+            },
+        )
+        stack.nginx.put_archive("/", archive({render.NGINX_CONF: conf}))
+        stack.nginx.start()
+        stack.nginx.reload()
+        port = stack.nginx.attrs["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]
+        stack.url = f"http://127.0.0.1:{port}"
+        started, early = time.monotonic(), []
+
+        def first_200():
+            status, body = stack.get()
+            if status != 200:
+                early.append((status, body[:60]))
+            return status == 200
+
+        wait_for(first_200, 15, "nginx to answer 200 through the upstream", every=0.02)
+        print(f"first 200 through nginx {time.monotonic() - started:.2f}s after start; before it: {early}")
+        yield stack
+    finally:
+        try:
+            if stack.nginx is not None:
+                lines = stack.nginx.logs(stdout=False, stderr=True).decode(errors="replace").splitlines()
+                print("--- nginx's error log (last 30 lines)", *lines[-30:], sep="\n")
+        except Exception:
+            pass
+        for container in client.containers.list(all=True, filters={"label": f"{LABEL}={run}"}):
+            container.remove(force=True)
+        network.remove()
+        client.close()
+
+
+def nginx_started_at(stack: Stack) -> tuple[str, int]:
+    stack.nginx.reload()
+    return stack.nginx.attrs["State"]["StartedAt"], stack.nginx.attrs["RestartCount"]
+
+
+def test_a_requests_reach_every_replica(stack):
+    names, failures = stack.answered_by(30)
+
+    assert failures == []
+    assert set(names) == {n for n in stack.replicas}
+
+
+def test_b_a_new_replica_gets_requests_within_seconds_without_touching_nginx(stack):
+    before = nginx_started_at(stack)
+    name = stack.replica("r3")
+    started = time.monotonic()
+
+    failures: list = []
+
+    def reached():
+        status, body = stack.get()
+        if status != 200:
+            failures.append((status, body))
+        return body == name
+
+    wait_for(reached, 10, f"{name} to receive a request through nginx", every=0.05)
+    print(f"{name} reached after {time.monotonic() - started:.1f}s")
+    assert failures == []
+    assert nginx_started_at(stack) == before  # no restart, no new container
+
+
+def test_c_a_replica_stopping_gracefully_costs_no_request(stack):
+    assert len(stack.replicas) >= 2
+    victim_name, victim = next(iter(stack.replicas.items()))
+    with SteadyClient(stack) as client:
+        wait_for(lambda: victim_name in client.names, 5, f"{victim_name} to be in rotation")
+        time.sleep(0.5)
+        stopped = time.monotonic()
+        victim.stop(timeout=10)
+        stop_seconds = time.monotonic() - stopped
+        time.sleep(3)
+    del stack.replicas[victim_name]
+    victim.reload()
+    print(f"docker stop took {stop_seconds:.1f}s (exit {victim.attrs['State']['ExitCode']}); {client.summary()}")
+
+    assert client.failures == []
+    assert victim.attrs["State"]["ExitCode"] == 0  # it stopped on SIGTERM, not by SIGKILL
+    names_after, failures_after = stack.answered_by(20)
+    assert failures_after == []
+    assert victim_name not in names_after
+    assert set(names_after) == set(stack.replicas)
+
+
+def test_d_a_replica_that_refuses_connections_costs_no_request(stack):
+    since = int(time.time()) - 1
+    with SteadyClient(stack) as client:
+        name = stack.replica("late", delay=3)
+        wait_for(lambda: name in client.names, 12, f"{name} to answer once it listens", every=0.1)
+        time.sleep(0.5)
+    print(client.summary())
+    late = stack.replicas[name]
+    late.reload()
+    address = late.attrs["NetworkSettings"]["Networks"][stack.network.name]["IPAddress"]
+    errors = stack.nginx.logs(stdout=False, stderr=True, since=since).decode(errors="replace")
+
+    assert client.failures == []
+    # Not vacuous: nginx did try the replica while it refused, and passed the request on.
+    assert f"(111: Connection refused) while connecting to upstream" in errors
+    assert f'upstream: "http://{address}:{render.APP_PORT}/"' in errors
+
+
+def test_e_health_door_answers_204_inside_and_the_healthcheck_turns_healthy(stack):
+    code = stack.nginx.exec_run(
+        ["curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
+         f"http://127.0.0.1:{render.NGINX_HEALTH_PORT}{render.NGINX_HEALTH_PATH}"]
+    )
+    assert (code.exit_code, code.output.decode()) == (0, "204")
+
+    def health():
+        stack.nginx.reload()
+        return stack.nginx.attrs["State"].get("Health", {}).get("Status") == "healthy"
+
+    wait_for(health, 15, "the nginx container to turn healthy")
+
+    # The door is on nginx's loopback only: from the network it refuses.
+    nginx_ip = stack.nginx.attrs["NetworkSettings"]["Networks"][stack.network.name]["IPAddress"]
+    replica = next(iter(stack.replicas.values()))
+    probe = replica.exec_run(
+        ["python", "-c",
+         f"import socket\ntry:\n socket.create_connection(('{nginx_ip}', {render.NGINX_HEALTH_PORT}), 3)\n"
+         " print('open')\nexcept OSError as e:\n print(type(e).__name__)"]
+    )
+    assert probe.output.decode().strip() == "ConnectionRefusedError"
