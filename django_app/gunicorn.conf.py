@@ -1,10 +1,47 @@
-"""gunicorn settings for the web role: `gunicorn --config gunicorn.conf.py config.wsgi:application`."""
+"""gunicorn settings for the web role: `gunicorn --config gunicorn.conf.py config.wsgi:application`.
 
+nginx finds the web replicas through a Docker DNS alias (every running replica, healthy or
+not) and re-resolves it every second; it skips a replica that *refuses* a connection and
+retries the next one at once. Two things follow, and this file does both:
+- A replica opens its port only once it can really serve: the master imports the app
+  (`preload_app`) and its URL configuration, and waits until PostgreSQL and Redis answer,
+  before it binds. Until then connections are refused.
+- A replica's address must never die while nginx may still choose it. Docker drops a
+  container from DNS only when it exits, and its address dies with it; a request nginx sends
+  to a dead address waits out the connect timeout, and if nginx re-resolves meanwhile it
+  cannot retry on another replica (nginx src/http/ngx_http_upstream_round_robin.c: a changed
+  upstream config ends the retries, "no live upstreams", a 502). So the master never exits
+  straight after it stopped serving: on SIGTERM it closes its listener, lets its workers
+  finish, and refuses for WEB_DRAIN_SECONDS (nginx marks it down on a refusal: max_fails=1 in
+  components/render.py); and a replica that cannot start (the app does not import, a setting
+  is missing) stays up refusing, unhealthy, instead of exiting into a restart loop that would
+  add and drop it in DNS every few seconds.
+Order in gunicorn 27.0.1 (gunicorn/arbiter.py): `Arbiter.__init__` calls `setup()` (line 63),
+which imports the app when `preload_app` is set (lines 162-163); `run()` then calls `start()`
+(line 243), which runs `on_starting` (line 186) and only after it creates the listening
+sockets (`sock.create_sockets`, lines 190-204) and calls `when_ready`; the workers are forked
+after that (`manage_workers`, line 247). On SIGTERM `halt()` runs `stop()`, which closes the
+listeners first (lines 442-456), then `on_exit` and `sys.exit` (lines 400-415). (With
+`reuse_port` the workers would bind instead: keep it off.)
+"""
+
+import atexit
 import os
+import signal
+import time
 
 from config import env
 
 bind = "0.0.0.0:8000"
+
+# Import the WSGI app (Django) in the master, before the socket is bound (see above): an
+# app that fails to import never listens.
+preload_app = True
+
+READY_POLL_SECONDS = 0.5
+# How often a replica still waiting for its services says so again in the log.
+READY_REMINDER_SECONDS = 60
+DRAIN_SECONDS = env.integer("WEB_DRAIN_SECONDS", default=2)
 
 # (2 x CPUs) + 1, as gunicorn suggests, but at most 4: the container has a memory limit,
 # and the stack scales out with web replicas rather than with workers per replica.
@@ -13,7 +50,7 @@ workers = env.integer("WEB_CONCURRENCY", default=min(2 * len(os.sched_getaffinit
 
 timeout = env.integer("GUNICORN_TIMEOUT", default=30)
 # On SIGTERM workers get as long to finish as a request may take; the container's stop
-# timeout (the program's destroy grace) must be longer than this.
+# timeout (the program's destroy grace) must be longer than this plus the drain.
 graceful_timeout = timeout
 keepalive = 5  # nginx reuses upstream connections
 
@@ -40,10 +77,116 @@ loglevel = env.string("DJANGO_LOG_LEVEL", default="INFO").lower()
 access_log_format = '%({x-forwarded-for}i)s %(h)s "%(r)s" %(s)s %(b)s %(M)sms "%(a)s"'
 
 
-def on_starting(server):
-    """Load Django's settings in the master, so a missing variable stops gunicorn once with
-    its one-line message (config/env.py) instead of failing every worker boot in a loop."""
-    import django
+class _Master:
+    """What the master's exit needs to know: its pid (forked workers inherit the atexit
+    handler), whether it ever listened, and whether it was told to stop."""
 
-    env.default_settings_module()
-    django.setup(set_prefix=False)
+    pid = os.getpid()
+    listened = False
+    stopping = False
+
+
+def _stop_requested(signum, frame) -> None:
+    """SIGTERM before gunicorn has its own handlers (while importing the app or waiting to be
+    ready), or while parked: leave by way of the drain, like any other exit."""
+    _Master.stopping = True
+    raise SystemExit(0)
+
+
+signal.signal(signal.SIGTERM, _stop_requested)  # gunicorn replaces it once it listens
+
+
+def on_starting(server):
+    """Runs in the master before it binds: settings, URL configuration, then readiness.
+
+    preload_app has already imported config.wsgi, which loaded the settings, so a missing
+    variable has stopped the start with its one-line message (config/env.py) instead of
+    failing every worker boot in a loop; the fallback covers an app that did not set Django up.
+    """
+    import django
+    from django.apps import apps
+    from django.urls import get_resolver
+
+    if not apps.ready:
+        env.default_settings_module()
+        django.setup(set_prefix=False)
+    # Django imports the URL configuration (and so every view module) on the first request;
+    # import it now, so a release whose views cannot import never listens either.
+    get_resolver().url_patterns
+    _wait_until_ready(server)
+
+
+def when_ready(server):
+    _Master.listened = True
+
+
+class _OncePerMessage:
+    """A logging filter: each distinct message once, so polling does not flood the log."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def filter(self, record) -> bool:
+        message = record.getMessage()
+        if message in self.seen:
+            return False
+        self.seen.add(message)
+        return True
+
+
+def _wait_until_ready(server) -> None:
+    """Poll config.health's checks until all pass, however long that takes (a database still
+    starting after a host reboot comes up eventually; the replica then serves). Meanwhile the
+    port stays closed and the container's healthcheck fails, so `pulumi up` reports it. The
+    master's connections are closed before it goes on, so no worker inherits a socket."""
+    from django.core.cache import caches
+    from django.db import connections
+
+    from config import health
+
+    once = _OncePerMessage()
+    health.logger.addFilter(once)  # each distinct failure (with its detail) is logged once
+    started = reminded = time.monotonic()
+    waited = False
+    try:
+        while True:
+            failed = {name: value for name, value in health.run_checks().items() if value != "ok"}
+            if not failed:
+                break
+            reasons = ", ".join(f"{name} {value}" for name, value in failed.items())
+            now = time.monotonic()
+            if not waited or now - reminded >= READY_REMINDER_SECONDS:
+                server.log.warning("web: not ready after %ds: %s; not listening until it is", now - started, reasons)
+                waited, reminded = True, now
+            connections.close_all()  # a fresh connection on the next poll
+            time.sleep(READY_POLL_SECONDS)
+        if waited:
+            server.log.info("Ready: %s answer", ", ".join(health.CHECKS))
+    finally:
+        health.logger.removeFilter(once)
+        connections.close_all()  # the database check's connection (persistent: CONN_MAX_AGE)
+        caches.close_all()  # unused by the checks; closed in case the app's import opened one
+
+
+def _at_exit() -> None:
+    """In the master only (a worker lingering would keep the listening socket open).
+
+    Every exit drains: refusing connections for DRAIN_SECONDS first (see the top). One that
+    never served and was not told to stop (the app did not import, a setting is missing)
+    stays up refusing, unhealthy, until it is: a restart could not fix it, and a restart loop
+    would add and drop the replica in DNS every few seconds. Silent, so the one-line reason
+    printed above stays the last line."""
+    if os.getpid() != _Master.pid:
+        return
+    signal.signal(signal.SIGTERM, _stop_requested)
+    try:
+        while not (_Master.listened or _Master.stopping):
+            time.sleep(3600)
+    except SystemExit:
+        pass  # SIGTERM while parked: drain, then exit
+    time.sleep(DRAIN_SECONDS)
+
+
+# Registered as gunicorn reads this file, in the master, before it imports the app: so it
+# also covers an app that fails to import.
+atexit.register(_at_exit)

@@ -11,7 +11,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dj_database_url
@@ -31,6 +34,144 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+def accepts(port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts a TCP connection on the loopback port (what nginx sees)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextmanager
+def refusing_port() -> Iterator[int]:
+    """A loopback port that refuses connections for as long as the block runs: bound but not
+    listening, so the kernel answers a SYN with RST and nothing else can take the port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
+
+
+class DelayedForwarder:
+    """A loopback TCP forwarder to `target` that refuses connections until `open()`: until
+    then its port is bound but not listening (see refusing_port). A service that comes up late."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.opened_at: float | None = None  # time.monotonic() when it started listening
+        self._listener = socket.socket()
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)  # the accept loop checks for close() this often
+        self.port: int = self._listener.getsockname()[1]
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> DelayedForwarder:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def open(self) -> None:
+        self._listener.listen()
+        self.opened_at = time.monotonic()
+        self._start(self._accept_loop)
+
+    def close(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes the pumps blocked in recv()
+                except OSError:
+                    pass
+                sock.close()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._listener.close()
+
+    def _start(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            client.settimeout(None)
+            upstream.settimeout(None)
+            with self._lock:
+                if self._stopping.is_set():
+                    client.close()
+                    upstream.close()
+                    return
+                self._sockets += [client, upstream]
+            self._start(self._pump, client, upstream)
+            self._start(self._pump, upstream, client)
+
+    @staticmethod
+    def _pump(source: socket.socket, destination: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                destination.sendall(data)
+            destination.shutdown(socket.SHUT_WR)
+        except OSError:  # the other side or close() ended the connection
+            pass
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants (by scanning /proc for parent ids)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # The field after the parenthesised command name: state, then the parent's pid.
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    tree = [pid]
+    for member in tree:
+        tree += [child for child, parent in parents.items() if parent == member]
+    return tree
+
+
+def established_tcp_remote_ports(pids: list[int]) -> dict[int, list[int]]:
+    """For each pid, the remote ports of the established TCP connections whose sockets it holds."""
+    remote_port_by_inode: dict[str, int] = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            fields = row.split()
+            if fields[3] == "01":  # TCP_ESTABLISHED
+                remote_port_by_inode[fields[9]] = int(fields[2].rsplit(":", 1)[1], 16)
+    held: dict[int, list[int]] = {}
+    for pid in pids:
+        ports = []
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                try:
+                    target = os.readlink(fd)
+                except OSError:
+                    continue
+                if target.startswith("socket:[") and target[8:-1] in remote_port_by_inode:
+                    ports.append(remote_port_by_inode[target[8:-1]])
+        except OSError:  # gone meanwhile
+            continue
+        held[pid] = sorted(ports)
+    return held
+
+
 def app_env(**overrides: str) -> dict[str, str]:
     """An environment for a subprocess of the app: the caller's, minus every app variable,
     plus the overrides, so a test states exactly what the process sees."""
@@ -38,10 +179,13 @@ def app_env(**overrides: str) -> dict[str, str]:
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("DJANGO_", "GUNICORN_", "CELERY_"))
-        and key not in {"DATABASE_URL", "REDIS_URL", "WEB_CONCURRENCY", "FORWARDED_ALLOW_IPS", "GIT_SHA"}
+        and key
+        not in {"DATABASE_URL", "REDIS_URL", "WEB_CONCURRENCY", "WEB_DRAIN_SECONDS",
+                "FORWARDED_ALLOW_IPS", "GIT_SHA"}
     }
     base["PATH"] = f"{VENV_BIN}{os.pathsep}{base.get('PATH', '')}"
     base["PYTHONDONTWRITEBYTECODE"] = "1"
+    base["WEB_DRAIN_SECONDS"] = "0"  # the drain has its own test; elsewhere it only slows stops
     return {**base, **overrides}
 
 

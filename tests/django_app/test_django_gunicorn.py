@@ -8,11 +8,27 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+from django.conf import settings
 
 from config import healthcheck
-from django_app_support import APP_DIR, closed_port, production_env, run_app, stop, test_database_url, wait_until
+from django_app_support import (
+    APP_DIR,
+    DelayedForwarder,
+    accepts,
+    closed_port,
+    established_tcp_remote_ports,
+    process_tree,
+    production_env,
+    refusing_port,
+    run_app,
+    stop,
+    test_database_url,
+    wait_until,
+)
 
 # pytest-django creates the test database only when some collected test asks for it.
 pytestmark = pytest.mark.django_db
@@ -127,13 +143,158 @@ def test_sigterm_shuts_down_gracefully_with_access_logs_on_stdout(django_db_setu
     assert "Handling signal: term" in output
 
 
-def test_gunicorn_without_the_secret_stops_once_with_one_line():
+# --- a replica opens its port only when it can serve, and never flaps in DNS ---------------
+
+def start_gunicorn(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        argv, cwd=APP_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
+
+
+def stays_up_refusing(process: subprocess.Popen, port: int, seconds: float) -> bool:
+    """Probe the port every 20 ms for `seconds`: True when the process stayed up and never accepted."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None or accepts(port, timeout=0.2):
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def stop_and_read(process: subprocess.Popen) -> tuple[float, str]:
+    """SIGTERM (as `docker stop`): how long it took to exit, and everything it printed."""
+    started = time.monotonic()
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=15)
+    return time.monotonic() - started, output
+
+
+def test_a_missing_setting_stops_the_start_with_one_line_and_the_replica_stays_down_quietly():
     env = production_env()
     del env["DJANGO_SECRET_KEY"]
+    port = closed_port()
+    process = start_gunicorn(gunicorn_argv(port), env)
+    try:
+        # Up, not listening, not restarting: a replica that cannot start does not flap in DNS.
+        assert stays_up_refusing(process, port, seconds=3), process.communicate(timeout=10)[0]
+        took, output = stop_and_read(process)
+    finally:
+        stop(process)
 
-    result = run_app(*gunicorn_argv(closed_port()), env=env, timeout=30)
+    assert took < 5
+    assert "Traceback" not in output
+    assert output.strip().splitlines()[-1] == "configuration error: DJANGO_SECRET_KEY is required and not set"
+    assert "Booting worker" not in output and "Listening at" not in output
 
-    assert result.returncode == 1
-    assert "Traceback" not in result.stdout + result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "configuration error: DJANGO_SECRET_KEY is required and not set"
-    assert "Booting worker" not in result.stdout + result.stderr
+
+def test_a_release_whose_app_fails_to_import_never_listens_and_stays_down_quietly():
+    port = closed_port()
+    env = production_env(PYTHONPATH=str(Path(__file__).resolve().parent), WEB_DRAIN_SECONDS="1")
+    argv = [*gunicorn_argv(port)[:-1], "broken_release_wsgi:application"]
+    process = start_gunicorn(argv, env)
+    try:
+        assert stays_up_refusing(process, port, seconds=3), process.communicate(timeout=10)[0]
+        took, output = stop_and_read(process)
+    finally:
+        stop(process)
+
+    assert 1 <= took < 5  # told to stop, it drains like any other exit
+    assert "broken release: the app fails to import" in output
+    assert "Listening at" not in output and "Booting worker" not in output
+
+
+def test_gunicorn_never_listens_while_the_database_refuses_and_says_why_once():
+    port = closed_port()
+    with refusing_port() as database_port:
+        env = production_env(DATABASE_URL=f"postgres://app:app@127.0.0.1:{database_port}/app")
+        process = start_gunicorn(gunicorn_argv(port), env)
+        try:
+            assert stays_up_refusing(process, port, seconds=4), process.communicate(timeout=10)[0]
+            took, output = stop_and_read(process)
+        finally:
+            stop(process)
+
+    assert took < 5  # still waiting, not stuck: `docker stop` ends it at once
+    assert "web: not ready after 0s: database error: OperationalError; not listening until it is" in output
+    assert "Traceback" not in output
+    assert "Listening at" not in output and "Booting worker" not in output
+    # Each distinct failure is logged once with its detail, not on every 0.5 s poll.
+    assert output.count("health check database failed") == 1
+    assert output.count("web: not ready") == 1
+
+
+def test_gunicorn_listens_once_the_database_answers_and_forks_workers_without_its_connections(
+    django_db_setup, django_db_blocker
+):
+    with django_db_blocker.unblock():
+        database_url = urlsplit(test_database_url())
+    redis_port = urlsplit(settings.REDIS_URL).port or 6379
+    port = closed_port()
+    with DelayedForwarder((database_url.hostname, database_url.port or 5432)) as database:
+        late_url = database_url._replace(netloc=database_url.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{database.port}")
+        env = production_env(DATABASE_URL=late_url.geturl(), WEB_CONCURRENCY="2")
+        started = time.monotonic()
+        process = start_gunicorn(gunicorn_argv(port), env)
+        try:
+            # The database refuses for 2 s, then answers; gunicorn must not accept before that.
+            while not accepts(port, timeout=0.2):
+                assert process.poll() is None, process.communicate(timeout=10)[0]
+                assert time.monotonic() - started < 20, "gunicorn did not start listening"
+                if database.opened_at is None and time.monotonic() - started >= 2:
+                    database.open()
+                time.sleep(0.02)
+            listening_at = time.monotonic()
+            assert database.opened_at is not None and listening_at > database.opened_at
+
+            # Before any request: once the workers are forked, neither they nor the master
+            # hold the connections the master's checks opened.
+            def master_and_workers() -> list[int] | None:
+                tree = process_tree(process.pid)
+                return tree if len(tree) == 3 else None
+
+            gunicorn = wait_until(master_and_workers, timeout=10, interval=0.05, what="the master and its 2 workers")
+            held = established_tcp_remote_ports(gunicorn)
+            assert {pid: ports for pid, ports in held.items() if {database.port, redis_port} & set(ports)} == {}
+
+            status, _, body = get(f"http://127.0.0.1:{port}/health/")
+        finally:
+            stop(process)
+            output = process.stdout.read()
+
+    assert (status, json.loads(body)["checks"]) == (200, {"database": "ok", "redis": "ok"}), output
+    assert "web: not ready after 0s: database error: OperationalError; not listening until it is" in output
+    assert output.index("Ready: database, redis answer") < output.index("Listening at")
+
+
+# --- a stopping replica refuses connections for WEB_DRAIN_SECONDS before it exits
+
+def _refusing_until_exit(process: subprocess.Popen, port: int, timeout: float) -> tuple[float, bool]:
+    """(seconds until the process exited, whether the port accepted anything meanwhile)."""
+    started = time.monotonic()
+    accepted = False
+    while process.poll() is None:
+        accepted = accepted or accepts(port, timeout=0.2)
+        assert time.monotonic() - started < timeout, f"gunicorn still running after {timeout}s"
+        time.sleep(0.05)
+    return time.monotonic() - started, accepted
+
+
+def test_sigterm_closes_the_port_at_once_then_drains_before_exiting(django_db_setup, django_db_blocker):
+    with django_db_blocker.unblock():
+        database_url = test_database_url()
+    port = closed_port()
+    env = production_env(DATABASE_URL=database_url, WEB_CONCURRENCY="1", WEB_DRAIN_SECONDS="2")
+    process = start_gunicorn(gunicorn_argv(port), env)
+    try:
+        wait_until(lambda: accepts(port), timeout=30, what="gunicorn to listen")
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)  # the listener closes as the master handles the signal
+        assert process.poll() is None, "exited without draining"
+        elapsed, accepted = _refusing_until_exit(process, port, timeout=15)
+    finally:
+        stop(process)
+
+    assert not accepted  # refused throughout: nginx retries elsewhere at once
+    assert process.returncode == 0
+    assert 1.2 <= elapsed < 8  # the 2 s drain (minus the 0.3 s above), not an immediate exit
