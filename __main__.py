@@ -42,7 +42,7 @@ env = pulumi.Output.secret(pulumi.Output.all(secret_key, db.password).apply(lamb
     web_concurrency=s.web_concurrency, web_timeout=s.web_timeout, forwarded_allow_ips=s.frontend_subnet)))
 runtime = AppRuntime(
     image=image.ref, env=env, git_sha=image.git_sha, stack=s.stack, backend_network=net.backend,
-    media_volume=vol.media, healthcheck=s.healthcheck, restart=s.restart_policy)
+    media_volume=vol.media, healthcheck=s.healthcheck, restart=s.restart_policy, docker_host=s.docker_host)
 
 release = Release(f"{app}-release", ReleaseArgs(runtime=runtime, static_volume=vol.static, memory_mb=s.web_memory_mb),
                   pulumi.ResourceOptions(depends_on=[db, cache]))
@@ -53,7 +53,7 @@ Celery(f"{app}-celery", CeleryArgs(
     runtime=runtime, concurrency=s.celery_concurrency, memory_mb=s.celery_memory_mb, beat=s.celery_beat,
     release_gate=release.gate))
 nginx = Nginx(f"{app}-nginx", NginxArgs(
-    image=s.nginx_image.text, upstreams=web.aliases, replica_ids=web.ids, server_name=s.server_name,
+    image=s.nginx_image.text, server_name=s.server_name,
     client_max_body_size=s.client_max_body_size, bind_address=s.bind_address, http_port=s.http_port,
     https_port=s.https_port, tls_certificate=s.tls_certificate, tls_key=s.tls_key, hsts_seconds=s.django_hsts_seconds,
     memory_mb=s.nginx_memory_mb, restart=s.restart_policy, frontend_network=net.frontend,

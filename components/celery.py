@@ -8,7 +8,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import AppRuntime
+from components.common import AppRuntime, container_options
 
 # A worker finishes its current task on SIGTERM (warm shutdown); give it time to.
 WORKER_GRACE_SECONDS = 60
@@ -35,22 +35,25 @@ class Celery(pulumi.ComponentResource):
         super().__init__("django-docker:components:Celery", name, None, opts)
         rt = args.runtime
 
-        def container(role: str, command: list[str]) -> docker.Container:
+        def container(role: str, command: list[str], *, delete_before_replace: bool) -> docker.Container:
             return docker.Container(
                 f"{name}-{role}",
-                **rt.container_kwargs(
+                **rt.long_running_kwargs(
                     f"celery-{role}",
                     command,
+                    health_role=role,
+                    grace_seconds=WORKER_GRACE_SECONDS,
                     memory_mb=args.memory_mb,
-                    volumes=[rt.media_mount()],
                     labels={"release": args.release_gate},
                 ),
-                **rt.long_running_kwargs(role, WORKER_GRACE_SECONDS),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=container_options(self, opts, delete_before_replace=delete_before_replace),
             )
 
-        worker = container("worker", render.worker_command(args.concurrency))
+        # Create-before-delete: two workers on one queue is what Celery is built for; the old
+        # one keeps consuming until the new one answers its ping.
+        worker = container("worker", render.worker_command(args.concurrency), delete_before_replace=False)
         if args.beat:
-            container("beat", render.beat_command())
+            # Delete-before-replace: two beats would send every scheduled task twice.
+            container("beat", render.beat_command(), delete_before_replace=True)
         self.worker_name = worker.name
         self.register_outputs({"worker_name": self.worker_name})

@@ -1,4 +1,4 @@
-"""Small pieces every container component shares (pulumi-docker argument shapes)."""
+"""Small pieces every container component shares (pulumi-docker argument shapes, options)."""
 
 from __future__ import annotations
 
@@ -16,31 +16,71 @@ from components.settings import Healthcheck
 LOG_DRIVER = "json-file"
 LOG_OPTS = {"max-size": "10m", "max-file": "3"}
 NO_NEW_PRIVILEGES = ["no-new-privileges:true"]
-# How long `pulumi up` waits for an app container to turn healthy before failing the update.
-WAIT_TIMEOUT_SECONDS = 300
+APP_TMPFS = {"/tmp": "rw,noexec,nosuid,size=64m"}
+DROP_ALL = ["ALL"]
+# Swap is not limited apart from memory (-1). Any positive value would come back from the
+# provider as -1 on hosts without swap accounting, a change on every `pulumi up` (moby
+# daemon_unix.go sets MemorySwap to -1 there; the provider reads it back,
+# terraform-provider-docker v4.5.0 resource_docker_container_funcs.go:939-944). Leaving it
+# unset is worse: Docker stores 2 x memory, the provider reads that back as a change, and a
+# limit raised past it is refused (W4 in shared/research/pulumi-docker-semantics.md).
+MEMORY_SWAP_UNLIMITED = -1
+# Every container waits for its healthcheck, and is replaced on *any* change. Why "*":
+# - the provider re-checks health only when it creates a container: a container that failed
+#   its wait is kept with an initialization error, and the next `pulumi up` would "update"
+#   it in place and succeed; with "*" the engine replaces it instead, so an unhealthy release
+#   fails every `pulumi up`, not only the first (pulumi/pulumi pkg/resource/deploy/
+#   step_generator.go applyReplaceOnChanges, `#initerror`; documented on the option);
+# - the provider's in-place update applies only restart and resource limits, and silently
+#   records the rest (healthcheck, init, tmpfs: resource_docker_container_funcs.go:1016-1019),
+#   so a replacement is the only way such a change reaches the container.
+REPLACE_ON_ANY_CHANGE = ["*"]
 
 
-def child_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None, **extra) -> pulumi.ResourceOptions:
-    """Options for a component's child: parented, and waiting on what the component waits on.
+def container_options(
+    parent: pulumi.Resource,
+    opts: pulumi.ResourceOptions | None = None,
+    *,
+    delete_before_replace: bool,
+) -> pulumi.ResourceOptions:
+    """Options of every docker.Container the program creates: the replacement order, on purpose.
 
-    A component's depends_on orders the component's own registration, not the children its
-    constructor creates (checked with the SDK's mock monitor), so pass it down.
+    pulumi-docker marks Container delete-before-replace (provider/resources.go:112-114), and
+    the engine follows the provider unless the program says otherwise (step_generator.go
+    :2043-2046), deleting every dependent that would be replaced first. So each caller states
+    it, with its reason. `depends_on` of the component is passed down: a component's
+    depends_on orders its own registration, not its children's (checked with the SDK's mocks).
     """
-    return pulumi.ResourceOptions(parent=parent, depends_on=opts.depends_on if opts else None, **extra)
+    return pulumi.ResourceOptions(
+        parent=parent,
+        depends_on=opts.depends_on if opts else None,
+        delete_before_replace=delete_before_replace,
+        replace_on_changes=REPLACE_ON_ANY_CHANGE,
+    )
 
 
 def label_args(labels: Mapping[str, pulumi.Input[str]]) -> list[docker.ContainerLabelArgs]:
     return [docker.ContainerLabelArgs(label=key, value=value) for key, value in sorted(labels.items())]
 
 
-def healthcheck_args(test: Sequence[str], *, interval: str, timeout: str, retries: int, start_period: str) -> docker.ContainerHealthcheckArgs:
+def healthcheck_args(test: Sequence[str], health: Healthcheck) -> docker.ContainerHealthcheckArgs:
     return docker.ContainerHealthcheckArgs(
-        tests=list(test), interval=interval, timeout=timeout, retries=retries, start_period=start_period
+        tests=list(test), interval=health.interval, timeout=health.timeout, retries=health.retries,
+        start_period=health.start_period,
     )
 
 
-def accessory_kwargs(service: str, stack: str) -> dict:
-    """What postgres, redis and nginx share: labels, no-new-privileges, rotated logs.
+def wait_kwargs(health: Healthcheck) -> dict:
+    """`pulumi up` waits until the container is healthy, for as long as its healthcheck needs."""
+    return dict(wait=True, wait_timeout=health.wait_seconds)
+
+
+def memory_kwargs(memory_mb: int) -> dict:
+    return dict(memory=memory_mb, memory_swap=MEMORY_SWAP_UNLIMITED)
+
+
+def accessory_kwargs(service: str, stack: str, memory_mb: int, health: Healthcheck) -> dict:
+    """What postgres, redis and nginx share: labels, limits, health, no-new-privileges, rotated logs.
 
     Their official entrypoints start as root and drop privileges themselves, so no `user` here.
     """
@@ -49,6 +89,8 @@ def accessory_kwargs(service: str, stack: str) -> dict:
         security_opts=NO_NEW_PRIVILEGES,
         log_driver=LOG_DRIVER,
         log_opts=LOG_OPTS,
+        **memory_kwargs(memory_mb),
+        **wait_kwargs(health),
     )
 
 
@@ -57,8 +99,8 @@ def hardened_app_kwargs() -> dict:
     return dict(
         user=APP_USER,
         read_only=True,
-        tmpfs={"/tmp": "rw,noexec,nosuid,size=64m"},
-        capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+        tmpfs=APP_TMPFS,
+        capabilities=docker.ContainerCapabilitiesArgs(drops=DROP_ALL),
         security_opts=NO_NEW_PRIVILEGES,
         init=True,  # tini as PID 1 reaps Celery's and gunicorn's children and forwards signals
         log_driver=LOG_DRIVER,
@@ -86,50 +128,47 @@ class AppRuntime:
     """Healthcheck timings from the stack."""
     restart: str
     """Restart policy of long-running containers."""
+    docker_host: str
+    """The Docker host the provider uses (`docker:host`), for the release jobs."""
 
-    def labels(self, service: str, **extra: pulumi.Input[str]) -> list[docker.ContainerLabelArgs]:
-        return label_args({
+    def label_map(self, service: str, **extra: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
+        return {
             **render.labels(service=service, role="app", stack=self.stack),
             f"{render.LABEL_PREFIX}.git-sha": self.git_sha,
             **{f"{render.LABEL_PREFIX}.{key}": value for key, value in extra.items()},
-        })
+        }
 
     def health(self, role: str) -> docker.ContainerHealthcheckArgs:
-        h = self.healthcheck
-        return healthcheck_args(render.app_healthcheck(role), interval=h.interval, timeout=h.timeout, retries=h.retries, start_period=h.start_period)
+        return healthcheck_args(render.app_healthcheck(role), self.healthcheck)
 
     def media_mount(self) -> docker.ContainerVolumeArgs:
         return docker.ContainerVolumeArgs(volume_name=self.media_volume, container_path=render.MEDIA_ROOT)
 
-    def container_kwargs(
+    def long_running_kwargs(
         self,
         service: str,
         command: Sequence[str],
         *,
+        health_role: str,
+        grace_seconds: int,
         memory_mb: int,
         networks: Sequence[docker.ContainerNetworksAdvancedArgs] = (),
-        volumes: Sequence[docker.ContainerVolumeArgs] = (),
         labels: Optional[Mapping[str, pulumi.Input[str]]] = None,
     ) -> dict:
-        """Arguments every container of the app image takes: the digest, env, backend, hardening."""
+        """Arguments of a long-running container of the app image: the digest, env, backend,
+        hardening, healthcheck and the wait for it, restart policy and stop grace."""
         return dict(
             image=self.image,
             command=list(command),
             envs=self.env,
             networks_advanced=[*networks, docker.ContainerNetworksAdvancedArgs(name=self.backend_network)],
-            volumes=list(volumes),
-            memory=memory_mb,
-            labels=self.labels(service, **(labels or {})),
-            **hardened_app_kwargs(),
-        )
-
-    def long_running_kwargs(self, health_role: str, grace_seconds: int) -> dict:
-        """What a long-running app container adds: healthcheck, wait for health, restart, stop grace."""
-        return dict(
+            volumes=[self.media_mount()],
+            labels=label_args(self.label_map(service, **(labels or {}))),
             healthcheck=self.health(health_role),
-            wait=True,
-            wait_timeout=WAIT_TIMEOUT_SECONDS,
             restart=self.restart,
             stop_timeout=grace_seconds,
             destroy_grace_seconds=grace_seconds,
+            **memory_kwargs(memory_mb),
+            **wait_kwargs(self.healthcheck),
+            **hardened_app_kwargs(),
         )

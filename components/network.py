@@ -31,7 +31,6 @@ class Networks(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworksArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Networks", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
 
         def labels(kind: str) -> list[docker.NetworkLabelArgs]:
             return [
@@ -44,7 +43,9 @@ class Networks(pulumi.ComponentResource):
             driver="bridge",
             ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.frontend_subnet)],
             labels=labels("frontend"),
-            opts=child,
+            # Delete-before-replace: a new network beside the old one would overlap its fixed
+            # subnet, which Docker refuses (the provider leaves networks create-before-delete).
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
         )
         backend = docker.Network(
             f"{name}-backend",
@@ -55,7 +56,11 @@ class Networks(pulumi.ComponentResource):
             # app. No IPv4 address on the host side closes that (found by the rehearsal).
             options={"com.docker.network.bridge.inhibit_ipv4": "true"},
             labels=labels("backend"),
-            opts=child,
+            # Docker picks the backend's subnet from its default pools, which include
+            # 172.30.0.0/16; created after the frontend it cannot take a range that overlaps the
+            # frontend's fixed subnet (created in parallel, it sometimes did: "Pool overlaps",
+            # found by the rehearsal). Create-before-delete (the provider's default) on purpose.
+            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False, depends_on=[frontend]),
         )
         self.frontend = frontend.name
         self.backend = backend.name

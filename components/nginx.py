@@ -1,32 +1,37 @@
-"""Nginx: the only container with host ports; proxies to every web replica, serves files.
+"""Nginx: the only container with host ports; proxies to the web replicas, serves files.
 
-Its config is rendered (render.nginx_conf) from the replicas' aliases and put into the
-container with `uploads`, so it works on a remote Docker host (no host bind mount). nginx
-resolves upstream names once at start, so it is replaced whenever any web replica is
-(`replacement_trigger` on the replicas' ids) and whenever its config changes. Its host port
-is fixed, so the old container must go first (delete_before_replace, pulumi/pulumi-docker#1356).
+Its config is rendered (render.nginx_conf) and put into the container with `uploads`, so it
+works on a remote Docker host (no host bind mount). The config names the replicas' shared
+alias, which nginx re-resolves: nothing about a release or the replica count is an input of
+nginx, so `pulumi up` replaces nginx only when its own config, image or limits change.
+Its host ports are fixed, so the old container must go first (delete-before-replace): such a
+change costs about a second of refused connections. A healthcheck on nginx's own loopback
+door and the wait for it make a broken config fail `pulumi up` (the provider no longer fails
+a container that exits after start: terraform-provider-docker #841).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import accessory_kwargs, child_options
+from components.common import accessory_kwargs, container_options, healthcheck_args
+from components.settings import Healthcheck
+
+# nginx starts in well under a second; probe often so `pulumi up` learns it quickly.
+HEALTH = Healthcheck(interval="3s", timeout="3s", retries=3, start_period="5s")
+# Graceful stop (the image's STOPSIGNAL is SIGQUIT): requests in flight finish first.
+STOP_GRACE_SECONDS = 15
 
 
 @dataclass(frozen=True, kw_only=True)
 class NginxArgs:
     image: str
     """Pinned nginx image reference."""
-    upstreams: Sequence[str]
-    """Web replica aliases on the frontend network."""
-    replica_ids: pulumi.Input[Sequence[str]]
-    """Web container ids: a change replaces nginx so it resolves the new replicas."""
     server_name: str
     client_max_body_size: str
     bind_address: str
@@ -58,7 +63,6 @@ class Nginx(pulumi.ComponentResource):
         super().__init__("django-docker:components:Nginx", name, None, opts)
         tls = args.tls_certificate is not None
         conf = render.nginx_conf(
-            upstreams=args.upstreams,
             server_name=args.server_name,
             client_max_body_size=args.client_max_body_size,
             tls=tls,
@@ -84,16 +88,12 @@ class Nginx(pulumi.ComponentResource):
                 docker.ContainerVolumeArgs(volume_name=args.static_volume, container_path=render.NGINX_STATIC, read_only=True),
                 docker.ContainerVolumeArgs(volume_name=args.media_volume, container_path=render.NGINX_MEDIA, read_only=True),
             ],
-            memory=args.memory_mb,
+            healthcheck=healthcheck_args(render.nginx_healthcheck(), HEALTH),
             restart=args.restart,
-            destroy_grace_seconds=15,
-            **accessory_kwargs("nginx", args.stack),
-            opts=child_options(
-                self,
-                opts,
-                delete_before_replace=True,
-                replacement_trigger=pulumi.Output.from_input(args.replica_ids).apply(lambda ids: ",".join(sorted(ids))),
-            ),
+            destroy_grace_seconds=STOP_GRACE_SECONDS,
+            **accessory_kwargs("nginx", args.stack, args.memory_mb, HEALTH),
+            # Delete-before-replace: the new container needs the same host ports.
+            opts=container_options(self, opts, delete_before_replace=True),
         )
         self.url = render.public_url(
             server_name=args.server_name, tls=tls, port=args.https_port if tls else args.http_port

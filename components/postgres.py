@@ -1,7 +1,9 @@
 """Postgres: a pinned postgres:15.x accessory on the backend network, data on its volume.
 
 No host port, ever: only containers on the internal backend network reach it. Replacement is
-delete-before-replace: two servers on one data directory would corrupt it.
+delete-before-replace: two servers on one data directory would corrupt it. Like every
+container, it is replaced on any change (common.REPLACE_ON_ANY_CHANGE): a new memory limit
+restarts PostgreSQL (a few seconds; a clean shutdown first, then a checked start).
 """
 
 from __future__ import annotations
@@ -14,7 +16,11 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components import render
-from components.common import accessory_kwargs, healthcheck_args
+from components.common import accessory_kwargs, container_options, healthcheck_args
+from components.settings import Healthcheck
+
+# initdb on a first start takes a while; pg_isready is cheap.
+HEALTH = Healthcheck(interval="5s", timeout="5s", retries=10, start_period="30s")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,17 +70,13 @@ class Postgres(pulumi.ComponentResource):
             ),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[render.POSTGRES_HOST])],
             volumes=[docker.ContainerVolumeArgs(volume_name=args.data_volume, container_path=render.POSTGRES_DATA)],
-            healthcheck=healthcheck_args(
-                render.postgres_healthcheck(args.user, args.db), interval="5s", timeout="5s", retries=10, start_period="30s"
-            ),
-            wait=True,
-            wait_timeout=180,
-            memory=args.memory_mb,
+            healthcheck=healthcheck_args(render.postgres_healthcheck(args.user, args.db), HEALTH),
             shm_size=128,
             restart=args.restart,
             destroy_grace_seconds=60,  # a clean shutdown checkpoints; SIGKILL means crash recovery
-            **accessory_kwargs("postgres", args.stack),
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            **accessory_kwargs("postgres", args.stack, args.memory_mb, HEALTH),
+            # Delete-before-replace: never two servers on one data directory.
+            opts=container_options(self, delete_before_replace=True),
         )
         self.host = render.POSTGRES_HOST
         self.port = 5432

@@ -8,7 +8,10 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import accessory_kwargs, healthcheck_args
+from components.common import accessory_kwargs, container_options, healthcheck_args
+from components.settings import Healthcheck
+
+HEALTH = Healthcheck(interval="5s", timeout="3s", retries=10, start_period="10s")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -40,15 +43,12 @@ class Redis(pulumi.ComponentResource):
             command=render.redis_command(args.memory_mb),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[render.REDIS_HOST])],
             volumes=[docker.ContainerVolumeArgs(volume_name=args.data_volume, container_path=render.REDIS_DATA)],
-            healthcheck=healthcheck_args(render.redis_healthcheck(), interval="5s", timeout="3s", retries=10, start_period="10s"),
-            wait=True,
-            wait_timeout=120,
-            memory=args.memory_mb,
+            healthcheck=healthcheck_args(render.redis_healthcheck(), HEALTH),
             restart=args.restart,
             destroy_grace_seconds=30,
-            **accessory_kwargs("redis", args.stack),
-            # One writer per append-only file: never run old and new side by side.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            **accessory_kwargs("redis", args.stack, args.memory_mb, HEALTH),
+            # Delete-before-replace: one writer per append-only file, never old and new side by side.
+            opts=container_options(self, delete_before_replace=True),
         )
         self.url = render.redis_url()
         self.container_id = container.id

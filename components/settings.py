@@ -37,6 +37,8 @@ _REFERENCE_RE = re.compile(rf"^(?P<repo>{_REPOSITORY})(?::(?P<tag>{_TAG}))?(?:@(
 _DIGEST_REF_RE = re.compile(rf"^{_REPOSITORY}@sha256:[0-9a-f]{{64}}$")
 _REGISTRY_RE = re.compile(rf"^{_DOMAIN}(?:/{_COMPONENT})*$")
 _DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h))+$")
+_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")  # also Go's canonical 1m30.5s
+_NS_PER_UNIT = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 _NGINX_SIZE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
 _HOST_RE = re.compile(r"^(?:\.?[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*$")
 _STACK_REF_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -71,6 +73,40 @@ def parse_image_ref(key: str, text: str) -> ImageRef:
     return ImageRef(text=text, repository=match["repo"], tag=tag, digest=digest)
 
 
+def duration_ns(text: str) -> int:
+    """A duration this module accepted (e.g. 1m30s, 500ms) or spelled (1.5s) in nanoseconds."""
+    return sum(round(float(number) * _NS_PER_UNIT[unit]) for number, unit in _DURATION_PART_RE.findall(text))
+
+
+def go_duration(ns: int) -> str:
+    """Go's time.Duration.String(): 90s -> 1m30s, 1m -> 1m0s, 1500ms -> 1.5s, 0 -> 0s.
+
+    The provider reads a container's healthcheck back in this form (terraform-provider-docker
+    v4.5.0 resource_docker_container_funcs.go:960-969); any other spelling of the same
+    duration would show as a change on every `pulumi up`, and replace the container.
+    """
+    if ns == 0:
+        return "0s"
+    sign, u = ("-" if ns < 0 else ""), abs(ns)
+
+    def fraction(value: int, precision: int) -> tuple[str, int]:
+        digits = f"{value % 10**precision:0{precision}d}".rstrip("0") if precision else ""
+        return ("." + digits if digits else ""), value // 10**precision
+
+    if u < 10**9:  # under a second: the largest unit that keeps a whole number in front
+        unit, precision = ("ns", 0) if u < 10**3 else ("µs", 3) if u < 10**6 else ("ms", 6)
+        frac, whole = fraction(u, precision)
+        return f"{sign}{whole}{frac}{unit}"
+    frac, seconds = fraction(u, 9)
+    text = f"{seconds % 60}{frac}s"
+    minutes = seconds // 60
+    if minutes:
+        text = f"{minutes % 60}m{text}"
+        if minutes // 60:
+            text = f"{minutes // 60}h{text}"
+    return sign + text
+
+
 def is_digest_ref(text: str) -> bool:
     """True for `repo@sha256:<64 hex>`: the only form an image can be promoted in."""
     return bool(_DIGEST_REF_RE.match(text))
@@ -78,7 +114,7 @@ def is_digest_ref(text: str) -> bool:
 
 @dataclass(frozen=True, kw_only=True)
 class Healthcheck:
-    """Healthcheck timing shared by every app container."""
+    """Healthcheck timing shared by every app container (durations in Go's canonical form)."""
 
     interval: str
     """Go duration between checks."""
@@ -88,6 +124,17 @@ class Healthcheck:
     """Consecutive failures that make the container unhealthy."""
     start_period: str
     """Go duration after start in which failures do not count."""
+
+    @property
+    def wait_seconds(self) -> int:
+        """How long `pulumi up` waits for a new container to turn healthy before it fails.
+
+        A container that has not passed one probe by the end of its start period plus two
+        probe cycles is not coming up; the provider polls only for `healthy` and otherwise
+        waits this long (terraform-provider-docker v4.5.0 resource_docker_container_funcs.go:590-625).
+        """
+        cycle = duration_ns(self.interval) + duration_ns(self.timeout)
+        return -(-(duration_ns(self.start_period) + 2 * cycle) // 10**9)  # whole seconds, rounded up
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +168,8 @@ class StackSettings:
 
     project: str
     stack: str
+    docker_host: str
+    """`docker:host` (the provider's Docker host); empty: DOCKER_HOST or the local socket."""
     image: ImageSettings
     restart_policy: str
     protect_data: bool
@@ -214,7 +263,9 @@ class _Reader:
         return size // (1024 * 1024)
 
     def duration(self, key: str) -> str:
-        return self.string(key, pattern=_DURATION_RE, expected="a duration like 30s or 1m30s", required=True)
+        """A duration, in Go's canonical spelling (what the provider reads back)."""
+        value = self.string(key, pattern=_DURATION_RE, expected="a duration like 30s or 1m30s", required=True)
+        return go_duration(duration_ns(value))
 
     def secret(self, key: str) -> Optional[pulumi.Output[str]]:
         """An optional secret: None when empty; refused when stored in plain text."""
@@ -249,6 +300,8 @@ def _git(root: Path, *args: str) -> str:
 def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = None) -> StackSettings:
     """Read and validate every stack setting once."""
     read = _Reader(config or pulumi.Config(PROJECT))
+    # The Docker provider's own setting, read here so every setting has one reader.
+    docker_host = (pulumi.Config("docker").get("host") or "").strip()
 
     image = _image(read, git_sha)
     server_name = read.string("serverName", pattern=_HOST_RE, expected="a host name, e.g. example.com", required=True)
@@ -269,6 +322,7 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
     return StackSettings(
         project=PROJECT,
         stack=pulumi.get_stack(),
+        docker_host=docker_host,
         image=image,
         restart_policy=read.string("restartPolicy", allowed=RESTART_POLICIES),
         protect_data=read.boolean("protectData"),

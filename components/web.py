@@ -1,9 +1,10 @@
 """Web: N gunicorn replicas of the app image, on the frontend (nginx) and backend networks.
 
-Containers are auto-named by Pulumi (`<name>-<i>-<random>`), so the default create-before-
-delete replacement can start a new replica beside the old one (pulumi/pulumi-docker#1356);
-nginx finds each replica by its stable alias `web-<i>` on the frontend network. `wait=True`
-makes an unhealthy release fail `pulumi up`.
+A release replaces every replica create-before-delete: the new replicas start beside the old
+ones (auto-named, `<name>-<i>-<random>`, no host port), `pulumi up` waits until each is
+healthy, and only then, at the end of the update, does the engine delete the old ones. All
+replicas share the alias `web` on the frontend network; nginx re-resolves it and follows them
+(render.nginx_conf), so neither a release nor a new replica count touches nginx.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import AppRuntime
+from components.common import AppRuntime, container_options
 
 STOP_MARGIN_SECONDS = 5
 
@@ -40,33 +41,28 @@ class WebArgs:
 
 
 class Web(pulumi.ComponentResource):
-    aliases: list[str]
-    """Stable DNS names of the replicas on the frontend network, for nginx's upstream."""
     names: pulumi.Output[list[str]]
     """Container names."""
-    ids: pulumi.Output[list[str]]
-    """Container ids: they change whenever any replica is replaced."""
 
     def __init__(self, name: str, args: WebArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Web", name, None, opts)
         rt = args.runtime
-        grace = args.timeout + STOP_MARGIN_SECONDS
-        containers = []
-        self.aliases = [render.replica_alias(i) for i in range(1, args.replicas + 1)]
-        for index, alias in enumerate(self.aliases, start=1):
-            containers.append(docker.Container(
+        containers = [
+            docker.Container(
                 f"{name}-{index}",
-                **rt.container_kwargs(
+                **rt.long_running_kwargs(
                     "web",
                     render.web_command(),
+                    health_role="web",
+                    grace_seconds=args.timeout + STOP_MARGIN_SECONDS,
                     memory_mb=args.memory_mb,
-                    networks=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network, aliases=[alias])],
-                    volumes=[rt.media_mount()],
+                    networks=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network, aliases=[render.WEB_HOST])],
                     labels={"replica": str(index), "release": args.release_gate},
                 ),
-                **rt.long_running_kwargs("web", grace),
-                opts=pulumi.ResourceOptions(parent=self),
-            ))
+                # Create-before-delete: the old replica serves until the new one is healthy.
+                opts=container_options(self, delete_before_replace=False),
+            )
+            for index in range(1, args.replicas + 1)
+        ]
         self.names = pulumi.Output.all(*[c.name for c in containers])
-        self.ids = pulumi.Output.all(*[c.id for c in containers])
-        self.register_outputs({"names": self.names, "ids": self.ids})
+        self.register_outputs({"names": self.names})

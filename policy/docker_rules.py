@@ -13,10 +13,11 @@ containers that run the app image, `accessory` otherwise) and
 mandatory `resources-labelled` rule makes sure no container, network or volume
 can escape them by leaving a label out.
 
-One-shot containers (`migrate`, `collectstatic`) run to completion once per
-deploy: they have no healthcheck and restart policy "no" by design. They are
-exempt from the healthcheck rule and held to restart "no" by the restart rule,
-but not exempt from the image, memory and non-root rules.
+One-shot containers (`migrate`, `collectstatic`, run as release Jobs) run to
+completion once per deploy: they have no healthcheck and no restart policy by
+design. They are exempt from the healthcheck rule and held to restart "no" (or
+none) by the restart rule, but not exempt from the image, memory, non-root and
+CIS rules: a Job is held to every rule a container is.
 
 During `pulumi preview` a value the engine does not know yet (the digest of an
 image that has not been built) makes pulumi_policy skip that rule for that
@@ -39,6 +40,10 @@ from pulumi_policy import (
 ReportViolation = Callable[..., None]
 
 CONTAINER = "docker:index/container:Container"
+# The release jobs (components/job.py): a dynamic resource that runs a container to completion,
+# with docker.Container's input names. Every container rule holds for it too.
+JOB = "pulumi-python:dynamic/django-docker:Job"
+RUNS_A_CONTAINER = frozenset({CONTAINER, JOB})
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 IMAGE = "docker:index/image:Image"
@@ -142,7 +147,7 @@ def _healthcheck_tests(props: Mapping[str, Any]) -> list[str]:
 # --- mandatory rules ---------------------------------------------------------
 
 def validate_image_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type == CONTAINER:
+    if args.resource_type in RUNS_A_CONTAINER:
         problem = image_reference_problem(args.props.get("image"))
     elif args.resource_type == REMOTE_IMAGE:
         problem = image_reference_problem(args.props.get("name"))
@@ -154,7 +159,7 @@ def validate_image_pinned(args: ResourceValidationArgs, report_violation: Report
 
 def validate_app_image_by_digest(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     # Prod runs exactly what dev proved: a tag can be re-pushed, a digest cannot.
-    if args.resource_type != CONTAINER or not is_app(args.props):
+    if args.resource_type not in RUNS_A_CONTAINER or not is_app(args.props):
         return
     image = args.props.get("image")
     if not is_digest_reference(image):
@@ -168,7 +173,7 @@ def validate_resources_labelled(args: ResourceValidationArgs, report_violation: 
     # The other rules select resources by these labels; a missing one would let
     # a resource slip past them silently.
     found = labels(args.props)
-    if args.resource_type == CONTAINER:
+    if args.resource_type in RUNS_A_CONTAINER:
         if not found.get(LABEL_SERVICE):
             report_violation(f"{args.name} has no {LABEL_SERVICE} label.")
         if found.get(LABEL_ROLE) not in ROLES:
@@ -182,7 +187,7 @@ def validate_resources_labelled(args: ResourceValidationArgs, report_violation: 
 
 
 def validate_app_memory_limit(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER or not is_app(args.props):
+    if args.resource_type not in RUNS_A_CONTAINER or not is_app(args.props):
         return
     memory = args.props.get("memory")
     if not isinstance(memory, (int, float)) or isinstance(memory, bool) or memory <= 0:
@@ -190,7 +195,7 @@ def validate_app_memory_limit(args: ResourceValidationArgs, report_violation: Re
 
 
 def validate_app_restart_policy(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER or not is_app(args.props):
+    if args.resource_type not in RUNS_A_CONTAINER or not is_app(args.props):
         return
     restart = args.props.get("restart")
     if is_one_shot(args.props):
@@ -204,7 +209,7 @@ def validate_app_restart_policy(args: ResourceValidationArgs, report_violation: 
 
 
 def validate_app_healthcheck(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER or not is_app(args.props) or is_one_shot(args.props):
+    if args.resource_type not in RUNS_A_CONTAINER or not is_app(args.props) or is_one_shot(args.props):
         return
     tests = _healthcheck_tests(args.props)
     if not tests or tests[0] == "NONE":
@@ -212,7 +217,7 @@ def validate_app_healthcheck(args: ResourceValidationArgs, report_violation: Rep
 
 
 def validate_app_non_root(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER or not is_app(args.props):
+    if args.resource_type not in RUNS_A_CONTAINER or not is_app(args.props):
         return
     user = args.props.get("user")
     # Unset means whatever the image says; the rule wants it stated here.
@@ -221,7 +226,7 @@ def validate_app_non_root(args: ResourceValidationArgs, report_violation: Report
 
 
 def validate_only_nginx_publishes_ports(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
+    if args.resource_type not in RUNS_A_CONTAINER:
         return
     service = labels(args.props).get(LABEL_SERVICE)
     if service in PORT_PUBLISHERS:
@@ -264,12 +269,12 @@ def validate_prod_never_builds(args: ResourceValidationArgs, report_violation: R
 # --- advisory rules: CIS Docker Benchmark, section 5 (container runtime) ------
 
 def validate_cis_read_only_root(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type == CONTAINER and args.props.get("readOnly") is not True:
+    if args.resource_type in RUNS_A_CONTAINER and args.props.get("readOnly") is not True:
         report_violation(f"{_name(args)} has a writable root filesystem; set readOnly and use tmpfs/volumes.")
 
 
 def validate_cis_capabilities_dropped(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
+    if args.resource_type not in RUNS_A_CONTAINER:
         return
     capabilities = args.props.get("capabilities") or {}
     drops = {str(cap).upper() for cap in capabilities.get("drops") or ()}
@@ -278,7 +283,7 @@ def validate_cis_capabilities_dropped(args: ResourceValidationArgs, report_viola
 
 
 def validate_cis_no_new_privileges(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
+    if args.resource_type not in RUNS_A_CONTAINER:
         return
     options = {str(opt).replace("=", ":") for opt in args.props.get("securityOpts") or ()}
     if not options & {"no-new-privileges", "no-new-privileges:true"}:
@@ -286,12 +291,12 @@ def validate_cis_no_new_privileges(args: ResourceValidationArgs, report_violatio
 
 
 def validate_cis_not_privileged(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type == CONTAINER and args.props.get("privileged") is True:
+    if args.resource_type in RUNS_A_CONTAINER and args.props.get("privileged") is True:
         report_violation(f"{_name(args)} is privileged: it has root on the host.")
 
 
 def validate_cis_host_namespaces(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
+    if args.resource_type not in RUNS_A_CONTAINER:
         return
     for key in ("networkMode", "pidMode", "ipcMode", "usernsMode"):
         if args.props.get(key) == "host":
@@ -299,7 +304,7 @@ def validate_cis_host_namespaces(args: ResourceValidationArgs, report_violation:
 
 
 def validate_cis_docker_socket(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER:
+    if args.resource_type not in RUNS_A_CONTAINER:
         return
     sources = [volume.get("hostPath") for volume in args.props.get("volumes") or ()]
     sources += [mount.get("source") for mount in args.props.get("mounts") or ()]
@@ -309,7 +314,7 @@ def validate_cis_docker_socket(args: ResourceValidationArgs, report_violation: R
 
 def validate_cis_accessory_memory_limit(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     # App containers are held to this by the mandatory rule.
-    if args.resource_type != CONTAINER or is_app(args.props):
+    if args.resource_type not in RUNS_A_CONTAINER or is_app(args.props):
         return
     memory = args.props.get("memory")
     if not isinstance(memory, (int, float)) or isinstance(memory, bool) or memory <= 0:
@@ -317,7 +322,7 @@ def validate_cis_accessory_memory_limit(args: ResourceValidationArgs, report_vio
 
 
 def validate_cis_accessory_healthcheck(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-    if args.resource_type != CONTAINER or is_app(args.props):
+    if args.resource_type not in RUNS_A_CONTAINER or is_app(args.props):
         return
     tests = _healthcheck_tests(args.props)
     if not tests or tests[0] == "NONE":

@@ -37,6 +37,10 @@ NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
+# components/job.py: a dynamic resource (pulumi-python:dynamic/<module>:<name>).
+JOB = "pulumi-python:dynamic/django-docker:Job"
+# What runs a container: docker.Container and the release jobs (same input names).
+RUNS_A_CONTAINER = (CONTAINER, JOB)
 
 
 class PlanError(Exception):
@@ -85,12 +89,17 @@ class Plan:
         return next(r for r in self.resources if r.urn == urn)
 
     def container(self, name: str) -> PlannedResource:
-        return self.by_name(name, CONTAINER)
+        """A docker.Container or a release Job by logical name (they share input names)."""
+        matches = [r for r in self.resources if r.name == name and r.type in RUNS_A_CONTAINER]
+        if len(matches) != 1:
+            raise KeyError(f"{len(matches)} containers or jobs named {name!r}")
+        return matches[0]
 
     def containers(self, service: Optional[str] = None) -> list[PlannedResource]:
+        """Everything that runs a container (docker.Container and Job), optionally of one service."""
         return [
-            r for r in self.of_type(CONTAINER)
-            if service is None or r.label("django-docker.service") == service
+            r for r in self.resources
+            if r.type in RUNS_A_CONTAINER and (service is None or r.label("django-docker.service") == service)
         ]
 
 
@@ -163,6 +172,10 @@ class _Mocks(pulumi.runtime.Mocks):
         if args.typ == CONTAINER and state.get("attach"):
             state["exitCode"] = self.exit_codes.get(name, 0)
             state["containerLogs"] = f"{name}: mock logs"
+        if args.typ == JOB:
+            # The provider's id is the run's id; the job ran to exit 0 (a failure records nothing).
+            state.update(runId=f"{name}-id", exitCode=0, logTail=f"{name}: mock logs",
+                         startedAt="1970-01-01T00:00:00Z", finishedAt="1970-01-01T00:00:00Z")
         return f"{name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -188,9 +201,16 @@ class _RecordingMonitor(MockMonitor):
                 "options": {
                     "parent": request.parent,
                     "dependencies": list(request.dependencies),
+                    # Which resources each input's value came from: what the engine uses to
+                    # decide which dependents a delete-before-replace takes down with it.
+                    "property_dependencies": {
+                        key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+                    },
                     "protect": request.protect,
                     "retain_on_delete": request.retainOnDelete,
-                    "delete_before_replace": request.deleteBeforeReplace,
+                    # None: the program left it to the provider (the engine then follows the provider).
+                    "delete_before_replace": request.deleteBeforeReplace if request.deleteBeforeReplaceDefined else None,
+                    "replace_on_changes": list(request.replaceOnChanges),
                     "replacement_trigger": json_format.MessageToDict(request.replacement_trigger) if request.HasField("replacement_trigger") else None,
                 },
             })
@@ -206,8 +226,9 @@ class _RecordingMonitor(MockMonitor):
             "urn": response.urn,
             "custom": True,
             "object": rpc.deserialize_properties(request.properties, keep_unknowns=True),
-            "options": {"parent": request.parent, "dependencies": list(request.dependencies), "protect": False,
-                        "retain_on_delete": False, "delete_before_replace": False, "replacement_trigger": None, "read": True},
+            "options": {"parent": request.parent, "dependencies": list(request.dependencies), "property_dependencies": {},
+                        "protect": False, "retain_on_delete": False, "delete_before_replace": None,
+                        "replace_on_changes": [], "replacement_trigger": None, "read": True},
         })
         return response
 

@@ -1,10 +1,9 @@
-"""Unit tests of the components' own logic: promotion checks, the release gate, argument invariants."""
+"""Unit tests of the components' own logic: promotion checks, argument invariants, options."""
 
 import pytest
 
 from components.image import ImagePromotionError, check_promotable
 from components.nginx import NginxArgs
-from components.release import ReleaseError, check_exit
 from components.settings import SettingsError, is_digest_ref, parse_image_ref
 from components.web import WebArgs
 
@@ -31,19 +30,6 @@ def test_unpromotable_outputs_are_refused(ref, pushed, fragment):
     assert str(error.value).startswith("imageSourceStack: org/p/dev")
 
 
-def test_release_gate_passes_on_zero_and_reports_the_tail_otherwise():
-    check_exit("migrate", 0, "anything")
-    logs = "\n".join(f"line {i}" for i in range(30))
-    with pytest.raises(ReleaseError) as error:
-        check_exit("migrate", 3, logs)
-    message = str(error.value)
-    assert message.startswith("release: migrate exited with 3; running containers were left as they were. Last lines: line 10 | ")
-    assert message.endswith("line 29")
-    assert "\n" not in message
-    with pytest.raises(ReleaseError, match="Last lines: no output"):
-        check_exit("collectstatic", None, None)
-
-
 def test_image_reference_parsing():
     assert parse_image_ref("k", "postgres:15.14-bookworm").tag == "15.14-bookworm"
     assert parse_image_ref("k", "registry.example.com:5000/team/nginx:1.28.0").repository == "registry.example.com:5000/team/nginx"
@@ -59,7 +45,27 @@ def test_component_args_invariants():
     with pytest.raises(ValueError):
         WebArgs(runtime=None, replicas=0, memory_mb=1, timeout=1, frontend_network="n", release_gate="g")
     with pytest.raises(ValueError):
-        NginxArgs(image="nginx:1.28.0", upstreams=["web-1"], replica_ids=[], server_name="x", client_max_body_size="1m",
+        NginxArgs(image="nginx:1.28.0", server_name="x", client_max_body_size="1m",
                   bind_address="127.0.0.1", http_port=80, https_port=443, tls_certificate="cert", tls_key=None,
                   hsts_seconds=0, memory_mb=64, restart="always", frontend_network="f", static_volume="s",
                   media_volume="m", stack="dev")
+
+
+def test_healthcheck_wait_covers_the_start_period_and_two_probe_cycles():
+    from components.settings import Healthcheck
+
+    assert Healthcheck(interval="10s", timeout="10s", retries=3, start_period="30s").wait_seconds == 70
+    assert Healthcheck(interval="1m30s", timeout="1.5s", retries=1, start_period="0s").wait_seconds == 183
+
+
+def test_container_options_state_the_replacement_order_and_replace_on_any_change():
+    import pulumi
+
+    from components.common import REPLACE_ON_ANY_CHANGE, container_options
+
+    parent = object.__new__(pulumi.ComponentResource)
+    for order in (True, False):
+        options = container_options(parent, pulumi.ResourceOptions(depends_on=[parent]), delete_before_replace=order)
+        assert options.delete_before_replace is order
+        assert options.replace_on_changes == REPLACE_ON_ANY_CHANGE == ["*"]
+        assert options.depends_on == [parent] and options.parent is parent

@@ -91,3 +91,29 @@ def test_nothing_is_created_on_bad_config(overrides, monkeypatch):
 def test_prod_config_is_valid_with_its_source_stack():
     plan = plan_stack("prod", stack_references=dev_outputs())
     assert plan.outputs["imageRef"].endswith("@sha256:" + "d" * 64)
+
+
+# Go's own cases for Duration.String (go/src/time/time_test.go, durationTests): the provider
+# reads a healthcheck back this way, so the settings spell durations the same.
+GO_DURATIONS = [
+    (0, "0s"), (1, "1ns"), (1100, "1.1µs"), (2200 * 1000, "2.2ms"), (3300 * 10**6, "3.3s"),
+    ((4 * 60 + 5) * 10**9, "4m5s"), ((4 * 60 + 5) * 10**9 + 10**6, "4m5.001s"),
+    (((5 * 60 + 6) * 60 + 7) * 10**9 + 10**6, "5h6m7.001s"), (8 * 60 * 10**9 + 1, "8m0.000000001s"),
+    (-(10**9) - 10**8, "-1.1s"),
+]
+
+
+@pytest.mark.parametrize("ns, text", GO_DURATIONS)
+def test_durations_are_spelled_as_go_does(ns, text):
+    from components.settings import duration_ns, go_duration
+
+    assert go_duration(ns) == text
+    if ns > 0 and "µ" not in text and "ns" not in text:
+        assert duration_ns(text) == ns  # and read back
+
+
+@pytest.mark.parametrize("given, spelled", [("30s", "30s"), ("1m", "1m0s"), ("90s", "1m30s"), ("1h", "1h0m0s"),
+                                            ("1500ms", "1.5s"), ("500ms", "500ms"), ("1m30s", "1m30s")])
+def test_healthcheck_durations_are_read_in_gos_spelling(given, spelled):
+    plan = plan_stack("dev", overrides={"healthcheckInterval": given})
+    assert plan.container("django-docker-web-1").inputs["healthcheck"]["interval"] == spelled

@@ -52,10 +52,13 @@ def test_committed_stack_passes_every_mandatory_rule(plan):
 
 def test_the_rules_had_something_to_check(plan):
     # A pass over a plan without the resources the rules select would prove nothing.
-    roles = {r.label("django-docker.role") for r in plan.of_type(docker_rules.CONTAINER)}
+    runs = [r for r in plan.resources if r.type in docker_rules.RUNS_A_CONTAINER]
+    assert {r.type for r in runs} == {docker_rules.CONTAINER, docker_rules.JOB}
+    roles = {r.label("django-docker.role") for r in runs}
     assert roles == {"app", "accessory"}
-    services = {r.label("django-docker.service") for r in plan.of_type(docker_rules.CONTAINER)}
-    assert {"web", "migrate", "nginx", "postgres"} <= services
+    services = {r.label("django-docker.service") for r in runs}
+    assert {"web", "migrate", "collectstatic", "nginx", "postgres"} <= services
+    assert {r.label("django-docker.service") for r in plan.of_type(docker_rules.JOB)} == {"migrate", "collectstatic"}
     networks = {r.label("django-docker.network") for r in plan.of_type(docker_rules.NETWORK)}
     assert "backend" in networks
     volumes = {r.label("django-docker.volume") for r in plan.of_type(docker_rules.VOLUME)}
@@ -78,3 +81,14 @@ def test_an_unprotected_prod_would_be_refused():
     found = _violations(plan, EnforcementLevel.MANDATORY)
     assert set(found) == {"prod-data-volumes-protected"}
     assert len(found["prod-data-volumes-protected"]) == 2
+
+
+def test_a_release_job_is_held_to_the_container_rules():
+    # The jobs are not docker.Containers; a rule that skipped them would let a root or
+    # unpinned one-shot through. Break the committed migrate job and see it refused.
+    plan = _plan("dev")
+    (migrate,) = [r for r in plan.of_type(docker_rules.JOB) if r.label("django-docker.service") == "migrate"]
+    broken = {**migrate.inputs, "user": "0:0", "image": "django-docker/web:latest", "readOnly": False}
+    found = policy_violations(make_args(migrate.type, broken, name=migrate.name, urn=migrate.urn),
+                              EnforcementLevel.MANDATORY)
+    assert {"app-non-root", "image-pinned", "app-image-by-digest"} <= set(found)
