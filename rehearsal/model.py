@@ -1,0 +1,498 @@
+"""What a real `pulumi up` does to an existing stack: the state and the new plan in, the steps out.
+
+Pure: no engine, no Docker, no I/O. The rules are read from the upstream code, cited where
+they are used:
+- the engine: pulumi/pulumi at 1b5949891b, pkg/resource/deploy/ (step_generator.go,
+  step.go, deployment_executor.go);
+- the providers' schemas: which inputs replace a resource (ForceNew) and which an update
+  applies, from kreuzwerker/terraform-provider-docker v4.5.0 (5074970c, the `upstream` of
+  pulumi-docker v5.1.0), and pulumi-docker's own provider/resources.go and provider.go.
+
+`plan_update(state, plan)` returns the steps with the order constraints the engine keeps:
+each resource's step waits for the steps of what it depends on (the program registers a
+resource only when its inputs are known); a delete-before-replace deletes first (and the
+dependents that would be replaced with it); resources replaced create-before-delete, and
+resources the program no longer declares, are deleted at the end, in reverse dependency
+order, and only when everything else succeeded. `rehearsal.engine` carries the steps out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace as dataclass_replace
+from typing import Any, Iterable, Optional
+
+from rehearsal.plan import (
+    CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, Plan, PlannedResource,
+)
+
+TF = "kreuzwerker/terraform-provider-docker v4.5.0"
+ENGINE = "pulumi/pulumi pkg/resource/deploy"
+
+
+class ModelError(Exception):
+    """The update cannot be planned (the engine would refuse it too); one line."""
+
+
+# --------------------------------------------------------------------------- provider schemas
+
+
+@dataclass(frozen=True)
+class Schema:
+    """What a provider says about one resource type."""
+
+    force_new: Optional[frozenset[str]]
+    """Inputs whose change replaces the resource; None: every input does."""
+    applied: frozenset[str]
+    """Inputs an in-place update really applies; any other change is only recorded in the state."""
+    provider_dbr: bool
+    """The provider asks for delete-before-replace (the engine follows unless the program says)."""
+    ignored: frozenset[str] = frozenset()
+    """Inputs the provider's diff does not look at."""
+    source: str = ""
+
+    def replaces(self, key: str) -> bool:
+        return self.force_new is None or key in self.force_new
+
+
+# Container inputs that are ForceNew, by wire name, with the schema line that says so
+# (internal/provider/resource_docker_container.go).
+CONTAINER_FORCE_NEW = {
+    "name": 50, "readOnly": 64, "image": 141, "hostname": 148, "domainname": 156, "command": 163,
+    "entrypoints": 172, "user": 181, "dns": 196, "dnsOpts": 205, "dnsSearches": 214, "publishAllPorts": 223,
+    "workingDir": 243, "capabilities": 262, "securityOpts": 291, "runtime": 300, "platform": 307,
+    "stopSignal": 314, "stopTimeout": 321, "mounts": 328, "volumes": 434, "ports": 487, "hosts": 537,
+    "ulimits": 561, "envs": 590, "privileged": 656, "devices": 663, "deviceRequests": 774, "labels": 833,
+    "shmSize": 863, "logDriver": 886, "logOpts": 894, "networkMode": 901, "networksAdvanced": 909,
+    "pidMode": 974, "usernsMode": 980, "uploads": 987, "sysctls": 1105, "ipcMode": 1111, "groupAdds": 1118,
+    "tty": 1132, "stdinOpen": 1139, "storageOpts": 1146, "gpus": 1152, "cpus": 1158, "cgroupnsMode": 1176,
+    "cgroupParent": 1182,
+}
+# What resourceDockerContainerUpdate sends to the engine (resource_docker_container_funcs.go:1016-1019);
+# every other changed input (healthcheck, init, tmpfs, wait, ...) is recorded and not applied.
+CONTAINER_APPLIED = frozenset({
+    "restart", "maxRetryCount", "cpuShares", "memory", "memoryReservation", "cpuSet", "memorySwap",
+    "deviceReadBps", "deviceReadIops", "deviceWriteBps", "deviceWriteIops",
+})
+
+SCHEMAS: dict[str, Schema] = {
+    CONTAINER: Schema(
+        frozenset(CONTAINER_FORCE_NEW), CONTAINER_APPLIED, provider_dbr=True,
+        source=f"{TF} resource_docker_container.go (ForceNew), _funcs.go:1016-1019 (update); "
+               "pulumi-docker provider/resources.go:112-114 (DeleteBeforeReplace: true)",
+    ),
+    # Every network and volume input is ForceNew (resource_docker_network.go:25-139,
+    # resource_docker_volume.go:41-62); neither asks for delete-before-replace.
+    NETWORK: Schema(None, frozenset(), provider_dbr=False, source=f"{TF} resource_docker_network.go"),
+    VOLUME: Schema(None, frozenset(), provider_dbr=False, source=f"{TF} resource_docker_volume.go"),
+    REMOTE_IMAGE: Schema(
+        frozenset({"name", "pullTriggers", "triggers", "platform"}), frozenset(), provider_dbr=False,
+        source=f"{TF} resource_docker_image.go:36-90",
+    ),
+    # pulumi-docker's own Image: any input change is an update, which rebuilds (provider.go:271-326).
+    IMAGE: Schema(frozenset(), frozenset({"*"}), provider_dbr=False, source="pulumi-docker provider/provider.go:271-326"),
+    RANDOM_PASSWORD: Schema(None, frozenset(), provider_dbr=False, source="pulumi-random (every input replaces)"),
+    # Our own dynamic provider (components/job.py): any change re-runs it; where the Docker
+    # host is reached from is not a change.
+    JOB: Schema(None, frozenset(), provider_dbr=False, ignored=frozenset({"dockerHost", "__provider"}),
+                source="components/job.py JobProvider.diff"),
+}
+
+
+def schema_of(type_: str) -> Schema:
+    try:
+        return SCHEMAS[type_]
+    except KeyError:
+        raise ModelError(f"resource type {type_} is not in the model's provider table") from None
+
+
+# --------------------------------------------------------------------------- the state
+
+
+@dataclass
+class Entry:
+    """One resource in the stack's state, as the engine keeps it between updates."""
+
+    urn: str
+    type: str
+    name: str
+    inputs: dict
+    outputs: dict
+    options: dict
+    custom: bool = True
+    real: dict = field(default_factory=dict)
+    """What exists on the engine for it (container id, names...): the executor's business."""
+    init_error: str = ""
+    """The provider created it but its create failed afterwards (e.g. never healthy)."""
+    delete: bool = False
+    """Replaced, and left for deletion by an update that failed before its deletes ran."""
+    pending_replacement: bool = False
+    """Deleted for a delete-before-replace whose create has not succeeded yet."""
+
+    @staticmethod
+    def of(r: PlannedResource, **kwargs) -> "Entry":
+        return Entry(r.urn, r.type, r.name, r.inputs, r.outputs, r.options, r.custom, **kwargs)
+
+
+@dataclass
+class State:
+    entries: list[Entry] = field(default_factory=list)
+
+    def current(self, urn: str) -> Optional[Entry]:
+        """The entry the next update diffs against (not one left for deletion)."""
+        return next((e for e in self.entries if e.urn == urn and not e.delete), None)
+
+
+# --------------------------------------------------------------------------- steps
+
+CREATE, SAME, UPDATE, REPLACE, DELETE_FIRST, DELETE_REPLACED, DELETE = (
+    "create", "same", "update", "replace", "delete-before-replace", "delete-replaced", "delete",
+)
+REGISTER, AT_END = "register", "at-end"
+
+
+@dataclass(frozen=True)
+class Step:
+    op: str
+    urn: str
+    name: str
+    type: str
+    phase: str
+    new: Optional[PlannedResource] = None
+    old: Optional[Entry] = None
+    keys: tuple[str, ...] = ()
+    """The inputs that changed (update, replace); `#initerror` or `#trigger` when those decided."""
+    applied: tuple[str, ...] = ()
+    """For an update: the changed inputs the provider really applies."""
+    mode: str = ""
+    """For a replace: `create-before-delete` or `delete-before-replace`."""
+    after: frozenset[int] = frozenset()
+    """Indexes of the steps that must have succeeded first."""
+
+    def describe(self) -> str:
+        text = f"{self.op} {self.name}"
+        if self.mode:
+            text += f" ({self.mode})"
+        if self.keys:
+            text += f" [{', '.join(self.keys)}]"
+        if self.op == UPDATE:
+            ignored = [k for k in self.keys if k not in self.applied]
+            if ignored:
+                text += f" (recorded only: {', '.join(ignored)})"
+        return text
+
+
+@dataclass
+class UpdatePlan:
+    steps: list[Step]
+
+    @property
+    def changes(self) -> list[Step]:
+        """What `pulumi preview` would list: every step but `same`."""
+        return [s for s in self.steps if s.op != SAME]
+
+    def of(self, op: str) -> list[Step]:
+        return [s for s in self.steps if s.op == op]
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _deep_equal(a: Any, b: Any) -> bool:
+    return a == b
+
+
+def changed_keys(old: Entry, new: PlannedResource, schema: Schema, renewed: set[str],
+                 expand=lambda urns: set(urns)) -> list[str]:
+    """Inputs that differ, by top-level key (what the provider's diff reports).
+
+    `renewed`: resources created or replaced earlier in this update. Their outputs are new
+    (a new id, a new name) even though the mock plan gives them the same placeholder, so an
+    input that takes its value from one of them has changed (the engine sees the new value;
+    in a preview, an unknown one).
+    """
+    keys = set(old.inputs) | set(new.inputs)
+    changed = []
+    for key in sorted(keys - schema.ignored):
+        if not _deep_equal(old.inputs.get(key), new.inputs.get(key)):
+            changed.append(key)
+        elif expand(new.options.get("property_dependencies", {}).get(key, ())) & renewed:
+            changed.append(key)
+    return changed
+
+
+def _replace_on_changes_matches(patterns: Iterable[str], key: str) -> bool:
+    # Top-level keys only: the program uses "*" (step_generator.go applyReplaceOnChanges).
+    return any(p == "*" or p == key or p.split(".", 1)[0].split("[", 1)[0] == key for p in patterns)
+
+
+def _expand(urns: Iterable[str], plan_resources: dict[str, PlannedResource], children: dict[str, list[str]]) -> set[str]:
+    """Custom resources behind a list of dependencies (a component stands for its descendants)."""
+    result: set[str] = set()
+    stack = list(urns)
+    seen: set[str] = set()
+    while stack:
+        urn = stack.pop()
+        if urn in seen:
+            continue
+        seen.add(urn)
+        resource = plan_resources.get(urn)
+        if resource is not None and resource.custom:
+            result.add(urn)
+        else:
+            stack.extend(children.get(urn, ()))
+    return result
+
+
+def plan_update(state: State, plan: Plan) -> UpdatePlan:
+    """The steps `pulumi up` takes to bring `state` to `plan` (see the module docstring)."""
+    resources = {r.urn: r for r in plan.resources}
+    children: dict[str, list[str]] = {}
+    for r in plan.resources:
+        if r.options.get("parent"):
+            children.setdefault(r.options["parent"], []).append(r.urn)
+    custom = _dependency_order(
+        [r for r in plan.resources if r.custom and not r.options.get("read")], resources, children)
+
+    steps: list[Step] = []
+    main: dict[str, int] = {}  # urn -> index of the step after which the resource is registered
+    renewed: set[str] = set()  # created or replaced in this update: their outputs are new
+    deleted_first: set[str] = set()  # urns whose old entry a delete-before-replace already took
+
+    def add(step: Step) -> int:
+        steps.append(step)
+        return len(steps) - 1
+
+    def deps_of(r: PlannedResource) -> frozenset[int]:
+        urns = _expand(_all_dependencies(r.options), resources, children)
+        return frozenset(main[u] for u in urns if u in main and u != r.urn)
+
+    # Resources arrive in an order where dependencies come first (the program cannot register
+    # a resource before the values it takes from others exist); the mock records that order.
+    for r in custom:
+        schema = schema_of(r.type)
+        after = deps_of(r)
+        old = state.current(r.urn)
+
+        if old is None or r.urn in deleted_first:
+            was_deleted = r.urn in deleted_first
+            main[r.urn] = add(Step(
+                REPLACE if was_deleted else CREATE, r.urn, r.name, r.type, REGISTER, new=r, old=old,
+                keys=("#dependency",) if was_deleted else (), mode="delete-before-replace" if was_deleted else "",
+                after=after | frozenset(i for i, s in enumerate(steps) if s.op == DELETE_FIRST and s.urn == r.urn),
+            ))
+            renewed.add(r.urn)
+            continue
+
+        keys = changed_keys(old, r, schema, renewed, lambda urns: _expand(urns, resources, children))
+        trigger_changed = (r.options.get("replacement_trigger") or None) != (old.options.get("replacement_trigger") or None)
+        patterns = r.options.get("replace_on_changes") or ()
+        # Init errors replace only with "*" (step_generator.go:1943-1946, applyReplaceOnChanges
+        # :3171ff; documented on the replaceOnChanges option); otherwise an empty update
+        # "continues awaiting initialization" (:2182-2198), which the provider turns into nothing.
+        init_replace = bool(old.init_error) and "*" in patterns
+        replace_keys = [k for k in keys if schema.replaces(k) or _replace_on_changes_matches(patterns, k)]
+        if init_replace:
+            replace_keys.append("#initerror")
+        if trigger_changed:
+            replace_keys.append("#trigger")
+        if old.pending_replacement and not replace_keys:
+            replace_keys.append("#pending-replacement")
+
+        if replace_keys:
+            if r.options.get("protect") and old.options.get("protect"):
+                # step_generator.go:1954-1972: a protected resource is never replaced.
+                raise ModelError(f"{r.name}: cannot be replaced while protected (changed: {', '.join(replace_keys)})")
+            dbr = r.options.get("delete_before_replace")
+            if dbr is None:  # the program left it to the provider (step_generator.go:2043-2046)
+                dbr = schema.provider_dbr
+            if dbr:
+                firsts = []
+                if not old.pending_replacement:  # already gone (step_generator.go:2138-2147)
+                    for dependent in dependent_replacements(state, old):
+                        if dependent.urn in deleted_first:
+                            continue
+                        deleted_first.add(dependent.urn)
+                        firsts.append(add(Step(DELETE_FIRST, dependent.urn, dependent.name, dependent.type, REGISTER,
+                                               old=dependent, keys=("#dependency",), after=after | frozenset(firsts))))
+                    firsts.append(add(Step(DELETE_FIRST, r.urn, r.name, r.type, REGISTER, old=old,
+                                           keys=tuple(replace_keys), after=after | frozenset(firsts))))
+                main[r.urn] = add(Step(REPLACE, r.urn, r.name, r.type, REGISTER, new=r, old=old,
+                                       keys=tuple(replace_keys), mode="delete-before-replace",
+                                       after=after | frozenset(firsts)))
+            else:
+                # The old one is deleted "later on, after all creates/updates finish" (:2161-2169).
+                main[r.urn] = add(Step(REPLACE, r.urn, r.name, r.type, REGISTER, new=r, old=old,
+                                       keys=tuple(replace_keys), mode="create-before-delete", after=after))
+            renewed.add(r.urn)
+        elif keys or old.init_error:
+            applied = tuple(k for k in keys if "*" in schema.applied or k in schema.applied)
+            main[r.urn] = add(Step(UPDATE, r.urn, r.name, r.type, REGISTER, new=r, old=old, keys=tuple(keys),
+                                   applied=applied, after=after))
+        else:
+            main[r.urn] = add(Step(SAME, r.urn, r.name, r.type, REGISTER, new=r, old=old, after=after))
+
+    registered = frozenset(range(len(steps)))
+    planned = {r.urn for r in custom}
+    condemned: list[tuple[Entry, str]] = []
+    for entry in state.entries:
+        if not entry.custom or entry.options.get("read"):
+            continue
+        if entry.delete:
+            condemned.append((entry, DELETE_REPLACED))  # a failed update's leftovers (:2380-2423)
+        elif entry.urn in deleted_first:
+            continue
+        elif entry.urn not in planned:
+            if entry.pending_replacement:
+                continue  # nothing left to delete (RemovePendingReplaceStep)
+            if entry.options.get("protect"):
+                raise ModelError(f"{entry.name}: the program no longer declares it, but it is protected")
+            condemned.append((entry, DELETE))
+        elif any(s.op == REPLACE and s.mode == "create-before-delete" and s.urn == entry.urn for s in steps):
+            condemned.append((entry, DELETE_REPLACED))
+    for chain in delete_antichains([e for e, _ in condemned], state):
+        before = frozenset(range(len(steps)))
+        for entry in chain:
+            op = next(op for e, op in condemned if e is entry)
+            add(Step(op, entry.urn, entry.name, entry.type, AT_END, old=entry, after=before | registered))
+    return UpdatePlan(steps)
+
+
+def _all_dependencies(options: dict) -> list[str]:
+    """depends_on and every resource an input came from (the SDK sends both)."""
+    found = list(options.get("dependencies") or ())
+    for urns in (options.get("property_dependencies") or {}).values():
+        found.extend(urns)
+    return found
+
+
+def _dependency_order(custom: list[PlannedResource], resources: dict, children: dict) -> list[PlannedResource]:
+    """Custom resources with every dependency first; registration order breaks ties.
+
+    The program registers a resource only once its inputs are known, so the recorded order
+    already is one; sorting keeps the model right for a hand-built plan too.
+    """
+    urns = {r.urn for r in custom}
+    deps = {r.urn: (_expand(_all_dependencies(r.options), resources, children) & urns) - {r.urn} for r in custom}
+    ordered: list[PlannedResource] = []
+    done: set[str] = set()
+    while len(ordered) < len(custom):
+        ready = [r for r in custom if r.urn not in done and deps[r.urn] <= done]
+        if not ready:
+            raise ModelError("dependency cycle among: " + ", ".join(r.name for r in custom if r.urn not in done))
+        ordered.append(ready[0])
+        done.add(ready[0].urn)
+    return ordered
+
+
+def dependent_replacements(state: State, root: Entry) -> list[Entry]:
+    """Resources a delete-before-replace of `root` takes down first, in dependency order.
+
+    step_generator.go:3268ff (calculateDependentReplacements): the transitive dependents of
+    the root whose inputs come from a resource in the replace set (property dependencies) and
+    whose provider would replace them were those inputs to change. A plain depends_on edge
+    never takes a dependent down.
+    """
+    replace_set = {root.urn}
+    found: list[Entry] = []
+    for entry in [e for e in state.entries if not e.delete]:  # state order is dependency order
+        if entry.urn == root.urn or not entry.custom or entry.options.get("read"):
+            continue
+        keys = [k for k, urns in (entry.options.get("property_dependencies") or {}).items()
+                if set(urns) & replace_set and k in entry.inputs]
+        if not keys:
+            continue
+        schema = schema_of(entry.type)
+        patterns = entry.options.get("replace_on_changes") or ()
+        if any(schema.replaces(k) or _replace_on_changes_matches(patterns, k) for k in keys):
+            replace_set.add(entry.urn)
+            found.append(entry)
+    return found
+
+
+def delete_antichains(entries: list[Entry], state: State) -> list[list[Entry]]:
+    """Deletes in rounds: an entry goes once nothing still standing depends on it.
+
+    step_generator.go:2747-2796 (ScheduleDeletes), which works on the old dependency graph.
+    """
+    pending = list(entries)
+    rounds: list[list[Entry]] = []
+    depends = {id(e): _state_dependencies(e, state) for e in pending}
+    while pending:
+        # Delete first whatever no other condemned entry depends on.
+        chain = [e for e in pending if not any(e.urn in depends[id(o)] for o in pending if o is not e)]
+        if not chain:
+            raise ModelError("dependency cycle among deletes: " + ", ".join(e.name for e in pending))
+        rounds.append(chain)
+        pending = [e for e in pending if all(e is not c for c in chain)]
+    return rounds
+
+
+def _state_dependencies(entry: Entry, state: State) -> set[str]:
+    """URNs `entry` depends on in the state (components stand for their custom descendants)."""
+    by_urn = {e.urn: e for e in state.entries}
+    children: dict[str, list[str]] = {}
+    for e in state.entries:
+        parent = e.options.get("parent")
+        if parent:
+            children.setdefault(parent, []).append(e.urn)
+    result: set[str] = set()
+    stack = _all_dependencies(entry.options)
+    seen: set[str] = set()
+    while stack:
+        urn = stack.pop()
+        if urn in seen or urn == entry.urn:
+            continue
+        seen.add(urn)
+        if urn in by_urn:
+            result.add(urn)
+        stack.extend(children.get(urn, ()))
+    return result
+
+
+# --------------------------------------------------------------------------- after the engine acted
+
+
+def next_state(state: State, plan: Plan, update: UpdatePlan, outcome: dict[int, dict]) -> State:
+    """The state after an update, from what each step did.
+
+    outcome: step index -> {"ok": bool, "real": {...}, "init_error": str} for the steps that
+    ran; steps that never ran (an earlier one failed) change nothing. Components and reads are
+    taken from the plan, as the program registered them this time.
+    """
+    copies = {id(e): dataclass_replace(e) for e in state.entries}
+    entries = [copies[id(e)] for e in state.entries if e.custom and not e.options.get("read")]
+
+    for index, step in enumerate(update.steps):
+        result = outcome.get(index)
+        if result is None:
+            continue
+        ok = bool(result.get("ok"))
+        if step.op in (DELETE, DELETE_REPLACED):
+            if ok:
+                entries.remove(copies[id(step.old)])
+        elif step.op == DELETE_FIRST:
+            if ok:
+                gone = copies[id(step.old)]
+                gone.pending_replacement, gone.real = True, {}
+        elif step.op in (CREATE, REPLACE):
+            if not ok and not result.get("real"):
+                continue  # nothing was created: nothing to record
+            fresh = Entry.of(step.new, real=dict(result.get("real") or {}),
+                             init_error="" if ok else (result.get("init_error") or "create failed"))
+            current = [e for e in entries if e.urn == step.urn and not e.delete]
+            position = entries.index(current[-1]) + 1 if current else len(entries)
+            for e in current:
+                if step.mode == "create-before-delete":
+                    e.delete = True  # step.go:466-472, also when the create only partly failed
+                else:
+                    entries.remove(e)  # a pending replacement, now replaced
+                    position -= 1
+            entries.insert(position, fresh)
+        elif step.op == UPDATE and ok:
+            current = copies[id(step.old)]
+            current.inputs, current.outputs, current.options = step.new.inputs, step.new.outputs, step.new.options
+            current.init_error = ""
+        elif step.op == SAME:
+            copies[id(step.old)].options = step.new.options
+    others = [Entry.of(r) for r in plan.resources if not r.custom or r.options.get("read")]
+    return State(others + entries)
