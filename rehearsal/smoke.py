@@ -20,8 +20,9 @@ import docker
 import docker.errors
 import requests
 
-from rehearsal.apply import Created, container_tail
-from rehearsal.plan import Plan
+from rehearsal.engine import container_tail, live
+from rehearsal.model import State
+from rehearsal.plan import CONTAINER, JOB, NETWORK, Plan
 
 SERVICE = "django-docker.service"
 ROLE = "django-docker.role"
@@ -57,19 +58,20 @@ def front_door(plan: Plan) -> tuple[str, str, str]:
     ports = [p for p in nginx[0].inputs.get("ports") or [] if int(p["internal"]) == 80]
     require(len(ports) == 1, "nginx publishes no port for 80")
     port = ports[0]
-    ip = port.get("ip") or "0.0.0.0"
-    host_ip = "127.0.0.1" if ip in ("0.0.0.0", "127.0.0.1") else ip
+    # The rehearsal publishes on loopback only, whatever the stack's bindAddress (engine.LOOPBACK).
+    host_ip = "127.0.0.1"
     url = plan.outputs.get("url") or f"http://localhost:{int(port['external'])}/"
     return f"http://{host_ip}:{int(port['external'])}", urlsplit(url).netloc, nginx[0].name
 
 
 class Smoke:
-    def __init__(self, client: docker.DockerClient, plan: Plan, created: Created, *, app_image: str,
+    def __init__(self, client: docker.DockerClient, plan: Plan, state: State, *, app_image: str,
                  run_labels: dict[str, str], say: Callable[[str], None]):
         self.client = client
         self.api = client.api
         self.plan = plan
-        self.created = created
+        self.state = state
+        self.containers = {name: real["id"] for name, real in live(state, CONTAINER).items()}
         self.app_image = app_image
         self.run_labels = run_labels
         self.say = say
@@ -83,10 +85,10 @@ class Smoke:
         return self.http.get(self.base + path, timeout=10, allow_redirects=False, **kwargs)
 
     def cid(self, logical: str) -> str:
-        return self.created.containers[logical]
+        return self.containers[logical]
 
     def names(self, service: str) -> list[str]:
-        return [r.name for r in self.plan.containers(service)]
+        return [r.name for r in self.plan.containers(service) if r.type == CONTAINER]
 
     def run(self) -> list[Check]:
         checks = []
@@ -182,15 +184,21 @@ class Smoke:
                 f"volume")
 
     def check_migrate(self) -> str:
-        names = self.names("migrate")
-        require(names, "no migrate container in the plan")
-        codes = {n: self.api.inspect_container(self.cid(n))["State"]["ExitCode"] for n in names}
-        require(all(code == 0 for code in codes.values()), f"exit codes {codes}")
-        return ", ".join(f"{n} exited 0" for n in codes)
+        jobs = {r.name: r for r in self.plan.of_type(JOB)}
+        require(jobs, "no release jobs in the plan")
+        ran = {e.name: e.real.get("run_id") for e in self.state.entries if e.type == JOB and e.real}
+        require(set(ran) == set(jobs), f"jobs that did not run: {sorted(set(jobs) - set(ran))}")
+        # The release job's effect, not only its exit: every migration is recorded as applied.
+        applied = self.psql("select count(*) from django_migrations where app = 'visits'")
+        require(applied.isdigit() and int(applied) >= 1, f"no visits migration recorded (got {applied!r})")
+        left = self.api.containers(all=True, filters={"label": ["django-docker.job-run", f"rehearsal.run={self.run_labels['rehearsal.run']}"]})
+        require(not left, f"job containers left behind: {[c['Names'] for c in left]}")
+        return (", ".join(f"{n} ran (run {run[:12]})" for n, run in sorted(ran.items())) +
+                f"; {applied} visits migration(s) recorded; no job container left")
 
     def check_non_root(self) -> str:
         users = {}
-        for r in self.plan.containers():
+        for r in self.plan.of_type(CONTAINER):
             if r.label(ROLE) != "app":
                 continue
             info = self.api.inspect_container(self.cid(r.name))
@@ -207,7 +215,7 @@ class Smoke:
 
     def check_app_image(self) -> str:
         wrong = {}
-        for r in self.plan.containers():
+        for r in self.plan.of_type(CONTAINER):
             if r.label(ROLE) == "app":
                 image = self.api.inspect_container(self.cid(r.name))["Image"]
                 if image != self.app_image:
@@ -254,9 +262,10 @@ class Smoke:
     # -- plumbing
 
     def network_named(self, role: str) -> str:
-        for r in self.plan.of_type("docker:index/network:Network"):
+        networks = live(self.state, NETWORK)
+        for r in self.plan.of_type(NETWORK):
             if r.label("django-docker.network") == role:
-                return self.created.networks[r.name]
+                return networks[r.name]["name"]
         raise CheckFailed(f"no {role} network in the plan")
 
     def host_address(self) -> str:
@@ -304,5 +313,5 @@ class Smoke:
         return self.api.inspect_image(image)["Config"].get("User") or ""
 
     def tail_of(self, service: str) -> str:
-        names = [n for n in self.names(service) if n in self.created.containers]
+        names = [n for n in self.names(service) if n in self.containers]
         return container_tail(self.api, self.cid(names[0])) if names else " (no such container)"

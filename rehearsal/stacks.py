@@ -1,28 +1,37 @@
 """Plan a stack for its rehearsal, including a stack that promotes another's image.
 
-A stack that builds (dev) plans as it is. A stack that promotes (prod,
-`imageSource: stack`) runs the digest its source stack exported; the rehearsal
-plans the source stack too, builds the image that plan describes, and gives the
-promoting stack a digest reference standing for that build (`imagePushed: true`,
-pushing skipped). The apply step maps that reference to the real image id.
+A stack that builds (dev) plans as it is. A stack that promotes (prod, `imageSource:
+stack`) runs the digest its source stack exported; the rehearsal plans the source stack too,
+builds the image that plan describes, and gives the promoting stack a digest reference
+standing for that build (`imagePushed: true`, pushing skipped). A stack pinned to a digest
+(`imageSource: pin`) runs an image the rehearsal built earlier. The engine maps those
+references to the real image ids.
+
+`git_sha` stands for the commit being deployed (the program reads GIT_SHA, as CI sets it);
+`overrides` for `pulumi config set` on the stack.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
 
 from rehearsal.errors import RehearsalError
-from rehearsal.plan import IMAGE, Plan, PlanError, plan_stack, stack_config
+from rehearsal.plan import IMAGE, Plan, PlanError, PlannedResource, plan_stack, stack_config
 
 
 @dataclass
 class RehearsalPlan:
     stack: str
     plan: Plan
-    build: object  # the PlannedResource of the docker.Image to build (from this or the source stack)
+    build: Optional[PlannedResource]
+    """The docker.Image to build (from this or the source stack); None when the stack is pinned."""
     build_stack: str
-    promoted_refs: list[str] = field(default_factory=list)  # refs standing for the build
+    promoted_refs: list[str] = field(default_factory=list)
+    """Digest references in the plan that stand for `build`."""
 
 
 def promoted_ref(image_name: str) -> str:
@@ -32,36 +41,59 @@ def promoted_ref(image_name: str) -> str:
     return f"{repository}@sha256:{hashlib.sha256(('rehearsal:' + image_name).encode()).hexdigest()}"
 
 
-def plan_options(stack: str, *, app_ref: str, git_sha: str = "rehearsal") -> dict:
+def plan_options(stack: str, *, app_ref: str, git_sha: str = "rehearsal",
+                 overrides: Optional[Mapping[str, Any]] = None) -> dict:
     """Keyword arguments for plan_stack: the source stack's outputs when `stack` promotes."""
     config, ns = stack_config(stack)
-    if config.get(f"{ns}:imageSource") != "stack":
+    source = (overrides or {}).get("imageSource", config.get(f"{ns}:imageSource"))
+    if source != "stack":
         return {}
-    source = config.get(f"{ns}:imageSourceStack", "")
-    return {"stack_references": {source: {"imageRef": app_ref, "imagePushed": True, "gitSha": git_sha}}}
+    stack_ref = (overrides or {}).get("imageSourceStack", config.get(f"{ns}:imageSourceStack", ""))
+    return {"stack_references": {stack_ref: {"imageRef": app_ref, "imagePushed": True, "gitSha": git_sha}}}
 
 
-def plan_for_rehearsal(stack: str) -> RehearsalPlan:
+@contextlib.contextmanager
+def commit(git_sha: Optional[str]):
+    """Plan as CI would for `git_sha`: the program takes the commit from GIT_SHA."""
+    if git_sha is None:
+        yield
+        return
+    before = os.environ.get("GIT_SHA")
+    os.environ["GIT_SHA"] = git_sha
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("GIT_SHA", None)
+        else:
+            os.environ["GIT_SHA"] = before
+
+
+def plan_for_rehearsal(stack: str, *, overrides: Optional[Mapping[str, Any]] = None,
+                       git_sha: Optional[str] = None) -> RehearsalPlan:
+    overrides = dict(overrides or {})
     try:
         config, ns = stack_config(stack)
-        source = config.get(f"{ns}:imageSource", "build")
-        if source == "build":
-            plan = plan_stack(stack)
-            return RehearsalPlan(stack, plan, _the_build(plan, stack), stack)
-        if source == "stack":
-            source_stack = config.get(f"{ns}:imageSourceStack", "").rsplit("/", 1)[-1]
-            if not source_stack:
-                raise RehearsalError(f"{stack}: imageSource is stack but imageSourceStack is empty")
-            source_plan = plan_stack(source_stack)
-            build = _the_build(source_plan, source_stack)
-            ref = promoted_ref(build.inputs["imageName"])
-            git_sha = source_plan.outputs.get("gitSha") or "rehearsal"
-            plan = plan_stack(stack, **plan_options(stack, app_ref=ref, git_sha=git_sha))
-            return RehearsalPlan(stack, plan, build, source_stack, [ref])
-        raise RehearsalError(
-            f"{stack}: imageSource={source}: the rehearsal runs only an image it builds "
-            "(imageSource build, or stack promoting a stack that builds)"
-        )
+        source = overrides.get("imageSource", config.get(f"{ns}:imageSource", "build"))
+        with commit(git_sha):
+            if source == "build":
+                plan = plan_stack(stack, overrides=overrides)
+                return RehearsalPlan(stack, plan, _the_build(plan, stack), stack)
+            if source == "pin":
+                plan = plan_stack(stack, overrides=overrides)
+                return RehearsalPlan(stack, plan, None, stack, [overrides.get("imagePin") or config.get(f"{ns}:imagePin", "")])
+            if source == "stack":
+                source_stack = str(overrides.get("imageSourceStack", config.get(f"{ns}:imageSourceStack", ""))).rsplit("/", 1)[-1]
+                if not source_stack:
+                    raise RehearsalError(f"{stack}: imageSource is stack but imageSourceStack is empty")
+                source_plan = plan_stack(source_stack)
+                build = _the_build(source_plan, source_stack)
+                ref = promoted_ref(build.inputs["imageName"])
+                sha = source_plan.outputs.get("gitSha") or "rehearsal"
+                plan = plan_stack(stack, overrides=overrides,
+                                  **plan_options(stack, app_ref=ref, git_sha=sha, overrides=overrides))
+                return RehearsalPlan(stack, plan, build, source_stack, [ref])
+        raise RehearsalError(f"{stack}: imageSource={source} is not one the rehearsal knows (build, stack, pin)")
     except PlanError as error:
         raise RehearsalError(f"plan {stack}: {error}") from None
 

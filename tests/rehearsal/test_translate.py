@@ -174,42 +174,23 @@ def test_substitute_replaces_whole_planned_values_only():
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_planned_resource_of_the_committed_stacks_translates(stack):
-    from rehearsal.apply import translate_plan
-    from rehearsal.plan import plan_stack
+    from rehearsal.engine import check_understood
+    from rehearsal.plan import JOB, PROJECT_ROOT, plan_stack
     from rehearsal.stacks import plan_options
 
     plan = plan_stack(stack, **plan_options(stack, app_ref=f"django-docker/web@sha256:{'b' * 64}"))
-    steps = translate_plan(plan, run_labels=RUN, names=lambda logical: f"{logical}-0000000")
-    kinds = {step.kind for step in steps}
-    assert {"network", "volume", "container"} <= kinds
-
-
-def _resource(type_, name, inputs=None, outputs=None, parent="", deps=(), custom=True):
-    from rehearsal.plan import PlannedResource
-
-    return PlannedResource(type=type_, name=name, urn=f"urn:{name}", inputs=inputs or {}, outputs=outputs or {},
-                           options={"parent": parent, "dependencies": list(deps)}, custom=custom)
-
-
-def test_order_follows_dependencies_components_and_referenced_values():
-    from rehearsal.apply import order
-    from rehearsal.plan import CONTAINER, NETWORK, Plan
-
-    plan = Plan(stack="t", config={}, resources=[
-        # registered before what it needs: nginx depends on the Web component, i.e. on its containers
-        _resource(CONTAINER, "nginx", {"image": "nginx"}, deps=["urn:web"]),
-        _resource("django-docker:components:Web", "web", custom=False),
-        _resource(CONTAINER, "web-1", {"image": "app", "networksAdvanced": [{"name": "front-mock"}]}, parent="urn:web"),
-        _resource(NETWORK, "front", {}, {"name": "front-mock"}),
-    ])
-    assert [s.resource.name for s in order(plan)] == ["front", "web-1", "nginx"]
+    check_understood(plan, project_root=PROJECT_ROOT)  # raises on anything it cannot apply
+    kinds = {r.type.rsplit(":", 1)[-1] for r in plan.resources if r.custom}
+    assert {"Network", "Volume", "Container", "Job"} <= kinds
+    assert plan.of_type(JOB)
 
 
 def test_unknown_resource_type_is_an_error_that_names_it():
-    from rehearsal.apply import order
+    from rehearsal.engine import check_understood
     from rehearsal.errors import RehearsalError
-    from rehearsal.plan import Plan
+    from rehearsal.plan import Plan, PlannedResource
 
-    plan = Plan(stack="t", config={}, resources=[_resource("docker:index/service:Service", "svc")])
+    svc = PlannedResource(type="docker:index/service:Service", name="svc", urn="urn:svc", inputs={}, outputs={},
+                          options={"parent": "", "dependencies": []})
     with pytest.raises(RehearsalError, match="svc: type docker:index/service:Service not understood"):
-        order(plan)
+        check_understood(Plan(stack="t", config={}, resources=[svc]), project_root=None)

@@ -1,0 +1,496 @@
+"""Carry out an update's steps on a Docker engine, the way the providers would.
+
+The only module of the rehearsal that changes things on the engine. `rehearsal.model` says
+what `pulumi up` does (create, update in place, replace in which order, delete at the end);
+this module does each step as the provider does it:
+- a container is created, attached to its networks, given its uploads, started, and waited
+  for until healthy or until its wait_timeout (the provider polls only for `healthy`:
+  terraform-provider-docker v4.5.0 resource_docker_container_funcs.go:590-625); a container
+  that never turns healthy stays, recorded with an initialization error;
+- an in-place update sends only what the provider's update sends (restart policy and
+  resource limits, _funcs.go:1016-1070); everything else is only recorded;
+- a delete stops with the destroy grace period, then removes (_funcs.go:1079-1130);
+- a release job runs through the program's own provider code (components.job.JobProvider).
+Steps run in parallel as their order constraints allow; after a failed step nothing new
+starts, the ones running finish, and the deletes at the end do not happen (the engine bails:
+pulumi/pulumi pkg/resource/deploy/deployment_executor.go:261-345).
+Every planned (mock) name and id is replaced by the real one before a step acts; everything
+created carries the run's labels, which is how teardown finds it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import secrets
+import tarfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+import docker
+import docker.errors
+from docker.types import IPAMConfig, IPAMPool, Mount
+
+from rehearsal.errors import RehearsalError
+from rehearsal.model import (
+    AT_END, CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REPLACE, SAME, UPDATE, Entry, State, Step, UpdatePlan,
+    plan_update,
+)
+from rehearsal.plan import (
+    CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, Plan, PlannedResource,
+)
+from rehearsal.translate import (
+    ContainerSpec, container_spec, image_build_kwargs, network_kwargs, remote_image_name, substitute, volume_kwargs,
+)
+
+STACK_LABEL = "rehearsal.stack"
+RUN_LABEL = "rehearsal.run"
+LOG_TAIL = 25
+LOOPBACK = "127.0.0.1"  # every port the rehearsal publishes, whatever the stack's bindAddress says
+SETTLE_SECONDS = 2.0  # a container without `wait` must still be running this long after start
+UNDERSTOOD = {CONTAINER, NETWORK, VOLUME, IMAGE, REMOTE_IMAGE, JOB, RANDOM_PASSWORD, STACK_REFERENCE}
+
+
+class StepFailed(RehearsalError):
+    """A step failed the way `pulumi up` would report it."""
+
+
+def pulumi_like_name(logical: str) -> str:
+    """Pulumi's auto-name: the logical name and 7 random hex characters (SetAutonaming(255, "-"))."""
+    return f"{logical}-{secrets.token_hex(4)[:7]}"
+
+
+def planned_name(r) -> Optional[str]:
+    return r.inputs.get("name") or r.outputs.get("name")
+
+
+def check_understood(plan: Plan, *, project_root) -> None:
+    """Translate every resource once without an engine: an input the rehearsal does not
+    understand fails here, before anything is created."""
+    names = {planned_name(r): f"{r.name}-0000000" for r in plan.resources
+             if r.custom and r.type in (NETWORK, VOLUME, CONTAINER) and planned_name(r)}
+    for r in plan.resources:
+        if not r.custom:
+            continue
+        if r.type not in UNDERSTOOD:
+            raise RehearsalError(f"resource {r.name}: type {r.type} not understood by the rehearsal")
+        inputs = substitute(r.inputs, names)
+        if r.type == NETWORK:
+            network_kwargs(r.name, inputs, names.get(planned_name(r), planned_name(r)), {})
+        elif r.type == VOLUME:
+            volume_kwargs(r.name, inputs, names.get(planned_name(r), planned_name(r)), {})
+        elif r.type == CONTAINER:
+            container_spec(r.name, inputs, real_name=f"{r.name}-0000000", extra_labels={})
+        elif r.type == IMAGE:
+            image_build_kwargs(r.name, inputs, project_root)
+        elif r.type == REMOTE_IMAGE:
+            remote_image_name(r.name, inputs)
+
+
+@dataclass
+class StepReport:
+    index: int
+    step: Step
+    ok: bool
+    seconds: float
+    what: str
+    real: dict = field(default_factory=dict)
+    init_error: str = ""
+
+
+@dataclass
+class UpdateResult:
+    """What one `pulumi up` did: every step that ran, the first failure, and the new state."""
+
+    reports: list[StepReport]
+    state: State
+    error: Optional[str] = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class Engine:
+    def __init__(self, client: docker.DockerClient, *, run_labels: dict[str, str], say: Callable[[str], None],
+                 images: Optional[dict[str, str]] = None, parallelism: int = 8):
+        self.client = client
+        self.api = client.api
+        self.run_labels = run_labels
+        self.say = say
+        self.images = dict(images or {})  # planned image reference or id -> real image id
+        self.parallelism = parallelism
+        self.lock = threading.Lock()
+        self.cancelled = threading.Event()
+        self.pool: Optional[ThreadPoolExecutor] = None
+
+    # ------------------------------------------------------------------ one `pulumi up`
+
+    def up(self, state: State, plan: Plan) -> UpdateResult:
+        """Plan the update (rehearsal.model) and carry it out."""
+        update = plan_update(state, plan)
+        return self.apply(state, plan, update)
+
+    def apply(self, state: State, plan: Plan, update: UpdatePlan) -> UpdateResult:
+        from rehearsal.model import next_state
+
+        started = time.monotonic()
+        mapping = self._mapping(state)
+        reports: dict[int, StepReport] = {}
+        failed: Optional[StepReport] = None
+        running: dict[Future, int] = {}
+        waiting = set(range(len(update.steps)))
+        self.pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="step")
+        try:
+            while waiting or running:
+                if failed is None and not self.cancelled.is_set():
+                    for index in sorted(waiting):
+                        step = update.steps[index]
+                        if all(a in reports and reports[a].ok for a in step.after):
+                            waiting.discard(index)
+                            running[self.pool.submit(self._run, index, step, mapping)] = index
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    index = running.pop(future)
+                    report = future.result()
+                    reports[index] = report
+                    if report.step.op != SAME or not report.ok:
+                        self.say(f"  {report.step.describe():<64} {brief(report.what)} ({report.seconds:.1f}s)")
+                    if not report.ok and failed is None:
+                        failed = report
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        outcome = {i: {"ok": r.ok, "real": r.real, "init_error": r.init_error} for i, r in reports.items()}
+        new_state = next_state(state, plan, update, outcome)
+        error = None
+        if failed is not None:
+            error = f"{failed.step.name}: {failed.what}"
+        elif self.cancelled.is_set():
+            error = "cancelled"
+        return UpdateResult(sorted(reports.values(), key=lambda r: r.index), new_state, error,
+                            time.monotonic() - started)
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+    # ------------------------------------------------------------------ values
+
+    def _mapping(self, state: State) -> dict[str, str]:
+        """Planned (mock) value -> real value, for what exists already."""
+        mapping = dict(self.images)
+        for entry in state.entries:
+            if entry.delete or not entry.real:
+                continue
+            for planned, real in (entry.real.get("planned") or {}).items():
+                mapping[planned] = real
+        return mapping
+
+    def _remember(self, mapping: dict, real: dict, planned_to_real: dict) -> None:
+        pairs = {p: r for p, r in planned_to_real.items() if p and r}
+        real["planned"] = {**real.get("planned", {}), **pairs}
+        with self.lock:
+            mapping.update(pairs)
+
+    # ------------------------------------------------------------------ steps
+
+    def _run(self, index: int, step: Step, mapping: dict) -> StepReport:
+        started = time.monotonic()
+        real: dict = {}
+        try:
+            if step.op in (CREATE, REPLACE):
+                what = self._create(step.new, mapping, real)
+            elif step.op == UPDATE:
+                what = self._update(step, mapping)
+                real = step.old.real
+            elif step.op in (DELETE_FIRST, DELETE_REPLACED, DELETE):
+                what = self._delete(step.old)
+            elif step.op == SAME:
+                what = "unchanged"
+            else:  # pragma: no cover - the model has no other ops
+                raise RehearsalError(f"unknown step {step.op}")
+            return StepReport(index, step, True, time.monotonic() - started, what, real)
+        except StepFailed as failure:
+            init_error = str(failure) if real.get("id") else ""
+            return StepReport(index, step, False, time.monotonic() - started, str(failure), real, init_error)
+        except (RehearsalError, docker.errors.DockerException) as error:
+            return StepReport(index, step, False, time.monotonic() - started, str(error), real)
+
+    def _create(self, r: PlannedResource, mapping: dict, real: dict) -> str:
+        with self.lock:
+            inputs = substitute(r.inputs, mapping)
+        if r.type == NETWORK:
+            return self._create_network(r, inputs, mapping, real)
+        if r.type == VOLUME:
+            name = r.inputs.get("name") or pulumi_like_name(r.name)
+            volume = self.client.volumes.create(**volume_kwargs(r.name, inputs, name, self.run_labels))
+            real.update(name=volume.name, id=volume.name)
+            self._remember(mapping, real, {planned_name(r) or "": volume.name, r.id: volume.name})
+            return f"volume {volume.name}"
+        if r.type == CONTAINER:
+            return self._create_container(r, inputs, mapping, real)
+        if r.type == JOB:
+            return self._run_job(r, inputs, mapping, real)
+        if r.type in (IMAGE, REMOTE_IMAGE):
+            planned = [r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id,
+                       r.inputs.get("name") if r.type == REMOTE_IMAGE else None]
+            image_id = next((mapping[p] for p in planned if p and p in mapping), None)
+            if image_id is None:
+                name = r.inputs.get("name") or r.inputs.get("imageName")
+                try:
+                    image_id = self.client.images.get(name).id
+                except docker.errors.ImageNotFound:
+                    raise StepFailed(f"image {name} is not on the engine (the rehearsal builds or provides it first)") from None
+            real.update(id=image_id)
+            self._remember(mapping, real, {p: image_id for p in planned if p})
+            return f"image {image_id[:19]}"
+        if r.type == RANDOM_PASSWORD:
+            real.update(id=r.id, value="from the plan")
+            return "value from the plan"
+        raise RehearsalError(f"resource {r.name}: type {r.type} not understood by the rehearsal")
+
+    def _create_network(self, r: PlannedResource, inputs: dict, mapping: dict, real: dict) -> str:
+        name = r.inputs.get("name") or pulumi_like_name(r.name)
+        kwargs = network_kwargs(r.name, inputs, name, self.run_labels)
+        ipam = kwargs.pop("ipam", None)
+        if ipam:
+            kwargs["ipam"] = IPAMConfig(driver=ipam["driver"], options=ipam["options"],
+                                        pool_configs=[IPAMPool(**pool) for pool in ipam["pool_configs"]])
+        try:
+            network = self.client.networks.create(check_duplicate=True, **kwargs)
+        except docker.errors.APIError as error:
+            raise StepFailed(f"network: {error.explanation or error}") from None
+        real.update(name=name, id=network.id)
+        self._remember(mapping, real, {planned_name(r) or "": name, r.id: network.id})
+        return f"network {name}"
+
+    def _create_container(self, r: PlannedResource, inputs: dict, mapping: dict, real: dict) -> str:
+        name = pulumi_like_name(r.name)
+        inputs = on_loopback(inputs)
+        spec = container_spec(r.name, inputs, real_name=name, extra_labels=self.run_labels)
+        host = dict(spec.host_config)
+        if "mounts" in host:
+            host["mounts"] = [Mount(**m) for m in host["mounts"]]
+        host_config = self.api.create_host_config(**host)
+        networking = None
+        first = spec.networks[0] if spec.networks else None
+        if first and host.get("network_mode") == first.name:
+            networking = self.api.create_networking_config({
+                first.name: self.api.create_endpoint_config(
+                    aliases=first.aliases or None, ipv4_address=first.ipv4_address, ipv6_address=first.ipv6_address)
+            })
+        try:
+            cid = self.api.create_container(host_config=host_config, networking_config=networking, **spec.create)["Id"]
+        except docker.errors.APIError as error:
+            raise StepFailed(f"create failed: {error.explanation or error}") from None
+        # From here the container exists: a failure leaves it, recorded with an init error.
+        real.update(id=cid, name=spec.name)
+        self._remember(mapping, real, {planned_name(r) or "": spec.name, r.id: cid})
+        try:
+            for net in spec.networks[1:] if networking else spec.networks:
+                self.api.connect_container_to_network(
+                    cid, net.name, aliases=net.aliases or None,
+                    ipv4_address=net.ipv4_address, ipv6_address=net.ipv6_address)
+            if spec.uploads:
+                self.api.put_archive(cid, "/", _tar(spec.uploads))
+            if spec.lifecycle.start:
+                self.api.start(cid)
+        except docker.errors.APIError as error:
+            raise StepFailed(f"{error.explanation or error}{self.tail(cid)}") from None
+        return f"{spec.name} {self._settle(cid, spec)}"
+
+    def _settle(self, cid: str, spec: ContainerSpec) -> str:
+        life = spec.lifecycle
+        if not life.start:
+            return "created"
+        if life.wait:
+            return self._wait_healthy(cid, life.wait_timeout)
+        # Stricter than the provider, which no longer fails a container that exits after
+        # start (terraform-provider-docker #841); the program waits on every container anyway.
+        time.sleep(SETTLE_SECONDS)
+        state = self.api.inspect_container(cid)["State"]
+        if not state["Running"] and life.must_run:
+            raise StepFailed(f"exited {state['ExitCode']} right after start (must_run){self.tail(cid)}")
+        return "running"
+
+    def _wait_healthy(self, cid: str, timeout: int) -> str:
+        """Poll once a second for `healthy` until wait_timeout, as the provider does: an
+        `unhealthy` or restarting container may still recover, so it is not a failure yet."""
+        started = time.monotonic()
+        while True:
+            if self.cancelled.is_set():
+                raise StepFailed("cancelled")
+            state = self.api.inspect_container(cid)["State"]
+            health = (state.get("Health") or {}).get("Status")
+            if health is None:
+                raise StepFailed("wait=true but it has no healthcheck")
+            if health == "healthy":
+                return f"healthy after {time.monotonic() - started:.1f}s"
+            if time.monotonic() - started > timeout:
+                probe = (state.get("Health") or {}).get("Log") or [{}]
+                output = " | ".join((probe[-1].get("Output") or "").strip().splitlines()[-3:]) or "no output"
+                raise StepFailed(f"not healthy within wait_timeout={timeout}s (health: {health}, "
+                                 f"restarts: {self.api.inspect_container(cid).get('RestartCount', 0)}, "
+                                 f"last probe: {output}){self.tail(cid)}")
+            time.sleep(1.0)
+
+    def _run_job(self, r: PlannedResource, inputs: dict, mapping: dict, real: dict) -> str:
+        from components.job import JobProvider
+
+        props = {k: v for k, v in inputs.items() if k not in JOB_OUTPUTS and k != "__provider"}
+        props["labels"] = [*props.get("labels", []), *({"label": k, "value": v} for k, v in self.run_labels.items())]
+        props["dockerHost"] = os.environ.get("DOCKER_HOST", "")
+        try:
+            result = JobProvider().create(props)
+        except Exception as error:  # JobFailed: exactly what `pulumi up` would print
+            raise RehearsalError(str(error).splitlines()[0]) from None
+        real.update(id=result.id, run_id=result.id)
+        self._remember(mapping, real, {r.id: result.id, r.outputs.get("runId"): result.id})
+        return f"exited 0 (run {result.id[:12]})"
+
+    def _update(self, step: Step, mapping: dict) -> str:
+        if step.type != CONTAINER or not step.applied:
+            return "recorded only" if step.keys else "initialization continued (no change)"
+        with self.lock:
+            inputs = substitute(step.new.inputs, mapping)
+        cid = step.old.real.get("id")
+        # What resourceDockerContainerUpdate sends (_funcs.go:1033-1070): limits and restart policy.
+        kwargs: dict[str, Any] = {
+            "restart_policy": {"Name": inputs.get("restart") or "no", "MaximumRetryCount": int(inputs.get("maxRetryCount") or 0)},
+            "mem_limit": int(inputs.get("memory") or 0) * 1024 * 1024,
+            "cpu_shares": int(inputs.get("cpuShares") or 0),
+        }
+        if inputs.get("memorySwap"):
+            swap = int(inputs["memorySwap"])
+            kwargs["memswap_limit"] = swap * 1024 * 1024 if swap > 0 else swap
+        try:
+            self.api.update_container(cid, **kwargs)
+        except docker.errors.APIError as error:
+            raise RehearsalError(f"Unable to update a container: {error.explanation or error}") from None
+        return f"updated {', '.join(step.applied)}"
+
+    def _delete(self, entry: Entry) -> str:
+        real = entry.real
+        if not real:
+            return "nothing left to delete"
+        if entry.type == CONTAINER:
+            cid = real["id"]
+            try:
+                if not entry.inputs.get("attach"):
+                    self.api.stop(cid, timeout=int(entry.inputs.get("destroyGraceSeconds") or 0))
+                self.api.remove_container(cid, force=True, v=entry.inputs.get("removeVolumes", True) is not False)
+            except docker.errors.NotFound:
+                pass
+            return f"{real.get('name')} stopped and removed"
+        if entry.type == NETWORK:
+            try:
+                self.api.remove_network(real["id"])
+            except docker.errors.NotFound:
+                pass
+            return f"network {real['name']} removed"
+        if entry.type == VOLUME:
+            if entry.options.get("retain_on_delete"):
+                return f"volume {real['name']} kept (retain_on_delete)"
+            try:
+                self.api.remove_volume(real["name"], force=True)
+            except docker.errors.NotFound:
+                pass
+            return f"volume {real['name']} removed"
+        if entry.type == JOB:
+            from components.job import JobProvider
+
+            JobProvider().delete(real["id"], {**entry.outputs, "dockerHost": os.environ.get("DOCKER_HOST", "")})
+            return "nothing left (the job removed its container)"
+        return "kept (keep_locally or a value)"
+
+    def tail(self, cid: str) -> str:
+        return container_tail(self.api, cid)
+
+
+def brief(text: str, limit: int = 320) -> str:
+    """A long message (a job's log tail on one line) cut in the middle: its start says what
+    failed, its end holds the exception."""
+    text = " ".join(text.split("\n"))
+    return text if len(text) <= limit else f"{text[:limit // 2]} ... {text[-limit // 2:]}"
+
+
+def on_loopback(inputs: dict) -> dict:
+    """The container's inputs with every published port bound to 127.0.0.1 (a rehearsal
+    never listens on the machine's other interfaces)."""
+    if not inputs.get("ports"):
+        return inputs
+    return {**inputs, "ports": [{**port, "ip": LOOPBACK} for port in inputs["ports"]]}
+
+
+JOB_OUTPUTS = {"runId", "exitCode", "logTail", "startedAt", "finishedAt"}
+
+
+def container_tail(api, cid: str, lines: int = LOG_TAIL) -> str:
+    try:
+        text = api.logs(cid, tail=lines).decode(errors="replace").rstrip()
+    except docker.errors.APIError:
+        return ""
+    body = "\n".join("    | " + line for line in text.splitlines()) or "    | (no output)"
+    return f"\n  last {lines} log lines:\n{body}"
+
+
+def _tar(uploads) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for u in uploads:
+            info = tarfile.TarInfo(u.path.lstrip("/"))
+            info.size, info.mode, info.uid, info.gid = len(u.content), u.mode, u.uid, u.gid
+            info.mtime = int(time.time())
+            tar.addfile(info, io.BytesIO(u.content))
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------- what exists
+
+
+def live(state: State, type_: str) -> dict[str, dict]:
+    """Logical name -> what exists on the engine, for resources of one type in the state."""
+    return {e.name: e.real for e in state.entries if e.type == type_ and e.real and not e.delete}
+
+
+def build_app_image(client, r: PlannedResource, project_root, say, *, context=None) -> str:
+    """Build a planned docker.Image with the classic builder (optionally from another context)."""
+    from rehearsal.standins import stream_build
+
+    kwargs = image_build_kwargs(r.name, r.inputs, project_root)
+    tag = kwargs.pop("tag")
+    if context is not None:
+        kwargs["path"] = str(context)
+    say(f"  building {tag} from {kwargs['path']} ({kwargs['dockerfile']}, args {kwargs['buildargs']})")
+    return stream_build(client, tag, **kwargs)
+
+
+def teardown(client: docker.DockerClient, stack: str, run: str | None = None) -> tuple[int, int, int]:
+    """Remove every container, network and volume labelled as this stack's rehearsal
+    (or only one run's). Nothing without the label is touched."""
+    selector = [f"{STACK_LABEL}={stack}"] + ([f"{RUN_LABEL}={run}"] if run else [])
+    filters = {"label": selector}
+    containers = client.api.containers(all=True, filters=filters)
+    for c in containers:
+        try:
+            client.api.remove_container(c["Id"], force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+    networks = client.api.networks(filters=filters)
+    for n in networks:
+        try:
+            client.api.remove_network(n["Id"])
+        except docker.errors.NotFound:
+            pass
+    volumes = client.api.volumes(filters=filters).get("Volumes") or []
+    for v in volumes:
+        try:
+            client.api.remove_volume(v["Name"], force=True)
+        except docker.errors.NotFound:
+            pass
+    return len(containers), len(networks), len(volumes)

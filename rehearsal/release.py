@@ -1,0 +1,280 @@
+"""Boot a stack and, for the release rehearsal, change it the ways a team does, under load.
+
+`boot()` is the first `pulumi up` of a stack (every step a create, planned by the same model
+as every later update) and its smoke checks. `run_scenarios()` then takes the running stack
+through each scenario (rehearsal/scenarios/) while a bounded load generator sends steady
+requests through nginx on 127.0.0.1, and prints exactly one line per scenario:
+
+    release <stack> <scenario>: <N> requests, <F> failed, longest gap <S>s
+"""
+
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import requests
+
+from rehearsal.engine import brief
+from rehearsal.errors import RehearsalError
+from rehearsal.load import Load, Report
+from rehearsal.plan import CONTAINER, stack_config
+from rehearsal.scenarios import Scenario, ScenarioFailed, all_scenarios
+from rehearsal.session import Session
+from rehearsal.smoke import Smoke, front_door
+from rehearsal.stacks import RehearsalPlan, plan_for_rehearsal, promoted_ref
+from rehearsal.variants import VARIANTS, scratch_dir
+
+RELEASE_TARGET_SECONDS = 30  # a new-commit release, start of the update to the old replicas gone
+LOAD_RATE = 20  # requests per second through nginx while a scenario runs
+LOAD_WORKERS = 4
+LOAD_MAX_SECONDS = 900  # a scenario's load stops by itself after this, whatever happens
+SETTLE_SECONDS = 1.0  # load before the first and after the last `pulumi up` of a scenario
+
+
+@dataclass
+class Context:
+    """What a scenario's checks see: the session, the front door, the images by variant."""
+
+    session: Session
+    stack: str
+    say: Callable[[str], None]
+    overrides: dict = field(default_factory=dict)
+    variant: str = "current"
+    rp: Optional[RehearsalPlan] = None
+    images: dict[str, str] = field(default_factory=dict)  # variant -> image id
+    shas: dict[str, str] = field(default_factory=dict)  # variant -> GIT_SHA baked into its image
+    tags: dict[str, str] = field(default_factory=dict)  # variant -> image tag the plan built
+    serving_before: str = ""
+    scratch: Path = field(default_factory=scratch_dir)
+
+    # -- planning
+
+    def plan(self, variant: str) -> RehearsalPlan:
+        """Plan the stack with the current config for `variant` and make its images exist."""
+        self.prepare(self.plan_only(variant))
+        return self.rp
+
+    def plan_only(self, variant: str) -> RehearsalPlan:
+        self.rp, self.variant = plan_for_rehearsal(self.stack, overrides=self.overrides, git_sha=VARIANTS[variant].git_sha), variant
+        return self.rp
+
+    def prepare(self, rp: RehearsalPlan) -> str:
+        note = self.session.prepare(rp, context=VARIANTS[self.variant].context(self.scratch))
+        if rp.build is not None:
+            tag = rp.build.inputs["imageName"]
+            self.tags[self.variant], self.images[self.variant] = tag, self.session.built[tag]
+            self.shas[self.variant] = rp.build.inputs["build"]["args"]["GIT_SHA"]
+            # Any image built here can be pinned later (imageSource: pin), as a rollback would.
+            self.session.images[promoted_ref(tag)] = self.session.built[tag]
+        return note
+
+    # -- looking at the stack
+
+    def front(self) -> tuple[str, str]:
+        base, host, _ = front_door(self.rp.plan)
+        return base, host
+
+    def get(self, path: str) -> requests.Response:
+        base, host = self.front()
+        return requests.get(base + path, headers={"Host": host}, timeout=10, allow_redirects=False)
+
+    def serving_sha(self) -> str:
+        response = self.get("/health/")
+        if response.status_code != 200:
+            raise ScenarioFailed(f"GET /health/ -> {response.status_code}")
+        return response.json().get("git_sha") or ""
+
+    def replicas(self) -> int:
+        return len(self.rp.plan.containers("web"))
+
+    def replicas_answering(self, web: dict[str, dict], requests_count: int = 60) -> str:
+        by_host = {c["Config"]["Hostname"]: name for name, c in web.items()}
+        seen: Counter = Counter()
+        for _ in range(requests_count):
+            response = self.get("/whoami/")
+            if response.status_code == 200:
+                seen[response.json()["hostname"]] += 1
+        missing = sorted(name for host, name in by_host.items() if not seen[host])
+        stray = sorted(set(seen) - set(by_host))
+        if missing or stray:
+            raise ScenarioFailed(f"replicas that never answered: {missing}; answers from elsewhere: {stray}")
+        return ", ".join(f"{by_host[h].rsplit('-', 1)[-1]}: {n}" for h, n in sorted(seen.items(), key=lambda kv: by_host[kv[0]]))
+
+    def image_of(self, variant: str) -> str:
+        return self.images[variant]
+
+    def sha_of(self, variant: str) -> str:
+        return self.shas[variant]
+
+    def ref_of(self, variant: str) -> str:
+        return promoted_ref(self.tags[variant])
+
+    def psql(self, sql: str) -> str:
+        (postgres,) = self.session.containers_of("postgres").values()
+        env = dict(e.split("=", 1) for e in postgres["Config"]["Env"] if "=" in e)
+        api = self.session.client.api
+        exec_id = api.exec_create(postgres["Id"], ["psql", "-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"],
+                                                   "-v", "ON_ERROR_STOP=1", "-tAc", sql])["Id"]
+        output = api.exec_start(exec_id).decode().strip()
+        if api.exec_inspect(exec_id)["ExitCode"] != 0:
+            raise RehearsalError(f"psql failed: {output}")
+        return output
+
+    def read_file(self, cid: str, path: str) -> str:
+        stream, _ = self.session.client.api.get_archive(cid, path)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            return tar.extractfile(tar.getmembers()[0]).read().decode()
+
+    def nginx_errors(self, since: float, report: Report, lines: int = 40) -> str:
+        """nginx's own account of the failed requests: what it logged in the seconds around each."""
+        moments = {time.strftime(fmt, time.gmtime(since + f.at + d))
+                   for f in report.failures for d in (-2, -1, 0, 1) for fmt in ("%Y/%m/%d %H:%M:%S", "%d/%b/%Y:%H:%M:%S")}
+        text = []
+        for c in self.session.containers_of("nginx").values():
+            raw = self.session.client.api.logs(c["Id"], since=int(since), stdout=True, stderr=True).decode(errors="replace")
+            text += [f"    | {line}" for line in raw.splitlines()
+                     if any(m in line for m in moments) and ("[error]" in line or "[warn]" in line or '" 50' in line)]
+        return "  nginx logged around the failures:\n" + ("\n".join(text[-lines:]) or "    | (nothing)")
+
+    def engine_containers(self) -> list[dict]:
+        labels = [f"{k}={v}" for k, v in self.session.run_labels.items()]
+        return [{"Name": c["Names"][0].lstrip("/"), "Image": c["ImageID"]}
+                for c in self.session.client.api.containers(all=True, filters={"label": labels})]
+
+
+# --------------------------------------------------------------------------- boot
+
+
+def boot(ctx: Context, phase) -> list:
+    """The stack's first `pulumi up` and its smoke checks; returns the checks."""
+    info: dict = {}
+    with phase("plan", info):
+        rp = ctx.plan_only("current")
+        kinds = Counter(r.type.rsplit(":", 1)[-1] for r in rp.plan.resources if r.custom)
+        info["text"] = f"{ctx.stack}: {len(rp.plan.resources)} resources (" + ", ".join(
+            f"{n} {k}" for k, n in kinds.most_common()) + ")"
+        if rp.build_stack != ctx.stack:
+            info["text"] += f"; promotes {rp.build_stack}'s image (rehearsed with the image that plan builds, not pushed)"
+        published = [p for r in rp.plan.containers("nginx") for p in r.inputs.get("ports") or []]
+        info["text"] += "; publishes " + ", ".join(f"{p.get('ip', '0.0.0.0')}:{int(p['external'])}" for p in published)
+        info["text"] += ", rehearsed on 127.0.0.1 only"
+    with phase("images", info):
+        info["text"] = ctx.prepare(rp)
+    with phase("apply", info):
+        result = ctx.session.up(ctx.rp)
+        if not result.ok:
+            raise RehearsalError(f"the first `pulumi up` failed: {result.error}")
+        created = Counter(r.step.type.rsplit(":", 1)[-1] for r in result.reports if r.step.op == "create")
+        info["text"] = ", ".join(f"{n} {k}" for k, n in created.most_common()) + f" created in {result.seconds:.1f}s"
+    with phase("preview", info):
+        info["text"] = ctx.session.preview_after(ctx.rp)
+    with phase("smoke", info):
+        smoke = Smoke(ctx.session.client, ctx.rp.plan, ctx.session.state, app_image=ctx.image_of("current"),
+                      run_labels=ctx.session.run_labels, say=ctx.say)
+        checks = smoke.run()
+        info["text"] = f"{sum(c.ok for c in checks)} of {len(checks)} checks passed through {smoke.base} (Host: {smoke.host})"
+    return checks
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+@dataclass
+class Outcome:
+    scenario: Scenario
+    report: Optional[Report]
+    problems: list[str]
+    release_seconds: Optional[float] = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
+    say = ctx.say
+    problems: list[str] = []
+    release_seconds = None
+    base, host = ctx.front()
+    ctx.serving_before = ctx.serving_sha()
+    started_at = time.time()
+    load = Load(base, host=host, path="/health/", rate=LOAD_RATE, workers=LOAD_WORKERS, max_seconds=LOAD_MAX_SECONDS)
+    load.start()
+    try:
+        time.sleep(SETTLE_SECONDS)
+        for number, up in enumerate(scenario.ups, start=1):
+            if up.image:
+                # Deploying another image is promoting it: a pin (the promote scenario) no longer holds.
+                ctx.overrides.pop("imageSource", None)
+                ctx.overrides.pop("imagePin", None)
+            if up.overrides:
+                ctx.overrides.update(up.overrides(ctx) if callable(up.overrides) else up.overrides)
+            rp = ctx.plan(up.image or ctx.variant)
+            say(f"  up {number}: {up.what}")
+            if up.before is not None:
+                say(f"    before: {up.before(ctx)}")
+            result = ctx.session.up(rp)
+            if number == 1 and scenario.timed:
+                release_seconds = result.seconds
+            outcome = "succeeded" if result.ok else f"failed: {brief(result.error)}"
+            say(f"    `pulumi up` {outcome} ({result.seconds:.1f}s)")
+            if result.ok != up.succeeds:
+                problems.append(f"up {number} {'succeeded' if result.ok else 'failed'}, expected the opposite"
+                                + ("" if result.ok else f": {brief(result.error)}"))
+                break
+            try:
+                if up.check is not None:
+                    say(f"    check: {up.check(ctx, result)}")
+                if result.ok:
+                    say(f"    preview: {ctx.session.preview_after(rp)}")
+            except (ScenarioFailed, RehearsalError) as failure:
+                problems.append(f"up {number}: {failure}")
+                say(f"    FAILED: {failure}")
+                break
+            ctx.serving_before = ctx.serving_sha() if result.ok else ctx.serving_before
+        time.sleep(SETTLE_SECONDS)
+    finally:
+        report = load.stop()
+    say(report.details())
+    if report.failed:
+        say(ctx.nginx_errors(since=started_at, report=report))
+    if scenario.max_failed_seconds == 0 and report.failed:
+        problems.append(f"{report.failed} requests failed (none may)")
+    elif report.failed_seconds > scenario.max_failed_seconds:
+        problems.append(f"requests failed in {report.failed_seconds} seconds (at most {scenario.max_failed_seconds})")
+    return Outcome(scenario, report, problems, release_seconds)
+
+
+def run_scenarios(ctx: Context, phase, names: Optional[list[str]] = None) -> list[Outcome]:
+    scenarios = all_scenarios()
+    if names:
+        known = {s.name for s in scenarios}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise RehearsalError(f"unknown scenarios {unknown}; the scenarios are: {', '.join(s.name for s in scenarios)}")
+    outcomes = []
+    for scenario in scenarios:
+        if names and scenario.name not in names:
+            continue
+        info: dict = {}
+        try:
+            with phase(f"scenario {scenario.name}", info):
+                outcome = run_scenario(ctx, scenario)
+                info["text"] = "as expected" if outcome.ok else "NOT as expected: " + "; ".join(outcome.problems)
+        except Exception:
+            raise
+        outcomes.append(outcome)
+        if outcome.release_seconds is not None:
+            met = "met" if outcome.release_seconds <= RELEASE_TARGET_SECONDS else "MISSED"
+            ctx.say(f"release {ctx.stack} {scenario.name}: update took {outcome.release_seconds:.1f}s, from its start to every "
+                    f"new replica healthy and the old ones gone (target <= {RELEASE_TARGET_SECONDS}s: {met})")
+        ctx.say(outcome.report.line(ctx.stack, scenario.name))
+        if not outcome.ok:
+            break  # the stack is not in the state the next scenario starts from
+    return outcomes

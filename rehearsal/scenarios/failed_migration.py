@@ -1,0 +1,44 @@
+"""failed-migration: a release whose migration the data breaks. `pulumi up` fails at the
+migrate job, the old release keeps serving; the operator fixes the data and runs `pulumi up`
+again with the same image, which runs the migration again and releases."""
+
+from rehearsal.scenarios import Scenario, Up, expect
+
+BAD_ROW = "insert into visits_visit (created_at, path, served_by, processed_by) values (now(), '', 'rehearsal', '')"
+
+
+def bad_row(ctx) -> str:
+    ctx.psql(BAD_ROW)
+    return "a visit without a path is in the database (the new constraint forbids it)"
+
+
+def fix(ctx) -> str:
+    ctx.psql("delete from visits_visit where path = ''")
+    return "the operator deletes the row without a path"
+
+
+def failed(ctx, result) -> str:
+    expect("django-docker-release-migrate" in (result.error or ""), f"failed elsewhere: {result.error}")
+    expect("visit_path_not_empty" in (result.error or "") or "exited" in (result.error or ""), result.error or "")
+    sha = ctx.serving_sha()
+    expect(sha == ctx.serving_before, f"/health/ reports {sha}, not the release that ran before")
+    recorded = ctx.psql("select count(*) from django_migrations where name = '0002_visit_path_not_empty'")
+    expect(recorded == "0", "the failed migration is recorded as applied")
+    return f"`pulumi up` failed at migrate; {sha[:12]} still serves; the migration is not applied"
+
+
+def released(ctx, result) -> str:
+    ran = [r.step.name for r in result.reports if r.step.name == "django-docker-release-migrate" and r.step.op != "same"]
+    expect(ran, "the migrate job did not run again")
+    recorded = ctx.psql("select count(*) from django_migrations where name = '0002_visit_path_not_empty'")
+    expect(recorded == "1", "the migration is not recorded as applied")
+    sha = ctx.serving_sha()
+    expect(sha == ctx.sha_of("bad-migration"), f"/health/ reports {sha}, not the new release")
+    return f"the same `pulumi up` again ran migrate and released {sha[:12]}"
+
+
+SCENARIO = Scenario("failed-migration", (
+    Up("a release with a constraint migration the data breaks", image="bad-migration", succeeds=False,
+       before=bad_row, check=failed),
+    Up("the same release again, after the data was fixed", before=fix, check=released),
+))

@@ -1,0 +1,146 @@
+"""One rehearsed stack on the engine, across several `pulumi up`s: images, state, checks.
+
+A `Session` keeps what a real stack keeps between updates (the state: rehearsal.model) and
+what the rehearsal adds (the images it built, the planned references standing for them).
+`up()` plans one `pulumi up` with the model and has the engine carry it out; after a
+successful one it checks what a `pulumi preview` would show next: nothing planned, and
+nothing the provider would read back differently (rehearsal.readback).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import docker
+
+from rehearsal.engine import Engine, UpdateResult, build_app_image, check_understood, live, teardown
+from rehearsal.errors import RehearsalError
+from rehearsal.model import State, plan_update
+from rehearsal.plan import CONTAINER, PROJECT_ROOT, REMOTE_IMAGE
+from rehearsal.readback import drift
+from rehearsal.stacks import RehearsalPlan
+from rehearsal.standins import dockerfile_base_images, ensure_images
+
+
+@dataclass
+class Session:
+    client: docker.DockerClient
+    stack: str
+    run_labels: dict[str, str]
+    say: Callable[[str], None]
+    state: State = field(default_factory=State)
+    images: dict[str, str] = field(default_factory=dict)
+    """Planned image reference or digest -> real image id."""
+    built: dict[str, str] = field(default_factory=dict)
+    """Tag -> image id, for every app image this session built."""
+    engine: Optional[Engine] = None
+    base_images_ready: bool = False
+
+    def __post_init__(self):
+        self.engine = Engine(self.client, run_labels=self.run_labels, say=self.say, images=self.images)
+
+    # ------------------------------------------------------------------ images
+
+    def prepare(self, rp: RehearsalPlan, *, context: Optional[Path] = None) -> str:
+        """Make every image the plan runs exist: stand-ins for pinned ones, the app image built
+        (from `context`, a variant of django_app/, when given). Returns a one-line summary."""
+        check_understood(rp.plan, project_root=PROJECT_ROOT)
+        notes = []
+        if not self.base_images_ready:
+            notes.append(self._base_images(rp))
+            self.base_images_ready = True
+        if rp.build is not None:
+            tag = rp.build.inputs["imageName"]
+            if tag not in self.built:
+                self.built[tag] = build_app_image(self.client, rp.build, PROJECT_ROOT, self.say, context=context)
+            image_id = self.built[tag]
+            planned = {rp.build.outputs.get("repoDigest"), rp.build.id, *rp.promoted_refs}
+            self.images.update({p: image_id for p in planned if p})
+            notes.append(f"{tag} = {image_id[:19]} (from {rp.build_stack}'s plan)")
+        missing = [ref for ref in rp.promoted_refs if ref not in self.images]
+        if missing:
+            raise RehearsalError(f"{self.stack}: the plan runs {missing}, which this rehearsal has not built")
+        for r in rp.plan.of_type(REMOTE_IMAGE):
+            if r.inputs["name"] in self.images:
+                self.images.update({p: self.images[r.inputs["name"]] for p in (r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id) if p})
+        self.engine.images.update(self.images)
+        return "; ".join(notes)
+
+    def _base_images(self, rp: RehearsalPlan) -> str:
+        refs: list[str] = []
+        if rp.build is not None:
+            build = rp.build.inputs["build"]
+            dockerfile = build.get("dockerfile") or os.path.join(build["context"], "Dockerfile")
+            refs += dockerfile_base_images(Path(dockerfile).read_text(), build.get("args"))
+        app = {rp.build.outputs.get("repoDigest"), rp.build.id, *rp.promoted_refs} if rp.build else set(rp.promoted_refs)
+        remote = set()
+        for r in rp.plan.of_type(REMOTE_IMAGE):
+            remote |= {r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id}
+        for r in rp.plan.containers():
+            if r.inputs["image"] not in app and r.inputs["image"] not in remote:
+                refs.append(r.inputs["image"])
+        outcomes = ensure_images(self.client, list(dict.fromkeys(refs)), self.say)
+        standins = [o.ref for o in outcomes if o.source.startswith("stand-in")]
+        if standins:
+            self.say("  NOTE: STAND-INS IN USE for " + ", ".join(standins) + ": no registry answered, so these are "
+                     "Debian builds that honour the official images' contracts, not the official images")
+        return "; ".join(f"{o.ref} {o.source}" for o in outcomes)
+
+    # ------------------------------------------------------------------ one `pulumi up`
+
+    def up(self, rp: RehearsalPlan) -> UpdateResult:
+        result = self.engine.up(self.state, rp.plan)
+        self.state = result.state
+        return result
+
+    def preview_after(self, rp: RehearsalPlan) -> str:
+        """What `pulumi preview` would show now: raises unless nothing would change."""
+        planned = plan_update(self.state, rp.plan).changes
+        if planned:
+            raise RehearsalError("a second `pulumi up` would change things: " + "; ".join(s.describe() for s in planned))
+        drifted = {}
+        containers = live(self.state, CONTAINER)
+        inputs = {e.name: e.inputs for e in self.state.entries if e.type == CONTAINER and e.real and not e.delete}
+        for name, real in containers.items():
+            found = drift(self._real_inputs(inputs[name]), self.client.api.inspect_container(real["id"]))
+            if found:
+                drifted[name] = found
+        if drifted:
+            raise RehearsalError("the provider would read back differently (a change on every `pulumi up`): " +
+                                 "; ".join(f"{n}: {k} {v[0]!r} -> {v[1]!r}" for n, d in drifted.items() for k, v in d.items()))
+        return f"nothing to change; provider read-back of {len(containers)} containers matches their inputs"
+
+    def _real_inputs(self, inputs: dict) -> dict:
+        from rehearsal.translate import substitute
+
+        mapping = self.engine._mapping(self.state)
+        return substitute(inputs, mapping)
+
+    # ------------------------------------------------------------------ looking at it
+
+    def container(self, logical: str) -> dict:
+        real = live(self.state, CONTAINER)[logical]
+        return self.client.api.inspect_container(real["id"])
+
+    def containers_of(self, service: str) -> dict[str, dict]:
+        """Logical name -> inspect, for the live containers of one service."""
+        names = {e.name for e in self.state.entries
+                 if e.type == CONTAINER and e.real and not e.delete and _label(e.inputs, "django-docker.service") == service}
+        return {name: self.container(name) for name in sorted(names)}
+
+    def teardown(self, run: Optional[str] = None) -> tuple[int, int, int]:
+        return teardown(self.client, self.stack, run)
+
+
+def _label(inputs: dict, key: str) -> Optional[str]:
+    return next((item.get("value") for item in inputs.get("labels") or [] if item.get("label") == key), None)
+
+
+def timed(fn, *args, **kwargs):
+    started = time.monotonic()
+    value = fn(*args, **kwargs)
+    return value, time.monotonic() - started

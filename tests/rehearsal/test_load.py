@@ -1,0 +1,311 @@
+"""The rehearsal's load generator against a local HTTP server the test controls (no Docker)."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import socket
+import threading
+import time
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from rehearsal.load import Failure, Load, Release, Report
+
+SHA_A = "1a2b3c4d5e6f" + "0" * 28
+SHA_B = "9f8e7d6c5b4a" + "1" * 28
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like nginx
+
+    def do_GET(self) -> None:
+        backend: Backend = self.server.backend  # type: ignore[attr-defined]
+        arrived = time.monotonic()
+        status, sha, delay = backend.status, backend.sha, backend.delay
+        if backend.hanging:
+            backend.release.wait(10)
+        elif delay:
+            time.sleep(delay)
+        body = json.dumps({"status": "ok", "checks": {"database": "ok"}, "git_sha": sha}).encode()
+        with backend.lock:
+            backend.hits.append((arrived, status, sha, self.client_address, self.headers.get("Host"), self.path))
+        self.send_response(status)
+        if 300 <= status < 400:
+            self.send_header("Location", f"http://127.0.0.1:{backend.port}/elsewhere/")
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class Server(ThreadingHTTPServer):
+    """Tracks its connections so that going down also drops idle keep-alive ones (as nginx does)."""
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.connections: set[socket.socket] = set()
+        super().__init__(("127.0.0.1", backend.port), Handler)
+
+    def process_request(self, request, client_address):
+        self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        self.connections.discard(request)
+        super().shutdown_request(request)
+
+
+class Backend:
+    def __init__(self) -> None:
+        self.status = 200
+        self.sha = SHA_A
+        self.delay = 0.0
+        self.hanging = False
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.hits: list[tuple] = []
+        self.port = 0
+        self.server: Server | None = None
+        self.up()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        self.server = Server(self)  # the same port again after a down(): SO_REUSEADDR
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+    def down(self) -> None:
+        """Refuse connections from now on: stop listening and drop open connections."""
+        server, self.server = self.server, None
+        server.shutdown()
+        server.server_close()
+        for connection in list(server.connections):
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def count(self, status: int, sha: str | None = None) -> int:
+        with self.lock:
+            return sum(1 for h in self.hits if h[1] == status and (sha is None or h[2] == sha))
+
+
+@pytest.fixture
+def backend():
+    b = Backend()
+    yield b
+    b.release.set()
+    if b.server:
+        b.down()
+
+
+def sleep_until(t0: float, offset: float) -> None:
+    time.sleep(max(0.0, t0 + offset - time.monotonic()))
+
+
+# -- safety
+
+
+@pytest.mark.parametrize("url", [
+    "http://10.0.0.1:8080", "http://0.0.0.0:8080", "http://192.168.1.5/", "http://[::2]:80",
+    "http://example.com/", "http://127.0.0.1.nip.io/", "ftp://127.0.0.1/", "127.0.0.1:8080",
+])
+def test_refuses_anything_but_loopback(url):
+    with pytest.raises(ValueError) as refused:
+        Load(url)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://127.3.2.1", "http://[::1]:8080/",
+                                 "http://localhost:8080", "https://LOCALHOST"])
+def test_accepts_loopback(url):
+    Load(url)  # not started: nothing is sent
+
+
+def test_allowed_networks_are_explicit():
+    with pytest.raises(ValueError):
+        Load("http://172.18.0.3:8000")
+    Load("http://172.18.0.3:8000", allowed_networks=[ipaddress.ip_network("172.18.0.0/16")])
+    with pytest.raises(ValueError):
+        Load("http://172.19.0.3:8000", allowed_networks=[ipaddress.ip_network("172.18.0.0/16")])
+
+
+def test_no_proxy_from_the_environment_and_keep_alive(backend, monkeypatch):
+    # A proxy from the environment would route traffic elsewhere; this one would refuse everything.
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    load = Load(backend.url, host="example.test:8080", rate=20, workers=2, max_seconds=1.0).start()
+    assert load.wait(5)
+    report = load.stop()
+    assert report.failed == 0 and report.errors == Counter()
+    assert 17 <= report.requests <= 20
+    hosts = {h[4] for h in backend.hits}
+    assert hosts == {"example.test:8080"}
+    assert {h[5] for h in backend.hits} == {"/health/"}
+    # One keep-alive connection per worker's session.
+    assert len({h[3] for h in backend.hits}) <= 2
+
+
+def test_redirects_are_failures_not_followed(backend):
+    backend.status = 302
+    load = Load(backend.url, rate=50, workers=2, max_requests=4).start()
+    assert load.wait(5)
+    report = load.stop()
+    assert report.statuses == Counter({302: 4}) and report.failed == 4
+    assert [f.kind for f in report.failures] == ["302"] * 4
+    assert {h[5] for h in backend.hits} == {"/health/"}
+
+
+def test_expected_status_is_a_parameter(backend):
+    backend.status = 503
+    load = Load(backend.url, path="status/", rate=50, workers=1, max_requests=3, expect=503).start()
+    assert load.wait(5)
+    report = load.stop()
+    assert (report.requests, report.failed) == (3, 0)
+    assert {h[5] for h in backend.hits} == {"/status/"}
+
+
+# -- a release: 503s, an outage, a new git_sha
+
+
+def test_release_window(backend):
+    load = Load(backend.url, rate=20, workers=4, timeout=2, max_seconds=30).start()
+    t0 = time.monotonic()
+    sleep_until(t0, 1.2)
+    backend.status = 503
+    sleep_until(t0, 1.8)
+    backend.down()  # connections refused
+    sleep_until(t0, 2.6)
+    backend.sha, backend.status = SHA_B, 200
+    backend.up()
+    sleep_until(t0, 3.4)
+    report = load.stop()
+
+    assert report.statuses[503] == backend.count(503) > 0
+    assert report.errors and all(kind.startswith("ConnectionError") for kind in report.errors)
+    assert "ConnectionError(ConnectionRefusedError)" in report.errors
+    assert report.failed == report.statuses[503] + sum(report.errors.values())
+    assert report.requests == sum(report.statuses.values()) + sum(report.errors.values())
+    assert 0.8 * 20 * 3.4 <= report.requests <= 20 * 3.4 + 4
+    assert report.unfinished == 0
+    assert all(1.15 <= f.at <= 2.8 for f in report.failures), [f.at for f in report.failures]
+    assert report.failed_seconds == 2  # seconds 1 and 2
+    assert 1.3 <= report.longest_gap <= 1.9  # from the first 503 (1.2) to the restart (2.6)
+    assert 3.35 <= report.duration <= 3.6
+
+    a, b = report.releases[SHA_A], report.releases[SHA_B]
+    # Every body names its release, the 503s' too: SHA_A answered until the outage.
+    assert a.count == backend.count(200, SHA_A) + backend.count(503, SHA_A)
+    assert b.count == backend.count(200, SHA_B)
+    assert a.first < 0.2 and 1.6 <= a.last <= 1.9
+    assert 2.55 <= b.first <= 2.8 and b.last >= 3.2
+    assert re.search(r"releases: 1a2b3c4d5e6f 0\.\d-1\.\ds \(\d+\), 9f8e7d6c5b4a 2\.\d-3\.\ds \(\d+\)$",
+                     report.details()), report.details()
+    assert "failed seconds: 2 (1-2)" in report.details()
+
+
+def test_slow_responses_do_not_cause_bursts(backend):
+    load = Load(backend.url, rate=20, workers=4, timeout=5, max_seconds=30).start()
+    t0 = time.monotonic()
+    sleep_until(t0, 0.4)
+    backend.delay = 1.0
+    sleep_until(t0, 1.4)
+    backend.delay = 0.0
+    sleep_until(t0, 2.6)
+    report = load.stop()
+
+    assert report.failed == 0
+    arrivals = sorted(h[0] for h in backend.hits)
+    assert len(arrivals) <= 20 * 2.6 + 4
+    # Catching up on missed slots would send several requests per worker at once after the slow
+    # second; pacing allows about 20/s * 0.25 s in any quarter second.
+    busiest = max(sum(1 for t in arrivals if start <= t < start + 0.25) for start in arrivals)
+    assert busiest <= 8, busiest
+    assert 0.8 <= report.longest_gap <= 1.35
+
+
+# -- bounds
+
+
+def test_stops_by_itself_at_max_requests(backend):
+    load = Load(backend.url, rate=50, workers=3, max_requests=7, max_seconds=30).start()
+    assert load.wait(3)
+    time.sleep(0.2)
+    report = load.stop()
+    assert report.requests == 7 == len(backend.hits)
+    assert report.duration < 0.5  # the end is when the load stopped, not when stop() was called
+
+
+def test_stops_by_itself_at_max_seconds(backend):
+    load = Load(backend.url, rate=20, workers=2, max_seconds=0.6).start()
+    assert load.wait(3)
+    time.sleep(0.3)
+    report = load.stop()
+    assert 0.55 <= report.duration <= 0.9
+    assert 10 <= report.requests <= 12  # slots at 0.00, 0.05, ... 0.55
+    assert report.longest_gap < 0.3
+
+
+def test_stop_is_bounded_when_the_server_hangs(backend):
+    backend.hanging = True
+    load = Load(backend.url, rate=20, workers=3, timeout=5, stop_grace=0.5).start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    report = load.stop()
+    assert time.monotonic() - started < 1.5
+    assert (report.requests, report.failed, report.unfinished) == (0, 0, 3)
+    assert report.longest_gap == pytest.approx(report.duration)
+    backend.release.set()
+    time.sleep(0.1)
+    assert load.stop() is report  # late answers do not change the report
+    assert report.requests == 0
+
+
+def test_context_manager_and_refused_connections():
+    with socket.socket() as probe:  # a free loopback port with nothing listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with Load(f"http://127.0.0.1:{port}", rate=50, workers=2, max_requests=3) as load:
+        assert load.wait(3)
+    report = load.report
+    assert report.errors == Counter({"ConnectionError(ConnectionRefusedError)": 3})
+    assert report.failed == 3 and report.longest_gap == pytest.approx(report.duration)
+
+
+# -- output
+
+
+def test_line_format():
+    report = Report(requests=240, failed=3, failed_seconds=1, longest_gap=0.44, duration=12.0)
+    assert report.line("dev", "new-image") == "release dev new-image: 240 requests, 3 failed, longest gap 0.4s"
+    assert Report(0, 0, 0, 12.0, 12.0).line("prod", "nginx-config") == \
+        "release prod nginx-config: 0 requests, 0 failed, longest gap 12.0s"
+
+
+def test_details():
+    report = Report(
+        requests=650, failed=4, failed_seconds=3, longest_gap=0.7, duration=30.1,
+        statuses=Counter({200: 647, 502: 1}), errors=Counter({"ConnectionError(ConnectionResetError)": 3}),
+        releases={SHA_B: Release(410, 9.8, 30.1), SHA_A: Release(240, 0.0, 12.3)},
+        failures=(Failure(9.1, None, "ConnectionError(ConnectionResetError)"), Failure(9.9, 502, None),
+                  Failure(10.2, None, "ConnectionError(ConnectionResetError)"),
+                  Failure(12.5, None, "ConnectionError(ConnectionResetError)")),
+    )
+    assert report.details() == (
+        "  failures: ConnectionError(ConnectionResetError) x3, 502 x1\n"
+        "  failed seconds: 3 (9-10, 12)\n"
+        "  releases: 1a2b3c4d5e6f 0.0-12.3s (240), 9f8e7d6c5b4a 9.8-30.1s (410)"
+    )
+    assert Report(5, 0, 0, 0.2, 1.0).details() == "  failures: none\n  releases: no git_sha seen"
