@@ -14,7 +14,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= dev-only-passphrase
 # Services and the engine need root: use sudo where we are not (GitHub's runners).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help host-packages policy-venv setup services docker up preview test rehearse rehearse-down benchmark promote rollback
+.PHONY: help host-packages policy-venv setup services docker up preview test rehearse rehearse-release rehearse-down benchmark promote rollback
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -67,6 +67,9 @@ test: setup services docker ## Every test: program (mocks), Django (real Postgre
 
 rehearse: setup docker ## Boot STACK's planned topology on the local Docker engine, smoke-test it, tear it down (ARGS=--keep keeps it)
 	$(PY) -m rehearsal up $(STACK) $(ARGS)
+
+rehearse-release: setup docker ## Boot STACK as `make rehearse` does, then rehearse every release scenario under load (ARGS="--scenario NAME" for some)
+	$(PY) -m rehearsal release $(STACK) $(ARGS)
 
 rehearse-down: setup ## Remove what `make rehearse ARGS=--keep` left running for STACK
 	$(PY) -m rehearsal down $(STACK)

@@ -143,8 +143,9 @@ def test_pull_request_runs_tests_rehearsal_then_previews_both_stacks_with_policy
     assert set(triggers(workflow)) == {"pull_request"}
     jobs = workflow["jobs"]
     assert any(step.get("run") == "make test" for step in jobs["test"]["steps"])
-    assert jobs["rehearse"]["strategy"]["matrix"]["stack"] == ["dev", "prod"]
-    assert any("make rehearse STACK=${{ matrix.stack }}" == step.get("run") for step in jobs["rehearse"]["steps"])
+    assert jobs["rehearse"]["strategy"]["matrix"]["include"] == [
+        {"stack": "dev", "target": "rehearse"}, {"stack": "prod", "target": "rehearse-release"}]
+    assert any("make ${{ matrix.target }} STACK=${{ matrix.stack }}" == step.get("run") for step in jobs["rehearse"]["steps"])
     assert set(jobs["preview"]["needs"]) == {"test", "rehearse"}
     assert jobs["preview"]["strategy"]["matrix"]["stack"] == ["dev", "prod"]
     [(job, step)] = pulumi_steps(workflow, "preview")
