@@ -34,9 +34,9 @@ from components.job import (
     JobProvider,
     docker_settings,
 )
+from tests.conftest import PYTHON_BASE_IMAGE as BASE_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
-BASE_IMAGE = "python:3.11.14-slim-bookworm"
 TEST_LABEL = "django-docker.test"
 SECRET_VALUE = "s3cr3t-Value-that-must-never-show"
 
@@ -311,18 +311,8 @@ for _, name in socket.if_nameindex():
 
 
 @pytest.fixture(scope="module")
-def engine():
-    try:
-        client = docker_sdk.from_env(timeout=60)
-        client.ping()
-    except Exception as exc:  # no engine here: nothing to prove
-        pytest.skip(f"no Docker engine: {exc}")
-    try:
-        client.images.get(BASE_IMAGE)
-    except docker_sdk.errors.ImageNotFound:
-        pytest.skip(f"base image {BASE_IMAGE} is not present (no registry: build the stand-in first)")
-    yield client
-    client.close()
+def engine(python_engine):
+    return python_engine
 
 
 @pytest.fixture(scope="module")

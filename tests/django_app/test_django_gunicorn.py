@@ -170,17 +170,23 @@ def stop_and_read(process: subprocess.Popen) -> tuple[float, str]:
     return time.monotonic() - started, output
 
 
+def parked(argv: list[str], env: dict[str, str], port: int, seconds: float = 3) -> tuple[float, str]:
+    """Start gunicorn, require it to stay up refusing for `seconds`, then stop it:
+    (how long the stop took, everything it printed)."""
+    process = start_gunicorn(argv, env)
+    try:
+        assert stays_up_refusing(process, port, seconds), process.communicate(timeout=10)[0]
+        return stop_and_read(process)
+    finally:
+        stop(process)
+
+
 def test_a_missing_setting_stops_the_start_with_one_line_and_the_replica_stays_down_quietly():
     env = production_env()
     del env["DJANGO_SECRET_KEY"]
     port = closed_port()
-    process = start_gunicorn(gunicorn_argv(port), env)
-    try:
-        # Up, not listening, not restarting: a replica that cannot start does not flap in DNS.
-        assert stays_up_refusing(process, port, seconds=3), process.communicate(timeout=10)[0]
-        took, output = stop_and_read(process)
-    finally:
-        stop(process)
+    # Up, not listening, not restarting: a replica that cannot start does not flap in DNS.
+    took, output = parked(gunicorn_argv(port), env, port)
 
     assert took < 5
     assert "Traceback" not in output
@@ -191,13 +197,7 @@ def test_a_missing_setting_stops_the_start_with_one_line_and_the_replica_stays_d
 def test_a_release_whose_app_fails_to_import_never_listens_and_stays_down_quietly():
     port = closed_port()
     env = production_env(PYTHONPATH=str(Path(__file__).resolve().parent), WEB_DRAIN_SECONDS="1")
-    argv = [*gunicorn_argv(port)[:-1], "broken_release_wsgi:application"]
-    process = start_gunicorn(argv, env)
-    try:
-        assert stays_up_refusing(process, port, seconds=3), process.communicate(timeout=10)[0]
-        took, output = stop_and_read(process)
-    finally:
-        stop(process)
+    took, output = parked([*gunicorn_argv(port)[:-1], "broken_release_wsgi:application"], env, port)
 
     assert 1 <= took < 5  # told to stop, it drains like any other exit
     assert "broken release: the app fails to import" in output
@@ -208,12 +208,7 @@ def test_gunicorn_never_listens_while_the_database_refuses_and_says_why_once():
     port = closed_port()
     with refusing_port() as database_port:
         env = production_env(DATABASE_URL=f"postgres://app:app@127.0.0.1:{database_port}/app")
-        process = start_gunicorn(gunicorn_argv(port), env)
-        try:
-            assert stays_up_refusing(process, port, seconds=4), process.communicate(timeout=10)[0]
-            took, output = stop_and_read(process)
-        finally:
-            stop(process)
+        took, output = parked(gunicorn_argv(port), env, port, seconds=4)
 
     assert took < 5  # still waiting, not stuck: `docker stop` ends it at once
     assert "web: not ready after 0s: database error: OperationalError; not listening until it is" in output
