@@ -19,10 +19,10 @@ order, and only when everything else succeeded. `rehearsal.engine` carries the s
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace as dataclass_replace
-from typing import Any, Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from rehearsal.plan import (
-    CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, Plan, PlannedResource,
+    CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME, Plan, PlannedResource,
 )
 
 TF = "kreuzwerker/terraform-provider-docker v4.5.0"
@@ -197,12 +197,8 @@ class UpdatePlan:
 # --------------------------------------------------------------------------- planning
 
 
-def _deep_equal(a: Any, b: Any) -> bool:
-    return a == b
-
-
 def changed_keys(old: Entry, new: PlannedResource, schema: Schema, renewed: set[str],
-                 expand=lambda urns: set(urns)) -> list[str]:
+                 expand: Callable[[Iterable[str]], set[str]]) -> list[str]:
     """Inputs that differ, by top-level key (what the provider's diff reports).
 
     `renewed`: resources created or replaced earlier in this update. Their outputs are new
@@ -213,7 +209,7 @@ def changed_keys(old: Entry, new: PlannedResource, schema: Schema, renewed: set[
     keys = set(old.inputs) | set(new.inputs)
     changed = []
     for key in sorted(keys - schema.ignored):
-        if not _deep_equal(old.inputs.get(key), new.inputs.get(key)):
+        if old.inputs.get(key) != new.inputs.get(key):
             changed.append(key)
         elif expand(new.options.get("property_dependencies", {}).get(key, ())) & renewed:
             changed.append(key)
@@ -287,8 +283,8 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
         trigger_changed = (r.options.get("replacement_trigger") or None) != (old.options.get("replacement_trigger") or None)
         patterns = r.options.get("replace_on_changes") or ()
         # Init errors replace only with "*" (step_generator.go:1943-1946, applyReplaceOnChanges
-        # :3171ff; documented on the replaceOnChanges option); otherwise an empty update
-        # "continues awaiting initialization" (:2182-2198), which the provider turns into nothing.
+        # :3170ff; documented on the replaceOnChanges option); otherwise an empty update
+        # "continues awaiting initialization" (:2180-2198), which the provider turns into nothing.
         init_replace = bool(old.init_error) and "*" in patterns
         replace_keys = [k for k in keys if schema.replaces(k) or _replace_on_changes_matches(patterns, k)]
         if init_replace:
@@ -307,7 +303,7 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
                 dbr = schema.provider_dbr
             if dbr:
                 firsts = []
-                if not old.pending_replacement:  # already gone (step_generator.go:2138-2147)
+                if not old.pending_replacement:  # already gone (step_generator.go:2139-2147)
                     for dependent in dependent_replacements(state, old):
                         if dependent.urn in deleted_first:
                             continue
@@ -483,7 +479,7 @@ def next_state(state: State, plan: Plan, update: UpdatePlan, outcome: dict[int, 
             position = entries.index(current[-1]) + 1 if current else len(entries)
             for e in current:
                 if step.mode == "create-before-delete":
-                    e.delete = True  # step.go:466-472, also when the create only partly failed
+                    e.delete = True  # step.go:467-472, also when the create only partly failed
                 else:
                     entries.remove(e)  # a pending replacement, now replaced
                     position -= 1

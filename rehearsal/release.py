@@ -16,14 +16,13 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 import requests
 
 from rehearsal.engine import brief
 from rehearsal.errors import RehearsalError
 from rehearsal.load import Load, Report
-from rehearsal.plan import CONTAINER, stack_config
 from rehearsal.scenarios import Scenario, ScenarioFailed, all_scenarios
 from rehearsal.session import Session
 from rehearsal.smoke import Smoke, front_door
@@ -263,12 +262,9 @@ def run_scenarios(ctx: Context, phase, names: Optional[list[str]] = None) -> lis
         if names and scenario.name not in names:
             continue
         info: dict = {}
-        try:
-            with phase(f"scenario {scenario.name}", info):
-                outcome = run_scenario(ctx, scenario)
-                info["text"] = "as expected" if outcome.ok else "NOT as expected: " + "; ".join(outcome.problems)
-        except Exception:
-            raise
+        with phase(f"scenario {scenario.name}", info):
+            outcome = run_scenario(ctx, scenario)
+            info["text"] = "as expected" if outcome.ok else "NOT as expected: " + "; ".join(outcome.problems)
         outcomes.append(outcome)
         if outcome.release_seconds is not None:
             met = "met" if outcome.release_seconds <= RELEASE_TARGET_SECONDS else "MISSED"

@@ -10,7 +10,6 @@ nothing the provider would read back differently (rehearsal.readback).
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -138,9 +137,3 @@ class Session:
 
 def _label(inputs: dict, key: str) -> Optional[str]:
     return next((item.get("value") for item in inputs.get("labels") or [] if item.get("label") == key), None)
-
-
-def timed(fn, *args, **kwargs):
-    started = time.monotonic()
-    value = fn(*args, **kwargs)
-    return value, time.monotonic() - started

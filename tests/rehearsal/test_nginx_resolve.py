@@ -332,7 +332,7 @@ def test_d_a_replica_that_refuses_connections_costs_no_request(stack):
 
     assert client.failures == []
     # Not vacuous: nginx did try the replica while it refused, and passed the request on.
-    assert f"(111: Connection refused) while connecting to upstream" in errors
+    assert "(111: Connection refused) while connecting to upstream" in errors
     assert f'upstream: "http://{address}:{render.APP_PORT}/"' in errors
 
 
