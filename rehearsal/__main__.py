@@ -112,10 +112,13 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None) -> int:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if session is not None:
-            session.engine.cancel() if failed_phase and failed_phase.phase == "interrupted" else None
             if not keep:
                 with phase("teardown", info):
-                    info["text"] = "removed %d containers, %d networks, %d volumes" % session.teardown(run)
+                    removed = session.teardown(run)
+                    session.engine.join()
+                    late = session.teardown(run)  # whatever an interrupted step created meanwhile
+                    info["text"] = "removed %d containers, %d networks, %d volumes" % tuple(
+                        a + b for a, b in zip(removed, late))
             elif failed_phase is not None:
                 say(f"  --keep: left the failed rehearsal running; `python -m rehearsal down {stack}` removes it")
 

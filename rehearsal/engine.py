@@ -36,8 +36,8 @@ from docker.types import IPAMConfig, IPAMPool, Mount
 
 from rehearsal.errors import RehearsalError
 from rehearsal.model import (
-    AT_END, CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REPLACE, SAME, UPDATE, Entry, State, Step, UpdatePlan,
-    plan_update,
+    CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REPLACE, SAME, UPDATE, Entry, State, Step, UpdatePlan,
+    next_state, plan_update,
 )
 from rehearsal.plan import (
     CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, Plan, PlannedResource,
@@ -136,8 +136,6 @@ class Engine:
         return self.apply(state, plan, update)
 
     def apply(self, state: State, plan: Plan, update: UpdatePlan) -> UpdateResult:
-        from rehearsal.model import next_state
-
         started = time.monotonic()
         mapping = self._mapping(state)
         reports: dict[int, StepReport] = {}
@@ -164,8 +162,13 @@ class Engine:
                         self.say(f"  {report.step.describe():<64} {brief(report.what)} ({report.seconds:.1f}s)")
                     if not report.ok and failed is None:
                         failed = report
-        finally:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+        except BaseException:
+            # Ctrl-C or SIGTERM: do not wait here for steps still waiting on health or on a job;
+            # teardown removes their containers, which ends those waits; join() follows it.
+            self.cancel()
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        self.pool.shutdown(wait=True)
         outcome = {i: {"ok": r.ok, "real": r.real, "init_error": r.init_error} for i, r in reports.items()}
         new_state = next_state(state, plan, update, outcome)
         error = None
@@ -178,6 +181,11 @@ class Engine:
 
     def cancel(self) -> None:
         self.cancelled.set()
+
+    def join(self) -> None:
+        """Wait for the steps an interruption left running (after teardown ended their waits)."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
     # ------------------------------------------------------------------ values
 
