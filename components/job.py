@@ -6,9 +6,12 @@ create succeeds (kreuzwerker/terraform-provider-docker internal/provider/
 resource_docker_container_funcs.go:631-673, :813-816). A gate on that exit code fails the first
 `pulumi up`, but the next one sees no diff, never runs the command again, and fails forever.
 
-A dynamic provider whose `create` raises records nothing (pulumi/dynamic/__main__.py: Create
-aborts with the traceback, returns no id), so a failed migration fails `pulumi up` and the next
-`pulumi up` runs it again; a successful one is recorded and runs again only when its inputs
+A dynamic provider whose `create` raises records nothing: the SDK aborts the gRPC call with the
+traceback and no id (pulumi/dynamic/__main__.py `_abort_with_traceback`), which carries no
+partial-state detail (pulumi/pulumi sdk/go/common/resource/plugin/provider_plugin.go parseError),
+so the engine keeps no new state for it (pkg/resource/deploy/step.go:439) and fails the update.
+So a failed migration fails `pulumi up` and the next `pulumi up` runs it again (rehearsed:
+`make rehearse-release`, scenario failed-migration); a successful one is recorded and runs again only when its inputs
 change (`diff` replaces on any change: a job is never updated in place).
 
 Inputs use pulumi-docker's `docker.Container` wire names and shapes where they overlap (image,
