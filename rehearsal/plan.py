@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import runpy
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
@@ -142,11 +143,10 @@ def _fake_hex(*parts: str, length: int = 64) -> str:
 
 
 class _Mocks(pulumi.runtime.Mocks):
-    """Computes what the providers would: ids, auto-names, digests, exit codes."""
+    """Computes what the providers would: ids, auto-names, digests, job runs."""
 
-    def __init__(self, stack_references: Mapping[str, Mapping[str, Any]], exit_codes: Mapping[str, int]):
+    def __init__(self, stack_references: Mapping[str, Mapping[str, Any]]):
         self.stack_references = stack_references
-        self.exit_codes = exit_codes
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
@@ -169,9 +169,6 @@ class _Mocks(pulumi.runtime.Mocks):
             state["name"] = f"{name}-{_fake_hex(name, length=7)}"
         elif args.typ == RANDOM_PASSWORD:
             state["result"] = "mock" + _fake_hex("password", name, length=28)
-        if args.typ == CONTAINER and state.get("attach"):
-            state["exitCode"] = self.exit_codes.get(name, 0)
-            state["containerLogs"] = f"{name}: mock logs"
         if args.typ == JOB:
             # The provider's id is the run's id; the job ran to exit 0 (a failure records nothing).
             state.update(runId=f"{name}-id", exitCode=0, logTail=f"{name}: mock logs",
@@ -251,6 +248,15 @@ def _quiet_about_run_errors(loop: asyncio.AbstractEventLoop, context: dict) -> N
     loop.default_exception_handler(context)
 
 
+def _close_this_threads_loop() -> None:
+    try:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+    except RuntimeError:  # the monitor was never called (a refused config): no loop to close
+        return
+    loop.close()
+    asyncio.set_event_loop(None)
+
+
 @contextlib.contextmanager
 def _working_directory(path: Path):
     previous = Path.cwd()
@@ -267,7 +273,6 @@ def plan_stack(
     overrides: Optional[Mapping[str, Any]] = None,
     secrets: Optional[Mapping[str, Any]] = None,
     stack_references: Optional[Mapping[str, Mapping[str, Any]]] = None,
-    exit_codes: Optional[Mapping[str, int]] = None,
     preview: bool = False,
     root: Path = PROJECT_ROOT,
 ) -> Plan:
@@ -275,7 +280,6 @@ def plan_stack(
 
     overrides/secrets: extra config (keys without namespace are the project's), as if set with
     `pulumi config set` / `--secret`. stack_references: outputs of other stacks by name.
-    exit_codes: exit code of one-shot containers by logical name (default 0).
     Raises PlanError with the program's one-line message when the config is refused.
     """
     config, namespace = stack_config(stack, root)
@@ -290,11 +294,15 @@ def plan_stack(
         config[full(key)] = _config_string(value)
         secret_keys.add(full(key))
 
-    mocks = _Mocks(stack_references or {}, exit_codes or {})
+    mocks = _Mocks(stack_references or {})
     monitor = _RecordingMonitor(mocks)
     # The root stack and every Output bind to the current loop: make it ours before set_mocks.
     loop = asyncio.new_event_loop()
     loop.set_exception_handler(_quiet_about_run_errors)
+    # One thread for the mock monitor's calls (the SDK runs each on the loop's default
+    # executor), so the event loop the SDK gives that thread can be closed afterwards.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mock-monitor")
+    loop.set_default_executor(executor)
     asyncio.set_event_loop(loop)
     runtime_settings.reset_options(project=namespace, stack=stack, preview=preview)
     pulumi.runtime.set_mocks(mocks, project=namespace, stack=stack, preview=preview, monitor=monitor)
@@ -325,6 +333,11 @@ def plan_stack(
             task.cancel()
         if pending:
             loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        # pulumi/runtime/mocks.py gives the monitor's thread an event loop of its own
+        # (_ensure_event_loop) and never closes it; left to the garbage collector, it printed
+        # "Exception ignored in: BaseEventLoop.__del__ ... Invalid file descriptor: -1" at exit.
+        executor.submit(_close_this_threads_loop).result()
+        executor.shutdown(wait=True)
         loop.close()
         asyncio.set_event_loop(None)
         runtime_settings.reset_options()
