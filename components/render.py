@@ -193,7 +193,9 @@ def nginx_conf(
     change of the replica count never touches nginx (`resolve` in nginx open source since
     1.27.3; the pinned image is 1.28). A replica that refuses a connection (still booting,
     or stopping) is skipped for a moment and the request goes to the next one; only
-    idempotent requests are retried (nginx's default).
+    idempotent requests are retried (nginx's default). A retry cannot cross a re-resolution
+    (nginx ends it with "no live upstreams", a 502: ngx_http_upstream_round_robin.c), so such
+    a 502 of a repeatable request is tried once more in a named location, with the new set.
     """
     headers = _SECURITY_HEADERS + ((("Strict-Transport-Security", f'"max-age={hsts_seconds}; includeSubDomains"'),) if tls and hsts_seconds else ())
 
@@ -201,22 +203,7 @@ def nginx_conf(
         # add_header in a location replaces the server's, so every location states them all.
         return "\n".join(f"{indent}add_header {name} {value} always;" for name, value in (*headers, *extra))
 
-    locations = f"""
-        location /static/ {{
-            alias {NGINX_STATIC}/;
-            access_log off;
-            expires 30d;
-{add_headers("            ", (("Cache-Control", '"public"'),))}
-        }}
-
-        location /media/ {{
-            alias {NGINX_MEDIA}/;
-            # Uploaded files never run as HTML or script in this origin.
-{add_headers("            ", (("Content-Security-Policy", _MEDIA_CSP),))}
-        }}
-
-        location / {{
-            proxy_pass http://django;
+    proxy = f"""            proxy_pass http://django;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;
@@ -233,7 +220,36 @@ def nginx_conf(
             # answers, however busy the app); one whose address died never does. Fail over
             # fast, before nginx re-resolves and can no longer retry (see the upstream above).
             proxy_connect_timeout 100ms;
-            proxy_read_timeout 60s;
+            proxy_read_timeout 60s;"""
+
+    locations = f"""
+        location /static/ {{
+            alias {NGINX_STATIC}/;
+            access_log off;
+            expires 30d;
+{add_headers("            ", (("Cache-Control", '"public"'),))}
+        }}
+
+        location /media/ {{
+            alias {NGINX_MEDIA}/;
+            # Uploaded files never run as HTML or script in this origin.
+{add_headers("            ", (("Content-Security-Policy", _MEDIA_CSP),))}
+        }}
+
+        location / {{
+{proxy}
+            # nginx's own 502 (every replica it tried failed, or the replica set changed under
+            # its retry: "no live upstreams") gets one fresh attempt with the current set.
+            error_page 502 = @again;
+{add_headers("            ")}
+        }}
+
+        location @again {{
+            # Only a request that may be repeated; anything else keeps the 502.
+            if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {{
+                return 502;
+            }}
+{proxy}
 {add_headers("            ")}
         }}"""
 

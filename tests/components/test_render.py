@@ -110,7 +110,15 @@ def test_nginx_conf_structure(tmp_path):
     (probe,) = [d for d in health["block"] if d["directive"] == "location"]
     assert probe["args"] == ["=", "/nginx-health"] and probe["block"] == [{"directive": "return", "args": ["204"], "line": probe["block"][0]["line"]}]
     locations = {d["args"][0]: d["block"] for d in _find(site["block"], "location")}
-    assert set(locations) == {"/static/", "/media/", "/"}
+    assert set(locations) == {"/static/", "/media/", "/", "@again"}
+    # nginx's own 502 of a repeatable request is tried once more, with the current replicas.
+    assert [d["args"] for d in locations["/"] if d["directive"] == "error_page"] == [["502", "=", "@again"]]
+    (guard,) = [d for d in locations["@again"] if d["directive"] == "if"]
+    assert guard["args"] == ["$request_method", "!~", "^(GET|HEAD|OPTIONS)$"]
+    assert [(d["directive"], d["args"]) for d in guard["block"]] == [("return", ["502"])]
+    assert "error_page" not in {d["directive"] for d in locations["@again"]}  # one more attempt, not a loop
+    for name in ("/", "@again"):
+        assert [d["args"] for d in locations[name] if d["directive"] == "proxy_pass"] == [["http://django"]], name
     assert [d["args"] for d in locations["/static/"] if d["directive"] == "alias"] == [["/var/www/static/"]]
     assert [d["args"] for d in locations["/media/"] if d["directive"] == "alias"] == [["/var/www/media/"]]
     proxy = {d["directive"]: d["args"] for d in locations["/"] if d["directive"].startswith("proxy_") and d["directive"] != "proxy_set_header"}
@@ -142,7 +150,7 @@ def test_nginx_conf_tls_redirects_and_adds_hsts(tmp_path):
     parsed = _parse(conf, tmp_path)
     assert [d["args"] for d in _find(parsed, "listen")] == [["127.0.0.1:8081"], ["80", "default_server"], ["443", "ssl", "default_server"]]
     assert [d["args"] for d in _find(parsed, "http2")] == [["on"]]
-    assert [d["args"] for d in _find(parsed, "return")] == [["204"], ["301", "https://$host:8443$request_uri"]]
+    assert [d["args"] for d in _find(parsed, "return")] == [["204"], ["301", "https://$host:8443$request_uri"], ["502"]]
     assert ["Strict-Transport-Security", "max-age=600; includeSubDomains", "always"] in [d["args"] for d in _find(parsed, "add_header")]
 
 
