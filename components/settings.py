@@ -37,8 +37,9 @@ _REFERENCE_RE = re.compile(rf"^(?P<repo>{_REPOSITORY})(?::(?P<tag>{_TAG}))?(?:@(
 _DIGEST_REF_RE = re.compile(rf"^{_REPOSITORY}@sha256:[0-9a-f]{{64}}$")
 _REGISTRY_RE = re.compile(rf"^{_DOMAIN}(?:/{_COMPONENT})*$")
 _DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h))+$")
-_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")  # also Go's canonical 1m30.5s
-_NS_PER_UNIT = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+# Every unit of Go's time.ParseDuration, as the provider parses a healthcheck duration.
+_DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
+_NS_PER_UNIT = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 _NGINX_SIZE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
 _HOST_RE = re.compile(r"^(?:\.?[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*$")
 _STACK_REF_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -73,9 +74,15 @@ def parse_image_ref(key: str, text: str) -> ImageRef:
     return ImageRef(text=text, repository=match["repo"], tag=tag, digest=digest)
 
 
-def duration_ns(text: str) -> int:
-    """A duration this module accepted (e.g. 1m30s, 500ms) or spelled (1.5s) in nanoseconds."""
-    return sum(round(float(number) * _NS_PER_UNIT[unit]) for number, unit in _DURATION_PART_RE.findall(text))
+def duration_ns(text: str) -> Optional[int]:
+    """A Go duration (1m30s, 500ms, 1.5s, 0) in nanoseconds; None when it is not one."""
+    text = text.strip()
+    if text == "0":
+        return 0
+    parts = _DURATION_PART_RE.findall(text)
+    if not parts or "".join(number + unit for number, unit in parts) != text:
+        return None
+    return sum(round(float(number) * _NS_PER_UNIT[unit]) for number, unit in parts)
 
 
 def go_duration(ns: int) -> str:

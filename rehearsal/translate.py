@@ -9,11 +9,11 @@ drops part of what `pulumi up` would create.
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from components import settings
 from rehearsal.errors import RehearsalError
 
 MIB = 1024 * 1024
@@ -37,19 +37,12 @@ def substitute(value: Any, mapping: Mapping[str, str]) -> Any:
     return value
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNIT_NS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-
-
 def duration_ns(text: str, where: str) -> int:
     """A Go duration ("1m30s", "500ms", "0s") in nanoseconds, as the provider parses it."""
-    text = str(text).strip()
-    if text in ("0", ""):
-        return 0
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
+    ns = settings.duration_ns(str(text)) if str(text).strip() else 0
+    if ns is None:
         raise UnsupportedInput(f"{where}: {text!r} is not a Go duration (e.g. 30s, 1m30s)")
-    return int(sum(float(n) * _UNIT_NS[u] for n, u in parts))
+    return ns
 
 
 def _int(value: Any) -> int:
