@@ -10,8 +10,6 @@ requests through nginx on 127.0.0.1, and prints exactly one line per scenario:
 
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from rehearsal.errors import RehearsalError
 from rehearsal.load import Load, Report
 from rehearsal.scenarios import Scenario, ScenarioFailed, all_scenarios
 from rehearsal.session import Session
+from rehearsal import smoke
 from rehearsal.smoke import Smoke, front_door
 from rehearsal.stacks import RehearsalPlan, plan_for_rehearsal, promoted_ref
 from rehearsal.variants import VARIANTS, scratch_dir
@@ -116,19 +115,10 @@ class Context:
 
     def psql(self, sql: str) -> str:
         (postgres,) = self.session.containers_of("postgres").values()
-        env = dict(e.split("=", 1) for e in postgres["Config"]["Env"] if "=" in e)
-        api = self.session.client.api
-        exec_id = api.exec_create(postgres["Id"], ["psql", "-U", env["POSTGRES_USER"], "-d", env["POSTGRES_DB"],
-                                                   "-v", "ON_ERROR_STOP=1", "-tAc", sql])["Id"]
-        output = api.exec_start(exec_id).decode().strip()
-        if api.exec_inspect(exec_id)["ExitCode"] != 0:
-            raise RehearsalError(f"psql failed: {output}")
-        return output
+        return smoke.psql(self.session.client.api, postgres["Id"], sql)
 
     def read_file(self, cid: str, path: str) -> str:
-        stream, _ = self.session.client.api.get_archive(cid, path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            return tar.extractfile(tar.getmembers()[0]).read().decode()
+        return smoke.read_file(self.session.client.api, cid, path).decode()
 
     def nginx_errors(self, since: float, report: Report, lines: int = 40) -> str:
         """nginx's own account of the failed requests: what it logged in the seconds around each."""

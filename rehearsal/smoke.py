@@ -21,6 +21,7 @@ import docker.errors
 import requests
 
 from rehearsal.engine import container_tail, live
+from rehearsal.errors import RehearsalError
 from rehearsal.model import State
 from rehearsal.plan import CONTAINER, JOB, NETWORK, Plan
 
@@ -42,8 +43,8 @@ class Check:
         return f"  {'PASS' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
 
 
-class CheckFailed(Exception):
-    pass
+class CheckFailed(RehearsalError):
+    """A check's finding, one line."""
 
 
 def require(condition: bool, message: str) -> None:
@@ -297,17 +298,10 @@ class Smoke:
 
     def psql(self, sql: str) -> str:
         (postgres,) = self.plan.containers("postgres")
-        env = dict(e.split("=", 1) for e in postgres.inputs.get("envs") or [])
-        user = env.get("POSTGRES_USER", "postgres")
-        db = env.get("POSTGRES_DB", user)
-        result = self.api.exec_create(self.cid(postgres.name), ["psql", "-U", user, "-d", db, "-tAc", sql])
-        return self.api.exec_start(result["Id"]).decode().strip()
+        return psql(self.api, self.cid(postgres.name), sql)
 
     def read_file(self, cid: str, path: str) -> bytes:
-        stream, _ = self.api.get_archive(cid, path)
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            member = tar.getmembers()[0]
-            return tar.extractfile(member).read()
+        return read_file(self.api, cid, path)
 
     def image_user(self, image: str) -> str:
         return self.api.inspect_image(image)["Config"].get("User") or ""
@@ -315,3 +309,22 @@ class Smoke:
     def tail_of(self, service: str) -> str:
         names = [n for n in self.names(service) if n in self.containers]
         return container_tail(self.api, self.cid(names[0])) if names else " (no such container)"
+
+
+def psql(api, cid: str, sql: str) -> str:
+    """Run one SQL statement in the postgres container as its own user and database."""
+    env = dict(e.split("=", 1) for e in api.inspect_container(cid)["Config"]["Env"] if "=" in e)
+    user = env.get("POSTGRES_USER", "postgres")
+    exec_id = api.exec_create(cid, ["psql", "-U", user, "-d", env.get("POSTGRES_DB", user),
+                                    "-v", "ON_ERROR_STOP=1", "-tAc", sql])["Id"]
+    output = api.exec_start(exec_id).decode().strip()
+    if api.exec_inspect(exec_id)["ExitCode"] != 0:
+        raise CheckFailed(f"psql failed: {output}")
+    return output
+
+
+def read_file(api, cid: str, path: str) -> bytes:
+    """One file out of a container (get_archive: works on a stopped one too)."""
+    stream, _ = api.get_archive(cid, path)
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        return tar.extractfile(tar.getmembers()[0]).read()
