@@ -137,7 +137,7 @@ class Engine:
 
     def apply(self, state: State, plan: Plan, update: UpdatePlan) -> UpdateResult:
         started = time.monotonic()
-        mapping = self._mapping(state)
+        mapping = self.mapping(state)
         reports: dict[int, StepReport] = {}
         failed: Optional[StepReport] = None
         running: dict[Future, int] = {}
@@ -189,7 +189,7 @@ class Engine:
 
     # ------------------------------------------------------------------ values
 
-    def _mapping(self, state: State) -> dict[str, str]:
+    def mapping(self, state: State) -> dict[str, str]:
         """Planned (mock) value -> real value, for what exists already."""
         mapping = dict(self.images)
         for entry in state.entries:

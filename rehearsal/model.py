@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace as dataclass_replace
 from typing import Callable, Iterable, Optional
 
 from rehearsal.plan import (
-    CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME, Plan, PlannedResource,
+    CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME, Plan, PlannedResource, label_in,
 )
 
 TF = "kreuzwerker/terraform-provider-docker v4.5.0"
@@ -127,6 +127,9 @@ class Entry:
     """Replaced, and left for deletion by an update that failed before its deletes ran."""
     pending_replacement: bool = False
     """Deleted for a delete-before-replace whose create has not succeeded yet."""
+
+    def label(self, key: str) -> Optional[str]:
+        return label_in(self.inputs, key)
 
     @staticmethod
     def of(r: PlannedResource, **kwargs) -> "Entry":

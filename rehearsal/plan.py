@@ -48,6 +48,14 @@ class PlanError(Exception):
     """The program refused the stack's config (its one-line message), or could not run."""
 
 
+def label_in(inputs: Mapping[str, Any], key: str) -> Optional[str]:
+    """Value of a Docker label (`labels: [{label, value}]`) in a resource's inputs."""
+    for item in inputs.get("labels", []) or []:
+        if item.get("label") == key:
+            return item.get("value")
+    return None
+
+
 @dataclass(frozen=True)
 class PlannedResource:
     type: str
@@ -62,11 +70,7 @@ class PlannedResource:
     """The id the mock gave it (what other resources' inputs carry when they reference it)."""
 
     def label(self, key: str) -> Optional[str]:
-        """Value of a Docker label (`labels: [{label, value}]`) in the inputs."""
-        for item in self.inputs.get("labels", []) or []:
-            if item.get("label") == key:
-                return item.get("value")
-        return None
+        return label_in(self.inputs, key)
 
 
 @dataclass

@@ -116,7 +116,7 @@ class Session:
     def _real_inputs(self, inputs: dict) -> dict:
         from rehearsal.translate import substitute
 
-        mapping = self.engine._mapping(self.state)
+        mapping = self.engine.mapping(self.state)
         return substitute(inputs, mapping)
 
     # ------------------------------------------------------------------ looking at it
@@ -128,12 +128,8 @@ class Session:
     def containers_of(self, service: str) -> dict[str, dict]:
         """Logical name -> inspect, for the live containers of one service."""
         names = {e.name for e in self.state.entries
-                 if e.type == CONTAINER and e.real and not e.delete and _label(e.inputs, "django-docker.service") == service}
+                 if e.type == CONTAINER and e.real and not e.delete and e.label("django-docker.service") == service}
         return {name: self.container(name) for name in sorted(names)}
 
     def teardown(self, run: Optional[str] = None) -> tuple[int, int, int]:
         return teardown(self.client, self.stack, run)
-
-
-def _label(inputs: dict, key: str) -> Optional[str]:
-    return next((item.get("value") for item in inputs.get("labels") or [] if item.get("label") == key), None)

@@ -47,8 +47,7 @@ def applied(p, state=None, fail=(), partial=()):
 
 
 def service(step) -> str:
-    source = step.new or step.old
-    return next((item["value"] for item in source.inputs.get("labels") or [] if item.get("label") == "django-docker.service"), "")
+    return (step.new or step.old).label("django-docker.service") or ""
 
 
 @pytest.fixture(scope="module", params=["dev", "prod"])
@@ -74,7 +73,7 @@ def test_a_new_commit_replaces_every_app_container_beside_the_old_one(running):
     for name, step in replaced.items():
         if service(step) in (*SERVING, "migrate", "collectstatic"):
             assert step.mode == "create-before-delete", name
-    assert sum(service(s) == "web" for s in replaced.values()) == len([r for r in state.entries if service_of(r) == "web"])
+    assert sum(service(s) == "web" for s in replaced.values()) == len([e for e in state.entries if e.label("django-docker.service") == "web"])
     # The old ones go at the end, after every create (and only if all of them succeeded).
     creates = {i for i, s in enumerate(update.steps) if s.op in (REPLACE, CREATE, UPDATE, SAME)}
     for s in update.steps:
@@ -83,10 +82,6 @@ def test_a_new_commit_replaces_every_app_container_beside_the_old_one(running):
     # nginx, postgres and redis are not touched by a release.
     untouched = {service(s) for s in update.steps if s.op == SAME}
     assert {"nginx", "postgres", "redis"} <= untouched
-
-
-def service_of(entry) -> str:
-    return next((item["value"] for item in entry.inputs.get("labels") or [] if item.get("label") == "django-docker.service"), "")
 
 
 def test_replicas_wait_for_both_release_jobs(running):
