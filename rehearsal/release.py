@@ -18,7 +18,7 @@ from typing import Callable, Optional
 
 import requests
 
-from rehearsal.engine import brief
+from rehearsal.engine import LOOPBACK, brief
 from rehearsal.errors import RehearsalError
 from rehearsal.load import Load, Report
 from rehearsal.scenarios import Scenario, ScenarioFailed, all_scenarios
@@ -152,7 +152,7 @@ def boot(ctx: Context, phase) -> list:
             info["text"] += f"; promotes {rp.build_stack}'s image (rehearsed with the image that plan builds, not pushed)"
         published = [p for r in rp.plan.containers("nginx") for p in r.inputs.get("ports") or []]
         info["text"] += "; publishes " + ", ".join(f"{p.get('ip', '0.0.0.0')}:{int(p['external'])}" for p in published)
-        info["text"] += ", rehearsed on 127.0.0.1 only"
+        info["text"] += f", rehearsed on {LOOPBACK} only"
     with phase("images", info):
         info["text"] = ctx.prepare(rp)
     with phase("apply", info):

@@ -20,7 +20,7 @@ import docker
 import docker.errors
 import requests
 
-from rehearsal.engine import container_tail, live
+from rehearsal.engine import LOOPBACK, container_tail, live
 from rehearsal.errors import RehearsalError
 from rehearsal.model import State
 from rehearsal.plan import CONTAINER, JOB, NETWORK, Plan
@@ -59,10 +59,9 @@ def front_door(plan: Plan) -> tuple[str, str, str]:
     ports = [p for p in nginx[0].inputs.get("ports") or [] if int(p["internal"]) == 80]
     require(len(ports) == 1, "nginx publishes no port for 80")
     port = ports[0]
-    # The rehearsal publishes on loopback only, whatever the stack's bindAddress (engine.LOOPBACK).
-    host_ip = "127.0.0.1"
+    # The rehearsal publishes on loopback only, whatever the stack's bindAddress.
     url = plan.outputs.get("url") or f"http://localhost:{int(port['external'])}/"
-    return f"http://{host_ip}:{int(port['external'])}", urlsplit(url).netloc, nginx[0].name
+    return f"http://{LOOPBACK}:{int(port['external'])}", urlsplit(url).netloc, nginx[0].name
 
 
 class Smoke:
