@@ -22,7 +22,6 @@ provider process imports this module from the project directory.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 import uuid
@@ -37,6 +36,8 @@ import pulumi_docker as docker
 import requests
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
+
+from components.dockerhost import connect
 
 PROVIDER_KEY = "__provider"
 RUN_LABEL = "django-docker.job-run"
@@ -218,16 +219,6 @@ def _now() -> str:
 
 
 # --- the one layer that acts -------------------------------------------------------------------
-
-
-def connect(docker_host: str, timeout: int = 60) -> docker_sdk.DockerClient:
-    """A client for `docker_host`: empty = the environment's DOCKER_HOST or the default socket;
-    ssh:// through the `ssh` binary (as the docker CLI does; no paramiko); else a base URL."""
-    if not docker_host:
-        return docker_sdk.from_env(timeout=timeout, use_ssh_client=os.environ.get("DOCKER_HOST", "").startswith("ssh://"))
-    if docker_host.startswith("ssh://"):
-        return docker_sdk.DockerClient(base_url=docker_host, use_ssh_client=True, timeout=timeout)
-    return docker_sdk.DockerClient(base_url=docker_host, timeout=timeout)
 
 
 def _wait(client: docker_sdk.DockerClient, container_id: str, timeout: float) -> Optional[dict]:
