@@ -42,7 +42,8 @@ env = pulumi.Output.secret(pulumi.Output.all(secret_key, db.password).apply(lamb
     web_concurrency=s.web_concurrency, web_timeout=s.web_timeout, forwarded_allow_ips=s.frontend_subnet)))
 runtime = AppRuntime(
     image=image.ref, env=env, git_sha=image.git_sha, stack=s.stack, backend_network=net.backend,
-    media_volume=vol.media, healthcheck=s.healthcheck, restart=s.restart_policy, docker_host=s.docker_host)
+    media_volume=vol.media, healthcheck=s.healthcheck, restart=s.restart_policy, docker_host=s.docker_host,
+    url=s.url)
 
 release = Release(f"{app}-release", ReleaseArgs(runtime=runtime, static_volume=vol.static, memory_mb=s.web_memory_mb),
                   pulumi.ResourceOptions(depends_on=[db, cache]))

@@ -130,11 +130,14 @@ class AppRuntime:
     """Restart policy of long-running containers."""
     docker_host: str
     """The Docker host the provider uses (`docker:host`), for the release jobs."""
+    url: str
+    """Where people reach the site; a label, so that `make status` can say it from the host alone."""
 
     def label_map(self, service: str, **extra: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
         return {
             **render.labels(service=service, role="app", stack=self.stack),
             f"{render.LABEL_PREFIX}.git-sha": self.git_sha,
+            f"{render.LABEL_PREFIX}.url": self.url,
             **{f"{render.LABEL_PREFIX}.{key}": value for key, value in extra.items()},
         }
 

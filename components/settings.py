@@ -20,6 +20,8 @@ import pulumi
 from docker.errors import DockerException
 from docker.utils import parse_bytes
 
+from components import render
+
 PROJECT = "django-docker"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -218,6 +220,11 @@ class StackSettings:
     def public_port(self) -> int:
         """The host port people's browsers use."""
         return self.https_port if self.tls else self.http_port
+
+    @property
+    def url(self) -> str:
+        """Where people reach the site (nginx's own output says the same)."""
+        return render.public_url(server_name=self.server_name, tls=self.tls, port=self.public_port)
 
 
 class _Reader:

@@ -108,3 +108,11 @@ def test_tls_publishes_443_and_uploads_the_key_as_a_secret():
     assert (env["DJANGO_SECURE_SSL_REDIRECT"], env["DJANGO_SECURE_COOKIES"], env["DJANGO_SECURE_HSTS_SECONDS"]) == ("true", "true", "31536000")
     assert env["DJANGO_CSRF_TRUSTED_ORIGINS"] == "https://example.com"
     assert plan.outputs["url"] == "https://example.com/"
+    assert {c.label("django-docker.url") for c in plan.containers() if c.label("django-docker.role") == "app"} == {
+        "https://example.com/"}
+
+
+def test_every_app_container_says_where_the_site_is(plan):
+    """`make status` reads the URL off the host: the app's containers carry the stack's url output."""
+    app = [c for c in plan.containers() if c.label("django-docker.role") == "app"]
+    assert {c.label("django-docker.url") for c in app} == {plan.outputs["url"]} == {"http://example.com/"}
