@@ -14,7 +14,8 @@ export PULUMI_CONFIG_PASSPHRASE ?= dev-only-passphrase
 # Services and the engine need root: use sudo where we are not (GitHub's runners).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help host-packages policy-venv setup services docker up preview test rehearse rehearse-release rehearse-down benchmark promote rollback
+.PHONY: help host-packages policy-venv setup services docker up preview test rehearse rehearse-release rehearse-down benchmark promote rollback \
+	status ps logs manage shell exec benchmark-ops
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -83,3 +84,26 @@ promote: setup ## Preview, then apply, prod running dev's pushed digest
 rollback: setup ## Pin prod to an earlier digest: make rollback DIGEST=repo@sha256:...
 	@test -n "$(DIGEST)" || { echo "make rollback: set DIGEST=repo@sha256:<64 hex>" >&2; exit 2; }
 	bash scripts/rollback.sh "$(DIGEST)" $(ARGS)
+
+# Day-2 commands (ops/): they find STACK's containers by label on the stack's own Docker host
+# (`docker:host`, else DOCKER_HOST, else the local socket) and change none of its resources.
+status: setup ## The running release (SHA, image, when), every container's health, the URL; exit 1 when unhealthy
+	@$(PY) -m ops status $(STACK)
+
+ps: setup ## STACK's containers, like `docker compose ps`
+	@$(PY) -m ops ps $(STACK)
+
+logs: setup ## Logs of SERVICE (default: all), replicas interleaved: make logs STACK=prod SERVICE=web ARGS="--since 10m -f"
+	@$(PY) -m ops logs $(STACK) $(if $(SERVICE),--service $(SERVICE)) $(ARGS)
+
+manage: setup ## python manage.py ARGS in a one-off container of the running release: make manage STACK=prod ARGS="createsuperuser"
+	@$(PY) -m ops manage $(STACK) -- $(ARGS)
+
+shell: setup ## Django's shell in a one-off container of the running release
+	@$(PY) -m ops shell $(STACK) -- $(ARGS)
+
+exec: setup ## ARGS in one running container of SERVICE: make exec STACK=prod SERVICE=web [REPLICA=2] ARGS="sh"
+	@$(PY) -m ops exec $(STACK) --service $(or $(SERVICE),web) $(if $(REPLICA),--replica $(REPLICA)) -- $(ARGS)
+
+benchmark-ops: setup ## How long each day-2 command takes on STACK's running containers
+	$(PY) -m ops.benchmark $(STACK)

@@ -1,0 +1,1 @@
+"""Day-2 commands for a running stack: status, ps, logs, manage, shell, exec (python -m ops)."""

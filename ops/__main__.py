@@ -1,0 +1,111 @@
+"""python -m ops COMMAND STACK …: the day-2 commands for a running stack (see the make targets).
+
+  status STACK                      the running release, every container's health, the URL; exit 1 when unhealthy
+  ps STACK                          the stack's containers, like `docker compose ps`
+  logs STACK [--service S] [-f] [--since 10m] [--tail N] [-t]
+  manage STACK [-T] -- ARGS…        `python manage.py ARGS` in a one-off container of the running release
+  shell STACK [-T]                  `manage shell`
+  exec STACK --service S [--replica N] [-T] -- ARGS…
+Every command finds the stack by its labels on the stack's own Docker host, and changes none of
+its resources. Refusals are one line; the exit code of manage and exec is the command's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+
+from ops.stack import OpsError, StackOnHost
+
+
+def _status(stack: StackOnHost, args) -> int:
+    from ops.view import status_lines
+
+    lines, healthy = status_lines(stack.stack, stack.where, stack.boxes, datetime.now(timezone.utc))
+    print("\n".join(lines))
+    return 0 if healthy else 1
+
+
+def _ps(stack: StackOnHost, args) -> int:
+    from ops.view import ps_lines
+
+    print("\n".join(ps_lines(stack.boxes, datetime.now(timezone.utc))))
+    return 0
+
+
+def _logs(stack: StackOnHost, args) -> int:
+    from ops.logs import show
+
+    return show(stack, args.service, since=args.since, tail=args.tail, timestamps=args.timestamps, follow=args.follow)
+
+
+def _manage(stack: StackOnHost, args) -> int:
+    from ops.run import manage
+
+    return manage(stack, args.args, no_tty=args.no_tty)
+
+
+def _shell(stack: StackOnHost, args) -> int:
+    from ops.run import manage
+
+    return manage(stack, ["shell", *args.args], no_tty=args.no_tty)
+
+
+def _exec(stack: StackOnHost, args) -> int:
+    from ops.run import exec_in
+
+    return exec_in(stack, args.service, args.args, replica=args.replica, no_tty=args.no_tty)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m ops", description=__doc__.split("\n\n")[0])
+    sub = top.add_subparsers(dest="command", required=True)
+
+    def command(name: str, run, help_text: str, *, tty: bool = False, rest: bool = False):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("stack")
+        p.set_defaults(run=run)
+        if tty:
+            p.add_argument("-T", "--no-tty", action="store_true", help="no TTY even on a terminal (as compose's -T)")
+        if rest:
+            p.add_argument("args", nargs="*", help="the command's arguments (after --)")
+        return p
+
+    command("status", _status, "the running release and every container's health (exit 1 when unhealthy)")
+    command("ps", _ps, "the stack's containers")
+    logs = command("logs", _logs, "logs of a service's containers (or all), interleaved, prefixed by replica")
+    logs.add_argument("--service", help="only this service (web, celery-worker, nginx, postgres, redis, …)")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep following (Ctrl-C ends)")
+    logs.add_argument("--since", help="a duration ago (10m, 1h30m), a unix time or an RFC 3339 time")
+    logs.add_argument("--tail", type=int, help="the last N lines of each container")
+    logs.add_argument("-t", "--timestamps", action="store_true", help="show Docker's timestamps")
+    command("manage", _manage, "python manage.py ARGS in a one-off container of the running release", tty=True, rest=True)
+    command("shell", _shell, "python manage.py shell in a one-off container", tty=True, rest=True)
+    ex = command("exec", _exec, "run ARGS in one running container of a service", tty=True, rest=True)
+    ex.add_argument("--service", required=True, help="the service (web, celery-worker, …)")
+    ex.add_argument("--replica", help="which replica (default: the first healthy one)")
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    rest: list[str] = []
+    if "--" in argv:  # everything after it is the command's, options included
+        argv, rest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+    top = parser()
+    args, unknown = top.parse_known_args(argv)
+    if hasattr(args, "args"):
+        args.args = [*args.args, *unknown, *rest]
+    elif unknown or rest:
+        top.error(f"unrecognized arguments: {' '.join(unknown + rest)}")
+    try:
+        stack = StackOnHost(args.stack)
+        return args.run(stack, args)
+    except OpsError as error:
+        print(f"ops {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
