@@ -143,7 +143,10 @@ def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str],
 # --- mocks -------------------------------------------------------------------------------
 
 def _fake_hex(*parts: str, length: int = 64) -> str:
-    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:length]
+    seed = "\0".join(parts).encode()
+    blocks = (hashlib.sha256(seed + bytes([n])).hexdigest() if n else hashlib.sha256(seed).hexdigest()
+              for n in range(length // 64 + 1))
+    return "".join(blocks)[:length]
 
 
 class _Mocks(pulumi.runtime.Mocks):
@@ -172,7 +175,8 @@ class _Mocks(pulumi.runtime.Mocks):
             # Pulumi's auto-naming: logical name plus a random suffix.
             state["name"] = f"{name}-{_fake_hex(name, length=7)}"
         elif args.typ == RANDOM_PASSWORD:
-            state["result"] = "mock" + _fake_hex("password", name, length=28)
+            # As long as asked for (Django's `check --deploy` rejects a SECRET_KEY under 50 characters).
+            state["result"] = _fake_hex("password", name, length=int(state.get("length") or 32))
         if args.typ == JOB:
             # The provider's id is the run's id; the job ran to exit 0 (a failure records nothing).
             state.update(runId=f"{name}-id", exitCode=0, logTail=f"{name}: mock logs",

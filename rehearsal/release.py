@@ -18,6 +18,7 @@ from typing import Callable, Optional
 
 import requests
 
+from rehearsal.day2 import Day2
 from rehearsal.engine import LOOPBACK, brief
 from rehearsal.errors import RehearsalError
 from rehearsal.load import Load, Report
@@ -141,7 +142,7 @@ class Context:
 
 
 def boot(ctx: Context, phase) -> list:
-    """The stack's first `pulumi up` and its smoke checks; returns the checks."""
+    """The stack's first `pulumi up`, its smoke checks and the day-2 commands on it; returns the checks."""
     info: dict = {}
     with phase("plan", info):
         rp = ctx.plan_only("current")
@@ -168,7 +169,10 @@ def boot(ctx: Context, phase) -> list:
                       run_labels=ctx.session.run_labels, say=ctx.say)
         checks = smoke.run()
         info["text"] = f"{sum(c.ok for c in checks)} of {len(checks)} checks passed through {smoke.base} (Host: {smoke.host})"
-    return checks
+    with phase("ops", info):
+        day2 = Day2(ctx, ctx.say).run()
+        info["text"] = f"{sum(c.ok for c in day2)} of {len(day2)} day-2 command checks passed (python -m ops, as a user runs it)"
+    return checks + day2
 
 
 # --------------------------------------------------------------------------- scenarios
