@@ -45,8 +45,10 @@ runtime = AppRuntime(
     media_volume=vol.media, healthcheck=s.healthcheck, restart=s.restart_policy, docker_host=s.docker_host,
     url=s.url)
 
-release = Release(f"{app}-release", ReleaseArgs(runtime=runtime, static_volume=vol.static, memory_mb=s.web_memory_mb),
-                  pulumi.ResourceOptions(depends_on=[db, cache]))
+release = Release(f"{app}-release", ReleaseArgs(
+    runtime=runtime, static_volume=vol.static, memory_mb=s.web_memory_mb, backup=s.backup_before_migrate,
+    backup_retention=s.backup_retention, postgres_image=s.postgres_image.text, database_env=db.client_env,
+    backups_volume=vol.backups), pulumi.ResourceOptions(depends_on=[db, cache]))
 web = Web(f"{app}-web", WebArgs(
     runtime=runtime, replicas=s.web_replicas, memory_mb=s.web_memory_mb, timeout=s.web_timeout,
     frontend_network=net.frontend, release_gate=release.gate))

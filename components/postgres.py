@@ -51,6 +51,8 @@ class Postgres(pulumi.ComponentResource):
     port: int
     password: pulumi.Output[str]
     """The password (secret)."""
+    client_env: pulumi.Output[list[str]]
+    """PG* variables for pg_dump, pg_restore and psql on the backend network (secret)."""
     container_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
@@ -81,5 +83,6 @@ class Postgres(pulumi.ComponentResource):
         self.host = render.POSTGRES_HOST
         self.port = 5432
         self.password = password
+        self.client_env = password.apply(lambda p: render.postgres_client_env(user=args.user, password=p, db=args.db))
         self.container_id = container.id
         self.register_outputs({"host": self.host, "container_id": self.container_id})

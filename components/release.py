@@ -1,6 +1,10 @@
 """Release: the jobs that run before any web replica or worker changes.
 
-`migrate` applies migrations; `collectstatic` copies the image's static files (hashed names,
+`backup` (with backupBeforeMigrate) dumps the database into the backups volume before the
+migration of every new image: migrate depends on it, so a failed backup fails `pulumi up`
+before migrate touches anything, and the old release keeps serving. It is keyed on the image
+(a new image is what can bring a migration); a run that only changes settings re-runs migrate
+(a no-op then) without a new backup. `migrate` applies migrations; `collectstatic` copies the image's static files (hashed names,
 so old and new releases coexist) into the static volume nginx serves. Each is a Job
 (components/job.py): run to completion by `pulumi up`, recorded only when it exited 0. A
 failed job fails `pulumi up` before anything that waits for it changes, and, being recorded
@@ -12,12 +16,16 @@ and all of them are replaced when the jobs ran again.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import AppRuntime, hardened_app_kwargs, label_args, memory_kwargs
+from components.common import (
+    APP_TMPFS, DROP_ALL, LOG_DRIVER, LOG_OPTS, NO_NEW_PRIVILEGES, AppRuntime, hardened_app_kwargs, label_args,
+    memory_kwargs,
+)
 from components.job import Job, JobArgs
 
 # A migration may rewrite a big table; one that runs longer than this is killed and fails.
@@ -32,6 +40,16 @@ class ReleaseArgs:
     """Volume nginx serves /static/ from; mounted at STATIC_ROOT for collectstatic."""
     memory_mb: int
     """Memory limit of each job."""
+    backup: bool
+    """Dump the database before the migration of every new image."""
+    backup_retention: int
+    """Automatic backups kept (the backup job removes older ones)."""
+    postgres_image: str
+    """The pinned postgres image (the backup runs its pg_dump; it is on the host: postgres runs it)."""
+    database_env: pulumi.Input[Sequence[str]]
+    """PG* variables that reach the database (secret: the password)."""
+    backups_volume: pulumi.Input[str]
+    """Volume mounted at BACKUP_DIR."""
 
 
 class Release(pulumi.ComponentResource):
@@ -42,7 +60,41 @@ class Release(pulumi.ComponentResource):
         super().__init__("django-docker:components:Release", name, None, opts)
         rt = args.runtime
 
-        def job(step: str, command: list[str], volumes: list[docker.ContainerVolumeArgs]) -> Job:
+        # Every job waits for what the component waits for (healthy postgres and redis).
+        waits_for = list(opts.depends_on) if opts and opts.depends_on else []
+        backend = [docker.ContainerNetworksAdvancedArgs(name=rt.backend_network)]
+        backup = None
+        if args.backup:
+            backup = Job(
+                f"{name}-backup",
+                JobArgs(
+                    name_prefix=f"{name}-backup",
+                    image=args.postgres_image,
+                    command=pulumi.Output.from_input(rt.git_sha).apply(lambda sha: render.backup_command(
+                        stack=rt.stack, label=f"before-{render.short_sha(sha)}", retention=args.backup_retention)),
+                    envs=args.database_env,
+                    networks_advanced=backend,
+                    volumes=[docker.ContainerVolumeArgs(volume_name=args.backups_volume, container_path=render.BACKUP_DIR)],
+                    # The image it protects the data from is the trigger: a new one, a new backup.
+                    labels=label_args({**render.labels(service="backup", role="accessory", stack=rt.stack),
+                                       f"{render.LABEL_PREFIX}.before-image": rt.image}),
+                    # Root of the postgres image (the owner of the fresh volume), with no
+                    # capability at all: it can write its own files, nothing else.
+                    read_only=True,
+                    tmpfs=APP_TMPFS,
+                    capabilities=docker.ContainerCapabilitiesArgs(drops=DROP_ALL),
+                    security_opts=NO_NEW_PRIVILEGES,
+                    init=True,
+                    log_driver=LOG_DRIVER,
+                    log_opts=LOG_OPTS,
+                    timeout_seconds=JOB_TIMEOUT_SECONDS,
+                    docker_host=rt.docker_host,
+                    **memory_kwargs(args.memory_mb),
+                ),
+                pulumi.ResourceOptions(parent=self, depends_on=waits_for, delete_before_replace=False),
+            )
+
+        def job(step: str, command: list[str], volumes: list[docker.ContainerVolumeArgs], after: list) -> Job:
             return Job(
                 f"{name}-{step}",
                 JobArgs(
@@ -50,7 +102,7 @@ class Release(pulumi.ComponentResource):
                     image=rt.image,
                     command=command,
                     envs=rt.env,
-                    networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=rt.backend_network)],
+                    networks_advanced=backend,
                     volumes=volumes,
                     labels=label_args(rt.label_map(step)),
                     timeout_seconds=JOB_TIMEOUT_SECONDS,
@@ -59,17 +111,16 @@ class Release(pulumi.ComponentResource):
                     **hardened_app_kwargs(),
                 ),
                 # Create-before-delete, said on purpose: a new run starts while the recorded
-                # one stays; deleting a finished run does nothing. And a job waits for what its
-                # component waits for (healthy postgres and redis).
-                pulumi.ResourceOptions(parent=self, depends_on=opts.depends_on if opts else None,
-                                       delete_before_replace=False),
+                # one stays; deleting a finished run does nothing.
+                pulumi.ResourceOptions(parent=self, depends_on=waits_for + after, delete_before_replace=False),
             )
 
-        migrate = job("migrate", render.migrate_command(), [])
+        migrate = job("migrate", render.migrate_command(), [], [backup] if backup else [])
         static = job(
             "collectstatic",
             render.collectstatic_command(),
             [docker.ContainerVolumeArgs(volume_name=args.static_volume, container_path=render.STATIC_ROOT)],
+            [],
         )
         # The value is migrate's run id (a label every replica carries); both jobs must have run.
         self.gate = pulumi.Output.all(migrate.run_id, static.run_id).apply(lambda ids: ids[0])

@@ -22,6 +22,7 @@ NGINX_TLS_CERT = "/etc/nginx/tls/server.crt"
 NGINX_TLS_KEY = "/etc/nginx/tls/server.key"
 POSTGRES_DATA = "/var/lib/postgresql/data"
 REDIS_DATA = "/data"
+BACKUP_DIR = "/backups"
 POSTGRES_HOST = "postgres"
 REDIS_HOST = "redis"
 # Every web replica carries this one alias on the frontend network: Docker's DNS answers it
@@ -99,6 +100,75 @@ def redis_command(memory_mb: int) -> list[str]:
         "--maxmemory", f"{max_memory_mb}mb",
         "--maxmemory-policy", "noeviction",
     ]
+
+
+# --- backups -----------------------------------------------------------------------------
+# A backup is `pg_dump --format=custom` of the database, in BACKUP_DIR (the stack's backups
+# volume), named `<UTC time>-<stack>-<label>.dump` so that names sort by time. Labels:
+# `before-<sha>` (automatic, before the migration of release <sha>), `<sha>-manual` (make
+# backup), `<sha>-pre-restore` (taken by make restore before it overwrites anything).
+BACKUP_LABEL_RE = r"[A-Za-z0-9][A-Za-z0-9._-]{0,80}"
+
+
+def short_sha(git_sha: str) -> str:
+    """12 hex digits, keeping a `-dirty` mark."""
+    return git_sha[:12] + ("-dirty" if git_sha.endswith("-dirty") else "")
+
+
+def backup_command(*, stack: str, label: str, retention: int = 0) -> list[str]:
+    """Dump the database (PG* environment) into BACKUP_DIR; print `backup: <name> (<size> bytes)`.
+
+    Written under a temporary name and renamed only once complete, so a file that looks like a
+    backup always is one; readable by its owner only. With `retention`, then removes all but the
+    newest `retention` automatic backups of the stack; the operator's own are never removed.
+    """
+    name = f'"$(date -u +%Y%m%dT%H%M%SZ)-{stack}-{label}.dump"'
+    script = [
+        "set -eu",
+        "umask 077",
+        f"name={name}",
+        f'partial="{BACKUP_DIR}/.partial-$name"',
+        'trap \'rm -f "$partial"\' EXIT',
+        'pg_dump --format=custom --file="$partial"',
+        f'mv "$partial" "{BACKUP_DIR}/$name"',
+        f'echo "backup: $name ($(stat -c %s "{BACKUP_DIR}/$name") bytes)"',
+    ]
+    if retention:
+        automatic = f"^[0-9]{{8}}T[0-9]{{6}}Z-{stack.replace('.', '[.]')}-before-.*[.]dump$"
+        script.append(
+            f"ls -1 {BACKUP_DIR} | grep -E '{automatic}' | sort -r | tail -n +{retention + 1} | "
+            f'while read -r old; do rm -f -- "{BACKUP_DIR}/$old"; '
+            f'echo "backup: removed $old (keeping the newest {retention} automatic backups)"; done'
+        )
+    return ["sh", "-c", "\n".join(script)]
+
+
+def restore_command(name: str) -> list[str]:
+    """Replace the database with backup `name`, all or nothing.
+
+    The archive is read in full first (a corrupt or truncated one fails here, before anything
+    changed: exit 3). Then one transaction drops the public schema and replays the dump, so
+    the result is exactly the backup, also when the backup predates tables a later migration
+    added; any error rolls all of it back (exit 4).
+    """
+    script = [
+        "set -u",
+        f'pg_restore --no-owner --no-privileges --file=/tmp/restore.sql "{BACKUP_DIR}/{name}" || exit 3',
+        "psql --no-psqlrc --quiet --single-transaction --set ON_ERROR_STOP=1 "
+        "--command 'DROP SCHEMA public CASCADE; CREATE SCHEMA public;' --file=/tmp/restore.sql >/dev/null || exit 4",
+        f'echo "restored: {name}"',
+    ]
+    return ["sh", "-c", "\n".join(script)]
+
+
+def list_backups_command() -> list[str]:
+    """One line per backup: `<name> <bytes>`, oldest first."""
+    return ["sh", "-c", f"cd {BACKUP_DIR} && for f in $(ls -1 | grep -E '[.]dump$' | sort); do echo \"$f $(stat -c %s \"$f\")\"; done"]
+
+
+def postgres_client_env(*, user: str, password: str, db: str, host: str = POSTGRES_HOST) -> list[str]:
+    """What pg_dump, pg_restore and psql read to reach the database."""
+    return [f"PGHOST={host}", "PGPORT=5432", f"PGUSER={user}", f"PGPASSWORD={password}", f"PGDATABASE={db}"]
 
 
 # --- environment -------------------------------------------------------------------------

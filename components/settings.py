@@ -13,10 +13,14 @@ import os
 import re
 import subprocess
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
 import pulumi
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from docker.errors import DockerException
 from docker.utils import parse_bytes
 
@@ -196,6 +200,8 @@ class StackSettings:
     postgres_user: str
     postgres_password: Optional[pulumi.Output[str]]
     postgres_memory_mb: int
+    backup_before_migrate: bool
+    backup_retention: int
     redis_image: ImageRef
     redis_memory_mb: int
     nginx_image: ImageRef
@@ -290,6 +296,13 @@ class _Reader:
             raise SettingsError(f"{key}: stored in plain text; set it with `pulumi config set --secret {key}`")
         return self._config.require_secret(key)
 
+    def secret_text(self, key: str) -> str:
+        """A secret's plain value, only to validate it here before anything is registered.
+
+        Never put it in a message, a resource input or an output: those get `secret()`'s Output.
+        """
+        return self._raw(key)
+
 
 def resolve_git_sha(root: Path = PROJECT_ROOT) -> str:
     """The SHA the image is tagged with: CI's (GIT_SHA, then GITHUB_SHA) or the checkout's, with `-dirty`."""
@@ -311,6 +324,56 @@ def _git(root: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout.strip()
 
 
+def check_tls(certificate_pem: str, key_pem: str, server_name: str, *, now: Optional[datetime] = None) -> None:
+    """Refuse a certificate and key nginx could not serve, or no client would accept.
+
+    Checked: both parse as PEM (the key unencrypted: nginx has no passphrase), the key is the
+    certificate's (the first certificate in the chain, the one nginx presents), the certificate
+    is valid now, and it covers serverName. The last is an error, not a warning: nginx would
+    start and serve it, but every verifying client (browsers, curl, requests) would refuse the
+    site; a stack that must serve another name sets serverName to it. Messages name the key and
+    never quote the PEM text.
+    """
+    try:
+        chain = x509.load_pem_x509_certificates(certificate_pem.encode())
+    except ValueError:
+        raise SettingsError("tlsCertificate: not a PEM certificate; expected the server's certificate, then any "
+                            "intermediates, each between -----BEGIN CERTIFICATE----- lines") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except TypeError:  # the key needs a password
+        raise SettingsError("tlsKey: encrypted; nginx needs the private key without a passphrase") from None
+    except (ValueError, UnsupportedAlgorithm):
+        raise SettingsError("tlsKey: not a PEM private key; expected -----BEGIN PRIVATE KEY----- "
+                            "(or RSA/EC PRIVATE KEY), unencrypted") from None
+    leaf = chain[0]
+    public = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*public) != leaf.public_key().public_bytes(*public):
+        raise SettingsError("tlsKey: does not match tlsCertificate (the key's public key is not the certificate's)")
+    now = now or datetime.now(timezone.utc)
+    if now >= leaf.not_valid_after_utc:
+        raise SettingsError(f"tlsCertificate: expired on {leaf.not_valid_after_utc:%Y-%m-%d %H:%M:%S} UTC")
+    if now < leaf.not_valid_before_utc:
+        raise SettingsError(f"tlsCertificate: not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
+    try:
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        names = []  # clients ignore the subject's CN (RFC 6125 section 6.4.4; Chrome 58, Python 3.7)
+    host = server_name.lstrip(".")  # nginx's `.example.com` is example.com and its subdomains
+    if not any(_name_covers(name, host) for name in names):
+        raise SettingsError(f"tlsCertificate: does not cover serverName '{host}'; it names "
+                            + (", ".join(names) if names else "no host (no subjectAltName DNS entry)"))
+
+
+def _name_covers(pattern: str, host: str) -> bool:
+    """RFC 6125 matching: exact, or a `*` as the whole leftmost label standing for one label."""
+    pattern, host = pattern.lower().rstrip("."), host.lower().rstrip(".")
+    if pattern.startswith("*."):
+        first, _, rest = host.partition(".")
+        return bool(first) and rest == pattern[2:]
+    return pattern == host
+
+
 def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = None) -> StackSettings:
     """Read and validate every stack setting once."""
     read = _Reader(config or pulumi.Config(PROJECT))
@@ -327,6 +390,8 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
     tls_certificate, tls_key = read.secret("tlsCertificate"), read.secret("tlsKey")
     if (tls_certificate is None) != (tls_key is None):
         raise SettingsError("tlsCertificate, tlsKey: set both (secrets) to serve HTTPS, or neither")
+    if tls_certificate is not None:
+        check_tls(read.secret_text("tlsCertificate"), read.secret_text("tlsKey"), server_name)
 
     http_port = read.integer("httpPort", low=1, high=65535)
     https_port = read.integer("httpsPort", low=1, high=65535)
@@ -359,6 +424,8 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         postgres_user=read.string("postgresUser", pattern=_PG_NAME_RE, expected="a role name (lowercase letters, digits, _)", required=True),
         postgres_password=read.secret("postgresPassword"),
         postgres_memory_mb=read.memory_mb("postgresMemory"),
+        backup_before_migrate=read.boolean("backupBeforeMigrate"),
+        backup_retention=read.integer("backupRetention", low=1, high=1000),
         redis_image=_accessory_image(read, "redisImage", "redis", "7", 3),
         redis_memory_mb=read.memory_mb("redisMemory"),
         nginx_image=_accessory_image(read, "nginxImage", "nginx", "", 3),

@@ -1,7 +1,7 @@
-"""Volumes: PostgreSQL data, Redis data, static files, media.
+"""Volumes: PostgreSQL data, Redis data, database backups, static files, media.
 
-With `protectData` the two data volumes are `protect`ed (a `pulumi destroy` refuses to run)
-and `retain_on_delete` (even an unprotected delete leaves the Docker volume in place).
+With `protectData` the data volumes (backups included) are `protect`ed (a `pulumi destroy`
+refuses to run) and `retain_on_delete` (even an unprotected delete leaves the Docker volume).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pulumi_docker as docker
 
 from components.render import LABEL_PREFIX
 
-DATA_VOLUMES = ("postgres-data", "redis-data")
+DATA_VOLUMES = ("postgres-data", "redis-data", "backups")
 FILE_VOLUMES = ("static", "media")
 
 
@@ -28,6 +28,7 @@ class VolumesArgs:
 class Volumes(pulumi.ComponentResource):
     postgres_data: pulumi.Output[str]
     redis_data: pulumi.Output[str]
+    backups: pulumi.Output[str]
     static: pulumi.Output[str]
     media: pulumi.Output[str]
 
@@ -47,6 +48,7 @@ class Volumes(pulumi.ComponentResource):
             names[kind] = volume.name
         self.postgres_data = names["postgres-data"]
         self.redis_data = names["redis-data"]
+        self.backups = names["backups"]
         self.static = names["static"]
         self.media = names["media"]
         self.register_outputs(dict(names))

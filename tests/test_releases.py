@@ -94,6 +94,32 @@ def test_replicas_wait_for_both_release_jobs(running):
             assert jobs <= s.after, s.name
 
 
+def test_prod_backs_up_before_every_new_image_is_migrated(running):
+    stack, _, state = running
+    update = plan_update(state, plan(stack, SHA_2))
+    backups = [i for i, s in enumerate(update.steps) if service(s) == "backup" and s.op == REPLACE]
+    (migrate,) = [i for i, s in enumerate(update.steps) if service(s) == "migrate" and s.op == REPLACE]
+    if stack == "dev":  # backupBeforeMigrate is off in dev
+        assert backups == []
+        return
+    assert len(backups) == 1 and set(backups) <= update.steps[migrate].after
+    # Settings that bring no new image re-run migrate (a no-op) without a new backup.
+    assert not any(service(s) == "backup" for s in plan_update(state, plan(stack, SHA_1, djangoLogLevel="DEBUG")).changes)
+
+
+def test_a_failed_backup_stops_the_release_before_migrate(running):
+    stack, _, state = running
+    if stack == "dev":
+        pytest.skip("dev takes no backup before migrating")
+    release = plan(stack, SHA_2)
+    after, update, outcome = applied(release, state, fail={"django-docker-release-backup"})
+    ran = {service(update.steps[i]) for i in outcome}
+    assert "migrate" not in ran and not ran & {*SERVING, "celery-beat"}, ran
+    # Not recorded: the next `pulumi up` takes the backup again, then migrates.
+    again = plan_update(after, release)
+    assert [s.op for s in again.steps if service(s) == "backup" and s.op != DELETE_REPLACED] == [REPLACE]
+
+
 def test_a_failed_migration_changes_nothing_that_serves_and_runs_again_next_time(running):
     stack, _, state = running
     release = plan(stack, SHA_2)

@@ -28,7 +28,7 @@ def services(plan):
 def test_topology(plan):
     assert services(plan) == sorted(["postgres", "redis", "migrate", "collectstatic", "web", "web", "celery-worker", "celery-beat", "nginx"])
     assert len(plan.of_type(NETWORK)) == 2
-    assert len(plan.of_type(VOLUME)) == 4
+    assert len(plan.of_type(VOLUME)) == 5
     assert plan.of_type(REMOTE_IMAGE) == []
 
 
@@ -88,7 +88,7 @@ def test_aliases(plan):
 
 def test_volumes_and_mounts(plan):
     volumes = {v.label("django-docker.volume"): v for v in plan.of_type(VOLUME)}
-    assert set(volumes) == {"postgres-data", "redis-data", "static", "media"}
+    assert set(volumes) == {"postgres-data", "redis-data", "backups", "static", "media"}
     assert not any(v.options["protect"] or v.options["retain_on_delete"] for v in volumes.values())
     name = {kind: v.outputs["name"] for kind, v in volumes.items()}
     mounts = {
@@ -101,6 +101,8 @@ def test_volumes_and_mounts(plan):
     assert mounts["web"] == [(name["media"], "/app/media", False)]
     assert mounts["celery-worker"] == [(name["media"], "/app/media", False)]
     assert mounts["nginx"] == sorted([(name["static"], "/var/www/static", True), (name["media"], "/var/www/media", True)])
+    # Dev takes no backup before migrating (backupBeforeMigrate is prod's); `make backup` still can.
+    assert "backup" not in mounts
     assert mounts["migrate"] == []
 
 

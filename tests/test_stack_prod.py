@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rehearsal.plan import IMAGE, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, PlanError
+from rehearsal.plan import IMAGE, JOB, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, PlanError
 from tests.program_fixtures import DEV_DIGEST, DEV_STACK, GIT_SHA, PROD_SECRETS, dev_outputs, env_of, plan_prod
 
 APP_SERVICES = {"migrate", "collectstatic", "web", "celery-worker"}
@@ -116,3 +116,18 @@ def test_every_app_container_says_where_the_site_is(plan):
     """`make status` reads the URL off the host: the app's containers carry the stack's url output."""
     app = [c for c in plan.containers() if c.label("django-docker.role") == "app"]
     assert {c.label("django-docker.url") for c in app} == {plan.outputs["url"]} == {"http://example.com/"}
+
+
+def test_a_backup_runs_before_every_migration_into_the_backups_volume(plan):
+    (backup,) = [j for j in plan.of_type(JOB) if j.label("django-docker.service") == "backup"]
+    (migrate,) = [j for j in plan.of_type(JOB) if j.label("django-docker.service") == "migrate"]
+    assert backup.urn in migrate.options["dependencies"]
+    assert backup.inputs["image"] == "postgres:15.14-bookworm"
+    volumes = {v.label("django-docker.volume"): v for v in plan.of_type(VOLUME)}
+    assert backup.inputs["volumes"] == [{"volumeName": volumes["backups"].outputs["name"], "containerPath": "/backups"}]
+    assert volumes["backups"].options["protect"] and volumes["backups"].options["retain_on_delete"]
+    script = backup.inputs["command"][2]
+    assert f'-prod-before-{GIT_SHA[:12]}.dump"' in script and "tail -n +8" in script  # newest 7 kept
+    # The password reaches pg_dump only through the (secret) environment.
+    assert "envs" in backup.secret_paths and "PGPASSWORD=" not in script
+    assert backup.label("django-docker.before-image") == DEV_DIGEST
