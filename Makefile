@@ -15,7 +15,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= dev-only-passphrase
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: help host-packages policy-venv setup services docker up preview test rehearse rehearse-release rehearse-down benchmark promote rollback \
-	status ps logs manage shell exec benchmark-ops
+	status ps logs manage shell exec backup backups restore benchmark-ops
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
@@ -104,6 +104,16 @@ shell: setup ## Django's shell in a one-off container of the running release
 
 exec: setup ## ARGS in one running container of SERVICE: make exec STACK=prod SERVICE=web [REPLICA=2] ARGS="sh"
 	@$(PY) -m ops exec $(STACK) --service $(or $(SERVICE),web) $(if $(REPLICA),--replica $(REPLICA)) -- $(ARGS)
+
+backup: setup ## pg_dump STACK's database into its backups volume now
+	@$(PY) -m ops backup $(STACK)
+
+backups: setup ## List STACK's backups
+	@$(PY) -m ops backups $(STACK)
+
+restore: setup ## Replace STACK's database with BACKUP=<name> (ARGS=--stop-app stops the app meanwhile); a pre-restore backup first
+	@test -n "$(BACKUP)" || { echo "make restore: set BACKUP=<name> (make backups STACK=$(STACK) lists them)" >&2; exit 2; }
+	@$(PY) -m ops restore $(STACK) "$(BACKUP)" $(ARGS)
 
 benchmark-ops: setup ## How long each day-2 command takes on STACK's running containers
 	$(PY) -m ops.benchmark $(STACK)

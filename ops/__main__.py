@@ -6,6 +6,9 @@
   manage STACK [-T] -- ARGS…        `python manage.py ARGS` in a one-off container of the running release
   shell STACK [-T]                  `manage shell`
   exec STACK --service S [--replica N] [-T] -- ARGS…
+  backup STACK                      pg_dump the database into the stack's backups volume now
+  backups STACK                     the backups there, oldest first
+  restore STACK NAME [--stop-app | --force]   replace the database with a backup (a pre-restore backup first)
 Every command finds the stack by its labels on the stack's own Docker host, and changes none of
 its resources. Refusals are one line; the exit code of manage and exec is the command's.
 """
@@ -15,6 +18,8 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
+
+import docker.errors
 
 from ops.stack import OpsError, StackOnHost
 
@@ -58,6 +63,24 @@ def _exec(stack: StackOnHost, args) -> int:
     return exec_in(stack, args.service, args.args, replica=args.replica, no_tty=args.no_tty)
 
 
+def _backup(stack: StackOnHost, args) -> int:
+    from ops.backup import backup
+
+    return backup(stack)
+
+
+def _backups(stack: StackOnHost, args) -> int:
+    from ops.backup import list_backups
+
+    return list_backups(stack)
+
+
+def _restore(stack: StackOnHost, args) -> int:
+    from ops.backup import restore
+
+    return restore(stack, args.name, stop_app=args.stop_app, force=args.force)
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m ops", description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -85,6 +108,13 @@ def parser() -> argparse.ArgumentParser:
     ex = command("exec", _exec, "run ARGS in one running container of a service", tty=True, rest=True)
     ex.add_argument("--service", required=True, help="the service (web, celery-worker, …)")
     ex.add_argument("--replica", help="which replica (default: the first healthy one)")
+    command("backup", _backup, "pg_dump the database into the stack's backups volume now")
+    command("backups", _backups, "list the stack's backups")
+    re_ = command("restore", _restore, "replace the database with a backup, all or nothing")
+    re_.add_argument("name", help="the backup's file name (make backups lists them)")
+    how = re_.add_mutually_exclusive_group()
+    how.add_argument("--stop-app", action="store_true", help="stop web, worker and beat for the restore, then start them")
+    how.add_argument("--force", action="store_true", help="restore under the running app")
     return top
 
 
@@ -105,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
     except OpsError as error:
         print(f"ops {args.command}: {error}", file=sys.stderr)
         return 2
+    except docker.errors.DockerException as error:  # e.g. a container removed under us
+        text = (str(error).splitlines() or [error.__class__.__name__])[0]
+        print(f"ops {args.command}: the Docker engine refused: {text[:240]}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":
