@@ -1,7 +1,11 @@
 """failed-migration: a release whose migration the data breaks. `pulumi up` fails at the
-migrate job, the old release keeps serving; the operator fixes the data and runs `pulumi up`
+migrate job, the old release keeps serving, and the backup taken just before the migration is
+there (stacks with backupBeforeMigrate); the operator fixes the data and runs `pulumi up`
 again with the same image, which runs the migration again and releases."""
 
+from components import render
+from ops.backup import Backups
+from ops.stack import StackOnHost
 from rehearsal.scenarios import Scenario, Up, expect
 
 BAD_ROW = "insert into visits_visit (created_at, path, served_by, processed_by) values (now(), '', 'rehearsal', '')"
@@ -24,7 +28,20 @@ def failed(ctx, result) -> str:
     expect(sha == ctx.serving_before, f"/health/ reports {sha}, not the release that ran before")
     recorded = ctx.psql("select count(*) from django_migrations where name = '0002_visit_path_not_empty'")
     expect(recorded == "0", "the failed migration is recorded as applied")
-    return f"`pulumi up` failed at migrate; {sha[:12]} still serves; the migration is not applied"
+    return f"`pulumi up` failed at migrate; {sha[:12]} still serves; the migration is not applied" + backup_taken(ctx)
+
+
+def backup_taken(ctx) -> str:
+    """The before-migrate backup of the failed release: there, complete, holding the data the migration met."""
+    if not any(r.label("django-docker.service") == "backup" for r in ctx.rp.plan.resources):
+        return " (this stack takes no backup before migrating)"
+    store = Backups(StackOnHost(ctx.stack, client=ctx.session.client))
+    wanted = f"-{ctx.stack}-before-{render.short_sha(ctx.sha_of('bad-migration'))}.dump"
+    taken = [b for b in store.list() if b.name.endswith(wanted)]
+    expect(len(taken) == 1, f"expected one backup *{wanted} before the migration, found {[b.name for b in taken]}")
+    code, listing = store.run(["pg_restore", "--list", f"{render.BACKUP_DIR}/{taken[0].name}"])
+    expect(code == 0 and "TABLE DATA public visits_visit" in listing, "the backup is not a readable dump of the visits")
+    return f"; the backup taken before it: {taken[0].name} ({taken[0].size} bytes, readable)"
 
 
 def released(ctx, result) -> str:
