@@ -304,8 +304,15 @@ class _Reader:
         return self._raw(key)
 
 
+# What goes into the image: only changes here make a checkout's image `-dirty`. A stack file
+# that `pulumi stack init` or `pulumi config set` just wrote (the passphrase provider's
+# encryptionsalt, a registry) changes no byte of the image, and must not change its tag.
+IMAGE_SOURCES_DIR = "django_app"
+
+
 def resolve_git_sha(root: Path = PROJECT_ROOT) -> str:
-    """The SHA the image is tagged with: CI's (GIT_SHA, then GITHUB_SHA) or the checkout's, with `-dirty`."""
+    """The SHA the image is tagged with: CI's (GIT_SHA, then GITHUB_SHA) or the checkout's, with
+    `-dirty` when the image's build context has uncommitted changes."""
     for variable in ("GIT_SHA", "GITHUB_SHA"):
         value = os.environ.get(variable, "").strip()
         if value:
@@ -314,7 +321,7 @@ def resolve_git_sha(root: Path = PROJECT_ROOT) -> str:
             return value
     try:
         sha = _git(root, "rev-parse", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=normal")
+        dirty = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", IMAGE_SOURCES_DIR)
     except (OSError, subprocess.CalledProcessError):
         raise SettingsError("git: cannot read the checkout's commit; run from a git clone or set GIT_SHA") from None
     return sha + ("-dirty" if dirty else "")

@@ -1,7 +1,13 @@
 """Volumes: PostgreSQL data, Redis data, database backups, static files, media.
 
-With `protectData` the data volumes (backups included) are `protect`ed (a `pulumi destroy`
-refuses to run) and `retain_on_delete` (even an unprotected delete leaves the Docker volume).
+With `protectData` the data volumes (backups included) are `protect`ed and `retain_on_delete`.
+What that does and does not do: `protect` does not stop a `pulumi destroy` (or an update that
+deletes them) from starting. The engine refuses only the protected resource's own delete step
+(pulumi/pulumi pkg/resource/deploy/step.go, DeleteStep.Apply: deleteProtectedError), so a
+destroy removes the containers, networks and file volumes, then fails at these volumes, and the
+data stays. `retain_on_delete` keeps the Docker volume even when the protection was lifted
+(DeleteStep.Apply skips the provider's delete). Removing a stack on purpose: README, "Removing a
+stack".
 """
 
 from __future__ import annotations

@@ -117,3 +117,28 @@ def test_durations_are_spelled_as_go_does(ns, text):
 def test_healthcheck_durations_are_read_in_gos_spelling(given, spelled):
     plan = plan_stack("dev", overrides={"healthcheckInterval": given})
     assert plan.container("django-docker-web-1").inputs["healthcheck"]["interval"] == spelled
+
+
+def test_only_changes_to_the_image_sources_make_the_tag_dirty(tmp_path, monkeypatch):
+    """`pulumi stack init` writes an encryptionsalt into Pulumi.<stack>.yaml: no byte of the image
+    changes, so the tag must stay the clean commit's; an edit under django_app/ is `-dirty`."""
+    import subprocess
+
+    from components.settings import resolve_git_sha
+
+    monkeypatch.delenv("GIT_SHA", raising=False)
+    monkeypatch.delenv("GITHUB_SHA", raising=False)
+    git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "django_app").mkdir()
+    (tmp_path / "django_app" / "app.py").write_text("x = 1\n")
+    (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    clean = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    (tmp_path / "Pulumi.dev.yaml").write_text("encryptionsalt: v1:abc\nconfig: {}\n")
+    (tmp_path / ".pulumi-state").mkdir()
+    (tmp_path / ".pulumi-state" / "x.json").write_text("{}")
+    assert resolve_git_sha(tmp_path) == clean
+    (tmp_path / "django_app" / "new.py").write_text("y = 2\n")
+    assert resolve_git_sha(tmp_path) == clean + "-dirty"
