@@ -46,12 +46,13 @@ services: ## Start PostgreSQL and Redis on loopback for the Django tests (root; 
 docker: ## Make sure a Docker engine answers (root; installs docker.io if missing)
 	$(SUDO) bash scripts/start-docker.sh
 
-up: setup ## pulumi up on STACK (default dev)
-	@command -v pulumi >/dev/null || { echo "make up: the Pulumi CLI is not installed; see https://www.pulumi.com/docs/install/" >&2; exit 1; }
-	mkdir -p .pulumi-state
-	pulumi login "$$PULUMI_BACKEND_URL"
-	pulumi stack select --create $(STACK)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" pulumi up --stack $(STACK)
+up: setup ## pulumi up on STACK (default dev); fetches the pinned Pulumi CLI into .tools/ when none is on PATH
+	@cli=$$(bash scripts/pulumi-cli.sh) || exit 1; \
+	export PATH="$$(dirname "$$cli"):$(CURDIR)/$(VENV)/bin:$$PATH"; \
+	mkdir -p .pulumi-state && \
+	pulumi login "$$PULUMI_BACKEND_URL" && \
+	pulumi stack select --create $(STACK) && \
+	pulumi up --stack $(STACK)
 
 policy/venv/.installed: policy/requirements.txt
 	python3 -m venv policy/venv
