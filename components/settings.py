@@ -386,6 +386,7 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
     read = _Reader(config or pulumi.Config(PROJECT))
     # The Docker provider's own setting, read here so every setting has one reader.
     docker_host = (pulumi.Config("docker").get("host") or "").strip()
+    _check_registry_auth(pulumi.Config("docker"))
 
     image = _image(read, git_sha)
     server_name = read.string("serverName", pattern=_HOST_RE, expected="a host name, e.g. example.com", required=True)
@@ -449,6 +450,31 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         django_hsts_seconds=read.integer("djangoHstsSeconds", low=0, high=63072000),
         django_log_level=read.string("djangoLogLevel", allowed=LOG_LEVELS),
     )
+
+
+def _check_registry_auth(docker_config: pulumi.Config) -> None:
+    """The provider's own `docker:registryAuth`: what its image pulls authenticate with (prod pulls
+    the promoted digest; a private registry needs it). The provider matches an entry to a pull by
+    the registry's host name (terraform-provider-docker v4.5.0 provider.go:303-345,
+    resource_docker_image_funcs.go:249-255). Refused: an entry without an address, and a
+    password stored in plain text (the whole key is secret once any part of it was set --secret).
+    """
+    key = "docker:registryAuth"
+    try:
+        entries = docker_config.get_object("registryAuth")
+    except (ValueError, TypeError):
+        raise SettingsError(f"{key}: not a list of {{address, username, password}}; set it with "
+                            f"`pulumi config set --path '{key}[0].address' ghcr.io`") from None
+    if entries is None:
+        return
+    if not isinstance(entries, list):
+        raise SettingsError(f"{key}: not a list of {{address, username, password}}")
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not str(entry.get("address") or "").strip():
+            raise SettingsError(f"{key}[{index}].address: required, the registry host (e.g. ghcr.io)")
+        if entry.get("password") and not pulumi.runtime.is_config_secret(key):
+            raise SettingsError(f"{key}[{index}].password: stored in plain text; set it with "
+                                f"`pulumi config set --secret --path '{key}[{index}].password'`")
 
 
 def _image(read: _Reader, git_sha: Optional[str]) -> ImageSettings:

@@ -142,3 +142,29 @@ def test_only_changes_to_the_image_sources_make_the_tag_dirty(tmp_path, monkeypa
     assert resolve_git_sha(tmp_path) == clean
     (tmp_path / "django_app" / "new.py").write_text("y = 2\n")
     assert resolve_git_sha(tmp_path) == clean + "-dirty"
+
+
+REGISTRY_AUTH = '[{"address": "ghcr.io", "username": "deploy", "password": "token-123"}]'
+
+
+def test_prod_pulls_from_a_private_registry_with_the_providers_registry_auth():
+    from tests.program_fixtures import PROD_SECRETS, plan_prod
+
+    plan = plan_prod(secrets={**PROD_SECRETS, "docker:registryAuth": REGISTRY_AUTH})
+    assert plan.outputs["imageRef"]
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"overrides": {"docker:registryAuth": REGISTRY_AUTH}},
+     "docker:registryAuth[0].password: stored in plain text; set it with `pulumi config set --secret --path 'docker:registryAuth[0].password'`"),
+    ({"overrides": {"docker:registryAuth": '[{"username": "deploy"}]'}},
+     "docker:registryAuth[0].address: required, the registry host (e.g. ghcr.io)"),
+    ({"overrides": {"docker:registryAuth": '{"address": "ghcr.io"}'}},
+     "docker:registryAuth: not a list of {address, username, password}"),
+])
+def test_registry_auth_is_refused_in_one_line_before_anything(config, message):
+    from tests.program_fixtures import PROD_SECRETS, plan_prod
+
+    with pytest.raises(PlanError) as error:
+        plan_prod(**config)
+    assert str(error.value) == message
