@@ -55,9 +55,9 @@ class Scenario:
 
 def all_scenarios() -> list[Scenario]:
     from rehearsal.scenarios import (
-        failed_migration, healthcheck, memory, new_commit, nginx_config, promote, scale_down, scale_up,
+        failed_backup, failed_migration, healthcheck, memory, new_commit, nginx_config, promote, scale_down, scale_up,
         unhealthy_release,
     )
 
     return [m.SCENARIO for m in (new_commit, promote, scale_up, scale_down, memory, healthcheck, nginx_config,
-                                 failed_migration, unhealthy_release)]
+                                 failed_backup, failed_migration, unhealthy_release)]

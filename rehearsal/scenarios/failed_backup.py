@@ -1,0 +1,66 @@
+"""failed-backup: a release whose before-migrate backup cannot be written (a full disk, a
+read-only mount: here the backups volume made unwritable). `pulumi up` fails at the backup job,
+before migrate runs; the old release keeps serving. Once the volume is writable again, the same
+`pulumi up` takes the backup, migrates and releases. Stacks without backupBeforeMigrate skip it."""
+
+from components import render
+from ops.backup import Backups
+from ops.stack import StackOnHost
+from rehearsal.scenarios import Scenario, Up, expect
+
+BACKUP_JOB = "django-docker-release-backup"
+_MIGRATIONS_BEFORE: dict[str, str] = {}  # per stack, between lock() and failed()
+
+
+def _backups(ctx) -> Backups:
+    return Backups(StackOnHost(ctx.stack, client=ctx.session.client))
+
+
+def _chmod(ctx, mode: str) -> None:
+    store = _backups(ctx)
+    ctx.session.client.containers.run(store.postgres["Image"], ["chmod", mode, render.BACKUP_DIR], remove=True,
+                                      labels=ctx.session.run_labels, volumes={store.volume: {"bind": render.BACKUP_DIR}})
+
+
+def takes_backups(ctx) -> bool:
+    return any(r.label("django-docker.service") == "backup" for r in ctx.rp.plan.resources)
+
+
+def lock(ctx) -> str:
+    expect(takes_backups(ctx), "this stack takes no backup before migrating (backupBeforeMigrate is off)")
+    _MIGRATIONS_BEFORE[ctx.stack] = ctx.psql("select count(*) from django_migrations")
+    _chmod(ctx, "0")
+    return "the backups volume is made unwritable"
+
+
+def failed(ctx, result) -> str:
+    expect(BACKUP_JOB in (result.error or ""), f"failed elsewhere: {result.error}")
+    ran = {r.step.name for r in result.reports if r.step.op != "same"}
+    expect("django-docker-release-migrate" not in ran, "migrate ran although the backup failed")
+    expect(ctx.psql("select count(*) from django_migrations") == _MIGRATIONS_BEFORE[ctx.stack], "migrations changed")
+    sha = ctx.serving_sha()
+    expect(sha == ctx.serving_before, f"/health/ reports {sha}, not the release that ran before")
+    return f"`pulumi up` failed at the backup, migrate never ran; {sha[:12]} still serves"
+
+
+def unlock(ctx) -> str:
+    _chmod(ctx, "755")
+    return "the backups volume is writable again"
+
+
+def released(ctx, result) -> str:
+    ran = {r.step.name for r in result.reports if r.step.op != "same"}
+    expect({BACKUP_JOB, "django-docker-release-migrate"} <= ran, f"backup and migrate did not both run: {sorted(ran)}")
+    wanted = f"-{ctx.stack}-before-{render.short_sha(ctx.sha_of('next-commit'))}.dump"
+    taken = [b.name for b in _backups(ctx).list() if b.name.endswith(wanted)]
+    expect(len(taken) == 1, f"expected one backup *{wanted}, found {taken}")
+    sha = ctx.serving_sha()
+    expect(sha == ctx.sha_of("next-commit"), f"/health/ reports {sha}, not the new release")
+    return f"the same `pulumi up` again took {taken[0]}, migrated and released {sha[:12]}"
+
+
+SCENARIO = Scenario("failed-backup", (
+    Up("the next commit, with the backups volume unwritable", image="next-commit", succeeds=False,
+       before=lock, check=failed),
+    Up("the same release again, with the volume writable", before=unlock, check=released),
+))
