@@ -186,7 +186,8 @@ class StackOnHost:
         self.where = describe_host(client, docker_host)
         self.boxes = self.refresh()
         if not self.boxes:
-            elsewhere = sorted({c.labels.get(STACK) for c in client.containers.list(all=True, filters={"label": STACK})} - {None})
+            summaries = client.api.containers(all=True, filters={"label": STACK})
+            elsewhere = sorted({(c.get("Labels") or {}).get(STACK) for c in summaries} - {None})
             there = f"stacks there: {', '.join(elsewhere)}" if elsewhere else "no stack of this project there"
             raise OpsError(f"stack {stack} is not running on {self.where}: no container is labelled {STACK}={stack} ({there})")
 
