@@ -273,7 +273,14 @@ def nginx_conf(
         # add_header in a location replaces the server's, so every location states them all.
         return "\n".join(f"{indent}add_header {name} {value} always;" for name, value in (*headers, *extra))
 
+    # Django sends some of these itself (SecurityMiddleware: HSTS with `preload`, nosniff,
+    # Referrer-Policy; XFrameOptionsMiddleware). nginx states them for every response, so the
+    # app's copies are hidden and each header is sent once: the TLS rehearsal found two
+    # Strict-Transport-Security headers with different values, and a client heeds only the
+    # first (RFC 6797 section 8.1).
+    hidden = "\n".join(f"            proxy_hide_header {name};" for name, _ in headers)
     proxy = f"""            proxy_pass http://django;
+{hidden}
             proxy_http_version 1.1;
             proxy_set_header Connection "";
             proxy_set_header Host $host;

@@ -25,7 +25,7 @@ from rehearsal.load import Load, Report
 from rehearsal.scenarios import Scenario, ScenarioFailed, all_scenarios
 from rehearsal.session import Session
 from rehearsal import smoke
-from rehearsal.smoke import Smoke, front_door
+from rehearsal.smoke import Smoke, front_door, http_session
 from rehearsal.stacks import RehearsalPlan, plan_for_rehearsal, promoted_ref
 from rehearsal.variants import VARIANTS, scratch_dir
 
@@ -51,6 +51,10 @@ class Context:
     tags: dict[str, str] = field(default_factory=dict)  # variant -> image tag the plan built
     serving_before: str = ""
     scratch: Path = field(default_factory=scratch_dir)
+    secrets: dict = field(default_factory=dict)
+    """Secret config for the plan, as `pulumi config set --secret` would give it."""
+    tls_ca: Optional[str] = None
+    """CA bundle (a file) the stack's HTTPS certificate is verified against, when TLS is on."""
 
     # -- planning
 
@@ -60,7 +64,8 @@ class Context:
         return self.rp
 
     def plan_only(self, variant: str) -> RehearsalPlan:
-        self.rp, self.variant = plan_for_rehearsal(self.stack, overrides=self.overrides, git_sha=VARIANTS[variant].git_sha), variant
+        self.rp, self.variant = plan_for_rehearsal(self.stack, overrides=self.overrides, secrets=self.secrets,
+                                                   git_sha=VARIANTS[variant].git_sha), variant
         return self.rp
 
     def prepare(self, rp: RehearsalPlan) -> str:
@@ -81,7 +86,8 @@ class Context:
 
     def get(self, path: str) -> requests.Response:
         base, host = self.front()
-        return requests.get(base + path, headers={"Host": host}, timeout=10, allow_redirects=False)
+        with http_session(base, host, self.tls_ca) as session:
+            return session.get(base + path, timeout=10, allow_redirects=False)
 
     def serving_sha(self) -> str:
         response = self.get("/health/")
@@ -166,7 +172,7 @@ def boot(ctx: Context, phase) -> list:
         info["text"] = ctx.session.preview_after(ctx.rp)
     with phase("smoke", info):
         smoke = Smoke(ctx.session.client, ctx.rp.plan, ctx.session.state, app_image=ctx.image_of("current"),
-                      run_labels=ctx.session.run_labels, say=ctx.say)
+                      run_labels=ctx.session.run_labels, say=ctx.say, tls_ca=ctx.tls_ca)
         checks = smoke.run()
         info["text"] = f"{sum(c.ok for c in checks)} of {len(checks)} checks passed through {smoke.base} (Host: {smoke.host})"
     with phase("ops", info):

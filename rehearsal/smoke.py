@@ -13,12 +13,13 @@ import tarfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 import docker
 import docker.errors
 import requests
+from requests.adapters import HTTPAdapter
 
 from rehearsal.engine import LOOPBACK, container_tail, live
 from rehearsal.errors import RehearsalError
@@ -53,20 +54,54 @@ def require(condition: bool, message: str) -> None:
 
 
 def front_door(plan: Plan) -> tuple[str, str, str]:
-    """(base URL on 127.0.0.1, Host header, nginx container logical name) from the plan."""
+    """(base URL on 127.0.0.1, Host header, nginx container logical name) from the plan.
+
+    With TLS on (the stack's url is https) the base is nginx's HTTPS port: port 80 only redirects.
+    """
     nginx = plan.containers("nginx")
     require(len(nginx) == 1, f"expected one nginx container in the plan, found {len(nginx)}")
-    ports = [p for p in nginx[0].inputs.get("ports") or [] if int(p["internal"]) == 80]
-    require(len(ports) == 1, "nginx publishes no port for 80")
+    url = plan.outputs.get("url") or ""
+    scheme, internal = ("https", 443) if url.startswith("https://") else ("http", 80)
+    ports = [p for p in nginx[0].inputs.get("ports") or [] if int(p["internal"]) == internal]
+    require(len(ports) == 1, f"nginx publishes no port for {internal}")
     port = ports[0]
     # The rehearsal publishes on loopback only, whatever the stack's bindAddress.
-    url = plan.outputs.get("url") or f"http://localhost:{int(port['external'])}/"
-    return f"http://{LOOPBACK}:{int(port['external'])}", urlsplit(url).netloc, nginx[0].name
+    url = url or f"http://localhost:{int(port['external'])}/"
+    return f"{scheme}://{LOOPBACK}:{int(port['external'])}", urlsplit(url).netloc, nginx[0].name
+
+
+class ServerNameAdapter(HTTPAdapter):
+    """HTTPS to an address (nginx on 127.0.0.1) as if to a host name: urllib3 sends the name as
+    SNI (`server_hostname`) and OpenSSL verifies the certificate for that name against the
+    session's `verify` bundle (urllib3 2.x connection.py: check_hostname stays on). Nothing
+    else about verification changes."""
+
+    def __init__(self, server_name: str, **kwargs):
+        self.server_name = server_name
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, server_hostname=self.server_name, **kwargs)
+
+
+def http_session(base: str, host: str, ca_file: Optional[str] = None) -> requests.Session:
+    """A session for the stack's front door: the Host header, and for HTTPS the server name and
+    the CA the certificate must chain to (the rehearsal's own, for a certificate it generated)."""
+    session = requests.Session()
+    session.headers["Host"] = host
+    if base.startswith("https://"):
+        require(ca_file is not None, f"{base} is HTTPS but no CA to verify its certificate against was given")
+        session.mount(base, ServerNameAdapter(urlsplit(f"//{host}").hostname))
+        session.verify = ca_file
+        # Else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment win over session.verify
+        # (psf/requests#3829); nothing else from the environment (proxies, .netrc) belongs here.
+        session.trust_env = False
+    return session
 
 
 class Smoke:
     def __init__(self, client: docker.DockerClient, plan: Plan, state: State, *, app_image: str,
-                 run_labels: dict[str, str], say: Callable[[str], None]):
+                 run_labels: dict[str, str], say: Callable[[str], None], tls_ca: Optional[str] = None):
         self.client = client
         self.api = client.api
         self.plan = plan
@@ -76,8 +111,7 @@ class Smoke:
         self.run_labels = run_labels
         self.say = say
         self.base, self.host, self.nginx = front_door(plan)
-        self.http = requests.Session()
-        self.http.headers["Host"] = self.host
+        self.http = http_session(self.base, self.host, tls_ca)
 
     # -- helpers
 

@@ -8,7 +8,8 @@ standing for that build (`imagePushed: true`, pushing skipped). A stack pinned t
 references to the real image ids.
 
 `git_sha` stands for the commit being deployed (the program reads GIT_SHA, as CI sets it);
-`overrides` for `pulumi config set` on the stack.
+`overrides` for `pulumi config set` on the stack, `secrets` for `pulumi config set --secret`
+(the promoting stack's own; the source stack is planned as committed).
 """
 
 from __future__ import annotations
@@ -70,17 +71,17 @@ def commit(git_sha: Optional[str]):
 
 
 def plan_for_rehearsal(stack: str, *, overrides: Optional[Mapping[str, Any]] = None,
-                       git_sha: Optional[str] = None) -> RehearsalPlan:
+                       secrets: Optional[Mapping[str, Any]] = None, git_sha: Optional[str] = None) -> RehearsalPlan:
     overrides = dict(overrides or {})
     try:
         config, ns = stack_config(stack)
         source = overrides.get("imageSource", config.get(f"{ns}:imageSource", "build"))
         with commit(git_sha):
             if source == "build":
-                plan = plan_stack(stack, overrides=overrides)
+                plan = plan_stack(stack, overrides=overrides, secrets=secrets)
                 return RehearsalPlan(stack, plan, _the_build(plan, stack), stack)
             if source == "pin":
-                plan = plan_stack(stack, overrides=overrides)
+                plan = plan_stack(stack, overrides=overrides, secrets=secrets)
                 return RehearsalPlan(stack, plan, None, stack, [overrides.get("imagePin") or config.get(f"{ns}:imagePin", "")])
             if source == "stack":
                 source_stack = str(overrides.get("imageSourceStack", config.get(f"{ns}:imageSourceStack", ""))).rsplit("/", 1)[-1]
@@ -90,7 +91,7 @@ def plan_for_rehearsal(stack: str, *, overrides: Optional[Mapping[str, Any]] = N
                 build = _the_build(source_plan, source_stack)
                 ref = promoted_ref(build.inputs["imageName"])
                 sha = source_plan.outputs.get("gitSha") or "rehearsal"
-                plan = plan_stack(stack, overrides=overrides,
+                plan = plan_stack(stack, overrides=overrides, secrets=secrets,
                                   **plan_options(stack, app_ref=ref, git_sha=sha, overrides=overrides))
                 return RehearsalPlan(stack, plan, build, source_stack, [ref])
         raise RehearsalError(f"{stack}: imageSource={source} is not one the rehearsal knows (build, stack, pin)")

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from rehearsal.plan import IMAGE, JOB, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, PlanError
+from rehearsal.tls import certificates_for
 from tests.program_fixtures import DEV_DIGEST, DEV_STACK, GIT_SHA, PROD_SECRETS, dev_outputs, env_of, plan_prod
 
 APP_SERVICES = {"migrate", "collectstatic", "web", "celery-worker"}
@@ -96,14 +97,19 @@ def test_local_only_dev_image_cannot_be_promoted():
 
 
 def test_tls_publishes_443_and_uploads_the_key_as_a_secret():
-    plan = plan_prod(secrets={**PROD_SECRETS, "tlsCertificate": "CERT-PEM-TEXT", "tlsKey": "KEY-PEM-TEXT"}, overrides={"djangoHstsSeconds": 31536000})
+    certs = certificates_for("example.com")
+    plan = plan_prod(secrets={**PROD_SECRETS, "tlsCertificate": certs.cert_pem, "tlsKey": certs.key_pem},
+                     overrides={"djangoHstsSeconds": 31536000})
     nginx = plan.container("django-docker-nginx")
     assert [p["internal"] for p in nginx.inputs["ports"]] == [80, 443]
     files = {u["file"]: u for u in nginx.inputs["uploads"]}
-    assert files["/etc/nginx/tls/server.key"]["content"] == "KEY-PEM-TEXT"
+    assert files["/etc/nginx/tls/server.crt"]["content"] == certs.cert_pem
+    assert files["/etc/nginx/tls/server.key"]["content"] == certs.key_pem
     assert files["/etc/nginx/tls/server.key"]["permissions"] == "0600"
     assert any(path.startswith("uploads") for path in nginx.secret_paths)
-    assert "KEY-PEM-TEXT" not in json.dumps({k: v for k, v in nginx.inputs.items() if k not in nginx.secret_paths})
+    body = certs.key_pem.splitlines()[1]
+    assert body not in json.dumps({k: v for k, v in nginx.inputs.items() if k not in nginx.secret_paths})
+    assert body not in json.dumps(plan.outputs)
     env = env_of(plan.container("django-docker-web-1"))
     assert (env["DJANGO_SECURE_SSL_REDIRECT"], env["DJANGO_SECURE_COOKIES"], env["DJANGO_SECURE_HSTS_SECONDS"]) == ("true", "true", "31536000")
     assert env["DJANGO_CSRF_TRUSTED_ORIGINS"] == "https://example.com"

@@ -7,8 +7,8 @@ from django.db import transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.text import get_valid_filename
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from visits.models import Visit
 from visits.tasks import process_visit
@@ -28,9 +28,13 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "visits/index.html", {"visit": visit, "recent": recent, "hostname": socket.gethostname()})
 
 
-@require_GET
+@ensure_csrf_cookie
+@require_http_methods(["GET", "POST"])
 def whoami(request: HttpRequest) -> JsonResponse:
-    return JsonResponse({"hostname": socket.gethostname()})
+    """Which replica answered, and whether Django saw the request as HTTPS (nginx terminates TLS
+    and says so in X-Forwarded-Proto). GET sets the CSRF cookie, as a page with a form does; POST
+    is CSRF-protected (not exempt), so one that passes shows the CSRF checks pass behind nginx."""
+    return JsonResponse({"hostname": socket.gethostname(), "secure": request.is_secure()})
 
 
 # The JSON endpoints carry no cookie-based authority (there are no sessions or logins),

@@ -2,7 +2,6 @@
 checked by a real nginx of the pinned feature set in tests/rehearsal/test_standins.py."""
 
 import crossplane
-import pytest
 
 from components import render
 
@@ -152,6 +151,12 @@ def test_nginx_conf_tls_redirects_and_adds_hsts(tmp_path):
     assert [d["args"] for d in _find(parsed, "http2")] == [["on"]]
     assert [d["args"] for d in _find(parsed, "return")] == [["204"], ["301", "https://$host:8443$request_uri"], ["502"]]
     assert ["Strict-Transport-Security", "max-age=600; includeSubDomains", "always"] in [d["args"] for d in _find(parsed, "add_header")]
+    # Each header nginx adds to the app's answers is hidden from the app's own answer: sent once.
+    locations = {d["args"][0]: d["block"] for d in _find(parsed, "location")}
+    for name in ("/", "@again"):
+        added = {d["args"][0] for d in locations[name] if d["directive"] == "add_header"}
+        hidden = {d["args"][0] for d in locations[name] if d["directive"] == "proxy_hide_header"}
+        assert "Strict-Transport-Security" in added and added == hidden, name
 
 
 def test_nginx_healthcheck_probes_its_own_door():

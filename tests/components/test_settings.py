@@ -1,5 +1,7 @@
 """Bad stack config fails before any resource exists, with one line that names the key."""
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 
 from rehearsal.plan import PlanError, plan_stack
@@ -119,6 +121,129 @@ def test_healthcheck_durations_are_read_in_gos_spelling(given, spelled):
     assert plan.container("django-docker-web-1").inputs["healthcheck"]["interval"] == spelled
 
 
+# --- TLS: certificates generated here (rehearsal.tls.certificates_for, cryptography) --------------
+
+def _tls(cert: str, key: str) -> dict:
+    return {"tlsCertificate": cert, "tlsKey": key}
+
+
+def _refused_before_anything(monkeypatch, secrets: dict) -> str:
+    """plan_stack('dev') with these TLS secrets: the one-line refusal, and nothing registered."""
+    from rehearsal import plan as plan_module
+
+    registered = []
+    original = plan_module._RecordingMonitor.RegisterResource
+
+    def spy(self, request):
+        if request.type != "pulumi:pulumi:Stack":
+            registered.append(request.type)
+        return original(self, request)
+
+    monkeypatch.setattr(plan_module._RecordingMonitor, "RegisterResource", spy)
+    with pytest.raises(PlanError) as error:
+        plan_stack("dev", secrets=secrets)
+    assert registered == []
+    message = str(error.value)
+    assert "\n" not in message
+    # Nothing of the secret text in the message.
+    for value in secrets.values():
+        for line in value.splitlines():
+            if line and not line.startswith("-----"):
+                assert line not in message
+    return message
+
+
+def test_a_valid_certificate_and_key_serve_https():
+    from rehearsal.tls import certificates_for
+
+    certs = certificates_for("localhost")
+    plan = plan_stack("dev", secrets=_tls(certs.cert_pem, certs.key_pem))
+    assert plan.outputs["url"].startswith("https://localhost")
+
+
+def test_a_wildcard_certificate_covers_the_server_name():
+    from rehearsal.tls import certificates_for
+
+    certs = certificates_for("app.example.com", names=["*.example.com"])
+    plan = plan_stack("dev", overrides={"serverName": "app.example.com"}, secrets=_tls(certs.cert_pem, certs.key_pem))
+    assert plan.outputs["url"].startswith("https://app.example.com")
+
+
+def test_a_key_that_is_not_the_certificates_is_refused(monkeypatch):
+    from rehearsal.tls import certificates_for
+
+    certs, other = certificates_for("localhost"), certificates_for("localhost")
+    message = _refused_before_anything(monkeypatch, _tls(certs.cert_pem, other.key_pem))
+    assert message == "tlsKey: does not match tlsCertificate (the key's public key is not the certificate's)"
+
+
+def test_an_expired_certificate_is_refused(monkeypatch):
+    from rehearsal.tls import certificates_for
+
+    until = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    certs = certificates_for("localhost", valid_from=until - timedelta(days=90), valid_until=until)
+    message = _refused_before_anything(monkeypatch, _tls(certs.cert_pem, certs.key_pem))
+    assert message == "tlsCertificate: expired on 2024-01-02 03:04:05 UTC"
+
+
+def test_a_certificate_not_yet_valid_is_refused(monkeypatch):
+    from rehearsal.tls import certificates_for
+
+    start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3)
+    certs = certificates_for("localhost", valid_from=start, valid_until=start + timedelta(days=90))
+    message = _refused_before_anything(monkeypatch, _tls(certs.cert_pem, certs.key_pem))
+    assert message == f"tlsCertificate: not valid before {start:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def test_a_certificate_for_another_name_is_refused(monkeypatch):
+    from rehearsal.tls import certificates_for
+
+    certs = certificates_for("localhost", names=["www.example.org", "*.example.net"])
+    message = _refused_before_anything(monkeypatch, _tls(certs.cert_pem, certs.key_pem))
+    assert message == "tlsCertificate: does not cover serverName 'localhost'; it names www.example.org, *.example.net"
+
+
+@pytest.mark.parametrize("which", ["tlsCertificate", "tlsKey"])
+def test_garbage_is_refused_naming_the_key(monkeypatch, which):
+    from rehearsal.tls import certificates_for
+
+    certs = certificates_for("localhost")
+    secrets = _tls(certs.cert_pem, certs.key_pem)
+    secrets[which] = "-----BEGIN SOMETHING-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END SOMETHING-----\n"
+    message = _refused_before_anything(monkeypatch, secrets)
+    assert message == {
+        "tlsCertificate": "tlsCertificate: not a PEM certificate; expected the server's certificate, then any "
+                          "intermediates, each between -----BEGIN CERTIFICATE----- lines",
+        "tlsKey": "tlsKey: not a PEM private key; expected -----BEGIN PRIVATE KEY----- (or RSA/EC PRIVATE KEY), unencrypted",
+    }[which]
+
+
+def test_the_certificate_and_key_swapped_are_refused(monkeypatch):
+    from rehearsal.tls import certificates_for
+
+    certs = certificates_for("localhost")
+    message = _refused_before_anything(monkeypatch, _tls(certs.key_pem, certs.cert_pem))
+    assert message.startswith("tlsCertificate: not a PEM certificate;")
+
+
+def test_an_encrypted_key_is_refused(monkeypatch):
+    from cryptography.hazmat.primitives import serialization
+
+    from rehearsal.tls import certificates_for
+
+    certs = certificates_for("localhost")
+    encrypted = certs.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.BestAvailableEncryption(b"passphrase")).decode()
+    message = _refused_before_anything(monkeypatch, _tls(certs.cert_pem, encrypted))
+    assert message == "tlsKey: encrypted; nginx needs the private key without a passphrase"
+
+
+def test_tls_in_plain_text_is_refused_before_it_is_parsed():
+    with pytest.raises(PlanError) as error:
+        plan_stack("dev", overrides={"tlsCertificate": "x", "tlsKey": "y"})
+    assert str(error.value) == "tlsCertificate: stored in plain text; set it with `pulumi config set --secret tlsCertificate`"
+
+
 def test_only_changes_to_the_image_sources_make_the_tag_dirty(tmp_path, monkeypatch):
     """`pulumi stack init` writes an encryptionsalt into Pulumi.<stack>.yaml: no byte of the image
     changes, so the tag must stay the clean commit's; an edit under django_app/ is `-dirty`."""
@@ -163,7 +288,7 @@ def test_prod_pulls_from_a_private_registry_with_the_providers_registry_auth():
      "docker:registryAuth: not a list of {address, username, password}"),
 ])
 def test_registry_auth_is_refused_in_one_line_before_anything(config, message):
-    from tests.program_fixtures import PROD_SECRETS, plan_prod
+    from tests.program_fixtures import plan_prod
 
     with pytest.raises(PlanError) as error:
         plan_prod(**config)
