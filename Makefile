@@ -14,7 +14,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= dev-only-passphrase
 # Services and the engine need root: use sudo where we are not (GitHub's runners).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help host-packages policy-venv setup services docker up preview test rehearse rehearse-release rehearse-down benchmark promote rollback \
+.PHONY: help host-packages policy-venv setup services docker up preview test rehearse rehearse-release rehearse-faults rehearse-tls rehearse-down benchmark promote rollback \
 	status ps logs manage shell exec backup backups restore benchmark-ops
 
 help:
@@ -70,8 +70,14 @@ test: setup services docker ## Every test: program (mocks), Django (real Postgre
 rehearse: setup docker ## Boot STACK's planned topology on the local Docker engine, smoke-test it, tear it down (ARGS=--keep keeps it)
 	$(PY) -m rehearsal up $(STACK) $(ARGS)
 
-rehearse-release: setup docker ## Boot STACK as `make rehearse` does, then rehearse every release scenario under load (ARGS="--scenario NAME" for some)
+rehearse-release: setup docker ## Boot STACK as `make rehearse` does, then rehearse every release scenario under load (ARGS="--scenario NAME" for some, ARGS=--faults then the faults too)
 	$(PY) -m rehearsal release $(STACK) $(ARGS)
+
+rehearse-faults: setup docker ## Boot STACK as `make rehearse` does, then rehearse every fault under load (ARGS="--fault NAME" for some)
+	$(PY) -m rehearsal faults $(STACK) $(ARGS)
+
+rehearse-tls: setup docker ## Boot STACK with HTTPS on (a certificate made for the run, as secret config) and prove TLS end to end
+	$(PY) -m rehearsal tls $(STACK)
 
 rehearse-down: setup ## Remove what `make rehearse ARGS=--keep` left running for STACK
 	$(PY) -m rehearsal down $(STACK)

@@ -1,10 +1,16 @@
-"""python -m rehearsal up STACK [--keep] | release STACK [--keep] [--scenario NAME ...] | down STACK
+"""python -m rehearsal up STACK [--keep] | release STACK [--keep] [--scenario NAME ...] [--faults]
+  | faults STACK [--keep] [--fault NAME ...] | tls STACK | down STACK
 
 up:      boot what `pulumi up` would create for STACK on the local Docker engine, check that a
          second `pulumi up` would change nothing, smoke-test it through nginx, tear it down.
 release: the same boot, then every release scenario (rehearsal/scenarios/) on the running
          stack under steady load through nginx, one line per scenario:
          `release <stack> <scenario>: <N> requests, <F> failed, longest gap <S>s`.
+tls:     the same boot with HTTPS on (a certificate generated for the run, as secret config),
+         then the TLS checks (rehearsal/tls.py): `tls <stack>: <K> checks passed, <M> failed`.
+faults:  the same boot, then every fault (rehearsal/faults/) under steady load through nginx, one
+         line per fault: `fault <stack> <fault>: <N> requests, <F> failed, <L> lost`
+         (`release STACK --faults` runs them after the release scenarios, on the same stack).
 down:    remove what a kept rehearsal of STACK left.
 One line per phase with its duration; a final summary line; exit 1 on any failure.
 """
@@ -77,8 +83,14 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def rehearse(stack: str, keep: bool, scenarios: list[str] | None) -> int:
-    """`up` (scenarios is None) or `release` (scenarios: [] for all, or the names to run)."""
+def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> int:
+    """`up` (scenarios is None) or `release` (scenarios: [] for all, or the names to run).
+
+    hook: runs with the boot (`tls`, `faults`, `release --faults`): `before_boot(ctx)` sets config,
+    `after_boot(ctx, phase)` its checks on the booted stack, `after_scenarios(ctx, phase)` (when
+    it has one) what runs on the stack the scenarios left, `summary(phase_failed)` its final
+    line and failure count.
+    """
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)  # also when started in the background with SIGINT ignored
     run = secrets.token_hex(4)
@@ -94,9 +106,15 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None) -> int:
             if any(leftovers):
                 say("  removed an earlier rehearsal of %s: %d containers, %d networks, %d volumes" % (stack, *leftovers))
         ctx = Context(session, stack, say)
+        if hook is not None:
+            hook.before_boot(ctx)
         checks = boot(ctx, phase)
+        if hook is not None:
+            hook.after_boot(ctx, phase)
         if scenarios is not None and all(c.ok for c in checks):
             outcomes = run_scenarios(ctx, phase, scenarios)
+        if getattr(hook, "after_scenarios", None) and all(c.ok for c in checks) and all(o.ok for o in outcomes):
+            hook.after_scenarios(ctx, phase)  # the faults, on the stack the scenarios left
         if keep:
             base, host, _ = front_door(ctx.rp.plan)
             say(f"  kept running: {ctx.rp.plan.outputs.get('url')} (try: curl -H 'Host: {host}' {base}/health/); "
@@ -136,6 +154,10 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None) -> int:
         failed += len(outcomes) - good
         if not failed_phase and not scenarios and len(outcomes) < _scenario_count():
             failed += 1
+    if hook is not None:
+        line, hook_failed = hook.summary(failed_phase is not None)
+        say(line)
+        failed += hook_failed
     return 1 if failed else 0
 
 
@@ -168,14 +190,29 @@ def main(argv: list[str] | None = None) -> int:
     p_release.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
     p_release.add_argument("--scenario", action="append", default=[], metavar="NAME",
                            help="run only this scenario (repeatable; they run in their fixed order)")
+    p_release.add_argument("--faults", action="store_true", help="then every fault, on the same stack")
+    p_faults = sub.add_parser("faults", help="boot a stack, then rehearse every fault under load")
+    p_faults.add_argument("stack")
+    p_faults.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
+    p_faults.add_argument("--fault", action="append", default=[], metavar="NAME",
+                          help="run only this fault (repeatable; they run in their fixed order)")
+    p_tls = sub.add_parser("tls", help="boot a stack with HTTPS on (a certificate made for the run) and prove it")
+    p_tls.add_argument("stack")
     p_down = sub.add_parser("down", help="remove everything a rehearsal of STACK created")
     p_down.add_argument("stack")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
             return rehearse(args.stack, args.keep, None)
-        if args.command == "release":
-            return rehearse(args.stack, args.keep, args.scenario)
+        if args.command in ("release", "faults"):
+            from rehearsal.fault_run import FaultRehearsal
+
+            faults = FaultRehearsal(args.stack, getattr(args, "fault", [])) if args.command == "faults" or args.faults else None
+            return rehearse(args.stack, args.keep, args.scenario if args.command == "release" else None, hook=faults)
+        if args.command == "tls":
+            from rehearsal.tls import TlsRehearsal
+
+            return rehearse(args.stack, False, None, hook=TlsRehearsal(args.stack))
         return down(args.stack)
     except RehearsalError as error:
         say(f"rehearsal: {error}")

@@ -60,6 +60,7 @@ class Report:
     releases: dict[str, Release] = field(default_factory=dict)
     failures: tuple[Failure, ...] = ()
     unfinished: int = 0
+    collected: tuple = ()  # the `collect` key's value from each expected answer (e.g. the ids of acknowledged writes)
 
     def line(self, stack: str, scenario: str) -> str:
         return (f"release {stack} {scenario}: {self.requests} requests, {self.failed} failed, "
@@ -137,11 +138,14 @@ def error_name(error: BaseException) -> str:
 
 
 class Load:
-    """Steady GETs of base_url + path from `workers` threads, `rate` requests per second in total."""
+    """Steady GETs (or `method`) of base_url + path from `workers` threads, `rate` requests per
+    second in total. With `collect`, the value of that JSON key in every answer with the
+    expected status is kept (at most max_requests of them): what a writing load was told."""
 
     def __init__(self, base_url: str, *, host: str | None = None, path: str = "/health/", rate: float = 20.0,
                  workers: int = 4, timeout: float = 5.0, max_seconds: float = 900.0, max_requests: int = 100_000,
-                 expect: int = 200, allowed_networks: Iterable[Network] = (), stop_grace: float = 1.0):
+                 expect: int = 200, allowed_networks: Iterable[Network] = (), stop_grace: float = 1.0,
+                 method: str = "GET", collect: str | None = None):
         check_loopback(base_url, tuple(allowed_networks))
         if rate <= 0 or workers < 1 or timeout <= 0 or max_seconds <= 0 or max_requests < 1:
             raise ValueError("load: rate, workers, timeout, max_seconds and max_requests must be positive")
@@ -154,6 +158,8 @@ class Load:
         self.max_requests = max_requests
         self.expect = expect
         self.stop_grace = stop_grace
+        self.method = method.upper()
+        self.collect = collect
         self.report: Report | None = None
 
         self._lock = threading.Lock()
@@ -169,6 +175,7 @@ class Load:
         self._errors: Counter = Counter()
         self._failures: list[Failure] = []
         self._releases: dict[str, list[float]] = {}  # sha -> [count, first, last]
+        self._collected: list = []
         self._last_success = 0.0  # the start counts as the beginning of the first gap
         self._longest_gap = 0.0
 
@@ -221,6 +228,7 @@ class Load:
                 releases={sha: Release(int(n), first, last) for sha, (n, first, last) in self._releases.items()},
                 failures=tuple(self._failures),
                 unfinished=self._issued - self._completed,
+                collected=tuple(self._collected),
             )
         return self.report
 
@@ -271,10 +279,13 @@ class Load:
         status: int | None = None
         error: str | None = None
         sha: str | None = None
+        value = None
         try:
-            response = session.get(self.url, timeout=self.timeout, allow_redirects=False)
+            response = session.request(self.method, self.url, timeout=self.timeout, allow_redirects=False)
             status = response.status_code
             sha = git_sha(response)
+            if self.collect and status == self.expect:
+                value = collected(response, self.collect)
         except Exception as exc:  # any failure is a data point; a dead worker would skew the rate
             error = error_name(exc)
         answered = self._now()
@@ -286,6 +297,8 @@ class Load:
                 self._errors[error] += 1
             if status != self.expect:
                 self._failures.append(Failure(sent, status, error))
+            elif value is not None:
+                self._collected.append(value)
             elif answered > self._last_success:  # threads may record out of order
                 self._longest_gap = max(self._longest_gap, answered - self._last_success)
                 self._last_success = answered
@@ -294,6 +307,14 @@ class Load:
                 seen[0] += 1
                 seen[1] = min(seen[1], answered)
                 seen[2] = max(seen[2], answered)
+
+
+def collected(response: requests.Response, key: str):
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body.get(key) if isinstance(body, dict) else None
 
 
 def git_sha(response: requests.Response) -> str | None:

@@ -22,7 +22,19 @@ def test_whoami_names_the_replica_that_answered(client):
     response = client.get("/whoami/")
 
     assert response.status_code == 200
-    assert response.json() == {"hostname": HOSTNAME}
+    assert response.json() == {"hostname": HOSTNAME, "secure": False}
+    assert "csrftoken" in response.cookies  # what a form page gives a browser
+
+
+def test_whoami_post_is_csrf_protected():
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/whoami/").status_code == 403
+    token = client.get("/whoami/").cookies["csrftoken"].value
+    response = client.post("/whoami/", HTTP_X_CSRFTOKEN=token)
+    assert response.status_code == 200
+    assert response.json() == {"hostname": HOSTNAME, "secure": False}
 
 
 @pytest.mark.django_db
@@ -116,6 +128,40 @@ def test_celery_is_configured_for_reliability(settings):
     assert app.conf.broker_url == settings.REDIS_URL
     app.loader.import_default_modules()
     assert "visits.tasks.process_visit" in app.tasks
+    # A task lost with its worker comes back after the visibility timeout (kombu's redis
+    # transport), which must outlast any running task, and is swept for every 10 s.
+    options = app.conf.broker_transport_options
+    assert app.conf.task_time_limit < options["visibility_timeout"] <= app.conf.task_time_limit + 60
+    assert options["unacked_restore_throttle"] == 1
+
+
+@pytest.mark.django_db
+def test_a_task_can_be_made_to_work_a_bounded_time(monkeypatch):
+    from visits import tasks
+
+    slept = []
+    monkeypatch.setattr(tasks.time, "sleep", slept.append)
+    visit = Visit.objects.create(path="/", served_by="web")
+
+    tasks.process_visit(visit.pk, work_seconds=3600)
+
+    assert slept == [tasks.WORK_SECONDS_MAX] and tasks.WORK_SECONDS_MAX < 50  # the soft time limit
+    assert Visit.objects.get(pk=visit.pk).processed
+    tasks.process_visit(visit.pk)
+    assert slept == [tasks.WORK_SECONDS_MAX]  # no work unless asked
+
+
+def test_a_visit_is_retried_while_the_database_is_away():
+    from django.db import OperationalError
+
+    from visits.tasks import process_visit
+
+    assert OperationalError in process_visit.autoretry_for and process_visit.max_retries >= 5
+    # Each countdown (at most retry_backoff_max) stays below the broker's visibility timeout:
+    # a retry waiting for its ETA is held unacknowledged by the worker.
+    from config.celery import app
+
+    assert process_visit.retry_backoff_max < app.conf.broker_transport_options["visibility_timeout"]
 
 
 def test_upload_is_stored_under_media_uploads(client, settings, tmp_path):

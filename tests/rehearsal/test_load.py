@@ -30,9 +30,11 @@ class Handler(BaseHTTPRequestHandler):
             backend.release.wait(10)
         elif delay:
             time.sleep(delay)
-        body = json.dumps({"status": "ok", "checks": {"database": "ok"}, "git_sha": sha}).encode()
         with backend.lock:
             backend.hits.append((arrived, status, sha, self.client_address, self.headers.get("Host"), self.path))
+            number = len(backend.hits)
+            backend.methods.append(self.command)
+        body = json.dumps({"status": "ok", "checks": {"database": "ok"}, "git_sha": sha, "id": number}).encode()
         self.send_response(status)
         if 300 <= status < 400:
             self.send_header("Location", f"http://127.0.0.1:{backend.port}/elsewhere/")
@@ -40,6 +42,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
+
+    do_POST = do_GET
 
     def log_message(self, *args: object) -> None:
         pass
@@ -71,6 +75,7 @@ class Backend:
         self.release = threading.Event()
         self.lock = threading.Lock()
         self.hits: list[tuple] = []
+        self.methods: list[str] = []
         self.port = 0
         self.server: Server | None = None
         self.up()
@@ -175,6 +180,22 @@ def test_expected_status_is_a_parameter(backend):
     report = load.stop()
     assert (report.requests, report.failed) == (3, 0)
     assert {h[5] for h in backend.hits} == {"/status/"}
+
+
+def test_a_writing_load_collects_what_each_acknowledged_answer_says(backend):
+    backend.status = 201
+    load = Load(backend.url, path="/visits/", method="post", expect=201, collect="id", rate=50, workers=2,
+                max_requests=6).start()
+    assert load.wait(5)
+    report = load.stop()
+    assert set(backend.methods) == {"POST"} and report.failed == 0
+    assert sorted(report.collected) == [1, 2, 3, 4, 5, 6]
+    # Answers with another status are failures, and what they say is not collected.
+    backend.status = 500
+    load = Load(backend.url, method="POST", expect=201, collect="id", rate=50, workers=1, max_requests=2).start()
+    assert load.wait(5)
+    report = load.stop()
+    assert (report.failed, report.collected) == (2, ())
 
 
 # -- a release: 503s, an outage, a new git_sha

@@ -89,8 +89,17 @@ CELERY_TASK_IGNORE_RESULT = True  # tasks write their results to PostgreSQL
 CELERY_TASK_TIME_LIMIT = 60
 CELERY_TASK_SOFT_TIME_LIMIT = 50
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# Longer than any task may run, so Redis does not redeliver a task still in progress.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task delivered but never acknowledged (its worker was SIGKILLed, its host lost) goes back
+# to the queue only when a worker's sweep finds it older than `visibility_timeout`: kombu
+# 5.7.0, kombu/transport/redis.py, QoS.restore_visible (restores unacked entries scored before
+# `time() - visibility_timeout`), called by MultiChannelPoller.maybe_restore_messages every
+# `unacked_restore_interval` seconds (default 10; Transport.register_with_event_loop), but
+# scanning only every `unacked_restore_throttle`-th call (default 10: every 100 s). Longer than
+# CELERY_TASK_TIME_LIMIT, so a task still running is never delivered twice; kombu's default of
+# an hour left a task lost with its worker waiting an hour. A task reserved but not yet started
+# (every pool process busy) can still come twice: process_visit is idempotent. Throttle 1: the
+# sweep runs every 10 s, so a lost task is redelivered within visibility_timeout + 10 s.
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 30, "unacked_restore_throttle": 1}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep Django's stdout logging
 # What `celery beat` sends (the schedule file lives in /tmp: the root filesystem is read-only).
 CELERY_BEAT_SCHEDULE = {
