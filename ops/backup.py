@@ -173,7 +173,9 @@ def restore(stack: StackOnHost, name: str, *, stop_app: bool = False, force: boo
                 stack.client.api.stop(b.id, timeout=STOP_SECONDS)
                 stopped.append(b.id)
             print(f"stopped {', '.join(b.label for b in app)}", flush=True)
+        replay_started = time.monotonic()
         code, out = store.run(render.restore_command(name))
+        replay_seconds = time.monotonic() - replay_started
         if code != 0:
             why = {3: "the archive could not be read", 4: "the replay failed and was rolled back"}.get(code, f"exit {code}")
             raise OpsError(f"BACKUP={name}: {why}; the database is as it was ({out.strip().splitlines()[-1][:160] if out.strip() else ''})")
@@ -183,6 +185,7 @@ def restore(stack: StackOnHost, name: str, *, stop_app: bool = False, force: boo
         if stopped:
             _wait_healthy(stack, stopped)
             print(f"started the app again: {len(stopped)} containers healthy", flush=True)
-    print(f"restored: {name} into stack {stack.stack}'s database in {time.monotonic() - started:.1f}s "
-          f"(undo: make restore STACK={stack.stack} BACKUP={safety.split()[1]})", flush=True)
+    print(f"restored: {name} into stack {stack.stack}'s database, replayed in {replay_seconds:.1f}s, "
+          f"{time.monotonic() - started:.1f}s in all (undo: make restore STACK={stack.stack} BACKUP={safety.split()[1]})",
+          flush=True)
     return 0

@@ -11,6 +11,7 @@ corrupt backup with one line, changing nothing.
 from __future__ import annotations
 
 import io
+import re
 import secrets
 import tarfile
 import time
@@ -123,6 +124,7 @@ def test_backup_then_restore_gives_exactly_the_backed_up_data(stack, capsys):
     # The state before the restore was kept, and the app runs again.
     (pre,) = [n for n in names(client, name) if n.endswith("-pre-restore.dump")]
     assert f"undo: make restore STACK={name} BACKUP={pre}" in out
+    assert re.search(rf"restored: {taken} into stack {name}'s database, replayed in \d+\.\ds, \d+\.\ds in all", out), out
     assert client.api.inspect_container(web.id)["State"]["Health"]["Status"] == "healthy"
     print(f"restore round trip of a 100-row table: {seconds:.1f}s")
     # And undoing it brings the 150 rows back.
