@@ -4,14 +4,18 @@ there (stacks with backupBeforeMigrate); the operator fixes the data and runs `p
 again with the same image, which runs the migration again and releases."""
 
 from components import render
-from ops.backup import Backups
-from ops.stack import StackOnHost
 from rehearsal.scenarios import Scenario, Up, expect
+from rehearsal.scenarios.failed_backup import backups_of, takes_backups
 
 BAD_ROW = "insert into visits_visit (created_at, path, served_by, processed_by) values (now(), '', 'rehearsal', '')"
 
 
+_BACKUPS_BEFORE: dict[str, set] = {}  # per stack: the backups there before this release
+
+
 def bad_row(ctx) -> str:
+    if takes_backups(ctx):
+        _BACKUPS_BEFORE[ctx.stack] = {b.name for b in backups_of(ctx).list()}
     ctx.psql(BAD_ROW)
     return "a visit without a path is in the database (the new constraint forbids it)"
 
@@ -33,12 +37,12 @@ def failed(ctx, result) -> str:
 
 def backup_taken(ctx) -> str:
     """The before-migrate backup of the failed release: there, complete, holding the data the migration met."""
-    if not any(r.label("django-docker.service") == "backup" for r in ctx.rp.plan.resources):
+    if not takes_backups(ctx):
         return " (this stack takes no backup before migrating)"
-    store = Backups(StackOnHost(ctx.stack, client=ctx.session.client))
+    store = backups_of(ctx)
     wanted = f"-{ctx.stack}-before-{render.short_sha(ctx.sha_of('bad-migration'))}.dump"
-    taken = [b for b in store.list() if b.name.endswith(wanted)]
-    expect(len(taken) == 1, f"expected one backup *{wanted} before the migration, found {[b.name for b in taken]}")
+    taken = [b for b in store.list() if b.name.endswith(wanted) and b.name not in _BACKUPS_BEFORE.get(ctx.stack, set())]
+    expect(len(taken) == 1, f"expected one new backup *{wanted} before the migration, found {[b.name for b in taken]}")
     code, listing = store.run(["pg_restore", "--list", f"{render.BACKUP_DIR}/{taken[0].name}"])
     expect(code == 0 and "TABLE DATA public visits_visit" in listing, "the backup is not a readable dump of the visits")
     return f"; the backup taken before it: {taken[0].name} ({taken[0].size} bytes, readable)"
