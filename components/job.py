@@ -381,7 +381,9 @@ class JobArgs:
     name_prefix: str
     """Container name prefix (the container is `<prefix>-<7 hex of the run id>`) and the name in messages."""
     image: pulumi.Input[str]
-    """Image id (`sha256:...`) or `repo@sha256:...` reference; never a tag. Not pulled: it must be on the host."""
+    """Image id (`sha256:...`), `repo@sha256:...` reference, or the pinned tag of an image a
+    container of the stack already runs (the backup's postgres); never `latest`. Not pulled: it
+    must be on the host."""
     command: pulumi.Input[Sequence[pulumi.Input[str]]]
     """The argv to run to completion."""
     timeout_seconds: int

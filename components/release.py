@@ -4,7 +4,9 @@
 migration of every new image: migrate depends on it, so a failed backup fails `pulumi up`
 before migrate touches anything, and the old release keeps serving. It is keyed on the image
 (a new image is what can bring a migration); a run that only changes settings re-runs migrate
-(a no-op then) without a new backup. `migrate` applies migrations; `collectstatic` copies the image's static files (hashed names,
+(a no-op then) without a new backup.
+
+`migrate` applies migrations; `collectstatic` copies the image's static files (hashed names,
 so old and new releases coexist) into the static volume nginx serves. Each is a Job
 (components/job.py): run to completion by `pulumi up`, recorded only when it exited 0. A
 failed job fails `pulumi up` before anything that waits for it changes, and, being recorded
