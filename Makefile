@@ -14,7 +14,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= dev-only-passphrase
 # Services and the engine need root: use sudo where we are not (GitHub's runners).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help host-packages policy-venv setup services docker up preview test rehearse rehearse-release rehearse-faults rehearse-tls rehearse-down benchmark promote rollback \
+.PHONY: help host-packages policy-venv setup services docker up preview lint test rehearse rehearse-release rehearse-faults rehearse-tls rehearse-down benchmark promote rollback \
 	status ps logs manage shell exec backup backups restore benchmark-ops
 
 help:
@@ -64,7 +64,12 @@ policy-venv: policy/venv/.installed ## The policy pack's own virtualenv (pulumi 
 preview: setup policy-venv ## pulumi preview --diff on STACK with the policy pack
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" pulumi preview --stack $(STACK) --diff --policy-pack policy
 
-test: setup services docker ## Every test: program (mocks), Django (real PostgreSQL/Redis), policy, workflows, rehearsal units
+lint: setup ## ruff (lint and format) and mypy, as pyproject.toml configures them
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+
+test: setup services docker lint ## Lint and types, then every test: program (mocks), Django (real PostgreSQL/Redis), policy, workflows, rehearsal units
 	$(PY) -m pytest
 
 rehearse: setup docker ## Boot STACK's planned topology on the local Docker engine, smoke-test it, tear it down (ARGS=--keep keeps it)

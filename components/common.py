@@ -65,7 +65,10 @@ def label_args(labels: Mapping[str, pulumi.Input[str]]) -> list[docker.Container
 
 def healthcheck_args(test: Sequence[str], health: Healthcheck) -> docker.ContainerHealthcheckArgs:
     return docker.ContainerHealthcheckArgs(
-        tests=list(test), interval=health.interval, timeout=health.timeout, retries=health.retries,
+        tests=list(test),
+        interval=health.interval,
+        timeout=health.timeout,
+        retries=health.retries,
         start_period=health.start_period,
     )
 

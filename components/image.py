@@ -40,7 +40,9 @@ def check_promotable(source: str, ref: object, pushed: object) -> str:
     if not ref:
         raise ImagePromotionError(f"imageSourceStack: {source} has no imageRef output; run `pulumi up` on it first")
     if not isinstance(ref, str) or not (is_digest_ref(ref) or ref.startswith(LOCAL_ID_PREFIX)):
-        raise ImagePromotionError(f"imageSourceStack: {source} exports imageRef '{ref}', not a repo@sha256:<64 hex> digest")
+        raise ImagePromotionError(
+            f"imageSourceStack: {source} exports imageRef '{ref}', not a repo@sha256:<64 hex> digest"
+        )
     if pushed is not True or not is_digest_ref(ref):
         raise ImagePromotionError(
             f"imageSourceStack: {source}'s image {ref} is local to its Docker host and cannot be pulled elsewhere; "
@@ -78,7 +80,9 @@ class AppImage(pulumi.ComponentResource):
                     server=settings.registry.split("/", 1)[0],
                     username=settings.registry_username,
                     password=settings.registry_password,
-                ) if settings.push else None,
+                )
+                if settings.push
+                else None,
                 opts=child,
             )
             self.ref = image.repo_digest

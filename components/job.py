@@ -200,7 +200,9 @@ def docker_settings(props: Mapping[str, Any]) -> tuple[dict, list[str]]:
             for item in props["volumes"]
         ]
     if props.get("logDriver"):
-        kwargs["log_config"] = docker_sdk.types.LogConfig(type=props["logDriver"], config=dict(props.get("logOpts") or {}))
+        kwargs["log_config"] = docker_sdk.types.LogConfig(
+            type=props["logDriver"], config=dict(props.get("logOpts") or {})
+        )
     return kwargs, networks[1:]
 
 
@@ -297,7 +299,9 @@ def run_job(props: Mapping[str, Any]) -> dict:
         raise JobFailed(
             f"{prefix} did not finish within {timeout:g}s; nothing after it was changed, and the next "
             f"`pulumi up` runs it again. Last lines: {one_line(tail)}",
-            run_id=run_id, container_name=name, exit_code=None,
+            run_id=run_id,
+            container_name=name,
+            exit_code=None,
         )
     code = int(state["ExitCode"])
     if code != 0:
@@ -305,7 +309,9 @@ def run_job(props: Mapping[str, Any]) -> dict:
         raise JobFailed(
             f"{prefix} exited {code}{oom} after {elapsed:.1f}s; nothing after it was changed, and the next "
             f"`pulumi up` runs it again. Last lines: {one_line(tail)}",
-            run_id=run_id, container_name=name, exit_code=code,
+            run_id=run_id,
+            container_name=name,
+            exit_code=code,
         )
     if cleanup_problem:
         # Not recorded either: a leftover container is not hidden behind a success.

@@ -76,7 +76,9 @@ class Nginx(pulumi.ComponentResource):
                 docker.ContainerUploadArgs(file=render.NGINX_TLS_CERT, content=args.tls_certificate),
                 docker.ContainerUploadArgs(file=render.NGINX_TLS_KEY, content=args.tls_key, permissions="0600"),
             ]
-            ports.append(docker.ContainerPortArgs(internal=443, external=args.https_port, ip=args.bind_address, protocol="tcp"))
+            ports.append(
+                docker.ContainerPortArgs(internal=443, external=args.https_port, ip=args.bind_address, protocol="tcp")
+            )
 
         container = docker.Container(
             name,
@@ -85,8 +87,12 @@ class Nginx(pulumi.ComponentResource):
             ports=ports,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network)],
             volumes=[
-                docker.ContainerVolumeArgs(volume_name=args.static_volume, container_path=render.NGINX_STATIC, read_only=True),
-                docker.ContainerVolumeArgs(volume_name=args.media_volume, container_path=render.NGINX_MEDIA, read_only=True),
+                docker.ContainerVolumeArgs(
+                    volume_name=args.static_volume, container_path=render.NGINX_STATIC, read_only=True
+                ),
+                docker.ContainerVolumeArgs(
+                    volume_name=args.media_volume, container_path=render.NGINX_MEDIA, read_only=True
+                ),
             ],
             healthcheck=healthcheck_args(render.nginx_healthcheck(), HEALTH),
             restart=args.restart,

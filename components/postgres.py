@@ -58,18 +58,17 @@ class Postgres(pulumi.ComponentResource):
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Postgres", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        if args.password is None:
-            password = random.RandomPassword(f"{name}-password", length=32, special=False, opts=child).result
-        else:
-            password = args.password
-        password = pulumi.Output.secret(password)  # secret once, here; every use below inherits it
+        given: pulumi.Input[str] = (
+            random.RandomPassword(f"{name}-password", length=32, special=False, opts=child).result
+            if args.password is None
+            else args.password
+        )
+        password = pulumi.Output.secret(given)  # secret once, here; every use below inherits it
 
         container = docker.Container(
             name,
             image=args.image,
-            envs=password.apply(
-                lambda p: render.postgres_env(user=args.user, password=p, db=args.db)
-            ),
+            envs=password.apply(lambda p: render.postgres_env(user=args.user, password=p, db=args.db)),
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[render.POSTGRES_HOST])],
             volumes=[docker.ContainerVolumeArgs(volume_name=args.data_volume, container_path=render.POSTGRES_DATA)],
             healthcheck=healthcheck_args(render.postgres_healthcheck(args.user, args.db), HEALTH),

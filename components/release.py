@@ -18,14 +18,21 @@ and all of them are replaced when the jobs ran again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Sequence, cast
 
 import pulumi
 import pulumi_docker as docker
 
 from components import render
 from components.common import (
-    APP_TMPFS, DROP_ALL, LOG_DRIVER, LOG_OPTS, NO_NEW_PRIVILEGES, AppRuntime, hardened_app_kwargs, label_args,
+    APP_TMPFS,
+    DROP_ALL,
+    LOG_DRIVER,
+    LOG_OPTS,
+    NO_NEW_PRIVILEGES,
+    AppRuntime,
+    hardened_app_kwargs,
+    label_args,
     memory_kwargs,
 )
 from components.job import Job, JobArgs
@@ -63,7 +70,10 @@ class Release(pulumi.ComponentResource):
         rt = args.runtime
 
         # Every job waits for what the component waits for (healthy postgres and redis).
-        waits_for = list(opts.depends_on) if opts and opts.depends_on else []
+        # (a list of resources: __main__ passes [db, cache])
+        waits_for: list[pulumi.Resource] = (
+            list(cast(Sequence[pulumi.Resource], opts.depends_on)) if opts and opts.depends_on else []
+        )
         backend = [docker.ContainerNetworksAdvancedArgs(name=rt.backend_network)]
         backup = None
         if args.backup:
@@ -72,14 +82,23 @@ class Release(pulumi.ComponentResource):
                 JobArgs(
                     name_prefix=f"{name}-backup",
                     image=args.postgres_image,
-                    command=pulumi.Output.from_input(rt.git_sha).apply(lambda sha: render.backup_command(
-                        stack=rt.stack, label=f"before-{render.short_sha(sha)}", retention=args.backup_retention)),
+                    command=pulumi.Output.from_input(rt.git_sha).apply(
+                        lambda sha: render.backup_command(
+                            stack=rt.stack, label=f"before-{render.short_sha(sha)}", retention=args.backup_retention
+                        )
+                    ),
                     envs=args.database_env,
                     networks_advanced=backend,
-                    volumes=[docker.ContainerVolumeArgs(volume_name=args.backups_volume, container_path=render.BACKUP_DIR)],
+                    volumes=[
+                        docker.ContainerVolumeArgs(volume_name=args.backups_volume, container_path=render.BACKUP_DIR)
+                    ],
                     # The image it protects the data from is the trigger: a new one, a new backup.
-                    labels=label_args({**render.labels(service="backup", role="accessory", stack=rt.stack),
-                                       f"{render.LABEL_PREFIX}.before-image": rt.image}),
+                    labels=label_args(
+                        {
+                            **render.labels(service="backup", role="accessory", stack=rt.stack),
+                            f"{render.LABEL_PREFIX}.before-image": rt.image,
+                        }
+                    ),
                     # Root of the postgres image (the owner of the fresh volume), with no
                     # capability at all: it can write its own files, nothing else.
                     read_only=True,

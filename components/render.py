@@ -50,6 +50,7 @@ def labels(*, service: str, role: str, stack: str, git_sha: Optional[str] = None
 
 # --- commands ----------------------------------------------------------------------------
 
+
 def web_command() -> list[str]:
     return ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
 
@@ -86,8 +87,15 @@ def redis_healthcheck() -> list[str]:
 
 def nginx_healthcheck() -> list[str]:
     """nginx itself answers (not the app behind it: a down web tier must not restart nginx)."""
-    return ["CMD", "curl", "--fail", "--silent", "--output", "/dev/null",
-            f"http://127.0.0.1:{NGINX_HEALTH_PORT}{NGINX_HEALTH_PATH}"]
+    return [
+        "CMD",
+        "curl",
+        "--fail",
+        "--silent",
+        "--output",
+        "/dev/null",
+        f"http://127.0.0.1:{NGINX_HEALTH_PORT}{NGINX_HEALTH_PATH}",
+    ]
 
 
 def redis_command(memory_mb: int) -> list[str]:
@@ -95,10 +103,14 @@ def redis_command(memory_mb: int) -> list[str]:
     max_memory_mb = max(1, memory_mb * 3 // 4)  # headroom under the container limit for fork/AOF rewrite
     return [
         "redis-server",
-        "--appendonly", "yes",
-        "--appendfsync", "everysec",
-        "--maxmemory", f"{max_memory_mb}mb",
-        "--maxmemory-policy", "noeviction",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--maxmemory",
+        f"{max_memory_mb}mb",
+        "--maxmemory-policy",
+        "noeviction",
     ]
 
 
@@ -128,7 +140,7 @@ def backup_command(*, stack: str, label: str, retention: int = 0) -> list[str]:
         "umask 077",
         f"name={name}",
         f'partial="{BACKUP_DIR}/.partial-$name"',
-        'trap \'rm -f "$partial"\' EXIT',
+        "trap 'rm -f \"$partial\"' EXIT",
         'pg_dump --format=custom --file="$partial"',
         f'mv "$partial" "{BACKUP_DIR}/$name"',
         f'echo "backup: $name ($(stat -c %s "{BACKUP_DIR}/$name") bytes)"',
@@ -163,7 +175,11 @@ def restore_command(name: str) -> list[str]:
 
 def list_backups_command() -> list[str]:
     """One line per backup: `<name> <bytes>`, oldest first."""
-    return ["sh", "-c", f"cd {BACKUP_DIR} && for f in $(ls -1 | grep -E '[.]dump$' | sort); do echo \"$f $(stat -c %s \"$f\")\"; done"]
+    return [
+        "sh",
+        "-c",
+        f'cd {BACKUP_DIR} && for f in $(ls -1 | grep -E \'[.]dump$\' | sort); do echo "$f $(stat -c %s "$f")"; done',
+    ]
 
 
 def postgres_client_env(*, user: str, password: str, db: str, host: str = POSTGRES_HOST) -> list[str]:
@@ -172,6 +188,7 @@ def postgres_client_env(*, user: str, password: str, db: str, host: str = POSTGR
 
 
 # --- environment -------------------------------------------------------------------------
+
 
 def database_url(*, user: str, password: str, db: str, host: str = POSTGRES_HOST, port: int = 5432) -> str:
     return f"postgres://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(db, safe='')}"
@@ -267,7 +284,9 @@ def nginx_conf(
     (nginx ends it with "no live upstreams", a 502: ngx_http_upstream_round_robin.c), so such
     a 502 of a repeatable request is tried once more in a named location, with the new set.
     """
-    headers = _SECURITY_HEADERS + ((("Strict-Transport-Security", f'"max-age={hsts_seconds}; includeSubDomains"'),) if tls and hsts_seconds else ())
+    headers = _SECURITY_HEADERS + (
+        (("Strict-Transport-Security", f'"max-age={hsts_seconds}; includeSubDomains"'),) if tls and hsts_seconds else ()
+    )
 
     def add_headers(indent: str, extra: Sequence[tuple[str, str]] = ()) -> str:
         # add_header in a location replaces the server's, so every location states them all.

@@ -47,7 +47,9 @@ _DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h))+$")
 _DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 _NS_PER_UNIT = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 _NGINX_SIZE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
-_HOST_RE = re.compile(r"^(?:\.?[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*$")
+_HOST_RE = re.compile(
+    r"^(?:\.?[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*$"
+)
 _STACK_REF_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _PG_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _SHA_RE = re.compile(r"^[0-9a-f]{40}(?:-dirty)?$")
@@ -71,7 +73,9 @@ def parse_image_ref(key: str, text: str) -> ImageRef:
     """Parse `text` as a pinned image reference; `latest`, or no tag and no digest, is refused."""
     match = _REFERENCE_RE.match(text)
     if not match:
-        raise SettingsError(f"{key}: '{text}' is not an image reference; expected repository:tag or repository@sha256:<64 hex>")
+        raise SettingsError(
+            f"{key}: '{text}' is not an image reference; expected repository:tag or repository@sha256:<64 hex>"
+        )
     tag, digest = match["tag"], match["digest"]
     if tag is None and digest is None:
         raise SettingsError(f"{key}: '{text}' has no tag; pin a version, e.g. {match['repo']}:1.2.3")
@@ -89,6 +93,14 @@ def duration_ns(text: str) -> Optional[int]:
     if not parts or "".join(number + unit for number, unit in parts) != text:
         return None
     return sum(round(float(number) * _NS_PER_UNIT[unit]) for number, unit in parts)
+
+
+def _valid_ns(text: str) -> int:
+    """duration_ns of a duration already validated (load() refuses any other)."""
+    ns = duration_ns(text)
+    if ns is None:
+        raise SettingsError(f"'{text}' is not a duration like 30s or 1m30s")
+    return ns
 
 
 def go_duration(ns: int) -> str:
@@ -146,8 +158,8 @@ class Healthcheck:
         probe cycles is not coming up; the provider polls only for `healthy` and otherwise
         waits this long (terraform-provider-docker v4.5.0 resource_docker_container_funcs.go:590-625).
         """
-        cycle = duration_ns(self.interval) + duration_ns(self.timeout)
-        return -(-(duration_ns(self.start_period) + 2 * cycle) // 10**9)  # whole seconds, rounded up
+        cycle = _valid_ns(self.interval) + _valid_ns(self.timeout)
+        return -(-(_valid_ns(self.start_period) + 2 * cycle) // 10**9)  # whole seconds, rounded up
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -246,7 +258,15 @@ class _Reader:
             raise SettingsError(f"{key}: not set and Pulumi.yaml declares no default for it")
         return value
 
-    def string(self, key: str, *, allowed: tuple[str, ...] = (), pattern: Optional[re.Pattern] = None, expected: str = "", required: bool = False) -> str:
+    def string(
+        self,
+        key: str,
+        *,
+        allowed: tuple[str, ...] = (),
+        pattern: Optional[re.Pattern] = None,
+        expected: str = "",
+        required: bool = False,
+    ) -> str:
         value = self._raw(key).strip()
         if required and not value:
             raise SettingsError(f"{key}: empty; expected {expected}")
@@ -279,13 +299,15 @@ class _Reader:
         except DockerException:
             size = -1
         if size < 6 * 1024 * 1024:  # Docker refuses limits under 6 MB.
-            raise SettingsError(f"{key}: '{value}' is not a memory limit; expected a size like 512M or 1G (at least 6M)")
+            raise SettingsError(
+                f"{key}: '{value}' is not a memory limit; expected a size like 512M or 1G (at least 6M)"
+            )
         return size // (1024 * 1024)
 
     def duration(self, key: str) -> str:
         """A duration, in Go's canonical spelling (what the provider reads back)."""
         value = self.string(key, pattern=_DURATION_RE, expected="a duration like 30s or 1m30s", required=True)
-        return go_duration(duration_ns(value))
+        return go_duration(_valid_ns(value))
 
     def secret(self, key: str) -> Optional[pulumi.Output[str]]:
         """An optional secret: None when empty; refused when stored in plain text."""
@@ -344,15 +366,18 @@ def check_tls(certificate_pem: str, key_pem: str, server_name: str, *, now: Opti
     try:
         chain = x509.load_pem_x509_certificates(certificate_pem.encode())
     except ValueError:
-        raise SettingsError("tlsCertificate: not a PEM certificate; expected the server's certificate, then any "
-                            "intermediates, each between -----BEGIN CERTIFICATE----- lines") from None
+        raise SettingsError(
+            "tlsCertificate: not a PEM certificate; expected the server's certificate, then any "
+            "intermediates, each between -----BEGIN CERTIFICATE----- lines"
+        ) from None
     try:
         key = serialization.load_pem_private_key(key_pem.encode(), password=None)
     except TypeError:  # the key needs a password
         raise SettingsError("tlsKey: encrypted; nginx needs the private key without a passphrase") from None
     except (ValueError, UnsupportedAlgorithm):
-        raise SettingsError("tlsKey: not a PEM private key; expected -----BEGIN PRIVATE KEY----- "
-                            "(or RSA/EC PRIVATE KEY), unencrypted") from None
+        raise SettingsError(
+            "tlsKey: not a PEM private key; expected -----BEGIN PRIVATE KEY----- (or RSA/EC PRIVATE KEY), unencrypted"
+        ) from None
     leaf = chain[0]
     public = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
     if key.public_key().public_bytes(*public) != leaf.public_key().public_bytes(*public):
@@ -363,13 +388,17 @@ def check_tls(certificate_pem: str, key_pem: str, server_name: str, *, now: Opti
     if now < leaf.not_valid_before_utc:
         raise SettingsError(f"tlsCertificate: not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M:%S} UTC")
     try:
-        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+        names = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+            x509.DNSName
+        )
     except x509.ExtensionNotFound:
         names = []  # clients ignore the subject's CN (RFC 6125 section 6.4.4; Chrome 58, Python 3.7)
     host = server_name.lstrip(".")  # nginx's `.example.com` is example.com and its subdomains
     if not any(_name_covers(name, host) for name in names):
-        raise SettingsError(f"tlsCertificate: does not cover serverName '{host}'; it names "
-                            + (", ".join(names) if names else "no host (no subjectAltName DNS entry)"))
+        raise SettingsError(
+            f"tlsCertificate: does not cover serverName '{host}'; it names "
+            + (", ".join(names) if names else "no host (no subjectAltName DNS entry)")
+        )
 
 
 def _name_covers(pattern: str, host: str) -> bool:
@@ -428,8 +457,12 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         celery_memory_mb=read.memory_mb("celeryMemory"),
         celery_beat=read.boolean("celeryBeat"),
         postgres_image=_accessory_image(read, "postgresImage", "postgres", "15", 2),
-        postgres_db=read.string("postgresDb", pattern=_PG_NAME_RE, expected="a database name (lowercase letters, digits, _)", required=True),
-        postgres_user=read.string("postgresUser", pattern=_PG_NAME_RE, expected="a role name (lowercase letters, digits, _)", required=True),
+        postgres_db=read.string(
+            "postgresDb", pattern=_PG_NAME_RE, expected="a database name (lowercase letters, digits, _)", required=True
+        ),
+        postgres_user=read.string(
+            "postgresUser", pattern=_PG_NAME_RE, expected="a role name (lowercase letters, digits, _)", required=True
+        ),
         postgres_password=read.secret("postgresPassword"),
         postgres_memory_mb=read.memory_mb("postgresMemory"),
         backup_before_migrate=read.boolean("backupBeforeMigrate"),
@@ -442,7 +475,9 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         https_port=https_port,
         bind_address=_ip(read, "bindAddress"),
         server_name=server_name,
-        client_max_body_size=read.string("clientMaxBodySize", pattern=_NGINX_SIZE_RE, expected="an nginx size like 10m", required=True),
+        client_max_body_size=read.string(
+            "clientMaxBodySize", pattern=_NGINX_SIZE_RE, expected="an nginx size like 10m", required=True
+        ),
         tls_certificate=tls_certificate,
         tls_key=tls_key,
         django_secret_key=read.secret("djangoSecretKey"),
@@ -463,8 +498,10 @@ def _check_registry_auth(docker_config: pulumi.Config) -> None:
     try:
         entries = docker_config.get_object("registryAuth")
     except (ValueError, TypeError):
-        raise SettingsError(f"{key}: not a list of {{address, username, password}}; set it with "
-                            f"`pulumi config set --path '{key}[0].address' ghcr.io`") from None
+        raise SettingsError(
+            f"{key}: not a list of {{address, username, password}}; set it with "
+            f"`pulumi config set --path '{key}[0].address' ghcr.io`"
+        ) from None
     if entries is None:
         return
     if not isinstance(entries, list):
@@ -473,24 +510,32 @@ def _check_registry_auth(docker_config: pulumi.Config) -> None:
         if not isinstance(entry, dict) or not str(entry.get("address") or "").strip():
             raise SettingsError(f"{key}[{index}].address: required, the registry host (e.g. ghcr.io)")
         if entry.get("password") and not pulumi.runtime.is_config_secret(key):
-            raise SettingsError(f"{key}[{index}].password: stored in plain text; set it with "
-                                f"`pulumi config set --secret --path '{key}[{index}].password'`")
+            raise SettingsError(
+                f"{key}[{index}].password: stored in plain text; set it with "
+                f"`pulumi config set --secret --path '{key}[{index}].password'`"
+            )
 
 
 def _image(read: _Reader, git_sha: Optional[str]) -> ImageSettings:
     source = read.string("imageSource", allowed=IMAGE_SOURCES)
     repository = read.string("imageRepository")
     if not re.fullmatch(rf"{_COMPONENT}(?:/{_COMPONENT})*", repository):
-        raise SettingsError(f"imageRepository: '{repository}' is not a repository name; expected e.g. acme/web (no registry, no tag)")
+        raise SettingsError(
+            f"imageRepository: '{repository}' is not a repository name; expected e.g. acme/web (no registry, no tag)"
+        )
     registry = read.string("imageRegistry", pattern=_REGISTRY_RE, expected="a registry server, e.g. ghcr.io/acme")
     username = read.string("imageRegistryUsername")
     password = read.secret("imageRegistryPassword")
     if registry and source == "build" and (not username or password is None):
-        raise SettingsError("imageRegistryUsername, imageRegistryPassword: required (the password as a secret) to push to imageRegistry")
+        raise SettingsError(
+            "imageRegistryUsername, imageRegistryPassword: required (the password as a secret) to push to imageRegistry"
+        )
     source_stack = read.string("imageSourceStack")
     pin = read.string("imagePin")
     if source == "stack" and not _STACK_REF_RE.match(source_stack):
-        raise SettingsError(f"imageSourceStack: '{source_stack}' is not a stack; expected org/project/stack, e.g. organization/django-docker/dev")
+        raise SettingsError(
+            f"imageSourceStack: '{source_stack}' is not a stack; expected org/project/stack, e.g. organization/django-docker/dev"
+        )
     if source == "pin" and not is_digest_ref(pin):
         raise SettingsError(f"imagePin: '{pin}' is not a digest reference; expected repo@sha256:<64 hex>")
     return ImageSettings(
@@ -521,7 +566,9 @@ def _accessory_image(read: _Reader, key: str, repository: str, major: str, parts
         if len(numbers) < parts:
             raise SettingsError(f"{key}: '{ref.tag}' is not a pinned release; expected {repository}:{example}")
         if major and numbers[0] != major:
-            raise SettingsError(f"{key}: '{ref.tag}' is not {major}.x; this stack's data needs {repository} {major} (a major upgrade is a migration)")
+            raise SettingsError(
+                f"{key}: '{ref.tag}' is not {major}.x; this stack's data needs {repository} {major} (a major upgrade is a migration)"
+            )
     return ref
 
 

@@ -56,7 +56,9 @@ class Web(pulumi.ComponentResource):
                     health_role="web",
                     grace_seconds=args.timeout + STOP_MARGIN_SECONDS,
                     memory_mb=args.memory_mb,
-                    networks=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network, aliases=[render.WEB_HOST])],
+                    networks=[
+                        docker.ContainerNetworksAdvancedArgs(name=args.frontend_network, aliases=[render.WEB_HOST])
+                    ],
                     labels={"replica": str(index), "release": args.release_gate},
                 ),
                 # Create-before-delete: the old replica serves until the new one is healthy.

@@ -112,7 +112,7 @@ def on_starting(server):
         django.setup(set_prefix=False)
     # Django imports the URL configuration (and so every view module) on the first request;
     # import it now, so a release whose views cannot import never listens either.
-    get_resolver().url_patterns
+    get_resolver().url_patterns  # noqa: B018 (the access is the import)
     _wait_until_ready(server)
 
 

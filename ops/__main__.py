@@ -103,7 +103,9 @@ def parser() -> argparse.ArgumentParser:
     logs.add_argument("--since", help="a duration ago (10m, 1h30m), a unix time or an RFC 3339 time")
     logs.add_argument("--tail", type=int, help="the last N lines of each container")
     logs.add_argument("-t", "--timestamps", action="store_true", help="show Docker's timestamps")
-    command("manage", _manage, "python manage.py ARGS in a one-off container of the running release", tty=True, rest=True)
+    command(
+        "manage", _manage, "python manage.py ARGS in a one-off container of the running release", tty=True, rest=True
+    )
     command("shell", _shell, "python manage.py shell in a one-off container", tty=True, rest=True)
     ex = command("exec", _exec, "run ARGS in one running container of a service", tty=True, rest=True)
     ex.add_argument("--service", required=True, help="the service (web, celery-worker, …)")
@@ -113,7 +115,9 @@ def parser() -> argparse.ArgumentParser:
     re_ = command("restore", _restore, "replace the database with a backup, all or nothing")
     re_.add_argument("name", help="the backup's file name (make backups lists them)")
     how = re_.add_mutually_exclusive_group()
-    how.add_argument("--stop-app", action="store_true", help="stop web, worker and beat for the restore, then start them")
+    how.add_argument(
+        "--stop-app", action="store_true", help="stop web, worker and beat for the restore, then start them"
+    )
     how.add_argument("--force", action="store_true", help="restore under the running app")
     return top
 
@@ -122,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     rest: list[str] = []
     if "--" in argv:  # everything after it is the command's, options included
-        argv, rest = argv[:argv.index("--")], argv[argv.index("--") + 1:]
+        argv, rest = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     top = parser()
     args, unknown = top.parse_known_args(argv)
     if hasattr(args, "args"):

@@ -25,7 +25,7 @@ import termios
 import threading
 import tty as tty_mode
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Optional
+from typing import Any, BinaryIO, Callable, Optional
 
 import docker
 
@@ -40,7 +40,7 @@ def frames(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
         stream, length = HEADER.unpack_from(buffer, at)
         if len(buffer) - at - HEADER.size < length:
             break
-        found.append((stream, buffer[at + HEADER.size:at + HEADER.size + length]))
+        found.append((stream, buffer[at + HEADER.size : at + HEADER.size + length]))
         at += HEADER.size + length
     return found, buffer[at:]
 
@@ -50,8 +50,8 @@ class Channel:
     """A hijacked connection: `read` through the response's buffer, `write` and `close_write` on the socket."""
 
     read: Callable[[int], bytes]
-    sock: object
-    response: object  # kept alive: collecting it would close the connection
+    sock: Any  # SocketIO, a TLS socket, or docker's SSH socket
+    response: Any  # kept alive: collecting it would close the connection
 
     def write(self, data: bytes) -> None:
         raw = getattr(self.sock, "_sock", self.sock)  # SocketIO on unix sockets
@@ -75,15 +75,17 @@ def _hijack(api: docker.APIClient, response) -> Channel:
 def attach_container(api: docker.APIClient, container_id: str) -> Channel:
     """Attach to a created (not yet started) container's stdin, stdout and stderr."""
     params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
-    response = api.post(api._url("/containers/{0}/attach", container_id), None, params=params, stream=True,
-                        headers=UPGRADE)
+    response = api.post(
+        api._url("/containers/{0}/attach", container_id), None, params=params, stream=True, headers=UPGRADE
+    )
     return _hijack(api, response)
 
 
 def start_exec(api: docker.APIClient, exec_id: str, *, tty: bool) -> Channel:
     """Start a created exec and hold its stdio (as `exec_start(socket=True)`, keeping early bytes)."""
-    response = api._post_json(api._url("/exec/{0}/start", exec_id), headers=UPGRADE,
-                              data={"Tty": tty, "Detach": False}, stream=True)
+    response = api._post_json(
+        api._url("/exec/{0}/start", exec_id), headers=UPGRADE, data={"Tty": tty, "Detach": False}, stream=True
+    )
     return _hijack(api, response)
 
 
@@ -150,8 +152,14 @@ def _fileno(stream) -> Optional[int]:
         return None
 
 
-def pump(channel: Channel, *, tty: bool, forward_stdin: bool, started: Optional[Callable[[], None]] = None,
-         resize: Optional[Callable[[int, int], None]] = None) -> None:
+def pump(
+    channel: Channel,
+    *,
+    tty: bool,
+    forward_stdin: bool,
+    started: Optional[Callable[[], None]] = None,
+    resize: Optional[Callable[[int, int], None]] = None,
+) -> None:
     """Copy stdio both ways until the container closes its output. `started` runs once attached."""
     out, err = sys.stdout.buffer, sys.stderr.buffer
     reader = threading.Thread(target=_copy_out, args=(channel, tty, out, err), daemon=True)

@@ -65,26 +65,41 @@ class Backups:
         self.stack = stack
         self.api = stack.client.api
         self.postgres = self.api.inspect_container(_one(stack.of_service("postgres"), "postgres", stack).id)
-        volumes = stack.client.volumes.list(filters={"label": [f"{STACK}={stack.stack}", f"{render.LABEL_PREFIX}.volume=backups"]})
+        volumes = stack.client.volumes.list(
+            filters={"label": [f"{STACK}={stack.stack}", f"{render.LABEL_PREFIX}.volume=backups"]}
+        )
         if len(volumes) != 1:
-            raise OpsError(f"stack {stack.stack} has {len(volumes)} backups volumes (labelled {render.LABEL_PREFIX}.volume=backups), "
-                           "expected one; a `pulumi up` of this version creates it")
+            raise OpsError(
+                f"stack {stack.stack} has {len(volumes)} backups volumes (labelled {render.LABEL_PREFIX}.volume=backups), "
+                "expected one; a `pulumi up` of this version creates it"
+            )
         self.volume = volumes[0].name
         self.network = stack.network("backend")
 
     def _env(self) -> list[str]:
         env = dict(item.split("=", 1) for item in self.postgres["Config"]["Env"] or [] if "=" in item)
-        return render.postgres_client_env(user=env.get("POSTGRES_USER", "postgres"), password=env.get("POSTGRES_PASSWORD", ""),
-                                          db=env.get("POSTGRES_DB") or env.get("POSTGRES_USER", "postgres"))
+        return render.postgres_client_env(
+            user=env.get("POSTGRES_USER", "postgres"),
+            password=env.get("POSTGRES_PASSWORD", ""),
+            db=env.get("POSTGRES_DB") or env.get("POSTGRES_USER", "postgres"),
+        )
 
     def run(self, command: list[str]) -> tuple[int, str]:
         """Run `command` in a one-off postgres container; its exit code and output (stdout+stderr)."""
         host_config = self.api.create_host_config(
-            binds=[f"{self.volume}:{render.BACKUP_DIR}:rw"], network_mode=self.network, cap_drop=["ALL"],
-            security_opt=["no-new-privileges:true"], init=True)
+            binds=[f"{self.volume}:{render.BACKUP_DIR}:rw"],
+            network_mode=self.network,
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges:true"],
+            init=True,
+        )
         container = self.api.create_container(
-            self.postgres["Image"], command=command, environment=self._env(), host_config=host_config,
-            labels={STACK: self.stack.stack, SERVICE: "backup", ROLE: ONE_OFF})
+            self.postgres["Image"],
+            command=command,
+            environment=self._env(),
+            host_config=host_config,
+            labels={STACK: self.stack.stack, SERVICE: "backup", ROLE: ONE_OFF},
+        )
         cid = container["Id"]
         try:
             self.api.start(cid)
@@ -142,27 +157,44 @@ def _wait_healthy(stack: StackOnHost, ids: Sequence[str]) -> None:
     deadline = time.monotonic() + HEALTHY_AGAIN_SECONDS
     while time.monotonic() < deadline:
         states = [stack.client.api.inspect_container(i)["State"] for i in ids]
-        if all(s.get("Status") == "running" and (s.get("Health") or {}).get("Status", "healthy") == "healthy" for s in states):
+        if all(
+            s.get("Status") == "running" and (s.get("Health") or {}).get("Status", "healthy") == "healthy"
+            for s in states
+        ):
             return
         time.sleep(1)
-    raise OpsError(f"the app's containers were started again but are not healthy after {HEALTHY_AGAIN_SECONDS}s: make status STACK={stack.stack}")
+    raise OpsError(
+        f"the app's containers were started again but are not healthy after {HEALTHY_AGAIN_SECONDS}s: make status STACK={stack.stack}"
+    )
 
 
 def restore(stack: StackOnHost, name: str, *, stop_app: bool = False, force: bool = False) -> int:
     if "/" in name or not BACKUP_NAME_RE.fullmatch(name):
-        raise OpsError(f"BACKUP={name}: not a backup name (<UTC time>-<stack>-<label>.dump); make backups STACK={stack.stack} lists them")
+        raise OpsError(
+            f"BACKUP={name}: not a backup name (<UTC time>-<stack>-<label>.dump); make backups STACK={stack.stack} lists them"
+        )
     store = Backups(stack)
     found = store.list()
     if name not in {b.name for b in found}:
         newest = ", ".join(b.name for b in found[-3:][::-1]) or "none"
-        raise OpsError(f"BACKUP={name}: no such backup on stack {stack.stack}'s volume {store.volume}; the newest: {newest}")
+        raise OpsError(
+            f"BACKUP={name}: no such backup on stack {stack.stack}'s volume {store.volume}; the newest: {newest}"
+        )
     code, out = store.run(["pg_restore", "--list", f"{render.BACKUP_DIR}/{name}"])
     if code != 0:
-        raise OpsError(f"BACKUP={name}: not a readable pg_dump archive ({out.strip().splitlines()[-1][:160] if out.strip() else f'exit {code}'}); nothing changed")
-    app = [b for b in stack.boxes if b.service in APP_SERVICES and b.role != ONE_OFF and b.state in ("running", "restarting")]
+        raise OpsError(
+            f"BACKUP={name}: not a readable pg_dump archive ({out.strip().splitlines()[-1][:160] if out.strip() else f'exit {code}'}); nothing changed"
+        )
+    app = [
+        b
+        for b in stack.boxes
+        if b.service in APP_SERVICES and b.role != ONE_OFF and b.state in ("running", "restarting")
+    ]
     if app and not (stop_app or force):
-        raise OpsError(f"stack {stack.stack}'s app is running against the database ({', '.join(b.label for b in app)}); "
-                       "add --stop-app to stop it for the restore and start it again (ARGS=--stop-app), or --force to restore under it")
+        raise OpsError(
+            f"stack {stack.stack}'s app is running against the database ({', '.join(b.label for b in app)}); "
+            "add --stop-app to stop it for the restore and start it again (ARGS=--stop-app), or --force to restore under it"
+        )
     started = time.monotonic()
     safety = store.take(f"{release_label(stack)}-pre-restore")
     print(f"before restoring: {safety}", flush=True)
@@ -177,15 +209,21 @@ def restore(stack: StackOnHost, name: str, *, stop_app: bool = False, force: boo
         code, out = store.run(render.restore_command(name))
         replay_seconds = time.monotonic() - replay_started
         if code != 0:
-            why = {3: "the archive could not be read", 4: "the replay failed and was rolled back"}.get(code, f"exit {code}")
-            raise OpsError(f"BACKUP={name}: {why}; the database is as it was ({out.strip().splitlines()[-1][:160] if out.strip() else ''})")
+            why = {3: "the archive could not be read", 4: "the replay failed and was rolled back"}.get(
+                code, f"exit {code}"
+            )
+            raise OpsError(
+                f"BACKUP={name}: {why}; the database is as it was ({out.strip().splitlines()[-1][:160] if out.strip() else ''})"
+            )
     finally:
         for cid in stopped:
             stack.client.api.start(cid)
         if stopped:
             _wait_healthy(stack, stopped)
             print(f"started the app again: {len(stopped)} containers healthy", flush=True)
-    print(f"restored: {name} into stack {stack.stack}'s database, replayed in {replay_seconds:.1f}s, "
-          f"{time.monotonic() - started:.1f}s in all (undo: make restore STACK={stack.stack} BACKUP={safety.split()[1]})",
-          flush=True)
+    print(
+        f"restored: {name} into stack {stack.stack}'s database, replayed in {replay_seconds:.1f}s, "
+        f"{time.monotonic() - started:.1f}s in all (undo: make restore STACK={stack.stack} BACKUP={safety.split()[1]})",
+        flush=True,
+    )
     return 0

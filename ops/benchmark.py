@@ -48,8 +48,14 @@ class Figure:
 def run_ops(args: list[str], timeout: float = 120) -> tuple[int, str, str, float]:
     """`python -m ops ARGS` from the project root, stdin closed; (exit code, stdout, stderr, seconds)."""
     started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "ops", *args], cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-m", "ops", *args],
+        cwd=PROJECT_ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return done.returncode, done.stdout, done.stderr, time.monotonic() - started
 
 

@@ -57,6 +57,7 @@ def sort_key(stamp: str) -> str:
 
 def merged(per_container: dict[str, bytes]) -> Iterator[tuple[str, str, bytes]]:
     """(prefix, stamp, text) of every line, in time order (stable for lines of one container)."""
+
     def lines(prefix: str, blob: bytes) -> Iterable[tuple[str, int, str, str, bytes]]:
         for number, line in enumerate(blob.splitlines()):
             stamp, text = split_stamp(line)
@@ -75,8 +76,16 @@ def _targets(stack: StackOnHost, service: Optional[str]) -> list[Box]:
     return stack.of_service(service) if service else [b for b in stack.boxes]
 
 
-def show(stack: StackOnHost, service: Optional[str], *, since: Optional[str] = None, tail: Optional[int] = None,
-         timestamps: bool = False, follow: bool = False, out=None) -> int:
+def show(
+    stack: StackOnHost,
+    service: Optional[str],
+    *,
+    since: Optional[str] = None,
+    tail: Optional[int] = None,
+    timestamps: bool = False,
+    follow: bool = False,
+    out=None,
+) -> int:
     out = out or sys.stdout.buffer
     since_value = parse_since(since)
     boxes = _targets(stack, service)
@@ -85,7 +94,9 @@ def show(stack: StackOnHost, service: Optional[str], *, since: Optional[str] = N
         blobs = {}
         for b in boxes:
             try:
-                blobs[b.label] = stack.client.api.logs(b.id, timestamps=True, since=since_value, tail=tail if tail is not None else "all")
+                blobs[b.label] = stack.client.api.logs(
+                    b.id, timestamps=True, since=since_value, tail=tail if tail is not None else "all"
+                )
             except docker.errors.NotFound:
                 continue
         for prefix, stamp, text in merged(blobs):
@@ -98,8 +109,9 @@ def show(stack: StackOnHost, service: Optional[str], *, since: Optional[str] = N
 def _reader(stack: StackOnHost, b: Box, lines: "queue.Queue", since, tail) -> None:
     pending = b""
     try:
-        stream = stack.client.api.logs(b.id, timestamps=True, stream=True, follow=True, since=since,
-                                       tail=tail if tail is not None else "all")
+        stream = stack.client.api.logs(
+            b.id, timestamps=True, stream=True, follow=True, since=since, tail=tail if tail is not None else "all"
+        )
         for chunk in stream:
             pending += chunk
             *complete, pending = pending.split(b"\n")

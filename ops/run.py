@@ -18,7 +18,7 @@ import docker
 import docker.errors
 
 from ops.attach import attach_container, pump, start_exec
-from ops.stack import GIT_SHA, RELEASE, ROLE, SERVICE, STACK, ONE_OFF, Box, OpsError, StackOnHost
+from ops.stack import GIT_SHA, ONE_OFF, RELEASE, ROLE, SERVICE, STACK, Box, OpsError, StackOnHost
 
 MANAGE = ["python", "manage.py"]
 # A one-off gets at most this long to stop on Ctrl-C before it is killed.
@@ -43,8 +43,10 @@ def pick(stack: StackOnHost, service: str, replica: Optional[str] = None) -> Box
         chosen = [b for b in boxes if wanted(b)]
         if chosen:
             return chosen[0]
-    raise OpsError(f"no running container of {service} in stack {stack.stack}: "
-                   + ", ".join(f"{b.label} ({b.condition})" for b in boxes))
+    raise OpsError(
+        f"no running container of {service} in stack {stack.stack}: "
+        + ", ".join(f"{b.label} ({b.condition})" for b in boxes)
+    )
 
 
 def release_template(stack: StackOnHost) -> Box:
@@ -53,7 +55,9 @@ def release_template(stack: StackOnHost) -> Box:
         running = [b for b in stack.boxes if b.service == service and b.role == "app" and b.state == "running"]
         if running:
             return next((b for b in running if b.ok), running[0])
-    raise OpsError(f"stack {stack.stack} runs no container of the app image (web, celery-worker): nothing to copy a release from")
+    raise OpsError(
+        f"stack {stack.stack} runs no container of the app image (web, celery-worker): nothing to copy a release from"
+    )
 
 
 def one_off_config(stack: StackOnHost, template: dict, command: Sequence[str], *, tty: bool, network: str) -> dict:
@@ -80,9 +84,15 @@ def one_off_config(stack: StackOnHost, template: dict, command: Sequence[str], *
         environment=config.get("Env") or [],
         user=config.get("User") or None,
         working_dir=config.get("WorkingDir") or None,
-        labels={STACK: stack.stack, SERVICE: "manage", ROLE: ONE_OFF,
-                GIT_SHA: labels.get(GIT_SHA, ""), RELEASE: labels.get(RELEASE, "")},
-        tty=tty, stdin_open=True,  # and StdinOnce: docker-py sets it for an attached create (detach=False)
+        labels={
+            STACK: stack.stack,
+            SERVICE: "manage",
+            ROLE: ONE_OFF,
+            GIT_SHA: labels.get(GIT_SHA, ""),
+            RELEASE: labels.get(RELEASE, ""),
+        },
+        tty=tty,
+        stdin_open=True,  # and StdinOnce: docker-py sets it for an attached create (detach=False)
         host_config=host_config,
     )
 
@@ -96,8 +106,13 @@ def manage(stack: StackOnHost, args: Sequence[str], *, no_tty: bool = False) -> 
     container_id = api.create_container(**kwargs, name=f"{stack.stack}-manage-{secrets.token_hex(3)}")["Id"]
     try:
         channel = attach_container(api, container_id)
-        pump(channel, tty=tty, forward_stdin=True, started=lambda: api.start(container_id),
-             resize=lambda h, w: api.resize(container_id, height=h, width=w))
+        pump(
+            channel,
+            tty=tty,
+            forward_stdin=True,
+            started=lambda: api.start(container_id),
+            resize=lambda h, w: api.resize(container_id, height=h, width=w),
+        )
         return int(api.wait(container_id)["StatusCode"])
     except KeyboardInterrupt:
         api.stop(container_id, timeout=STOP_SECONDS)
@@ -109,11 +124,14 @@ def manage(stack: StackOnHost, args: Sequence[str], *, no_tty: bool = False) -> 
             pass
 
 
-def exec_in(stack: StackOnHost, service: str, args: Sequence[str], *, replica: Optional[str] = None,
-            no_tty: bool = False) -> int:
+def exec_in(
+    stack: StackOnHost, service: str, args: Sequence[str], *, replica: Optional[str] = None, no_tty: bool = False
+) -> int:
     """ARGS inside one running container of `service`; its exit code."""
     if not args:
-        raise OpsError("no command to run; e.g. make exec STACK=prod SERVICE=web ARGS='python manage.py showmigrations'")
+        raise OpsError(
+            "no command to run; e.g. make exec STACK=prod SERVICE=web ARGS='python manage.py showmigrations'"
+        )
     target = pick(stack, service, replica)
     api = stack.client.api
     tty = interactive(no_tty)

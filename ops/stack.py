@@ -134,7 +134,7 @@ def box(attrs: Mapping[str, Any]) -> Box:
 def ordered(boxes: Sequence[Box]) -> list[Box]:
     def key(b: Box):
         rank = SERVICE_ORDER.index(b.service) if b.service in SERVICE_ORDER else len(SERVICE_ORDER)
-        return (b.role == ONE_OFF, rank, b.service, int(b.replica) if (b.replica or "").isdigit() else 0, b.name)
+        return (b.role == ONE_OFF, rank, b.service, int(b.replica) if b.replica and b.replica.isdigit() else 0, b.name)
 
     return sorted(boxes, key=key)
 
@@ -142,7 +142,7 @@ def ordered(boxes: Sequence[Box]) -> list[Box]:
 def known_stacks(root: Optional[Path] = None) -> list[str]:
     """The stacks this project has a config for (Pulumi.<stack>.yaml)."""
     root = root or PROJECT_ROOT
-    return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
 def stack_docker_host(stack: str, root: Optional[Path] = None) -> str:
@@ -154,7 +154,9 @@ def stack_docker_host(stack: str, root: Optional[Path] = None) -> str:
     try:
         config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
     except (OSError, yaml.YAMLError) as error:
-        raise OpsError(f"{stack_file.name}: cannot read it ({error.__class__.__name__}: {str(error).splitlines()[0]})") from None
+        raise OpsError(
+            f"{stack_file.name}: cannot read it ({error.__class__.__name__}: {str(error).splitlines()[0]})"
+        ) from None
     host = config.get("docker:host") or ""
     if isinstance(host, dict):  # `pulumi config set --secret docker:host` (an address with credentials)
         raise OpsError(f"{stack_file.name}: docker:host is encrypted; export DOCKER_HOST for ops instead")
@@ -162,7 +164,11 @@ def stack_docker_host(stack: str, root: Optional[Path] = None) -> str:
 
 
 def describe_host(client: docker.DockerClient, docker_host: str) -> str:
-    return docker_host or os.environ.get("DOCKER_HOST") or client.api.base_url.replace("http+docker://localhost", "unix:///var/run/docker.sock")
+    return (
+        docker_host
+        or os.environ.get("DOCKER_HOST")
+        or client.api.base_url.replace("http+docker://localhost", "unix:///var/run/docker.sock")
+    )
 
 
 class StackOnHost:
@@ -187,9 +193,11 @@ class StackOnHost:
         self.boxes = self.refresh()
         if not self.boxes:
             summaries = client.api.containers(all=True, filters={"label": STACK})
-            elsewhere = sorted({(c.get("Labels") or {}).get(STACK) for c in summaries} - {None})
+            elsewhere = sorted({label for c in summaries if (label := (c.get("Labels") or {}).get(STACK))})
             there = f"stacks there: {', '.join(elsewhere)}" if elsewhere else "no stack of this project there"
-            raise OpsError(f"stack {stack} is not running on {self.where}: no container is labelled {STACK}={stack} ({there})")
+            raise OpsError(
+                f"stack {stack} is not running on {self.where}: no container is labelled {STACK}={stack} ({there})"
+            )
 
     def refresh(self) -> list[Box]:
         containers = self.client.api.containers(all=True, filters={"label": f"{STACK}={self.stack}"})
@@ -219,5 +227,7 @@ class StackOnHost:
         """The stack's `frontend` or `backend` network, by label."""
         found = self.client.networks.list(filters={"label": [f"{STACK}={self.stack}", f"{NETWORK}={kind}"]})
         if len(found) != 1:
-            raise OpsError(f"stack {self.stack}: expected one {kind} network labelled {NETWORK}={kind}, found {len(found)}")
+            raise OpsError(
+                f"stack {self.stack}: expected one {kind} network labelled {NETWORK}={kind}, found {len(found)}"
+            )
         return found[0].name

@@ -44,7 +44,7 @@ def _image(box: Box) -> str:
         repo, digest = ref.split("@sha256:", 1)
         return f"{repo}@sha256:{digest[:SHORT_SHA]}"
     if ref.startswith("sha256:"):
-        return ref[:len("sha256:") + SHORT_SHA]
+        return ref[: len("sha256:") + SHORT_SHA]
     return ref
 
 
@@ -64,7 +64,9 @@ def release_lines(boxes: Sequence[Box], now: datetime) -> list[str]:
         )
         first = members[0]
         same = first.image_ref == first.image_id
-        lines.append(f"  image: {first.image_ref}" + ("" if same else f" (id {first.image_id[:len('sha256:') + SHORT_SHA]})"))
+        lines.append(
+            f"  image: {first.image_ref}" + ("" if same else f" (id {first.image_id[: len('sha256:') + SHORT_SHA]})")
+        )
     if len(releases) > 1:
         lines.append(f"  {len(releases)} releases run side by side: a release is under way, or one stopped half-way")
     return lines
@@ -86,19 +88,20 @@ def status_lines(stack: str, where: str, boxes: Sequence[Box], now: datetime) ->
     if one_offs:
         lines.append(f"one-off: {', '.join(b.name for b in one_offs)} (ops manage)")
     if bad:
-        lines.append(f"{stack}: {len(bad)} of {len(members)} containers not healthy: "
-                     + ", ".join(f"{b.label} ({b.condition})" for b in bad))
+        lines.append(
+            f"{stack}: {len(bad)} of {len(members)} containers not healthy: "
+            + ", ".join(f"{b.label} ({b.condition})" for b in bad)
+        )
     else:
         restarted = sum(b.restarts for b in members)
-        lines.append(f"{stack}: all {len(members)} containers healthy"
-                     + (f" ({restarted} restarts in all: `ops logs` says why)" if restarted else ""))
+        lines.append(
+            f"{stack}: all {len(members)} containers healthy"
+            + (f" ({restarted} restarts in all: `ops logs` says why)" if restarted else "")
+        )
     return lines, not bad
 
 
 def ps_lines(boxes: Sequence[Box], now: datetime) -> list[str]:
     """`docker compose ps` for the stack: one row per container, one-offs included."""
-    rows = [
-        (b.label, b.name, b.condition, ago(b.created, now), _image(b), ", ".join(b.ports) or "-")
-        for b in boxes
-    ]
+    rows = [(b.label, b.name, b.condition, ago(b.created, now), _image(b), ", ".join(b.ports) or "-") for b in boxes]
     return table(("SERVICE", "CONTAINER", "STATE", "CREATED", "IMAGE", "PORTS"), rows)

@@ -5,9 +5,8 @@ on sys.path), so the rules module is imported by its plain name. The rules and
 their enforcement levels live in docker_rules.py.
 """
 
-from pulumi_policy import PolicyPack
-
 from docker_rules import POLICIES
+from pulumi_policy import PolicyPack
 
 PolicyPack(
     name="django-docker",

@@ -70,6 +70,7 @@ _PINNED_BY_DIGEST_RE = re.compile(r"[^@\s]+@" + _DIGEST)
 
 # --- reading resources -------------------------------------------------------
 
+
 def labels(props: Mapping[str, Any]) -> dict[str, str]:
     """The `labels` input ([{label, value}, ...]) as a dict."""
     return {item.get("label"): item.get("value") for item in props.get("labels") or ()}
@@ -129,9 +130,7 @@ def image_reference_problem(ref: Any) -> Optional[str]:
 
 def is_digest_reference(ref: Any) -> bool:
     """`repo@sha256:<64 hex>` or a local image id `sha256:<64 hex>`."""
-    return isinstance(ref, str) and bool(
-        _DIGEST_RE.fullmatch(ref) or _PINNED_BY_DIGEST_RE.fullmatch(ref)
-    )
+    return isinstance(ref, str) and bool(_DIGEST_RE.fullmatch(ref) or _PINNED_BY_DIGEST_RE.fullmatch(ref))
 
 
 def _user_is_root(user: Any) -> bool:
@@ -145,6 +144,7 @@ def _healthcheck_tests(props: Mapping[str, Any]) -> list[str]:
 
 
 # --- mandatory rules ---------------------------------------------------------
+
 
 def validate_image_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type in RUNS_A_CONTAINER:
@@ -201,11 +201,9 @@ def validate_app_restart_policy(args: ResourceValidationArgs, report_violation: 
     if is_one_shot(args.props):
         # A one-shot that restarts would run its job again and again.
         if restart not in (None, "no"):
-            report_violation(f"{_name(args)} is a one-shot but has restart={restart!r}; use \"no\".")
+            report_violation(f'{_name(args)} is a one-shot but has restart={restart!r}; use "no".')
     elif restart not in LONG_RUNNING_RESTARTS:
-        report_violation(
-            f"{_name(args)} has restart={restart!r}; use one of {sorted(LONG_RUNNING_RESTARTS)}."
-        )
+        report_violation(f"{_name(args)} has restart={restart!r}; use one of {sorted(LONG_RUNNING_RESTARTS)}.")
 
 
 def validate_app_healthcheck(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -268,6 +266,7 @@ def validate_prod_never_builds(args: ResourceValidationArgs, report_violation: R
 
 # --- advisory rules: CIS Docker Benchmark, section 5 (container runtime) ------
 
+
 def validate_cis_read_only_root(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type in RUNS_A_CONTAINER and args.props.get("readOnly") is not True:
         report_violation(f"{_name(args)} has a writable root filesystem; set readOnly and use tmpfs/volumes.")
@@ -279,7 +278,9 @@ def validate_cis_capabilities_dropped(args: ResourceValidationArgs, report_viola
     capabilities = args.props.get("capabilities") or {}
     drops = {str(cap).upper() for cap in capabilities.get("drops") or ()}
     if "ALL" not in drops:
-        report_violation(f"{_name(args)} keeps Docker's default capabilities; drop ALL and add back only what it needs.")
+        report_violation(
+            f"{_name(args)} keeps Docker's default capabilities; drop ALL and add back only what it needs."
+        )
 
 
 def validate_cis_no_new_privileges(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
@@ -359,61 +360,115 @@ MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
 
 POLICIES: list[ResourceValidationPolicy] = [
-    _policy("image-pinned",
-            "Containers (and pulled images) run a version tag or a digest, never latest or an untagged name.",
-            validate_image_pinned, MANDATORY),
-    _policy("app-image-by-digest",
-            "App containers run the app image by digest, so prod runs exactly what dev proved.",
-            validate_app_image_by_digest, MANDATORY),
-    _policy("resources-labelled",
-            "Containers carry django-docker.service and .role; networks and volumes their name label.",
-            validate_resources_labelled, MANDATORY),
-    _policy("app-memory-limit",
-            "Every app container (one-shots too) has a memory limit.",
-            validate_app_memory_limit, MANDATORY),
-    _policy("app-restart-policy",
-            "Long-running app containers restart (always/unless-stopped/on-failure); one-shots do not.",
-            validate_app_restart_policy, MANDATORY),
-    _policy("app-healthcheck",
-            "Long-running app containers have a healthcheck (one-shots are exempt).",
-            validate_app_healthcheck, MANDATORY),
-    _policy("app-non-root",
-            "App containers (one-shots too) run as an explicit non-root user.",
-            validate_app_non_root, MANDATORY),
-    _policy("only-nginx-publishes-ports",
-            "No container but nginx publishes host ports.",
-            validate_only_nginx_publishes_ports, MANDATORY),
-    _policy("backend-network-internal",
-            "The backend network is internal: no route out of it.",
-            validate_backend_network_internal, MANDATORY),
-    _policy("prod-data-volumes-protected",
-            "In production stacks the postgres and redis data volumes are protected from deletion.",
-            validate_prod_data_volumes_protected, MANDATORY, _PRODUCTION_STACKS_SCHEMA),
-    _policy("prod-never-builds",
-            "Production stacks build no image: they promote the digest proven in dev.",
-            validate_prod_never_builds, MANDATORY, _PRODUCTION_STACKS_SCHEMA),
-    _policy("cis-read-only-root-filesystem",
-            _CIS + "the container's root filesystem is mounted read-only.",
-            validate_cis_read_only_root, ADVISORY),
-    _policy("cis-capabilities-dropped",
-            _CIS + "Linux kernel capabilities are restricted (drop ALL).",
-            validate_cis_capabilities_dropped, ADVISORY),
-    _policy("cis-no-new-privileges",
-            _CIS + "the container is restricted from acquiring additional privileges.",
-            validate_cis_no_new_privileges, ADVISORY),
-    _policy("cis-not-privileged",
-            _CIS + "privileged containers are not used.",
-            validate_cis_not_privileged, ADVISORY),
-    _policy("cis-host-namespaces-not-shared",
-            _CIS + "the host's network, PID, IPC and user namespaces are not shared.",
-            validate_cis_host_namespaces, ADVISORY),
-    _policy("cis-docker-socket-not-mounted",
-            _CIS + "the Docker socket is not mounted inside any container.",
-            validate_cis_docker_socket, ADVISORY),
-    _policy("cis-accessory-memory-limit",
-            _CIS + "memory usage is limited (accessory containers; app containers: app-memory-limit).",
-            validate_cis_accessory_memory_limit, ADVISORY),
-    _policy("cis-accessory-healthcheck",
-            _CIS + "container health is checked at runtime (accessories; app containers: app-healthcheck).",
-            validate_cis_accessory_healthcheck, ADVISORY),
+    _policy(
+        "image-pinned",
+        "Containers (and pulled images) run a version tag or a digest, never latest or an untagged name.",
+        validate_image_pinned,
+        MANDATORY,
+    ),
+    _policy(
+        "app-image-by-digest",
+        "App containers run the app image by digest, so prod runs exactly what dev proved.",
+        validate_app_image_by_digest,
+        MANDATORY,
+    ),
+    _policy(
+        "resources-labelled",
+        "Containers carry django-docker.service and .role; networks and volumes their name label.",
+        validate_resources_labelled,
+        MANDATORY,
+    ),
+    _policy(
+        "app-memory-limit",
+        "Every app container (one-shots too) has a memory limit.",
+        validate_app_memory_limit,
+        MANDATORY,
+    ),
+    _policy(
+        "app-restart-policy",
+        "Long-running app containers restart (always/unless-stopped/on-failure); one-shots do not.",
+        validate_app_restart_policy,
+        MANDATORY,
+    ),
+    _policy(
+        "app-healthcheck",
+        "Long-running app containers have a healthcheck (one-shots are exempt).",
+        validate_app_healthcheck,
+        MANDATORY,
+    ),
+    _policy(
+        "app-non-root",
+        "App containers (one-shots too) run as an explicit non-root user.",
+        validate_app_non_root,
+        MANDATORY,
+    ),
+    _policy(
+        "only-nginx-publishes-ports",
+        "No container but nginx publishes host ports.",
+        validate_only_nginx_publishes_ports,
+        MANDATORY,
+    ),
+    _policy(
+        "backend-network-internal",
+        "The backend network is internal: no route out of it.",
+        validate_backend_network_internal,
+        MANDATORY,
+    ),
+    _policy(
+        "prod-data-volumes-protected",
+        "In production stacks the postgres and redis data volumes are protected from deletion.",
+        validate_prod_data_volumes_protected,
+        MANDATORY,
+        _PRODUCTION_STACKS_SCHEMA,
+    ),
+    _policy(
+        "prod-never-builds",
+        "Production stacks build no image: they promote the digest proven in dev.",
+        validate_prod_never_builds,
+        MANDATORY,
+        _PRODUCTION_STACKS_SCHEMA,
+    ),
+    _policy(
+        "cis-read-only-root-filesystem",
+        _CIS + "the container's root filesystem is mounted read-only.",
+        validate_cis_read_only_root,
+        ADVISORY,
+    ),
+    _policy(
+        "cis-capabilities-dropped",
+        _CIS + "Linux kernel capabilities are restricted (drop ALL).",
+        validate_cis_capabilities_dropped,
+        ADVISORY,
+    ),
+    _policy(
+        "cis-no-new-privileges",
+        _CIS + "the container is restricted from acquiring additional privileges.",
+        validate_cis_no_new_privileges,
+        ADVISORY,
+    ),
+    _policy("cis-not-privileged", _CIS + "privileged containers are not used.", validate_cis_not_privileged, ADVISORY),
+    _policy(
+        "cis-host-namespaces-not-shared",
+        _CIS + "the host's network, PID, IPC and user namespaces are not shared.",
+        validate_cis_host_namespaces,
+        ADVISORY,
+    ),
+    _policy(
+        "cis-docker-socket-not-mounted",
+        _CIS + "the Docker socket is not mounted inside any container.",
+        validate_cis_docker_socket,
+        ADVISORY,
+    ),
+    _policy(
+        "cis-accessory-memory-limit",
+        _CIS + "memory usage is limited (accessory containers; app containers: app-memory-limit).",
+        validate_cis_accessory_memory_limit,
+        ADVISORY,
+    ),
+    _policy(
+        "cis-accessory-healthcheck",
+        _CIS + "container health is checked at runtime (accessories; app containers: app-healthcheck).",
+        validate_cis_accessory_healthcheck,
+        ADVISORY,
+    ),
 ]

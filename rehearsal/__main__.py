@@ -72,9 +72,12 @@ def connect() -> docker.DockerClient:
         return client
     except docker.errors.DockerException as error:
         text = str(error)
-        reasons = {"No such file": "no socket there", "Connection refused": "connection refused",
-                   "Permission denied": "permission denied on the socket; run as root or join the docker group",
-                   "timed out": "timed out"}
+        reasons = {
+            "No such file": "no socket there",
+            "Connection refused": "connection refused",
+            "Permission denied": "permission denied on the socket; run as root or join the docker group",
+            "timed out": "timed out",
+        }
         reason = next((r for k, r in reasons.items() if k in text), text[:120])
         raise RehearsalError(f"no Docker engine answers at {where} ({reason}); {START_HINT}") from None
 
@@ -104,7 +107,9 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
             session = Session(client, stack, {STACK_LABEL: stack, RUN_LABEL: run}, say)
             leftovers = session.teardown()
             if any(leftovers):
-                say("  removed an earlier rehearsal of %s: %d containers, %d networks, %d volumes" % (stack, *leftovers))
+                say(
+                    "  removed an earlier rehearsal of %s: %d containers, %d networks, %d volumes" % (stack, *leftovers)
+                )
         ctx = Context(session, stack, say)
         if hook is not None:
             hook.before_boot(ctx)
@@ -117,8 +122,10 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
             hook.after_scenarios(ctx, phase)  # the faults, on the stack the scenarios left
         if keep:
             base, host, _ = front_door(ctx.rp.plan)
-            say(f"  kept running: {ctx.rp.plan.outputs.get('url')} (try: curl -H 'Host: {host}' {base}/health/); "
-                f"tear down with `python -m rehearsal down {stack}` (make rehearse-down STACK={stack})")
+            say(
+                f"  kept running: {ctx.rp.plan.outputs.get('url')} (try: curl -H 'Host: {host}' {base}/health/); "
+                f"tear down with `python -m rehearsal down {stack}` (make rehearse-down STACK={stack})"
+            )
     except PhaseFailed as failure:
         failed_phase = failure
     except KeyboardInterrupt:
@@ -136,7 +143,8 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
                     session.engine.join()
                     late = session.teardown(run)  # whatever an interrupted step created meanwhile
                     info["text"] = "removed %d containers, %d networks, %d volumes" % tuple(
-                        a + b for a, b in zip(removed, late))
+                        a + b for a, b in zip(removed, late)
+                    )
             elif failed_phase is not None:
                 say(f"  --keep: left the failed rehearsal running; `python -m rehearsal down {stack}` removes it")
 
@@ -149,8 +157,10 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
     if scenarios is not None:
         good = sum(o.ok for o in outcomes)
         wanted = len(scenarios) if scenarios else None
-        say(f"release {stack}: {len(outcomes)} scenarios run, {good} as expected, {len(outcomes) - good} not"
-            + ("" if wanted is None or wanted == len(outcomes) else f", {wanted - len(outcomes)} not reached"))
+        say(
+            f"release {stack}: {len(outcomes)} scenarios run, {good} as expected, {len(outcomes) - good} not"
+            + ("" if wanted is None or wanted == len(outcomes) else f", {wanted - len(outcomes)} not reached")
+        )
         failed += len(outcomes) - good
         if not failed_phase and not scenarios and len(outcomes) < _scenario_count():
             failed += 1
@@ -188,14 +198,24 @@ def main(argv: list[str] | None = None) -> int:
     p_release = sub.add_parser("release", help="boot a stack, then rehearse every release scenario under load")
     p_release.add_argument("stack")
     p_release.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
-    p_release.add_argument("--scenario", action="append", default=[], metavar="NAME",
-                           help="run only this scenario (repeatable; they run in their fixed order)")
+    p_release.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this scenario (repeatable; they run in their fixed order)",
+    )
     p_release.add_argument("--faults", action="store_true", help="then every fault, on the same stack")
     p_faults = sub.add_parser("faults", help="boot a stack, then rehearse every fault under load")
     p_faults.add_argument("stack")
     p_faults.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
-    p_faults.add_argument("--fault", action="append", default=[], metavar="NAME",
-                          help="run only this fault (repeatable; they run in their fixed order)")
+    p_faults.add_argument(
+        "--fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this fault (repeatable; they run in their fixed order)",
+    )
     p_tls = sub.add_parser("tls", help="boot a stack with HTTPS on (a certificate made for the run) and prove it")
     p_tls.add_argument("stack")
     p_down = sub.add_parser("down", help="remove everything a rehearsal of STACK created")
@@ -207,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command in ("release", "faults"):
             from rehearsal.fault_run import FaultRehearsal
 
-            faults = FaultRehearsal(args.stack, getattr(args, "fault", [])) if args.command == "faults" or args.faults else None
+            faults = (
+                FaultRehearsal(args.stack, getattr(args, "fault", []))
+                if args.command == "faults" or args.faults
+                else None
+            )
             return rehearse(args.stack, args.keep, args.scenario if args.command == "release" else None, hook=faults)
         if args.command == "tls":
             from rehearsal.tls import TlsRehearsal

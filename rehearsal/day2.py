@@ -42,7 +42,11 @@ class Day2:
         for service in ("web", "postgres"):
             for c in self.ctx.session.containers_of(service).values():
                 env = dict(item.split("=", 1) for item in c["Config"]["Env"] or [])
-                found += [env.get("DJANGO_SECRET_KEY"), env.get("POSTGRES_PASSWORD"), urlsplit(env.get("DATABASE_URL", "")).password]
+                found += [
+                    env.get("DJANGO_SECRET_KEY"),
+                    env.get("POSTGRES_PASSWORD"),
+                    urlsplit(env.get("DATABASE_URL", "")).password,
+                ]
         return sorted({s for s in found if s})
 
     # -- the checks
@@ -62,7 +66,11 @@ class Day2:
     def check_ps(self) -> str:
         code, out, _ = self.ops("ps")
         require(code == 0, f"exit {code}")
-        names = {c["Name"].lstrip("/") for s in ("web", "nginx", "postgres", "redis") for c in self.ctx.session.containers_of(s).values()}
+        names = {
+            c["Name"].lstrip("/")
+            for s in ("web", "nginx", "postgres", "redis")
+            for c in self.ctx.session.containers_of(s).values()
+        }
         missing = sorted(n for n in names if n not in out)
         require(not missing, f"ps does not list {missing}")
         return f"{len(out.strip().splitlines()) - 1} containers listed, the {len(names)} of web, nginx, postgres, redis among them"
@@ -85,9 +93,12 @@ class Day2:
         require(code == 3, f"`manage shell -c 'sys.exit(3)'` exit {code}, expected 3 passed through")
         after = self.stack_ids()
         require(after == before, f"manage changed the stack's containers: {len(before)} before, {len(after)} after")
-        return (f"check --deploy exit 0 ({summary.group(0) if summary else 'no summary'}"
-                + (f": {', '.join(warnings)}" if warnings else "") + "); a failing command's exit 3 passed through; "
-                "no one-off left")
+        return (
+            f"check --deploy exit 0 ({summary.group(0) if summary else 'no summary'}"
+            + (f": {', '.join(warnings)}" if warnings else "")
+            + "); a failing command's exit 3 passed through; "
+            "no one-off left"
+        )
 
     def check_exec(self) -> str:
         replica = str(self.ctx.replicas())
@@ -111,9 +122,15 @@ class Day2:
 
     def run(self) -> list[Check]:
         checks = []
-        for name, check in [("ops status", self.check_status), ("ops ps", self.check_ps), ("ops logs", self.check_logs),
-                            ("ops manage", self.check_manage), ("ops exec", self.check_exec),
-                            ("ops refusal", self.check_refusals), ("ops secrets", self.check_secrets)]:
+        for name, check in [
+            ("ops status", self.check_status),
+            ("ops ps", self.check_ps),
+            ("ops logs", self.check_logs),
+            ("ops manage", self.check_manage),
+            ("ops exec", self.check_exec),
+            ("ops refusal", self.check_refusals),
+            ("ops secrets", self.check_secrets),
+        ]:
             try:
                 result = Check(name, True, check())
             except (CheckFailed, OSError, ValueError, KeyError) as failure:

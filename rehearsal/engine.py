@@ -36,14 +36,40 @@ from docker.types import IPAMConfig, IPAMPool, Mount
 
 from rehearsal.errors import RehearsalError
 from rehearsal.model import (
-    CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REPLACE, SAME, UPDATE, Entry, State, Step, UpdatePlan,
-    next_state, plan_update,
+    CREATE,
+    DELETE,
+    DELETE_FIRST,
+    DELETE_REPLACED,
+    REPLACE,
+    SAME,
+    UPDATE,
+    Entry,
+    State,
+    Step,
+    UpdatePlan,
+    next_state,
+    plan_update,
 )
 from rehearsal.plan import (
-    CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, Plan, PlannedResource,
+    CONTAINER,
+    IMAGE,
+    JOB,
+    NETWORK,
+    RANDOM_PASSWORD,
+    REMOTE_IMAGE,
+    STACK_REFERENCE,
+    VOLUME,
+    Plan,
+    PlannedResource,
 )
 from rehearsal.translate import (
-    ContainerSpec, container_spec, image_build_kwargs, network_kwargs, remote_image_name, substitute, volume_kwargs,
+    ContainerSpec,
+    container_spec,
+    image_build_kwargs,
+    network_kwargs,
+    remote_image_name,
+    substitute,
+    volume_kwargs,
 )
 
 STACK_LABEL = "rehearsal.stack"
@@ -70,8 +96,11 @@ def planned_name(r) -> Optional[str]:
 def check_understood(plan: Plan, *, project_root) -> None:
     """Translate every resource once without an engine: an input the rehearsal does not
     understand fails here, before anything is created."""
-    names = {planned_name(r): f"{r.name}-0000000" for r in plan.resources
-             if r.custom and r.type in (NETWORK, VOLUME, CONTAINER) and planned_name(r)}
+    names = {
+        planned_name(r): f"{r.name}-0000000"
+        for r in plan.resources
+        if r.custom and r.type in (NETWORK, VOLUME, CONTAINER) and planned_name(r)
+    }
     for r in plan.resources:
         if not r.custom:
             continue
@@ -116,8 +145,15 @@ class UpdateResult:
 
 
 class Engine:
-    def __init__(self, client: docker.DockerClient, *, run_labels: dict[str, str], say: Callable[[str], None],
-                 images: Optional[dict[str, str]] = None, parallelism: int = 8):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        *,
+        run_labels: dict[str, str],
+        say: Callable[[str], None],
+        images: Optional[dict[str, str]] = None,
+        parallelism: int = 8,
+    ):
         self.client = client
         self.api = client.api
         self.run_labels = run_labels
@@ -176,8 +212,9 @@ class Engine:
             error = f"{failed.step.name}: {failed.what}"
         elif self.cancelled.is_set():
             error = "cancelled"
-        return UpdateResult(sorted(reports.values(), key=lambda r: r.index), new_state, error,
-                            time.monotonic() - started)
+        return UpdateResult(
+            sorted(reports.values(), key=lambda r: r.index), new_state, error, time.monotonic() - started
+        )
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -245,15 +282,21 @@ class Engine:
         if r.type == JOB:
             return self._run_job(r, inputs, mapping, real)
         if r.type in (IMAGE, REMOTE_IMAGE):
-            planned = [r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id,
-                       r.inputs.get("name") if r.type == REMOTE_IMAGE else None]
+            planned = [
+                r.outputs.get("repoDigest"),
+                r.outputs.get("imageId"),
+                r.id,
+                r.inputs.get("name") if r.type == REMOTE_IMAGE else None,
+            ]
             image_id = next((mapping[p] for p in planned if p and p in mapping), None)
             if image_id is None:
                 name = r.inputs.get("name") or r.inputs.get("imageName")
                 try:
                     image_id = self.client.images.get(name).id
                 except docker.errors.ImageNotFound:
-                    raise StepFailed(f"image {name} is not on the engine (the rehearsal builds or provides it first)") from None
+                    raise StepFailed(
+                        f"image {name} is not on the engine (the rehearsal builds or provides it first)"
+                    ) from None
             real.update(id=image_id)
             self._remember(mapping, real, {p: image_id for p in planned if p})
             return f"image {image_id[:19]}"
@@ -267,8 +310,11 @@ class Engine:
         kwargs = network_kwargs(r.name, inputs, name, self.run_labels)
         ipam = kwargs.pop("ipam", None)
         if ipam:
-            kwargs["ipam"] = IPAMConfig(driver=ipam["driver"], options=ipam["options"],
-                                        pool_configs=[IPAMPool(**pool) for pool in ipam["pool_configs"]])
+            kwargs["ipam"] = IPAMConfig(
+                driver=ipam["driver"],
+                options=ipam["options"],
+                pool_configs=[IPAMPool(**pool) for pool in ipam["pool_configs"]],
+            )
         try:
             network = self.client.networks.create(check_duplicate=True, **kwargs)
         except docker.errors.APIError as error:
@@ -288,10 +334,13 @@ class Engine:
         networking = None
         first = spec.networks[0] if spec.networks else None
         if first and host.get("network_mode") == first.name:
-            networking = self.api.create_networking_config({
-                first.name: self.api.create_endpoint_config(
-                    aliases=first.aliases or None, ipv4_address=first.ipv4_address, ipv6_address=first.ipv6_address)
-            })
+            networking = self.api.create_networking_config(
+                {
+                    first.name: self.api.create_endpoint_config(
+                        aliases=first.aliases or None, ipv4_address=first.ipv4_address, ipv6_address=first.ipv6_address
+                    )
+                }
+            )
         try:
             cid = self.api.create_container(host_config=host_config, networking_config=networking, **spec.create)["Id"]
         except docker.errors.APIError as error:
@@ -302,8 +351,12 @@ class Engine:
         try:
             for net in spec.networks[1:] if networking else spec.networks:
                 self.api.connect_container_to_network(
-                    cid, net.name, aliases=net.aliases or None,
-                    ipv4_address=net.ipv4_address, ipv6_address=net.ipv6_address)
+                    cid,
+                    net.name,
+                    aliases=net.aliases or None,
+                    ipv4_address=net.ipv4_address,
+                    ipv6_address=net.ipv6_address,
+                )
             if spec.uploads:
                 self.api.put_archive(cid, "/", _tar(spec.uploads))
             if spec.lifecycle.start:
@@ -342,9 +395,11 @@ class Engine:
             if time.monotonic() - started > timeout:
                 probe = (state.get("Health") or {}).get("Log") or [{}]
                 output = " | ".join((probe[-1].get("Output") or "").strip().splitlines()[-3:]) or "no output"
-                raise StepFailed(f"not healthy within wait_timeout={timeout}s (health: {health}, "
-                                 f"restarts: {self.api.inspect_container(cid).get('RestartCount', 0)}, "
-                                 f"last probe: {output}){self.tail(cid)}")
+                raise StepFailed(
+                    f"not healthy within wait_timeout={timeout}s (health: {health}, "
+                    f"restarts: {self.api.inspect_container(cid).get('RestartCount', 0)}, "
+                    f"last probe: {output}){self.tail(cid)}"
+                )
             time.sleep(1.0)
 
     def _run_job(self, r: PlannedResource, inputs: dict, mapping: dict, real: dict) -> str:
@@ -369,7 +424,10 @@ class Engine:
         cid = step.old.real.get("id")
         # What resourceDockerContainerUpdate sends (_funcs.go:1033-1070): limits and restart policy.
         kwargs: dict[str, Any] = {
-            "restart_policy": {"Name": inputs.get("restart") or "no", "MaximumRetryCount": int(inputs.get("maxRetryCount") or 0)},
+            "restart_policy": {
+                "Name": inputs.get("restart") or "no",
+                "MaximumRetryCount": int(inputs.get("maxRetryCount") or 0),
+            },
             "mem_limit": int(inputs.get("memory") or 0) * 1024 * 1024,
             "cpu_shares": int(inputs.get("cpuShares") or 0),
         }
@@ -424,7 +482,7 @@ def brief(text: str, limit: int = 320) -> str:
     """A long message (a job's log tail on one line) cut in the middle: its start says what
     failed, its end holds the exception."""
     text = " ".join(text.split("\n"))
-    return text if len(text) <= limit else f"{text[:limit // 2]} ... {text[-limit // 2:]}"
+    return text if len(text) <= limit else f"{text[: limit // 2]} ... {text[-limit // 2 :]}"
 
 
 def on_loopback(inputs: dict) -> dict:

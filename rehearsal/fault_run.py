@@ -109,10 +109,13 @@ def crash(ctx: Context, cid: str) -> str:
     try:
         os.kill(pid, signal.SIGKILL)  # its init (tini): the kernel then kills every process in its PID namespace
     except PermissionError:
-        raise RehearsalError("cannot SIGKILL a container's processes: run the fault rehearsal as root, "
-                             "on the engine's host") from None
+        raise RehearsalError(
+            "cannot SIGKILL a container's processes: run the fault rehearsal as root, on the engine's host"
+        ) from None
     except ProcessLookupError:
-        raise RehearsalError(f"pid {pid} of {info['Name']} is not on this host: the fault rehearsal needs a local engine") from None
+        raise RehearsalError(
+            f"pid {pid} of {info['Name']} is not on this host: the fault rehearsal needs a local engine"
+        ) from None
     return info["HostConfig"]["RestartPolicy"]["Name"] or "no"
 
 
@@ -174,8 +177,12 @@ def processed(ctx: Context, ids: list[int], after: Optional[str] = None) -> int:
     if not ids:
         return 0
     when = f" and processed_at > '{after}'" if after else ""
-    return int(ctx.psql(f"select count(*) from visits_visit where id in ({','.join(map(str, ids))}) "
-                        f"and processed_at is not null{when}"))
+    return int(
+        ctx.psql(
+            f"select count(*) from visits_visit where id in ({','.join(map(str, ids))}) "
+            f"and processed_at is not null{when}"
+        )
+    )
 
 
 # --------------------------------------------------------------------------- the runner
@@ -188,8 +195,17 @@ def run_fault(ctx: Context, fault: Fault) -> FaultOutcome:
     say(f"  expect: {fault.expectation}")
     base, host = ctx.front()
     traffic = fault.traffic
-    load = Load(base, host=host, path=traffic.path, method=traffic.method, expect=traffic.expect,
-                collect=traffic.collect, rate=LOAD_RATE, workers=LOAD_WORKERS, max_seconds=FAULT_LOAD_MAX_SECONDS)
+    load = Load(
+        base,
+        host=host,
+        path=traffic.path,
+        method=traffic.method,
+        expect=traffic.expect,
+        collect=traffic.collect,
+        rate=LOAD_RATE,
+        workers=LOAD_WORKERS,
+        max_seconds=FAULT_LOAD_MAX_SECONDS,
+    )
     say(f"  load: {traffic.method} {traffic.path} at {LOAD_RATE:.0f}/s through nginx")
     started_at = time.time()
     load.start()
@@ -210,9 +226,12 @@ def run_fault(ctx: Context, fault: Fault) -> FaultOutcome:
     say(report.details().replace("\n  releases: no git_sha seen", ""))
     if report.failed:
         first, last = min(f.at for f in report.failures), max(f.at for f in report.failures)
-        say(f"  requests failed from {first:.1f}s to {last:.1f}s of the load ({last - first:.1f}s; "
-            f"{report.failed_seconds} distinct seconds" + (
-                "" if fault.max_failed_seconds is None else f", target <= {fault.max_failed_seconds}") + ")")
+        say(
+            f"  requests failed from {first:.1f}s to {last:.1f}s of the load ({last - first:.1f}s; "
+            f"{report.failed_seconds} distinct seconds"
+            + ("" if fault.max_failed_seconds is None else f", target <= {fault.max_failed_seconds}")
+            + ")"
+        )
     if trial.recovery_seconds is not None:
         met = "met" if trial.recovery_seconds <= fault.recovery_target else "MISSED"
         say(f"  recovered in {trial.recovery_seconds:.1f}s (target <= {fault.recovery_target:.0f}s: {met})")
@@ -221,7 +240,9 @@ def run_fault(ctx: Context, fault: Fault) -> FaultOutcome:
         say(ctx.nginx_errors(since=started_at, report=report))
     # The next fault starts from a healthy stack, or not at all.
     try:
-        wait_for("every container healthy again", lambda: not unhealthy(ctx) and serves(ctx), HEALTHY_AGAIN_SECONDS, 0.5)
+        wait_for(
+            "every container healthy again", lambda: not unhealthy(ctx) and serves(ctx), HEALTHY_AGAIN_SECONDS, 0.5
+        )
     except ScenarioFailed:
         problems.append(f"not healthy afterwards: {', '.join(unhealthy(ctx)) or '/health/ is not 200'}")
     return FaultOutcome(fault, report, trial, problems)
@@ -262,7 +283,9 @@ class FaultRehearsal:
         if self.names:  # refuse an unknown name before booting anything
             unknown = sorted(set(self.names) - {f.name for f in all_faults()})
             if unknown:
-                raise RehearsalError(f"unknown faults {unknown}; the faults are: {', '.join(f.name for f in all_faults())}")
+                raise RehearsalError(
+                    f"unknown faults {unknown}; the faults are: {', '.join(f.name for f in all_faults())}"
+                )
 
     def after_boot(self, ctx: Context, phase) -> None:
         pass

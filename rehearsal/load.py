@@ -43,6 +43,7 @@ class Failure:
 @dataclass(frozen=True)
 class Release:
     """One git_sha seen in /health/ bodies: how often, and from when to when it answered."""
+
     count: int
     first: float
     last: float
@@ -63,15 +64,19 @@ class Report:
     collected: tuple = ()  # the `collect` key's value from each expected answer (e.g. the ids of acknowledged writes)
 
     def line(self, stack: str, scenario: str) -> str:
-        return (f"release {stack} {scenario}: {self.requests} requests, {self.failed} failed, "
-                f"longest gap {self.longest_gap:.1f}s")
+        return (
+            f"release {stack} {scenario}: {self.requests} requests, {self.failed} failed, "
+            f"longest gap {self.longest_gap:.1f}s"
+        )
 
     def details(self) -> str:
         kinds = Counter(f.kind for f in self.failures)
         failures = ", ".join(f"{kind} x{n}" for kind, n in kinds.most_common()) or "none"
         lines = [f"  failures: {failures}"]
         if self.failed_seconds:
-            lines.append(f"  failed seconds: {self.failed_seconds} ({spans(sorted({int(f.at) for f in self.failures}))})")
+            lines.append(
+                f"  failed seconds: {self.failed_seconds} ({spans(sorted({int(f.at) for f in self.failures}))})"
+            )
         if self.unfinished:
             lines.append(f"  unfinished at stop: {self.unfinished}")
         by_first = sorted(self.releases.items(), key=lambda item: item[1].first)
@@ -112,8 +117,10 @@ def check_loopback(base_url: str, allowed_networks: Iterable[Network] = ()) -> N
         try:
             ip = ipaddress.ip_address(address.split("%")[0])
         except ValueError:
-            raise ValueError(f"load: refusing {base_url!r}: host {host!r} is not loopback (only IP addresses "
-                             "and localhost are accepted)") from None
+            raise ValueError(
+                f"load: refusing {base_url!r}: host {host!r} is not loopback (only IP addresses "
+                "and localhost are accepted)"
+            ) from None
         if not (ip.is_loopback or any(ip in net for net in allowed_networks)):
             raise ValueError(f"load: refusing {base_url!r}: {ip} is not a loopback address")
 
@@ -142,10 +149,23 @@ class Load:
     second in total. With `collect`, the value of that JSON key in every answer with the
     expected status is kept (at most max_requests of them): what a writing load was told."""
 
-    def __init__(self, base_url: str, *, host: str | None = None, path: str = "/health/", rate: float = 20.0,
-                 workers: int = 4, timeout: float = 5.0, max_seconds: float = 900.0, max_requests: int = 100_000,
-                 expect: int = 200, allowed_networks: Iterable[Network] = (), stop_grace: float = 1.0,
-                 method: str = "GET", collect: str | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        host: str | None = None,
+        path: str = "/health/",
+        rate: float = 20.0,
+        workers: int = 4,
+        timeout: float = 5.0,
+        max_seconds: float = 900.0,
+        max_requests: int = 100_000,
+        expect: int = 200,
+        allowed_networks: Iterable[Network] = (),
+        stop_grace: float = 1.0,
+        method: str = "GET",
+        collect: str | None = None,
+    ):
         check_loopback(base_url, tuple(allowed_networks))
         if rate <= 0 or workers < 1 or timeout <= 0 or max_seconds <= 0 or max_requests < 1:
             raise ValueError("load: rate, workers, timeout, max_seconds and max_requests must be positive")

@@ -18,11 +18,21 @@ order, and only when everything else succeeded. `rehearsal.engine` carries the s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace as dataclass_replace
+from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from typing import Callable, Iterable, Optional
 
 from rehearsal.plan import (
-    CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME, Plan, PlannedResource, label_in,
+    CONTAINER,
+    IMAGE,
+    JOB,
+    NETWORK,
+    RANDOM_PASSWORD,
+    REMOTE_IMAGE,
+    VOLUME,
+    Plan,
+    PlannedResource,
+    label_in,
 )
 
 TF = "kreuzwerker/terraform-provider-docker v4.5.0"
@@ -57,44 +67,104 @@ class Schema:
 # Container inputs that are ForceNew, by wire name, with the schema line that says so
 # (internal/provider/resource_docker_container.go).
 CONTAINER_FORCE_NEW = {
-    "name": 50, "readOnly": 64, "image": 141, "hostname": 148, "domainname": 156, "command": 163,
-    "entrypoints": 172, "user": 181, "dns": 196, "dnsOpts": 205, "dnsSearches": 214, "publishAllPorts": 223,
-    "workingDir": 243, "capabilities": 262, "securityOpts": 291, "runtime": 300, "platform": 307,
-    "stopSignal": 314, "stopTimeout": 321, "mounts": 328, "volumes": 434, "ports": 487, "hosts": 537,
-    "ulimits": 561, "envs": 590, "privileged": 656, "devices": 663, "deviceRequests": 774, "labels": 833,
-    "shmSize": 863, "logDriver": 886, "logOpts": 894, "networkMode": 901, "networksAdvanced": 909,
-    "pidMode": 974, "usernsMode": 980, "uploads": 987, "sysctls": 1105, "ipcMode": 1111, "groupAdds": 1118,
-    "tty": 1132, "stdinOpen": 1139, "storageOpts": 1146, "gpus": 1152, "cpus": 1158, "cgroupnsMode": 1176,
+    "name": 50,
+    "readOnly": 64,
+    "image": 141,
+    "hostname": 148,
+    "domainname": 156,
+    "command": 163,
+    "entrypoints": 172,
+    "user": 181,
+    "dns": 196,
+    "dnsOpts": 205,
+    "dnsSearches": 214,
+    "publishAllPorts": 223,
+    "workingDir": 243,
+    "capabilities": 262,
+    "securityOpts": 291,
+    "runtime": 300,
+    "platform": 307,
+    "stopSignal": 314,
+    "stopTimeout": 321,
+    "mounts": 328,
+    "volumes": 434,
+    "ports": 487,
+    "hosts": 537,
+    "ulimits": 561,
+    "envs": 590,
+    "privileged": 656,
+    "devices": 663,
+    "deviceRequests": 774,
+    "labels": 833,
+    "shmSize": 863,
+    "logDriver": 886,
+    "logOpts": 894,
+    "networkMode": 901,
+    "networksAdvanced": 909,
+    "pidMode": 974,
+    "usernsMode": 980,
+    "uploads": 987,
+    "sysctls": 1105,
+    "ipcMode": 1111,
+    "groupAdds": 1118,
+    "tty": 1132,
+    "stdinOpen": 1139,
+    "storageOpts": 1146,
+    "gpus": 1152,
+    "cpus": 1158,
+    "cgroupnsMode": 1176,
     "cgroupParent": 1182,
 }
 # What resourceDockerContainerUpdate sends to the engine (resource_docker_container_funcs.go:1016-1019);
 # every other changed input (healthcheck, init, tmpfs, wait, ...) is recorded and not applied.
-CONTAINER_APPLIED = frozenset({
-    "restart", "maxRetryCount", "cpuShares", "memory", "memoryReservation", "cpuSet", "memorySwap",
-    "deviceReadBps", "deviceReadIops", "deviceWriteBps", "deviceWriteIops",
-})
+CONTAINER_APPLIED = frozenset(
+    {
+        "restart",
+        "maxRetryCount",
+        "cpuShares",
+        "memory",
+        "memoryReservation",
+        "cpuSet",
+        "memorySwap",
+        "deviceReadBps",
+        "deviceReadIops",
+        "deviceWriteBps",
+        "deviceWriteIops",
+    }
+)
 
 SCHEMAS: dict[str, Schema] = {
     CONTAINER: Schema(
-        frozenset(CONTAINER_FORCE_NEW), CONTAINER_APPLIED, provider_dbr=True,
+        frozenset(CONTAINER_FORCE_NEW),
+        CONTAINER_APPLIED,
+        provider_dbr=True,
         source=f"{TF} resource_docker_container.go (ForceNew), _funcs.go:1016-1019 (update); "
-               "pulumi-docker provider/resources.go:112-114 (DeleteBeforeReplace: true)",
+        "pulumi-docker provider/resources.go:112-114 (DeleteBeforeReplace: true)",
     ),
     # Every network and volume input is ForceNew (resource_docker_network.go:25-139,
     # resource_docker_volume.go:41-62); neither asks for delete-before-replace.
     NETWORK: Schema(None, frozenset(), provider_dbr=False, source=f"{TF} resource_docker_network.go"),
     VOLUME: Schema(None, frozenset(), provider_dbr=False, source=f"{TF} resource_docker_volume.go"),
     REMOTE_IMAGE: Schema(
-        frozenset({"name", "pullTriggers", "triggers", "platform"}), frozenset(), provider_dbr=False,
+        frozenset({"name", "pullTriggers", "triggers", "platform"}),
+        frozenset(),
+        provider_dbr=False,
         source=f"{TF} resource_docker_image.go:36-90",
     ),
     # pulumi-docker's own Image: any input change is an update, which rebuilds (provider.go:271-326).
-    IMAGE: Schema(frozenset(), frozenset({"*"}), provider_dbr=False, source="pulumi-docker provider/provider.go:271-326"),
+    IMAGE: Schema(
+        frozenset(), frozenset({"*"}), provider_dbr=False, source="pulumi-docker provider/provider.go:271-326"
+    ),
     RANDOM_PASSWORD: Schema(None, frozenset(), provider_dbr=False, source="pulumi-random (every input replaces)"),
     # Our own dynamic provider (components/job.py): any change re-runs it; where the Docker
     # host is reached from is not a change.
-    JOB: Schema(None, frozenset(), provider_dbr=False, ignored=frozenset({"dockerHost", "__provider"}),
-                source="components/job.py JobProvider.diff"),
+    JOB: Schema(
+        None,
+        frozenset(),
+        provider_dbr=False,
+        ignored=frozenset({"dockerHost", "__provider"}),
+        source="components/job.py JobProvider.diff",
+    ),
 }
 
 
@@ -148,7 +218,13 @@ class State:
 # --------------------------------------------------------------------------- steps
 
 CREATE, SAME, UPDATE, REPLACE, DELETE_FIRST, DELETE_REPLACED, DELETE = (
-    "create", "same", "update", "replace", "delete-before-replace", "delete-replaced", "delete",
+    "create",
+    "same",
+    "update",
+    "replace",
+    "delete-before-replace",
+    "delete-replaced",
+    "delete",
 )
 REGISTER, AT_END = "register", "at-end"
 
@@ -200,8 +276,9 @@ class UpdatePlan:
 # --------------------------------------------------------------------------- planning
 
 
-def changed_keys(old: Entry, new: PlannedResource, schema: Schema, renewed: set[str],
-                 expand: Callable[[Iterable[str]], set[str]]) -> list[str]:
+def changed_keys(
+    old: Entry, new: PlannedResource, schema: Schema, renewed: set[str], expand: Callable[[Iterable[str]], set[str]]
+) -> list[str]:
     """Inputs that differ, by top-level key (what the provider's diff reports).
 
     `renewed`: resources created or replaced earlier in this update. Their outputs are new
@@ -224,7 +301,9 @@ def _replace_on_changes_matches(patterns: Iterable[str], key: str) -> bool:
     return any(p == "*" or p == key or p.split(".", 1)[0].split("[", 1)[0] == key for p in patterns)
 
 
-def _expand(urns: Iterable[str], plan_resources: dict[str, PlannedResource], children: dict[str, list[str]]) -> set[str]:
+def _expand(
+    urns: Iterable[str], plan_resources: dict[str, PlannedResource], children: dict[str, list[str]]
+) -> set[str]:
     """Custom resources behind a list of dependencies (a component stands for its descendants)."""
     result: set[str] = set()
     stack = list(urns)
@@ -250,7 +329,8 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
         if r.options.get("parent"):
             children.setdefault(r.options["parent"], []).append(r.urn)
     custom = _dependency_order(
-        [r for r in plan.resources if r.custom and not r.options.get("read")], resources, children)
+        [r for r in plan.resources if r.custom and not r.options.get("read")], resources, children
+    )
 
     steps: list[Step] = []
     main: dict[str, int] = {}  # urn -> index of the step after which the resource is registered
@@ -274,16 +354,27 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
 
         if old is None or r.urn in deleted_first:
             was_deleted = r.urn in deleted_first
-            main[r.urn] = add(Step(
-                REPLACE if was_deleted else CREATE, r.urn, r.name, r.type, REGISTER, new=r, old=old,
-                keys=("#dependency",) if was_deleted else (), mode="delete-before-replace" if was_deleted else "",
-                after=after | frozenset(i for i, s in enumerate(steps) if s.op == DELETE_FIRST and s.urn == r.urn),
-            ))
+            main[r.urn] = add(
+                Step(
+                    REPLACE if was_deleted else CREATE,
+                    r.urn,
+                    r.name,
+                    r.type,
+                    REGISTER,
+                    new=r,
+                    old=old,
+                    keys=("#dependency",) if was_deleted else (),
+                    mode="delete-before-replace" if was_deleted else "",
+                    after=after | frozenset(i for i, s in enumerate(steps) if s.op == DELETE_FIRST and s.urn == r.urn),
+                )
+            )
             renewed.add(r.urn)
             continue
 
         keys = changed_keys(old, r, schema, renewed, lambda urns: _expand(urns, resources, children))
-        trigger_changed = (r.options.get("replacement_trigger") or None) != (old.options.get("replacement_trigger") or None)
+        trigger_changed = (r.options.get("replacement_trigger") or None) != (
+            old.options.get("replacement_trigger") or None
+        )
         patterns = r.options.get("replace_on_changes") or ()
         # Init errors replace only with "*" (step_generator.go:1943-1946, applyReplaceOnChanges
         # :3170ff; documented on the replaceOnChanges option); otherwise an empty update
@@ -311,22 +402,81 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
                         if dependent.urn in deleted_first:
                             continue
                         deleted_first.add(dependent.urn)
-                        firsts.append(add(Step(DELETE_FIRST, dependent.urn, dependent.name, dependent.type, REGISTER,
-                                               old=dependent, keys=("#dependency",), after=after | frozenset(firsts))))
-                    firsts.append(add(Step(DELETE_FIRST, r.urn, r.name, r.type, REGISTER, old=old,
-                                           keys=tuple(replace_keys), after=after | frozenset(firsts))))
-                main[r.urn] = add(Step(REPLACE, r.urn, r.name, r.type, REGISTER, new=r, old=old,
-                                       keys=tuple(replace_keys), mode="delete-before-replace",
-                                       after=after | frozenset(firsts)))
+                        firsts.append(
+                            add(
+                                Step(
+                                    DELETE_FIRST,
+                                    dependent.urn,
+                                    dependent.name,
+                                    dependent.type,
+                                    REGISTER,
+                                    old=dependent,
+                                    keys=("#dependency",),
+                                    after=after | frozenset(firsts),
+                                )
+                            )
+                        )
+                    firsts.append(
+                        add(
+                            Step(
+                                DELETE_FIRST,
+                                r.urn,
+                                r.name,
+                                r.type,
+                                REGISTER,
+                                old=old,
+                                keys=tuple(replace_keys),
+                                after=after | frozenset(firsts),
+                            )
+                        )
+                    )
+                main[r.urn] = add(
+                    Step(
+                        REPLACE,
+                        r.urn,
+                        r.name,
+                        r.type,
+                        REGISTER,
+                        new=r,
+                        old=old,
+                        keys=tuple(replace_keys),
+                        mode="delete-before-replace",
+                        after=after | frozenset(firsts),
+                    )
+                )
             else:
                 # The old one is deleted "later on, after all creates/updates finish" (:2161-2169).
-                main[r.urn] = add(Step(REPLACE, r.urn, r.name, r.type, REGISTER, new=r, old=old,
-                                       keys=tuple(replace_keys), mode="create-before-delete", after=after))
+                main[r.urn] = add(
+                    Step(
+                        REPLACE,
+                        r.urn,
+                        r.name,
+                        r.type,
+                        REGISTER,
+                        new=r,
+                        old=old,
+                        keys=tuple(replace_keys),
+                        mode="create-before-delete",
+                        after=after,
+                    )
+                )
             renewed.add(r.urn)
         elif keys or old.init_error:
             applied = tuple(k for k in keys if "*" in schema.applied or k in schema.applied)
-            main[r.urn] = add(Step(UPDATE, r.urn, r.name, r.type, REGISTER, new=r, old=old, keys=tuple(keys),
-                                   applied=applied, after=after))
+            main[r.urn] = add(
+                Step(
+                    UPDATE,
+                    r.urn,
+                    r.name,
+                    r.type,
+                    REGISTER,
+                    new=r,
+                    old=old,
+                    keys=tuple(keys),
+                    applied=applied,
+                    after=after,
+                )
+            )
         else:
             main[r.urn] = add(Step(SAME, r.urn, r.name, r.type, REGISTER, new=r, old=old, after=after))
 
@@ -396,8 +546,11 @@ def dependent_replacements(state: State, root: Entry) -> list[Entry]:
     for entry in [e for e in state.entries if not e.delete]:  # state order is dependency order
         if entry.urn == root.urn or not entry.custom or entry.options.get("read"):
             continue
-        keys = [k for k, urns in (entry.options.get("property_dependencies") or {}).items()
-                if set(urns) & replace_set and k in entry.inputs]
+        keys = [
+            k
+            for k, urns in (entry.options.get("property_dependencies") or {}).items()
+            if set(urns) & replace_set and k in entry.inputs
+        ]
         if not keys:
             continue
         schema = schema_of(entry.type)
@@ -476,8 +629,11 @@ def next_state(state: State, plan: Plan, update: UpdatePlan, outcome: dict[int, 
         elif step.op in (CREATE, REPLACE):
             if not ok and not result.get("real"):
                 continue  # nothing was created: nothing to record
-            fresh = Entry.of(step.new, real=dict(result.get("real") or {}),
-                             init_error="" if ok else (result.get("init_error") or "create failed"))
+            fresh = Entry.of(
+                step.new,
+                real=dict(result.get("real") or {}),
+                init_error="" if ok else (result.get("init_error") or "create failed"),
+            )
             current = [e for e in entries if e.urn == step.urn and not e.delete]
             position = entries.index(current[-1]) + 1 if current else len(entries)
             for e in current:

@@ -103,12 +103,14 @@ class Plan:
     def containers(self, service: Optional[str] = None) -> list[PlannedResource]:
         """Everything that runs a container (docker.Container and Job), optionally of one service."""
         return [
-            r for r in self.resources
+            r
+            for r in self.resources
             if r.type in RUNS_A_CONTAINER and (service is None or r.label("django-docker.service") == service)
         ]
 
 
 # --- config ------------------------------------------------------------------------------
+
 
 def _config_string(value: Any) -> str:
     """Config values reach the program as strings; the CLI JSON-encodes non-strings."""
@@ -142,10 +144,13 @@ def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str],
 
 # --- mocks -------------------------------------------------------------------------------
 
+
 def _fake_hex(*parts: str, length: int = 64) -> str:
     seed = "\0".join(parts).encode()
-    blocks = (hashlib.sha256(seed + bytes([n])).hexdigest() if n else hashlib.sha256(seed).hexdigest()
-              for n in range(length // 64 + 1))
+    blocks = (
+        hashlib.sha256(seed + bytes([n])).hexdigest() if n else hashlib.sha256(seed).hexdigest()
+        for n in range(length // 64 + 1)
+    )
     return "".join(blocks)[:length]
 
 
@@ -160,7 +165,11 @@ class _Mocks(pulumi.runtime.Mocks):
         name = args.name
         if args.typ == STACK_REFERENCE:
             stack_name = state.get("name", name)
-            return f"{stack_name}", {"name": stack_name, "outputs": dict(self.stack_references.get(stack_name, {})), "secretOutputNames": []}
+            return f"{stack_name}", {
+                "name": stack_name,
+                "outputs": dict(self.stack_references.get(stack_name, {})),
+                "secretOutputNames": [],
+            }
         if args.typ == IMAGE:
             image_name = state["imageName"]
             digest = _fake_hex("image", image_name, json.dumps(state.get("build", {}), sort_keys=True, default=str))
@@ -179,8 +188,13 @@ class _Mocks(pulumi.runtime.Mocks):
             state["result"] = _fake_hex("password", name, length=int(state.get("length") or 32))
         if args.typ == JOB:
             # The provider's id is the run's id; the job ran to exit 0 (a failure records nothing).
-            state.update(runId=f"{name}-id", exitCode=0, logTail=f"{name}: mock logs",
-                         startedAt="1970-01-01T00:00:00Z", finishedAt="1970-01-01T00:00:00Z")
+            state.update(
+                runId=f"{name}-id",
+                exitCode=0,
+                logTail=f"{name}: mock logs",
+                startedAt="1970-01-01T00:00:00Z",
+                finishedAt="1970-01-01T00:00:00Z",
+            )
         return f"{name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):
@@ -197,44 +211,59 @@ class _RecordingMonitor(MockMonitor):
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
-            self.requests.append({
-                "type": request.type,
-                "name": request.name,
-                "urn": response.urn,
-                "custom": request.custom,
-                "object": rpc.deserialize_properties(request.object, keep_unknowns=True),
-                "options": {
-                    "parent": request.parent,
-                    "dependencies": list(request.dependencies),
-                    # Which resources each input's value came from: what the engine uses to
-                    # decide which dependents a delete-before-replace takes down with it.
-                    "property_dependencies": {
-                        key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+            self.requests.append(
+                {
+                    "type": request.type,
+                    "name": request.name,
+                    "urn": response.urn,
+                    "custom": request.custom,
+                    "object": rpc.deserialize_properties(request.object, keep_unknowns=True),
+                    "options": {
+                        "parent": request.parent,
+                        "dependencies": list(request.dependencies),
+                        # Which resources each input's value came from: what the engine uses to
+                        # decide which dependents a delete-before-replace takes down with it.
+                        "property_dependencies": {
+                            key: list(deps.urns) for key, deps in request.propertyDependencies.items()
+                        },
+                        "protect": request.protect,
+                        "retain_on_delete": request.retainOnDelete,
+                        # None: the program left it to the provider (the engine then follows the provider).
+                        "delete_before_replace": request.deleteBeforeReplace
+                        if request.deleteBeforeReplaceDefined
+                        else None,
+                        "replace_on_changes": list(request.replaceOnChanges),
+                        "replacement_trigger": json_format.MessageToDict(request.replacement_trigger)
+                        if request.HasField("replacement_trigger")
+                        else None,
                     },
-                    "protect": request.protect,
-                    "retain_on_delete": request.retainOnDelete,
-                    # None: the program left it to the provider (the engine then follows the provider).
-                    "delete_before_replace": request.deleteBeforeReplace if request.deleteBeforeReplaceDefined else None,
-                    "replace_on_changes": list(request.replaceOnChanges),
-                    "replacement_trigger": json_format.MessageToDict(request.replacement_trigger) if request.HasField("replacement_trigger") else None,
-                },
-            })
+                }
+            )
         return response
-
 
     def ReadResource(self, request):
         # StackReference and other `get`s are reads: recorded too, with no options to speak of.
         response = super().ReadResource(request)
-        self.requests.append({
-            "type": request.type,
-            "name": request.name,
-            "urn": response.urn,
-            "custom": True,
-            "object": rpc.deserialize_properties(request.properties, keep_unknowns=True),
-            "options": {"parent": request.parent, "dependencies": list(request.dependencies), "property_dependencies": {},
-                        "protect": False, "retain_on_delete": False, "delete_before_replace": None,
-                        "replace_on_changes": [], "replacement_trigger": None, "read": True},
-        })
+        self.requests.append(
+            {
+                "type": request.type,
+                "name": request.name,
+                "urn": response.urn,
+                "custom": True,
+                "object": rpc.deserialize_properties(request.properties, keep_unknowns=True),
+                "options": {
+                    "parent": request.parent,
+                    "dependencies": list(request.dependencies),
+                    "property_dependencies": {},
+                    "protect": False,
+                    "retain_on_delete": False,
+                    "delete_before_replace": None,
+                    "replace_on_changes": [],
+                    "replacement_trigger": None,
+                    "read": True,
+                },
+            }
+        )
         return response
 
 
@@ -356,15 +385,17 @@ def plan_stack(
         found: list[str] = []
         inputs = _unwrap_secrets(request["object"], "", found)
         registration = states.get(request["urn"])
-        plan.resources.append(PlannedResource(
-            type=request["type"],
-            name=request["name"],
-            urn=request["urn"],
-            inputs=inputs,
-            outputs=_unwrap_secrets(dict(registration.state), "", []) if registration else {},
-            options=request["options"],
-            secret_paths=tuple(found),
-            custom=request["custom"],
-            id=registration.id if registration else "",
-        ))
+        plan.resources.append(
+            PlannedResource(
+                type=request["type"],
+                name=request["name"],
+                urn=request["urn"],
+                inputs=inputs,
+                outputs=_unwrap_secrets(dict(registration.state), "", []) if registration else {},
+                options=request["options"],
+                secret_paths=tuple(found),
+                custom=request["custom"],
+                id=registration.id if registration else "",
+            )
+        )
     return plan

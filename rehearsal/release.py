@@ -18,13 +18,13 @@ from typing import Callable, Optional
 
 import requests
 
+from rehearsal import smoke
 from rehearsal.day2 import Day2
 from rehearsal.engine import LOOPBACK, brief
 from rehearsal.errors import RehearsalError
 from rehearsal.load import Load, Report
 from rehearsal.scenarios import Scenario, ScenarioFailed, all_scenarios
 from rehearsal.session import Session
-from rehearsal import smoke
 from rehearsal.smoke import Smoke, front_door, http_session
 from rehearsal.stacks import RehearsalPlan, plan_for_rehearsal, promoted_ref
 from rehearsal.variants import VARIANTS, scratch_dir
@@ -64,8 +64,12 @@ class Context:
         return self.rp
 
     def plan_only(self, variant: str) -> RehearsalPlan:
-        self.rp, self.variant = plan_for_rehearsal(self.stack, overrides=self.overrides, secrets=self.secrets,
-                                                   git_sha=VARIANTS[variant].git_sha), variant
+        self.rp, self.variant = (
+            plan_for_rehearsal(
+                self.stack, overrides=self.overrides, secrets=self.secrets, git_sha=VARIANTS[variant].git_sha
+            ),
+            variant,
+        )
         return self.rp
 
     def prepare(self, rp: RehearsalPlan) -> str:
@@ -109,7 +113,9 @@ class Context:
         stray = sorted(set(seen) - set(by_host))
         if missing or stray:
             raise ScenarioFailed(f"replicas that never answered: {missing}; answers from elsewhere: {stray}")
-        return ", ".join(f"{by_host[h].rsplit('-', 1)[-1]}: {n}" for h, n in sorted(seen.items(), key=lambda kv: by_host[kv[0]]))
+        return ", ".join(
+            f"{by_host[h].rsplit('-', 1)[-1]}: {n}" for h, n in sorted(seen.items(), key=lambda kv: by_host[kv[0]])
+        )
 
     def image_of(self, variant: str) -> str:
         return self.images[variant]
@@ -129,19 +135,30 @@ class Context:
 
     def nginx_errors(self, since: float, report: Report, lines: int = 40) -> str:
         """nginx's own account of the failed requests: what it logged in the seconds around each."""
-        moments = {time.strftime(fmt, time.gmtime(since + f.at + d))
-                   for f in report.failures for d in (-2, -1, 0, 1) for fmt in ("%Y/%m/%d %H:%M:%S", "%d/%b/%Y:%H:%M:%S")}
+        moments = {
+            time.strftime(fmt, time.gmtime(since + f.at + d))
+            for f in report.failures
+            for d in (-2, -1, 0, 1)
+            for fmt in ("%Y/%m/%d %H:%M:%S", "%d/%b/%Y:%H:%M:%S")
+        }
         text = []
         for c in self.session.containers_of("nginx").values():
-            raw = self.session.client.api.logs(c["Id"], since=int(since), stdout=True, stderr=True).decode(errors="replace")
-            text += [f"    | {line}" for line in raw.splitlines()
-                     if any(m in line for m in moments) and ("[error]" in line or "[warn]" in line or '" 50' in line)]
+            raw = self.session.client.api.logs(c["Id"], since=int(since), stdout=True, stderr=True).decode(
+                errors="replace"
+            )
+            text += [
+                f"    | {line}"
+                for line in raw.splitlines()
+                if any(m in line for m in moments) and ("[error]" in line or "[warn]" in line or '" 50' in line)
+            ]
         return "  nginx logged around the failures:\n" + ("\n".join(text[-lines:]) or "    | (nothing)")
 
     def engine_containers(self) -> list[dict]:
         labels = [f"{k}={v}" for k, v in self.session.run_labels.items()]
-        return [{"Name": c["Names"][0].lstrip("/"), "Image": c["ImageID"]}
-                for c in self.session.client.api.containers(all=True, filters={"label": labels})]
+        return [
+            {"Name": c["Names"][0].lstrip("/"), "Image": c["ImageID"]}
+            for c in self.session.client.api.containers(all=True, filters={"label": labels})
+        ]
 
 
 # --------------------------------------------------------------------------- boot
@@ -153,10 +170,15 @@ def boot(ctx: Context, phase) -> list:
     with phase("plan", info):
         rp = ctx.plan_only("current")
         kinds = Counter(r.type.rsplit(":", 1)[-1] for r in rp.plan.resources if r.custom)
-        info["text"] = f"{ctx.stack}: {len(rp.plan.resources)} resources (" + ", ".join(
-            f"{n} {k}" for k, n in kinds.most_common()) + ")"
+        info["text"] = (
+            f"{ctx.stack}: {len(rp.plan.resources)} resources ("
+            + ", ".join(f"{n} {k}" for k, n in kinds.most_common())
+            + ")"
+        )
         if rp.build_stack != ctx.stack:
-            info["text"] += f"; promotes {rp.build_stack}'s image (rehearsed with the image that plan builds, not pushed)"
+            info["text"] += (
+                f"; promotes {rp.build_stack}'s image (rehearsed with the image that plan builds, not pushed)"
+            )
         published = [p for r in rp.plan.containers("nginx") for p in r.inputs.get("ports") or []]
         info["text"] += "; publishes " + ", ".join(f"{p.get('ip', '0.0.0.0')}:{int(p['external'])}" for p in published)
         info["text"] += f", rehearsed on {LOOPBACK} only"
@@ -171,13 +193,24 @@ def boot(ctx: Context, phase) -> list:
     with phase("preview", info):
         info["text"] = ctx.session.preview_after(ctx.rp)
     with phase("smoke", info):
-        smoke = Smoke(ctx.session.client, ctx.rp.plan, ctx.session.state, app_image=ctx.image_of("current"),
-                      run_labels=ctx.session.run_labels, say=ctx.say, tls_ca=ctx.tls_ca)
+        smoke = Smoke(
+            ctx.session.client,
+            ctx.rp.plan,
+            ctx.session.state,
+            app_image=ctx.image_of("current"),
+            run_labels=ctx.session.run_labels,
+            say=ctx.say,
+            tls_ca=ctx.tls_ca,
+        )
         checks = smoke.run()
-        info["text"] = f"{sum(c.ok for c in checks)} of {len(checks)} checks passed through {smoke.base} (Host: {smoke.host})"
+        info["text"] = (
+            f"{sum(c.ok for c in checks)} of {len(checks)} checks passed through {smoke.base} (Host: {smoke.host})"
+        )
     with phase("ops", info):
         day2 = Day2(ctx, ctx.say).run()
-        info["text"] = f"{sum(c.ok for c in day2)} of {len(day2)} day-2 command checks passed (python -m ops, as a user runs it)"
+        info["text"] = (
+            f"{sum(c.ok for c in day2)} of {len(day2)} day-2 command checks passed (python -m ops, as a user runs it)"
+        )
     return checks + day2
 
 
@@ -224,8 +257,10 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
             outcome = "succeeded" if result.ok else f"failed: {brief(result.error)}"
             say(f"    `pulumi up` {outcome} ({result.seconds:.1f}s)")
             if result.ok != up.succeeds:
-                problems.append(f"up {number} {'succeeded' if result.ok else 'failed'}, expected the opposite"
-                                + ("" if result.ok else f": {brief(result.error)}"))
+                problems.append(
+                    f"up {number} {'succeeded' if result.ok else 'failed'}, expected the opposite"
+                    + ("" if result.ok else f": {brief(result.error)}")
+                )
                 break
             try:
                 if up.check is not None:
@@ -256,7 +291,9 @@ def run_scenarios(ctx: Context, phase, names: Optional[list[str]] = None) -> lis
         known = {s.name for s in scenarios}
         unknown = sorted(set(names) - known)
         if unknown:
-            raise RehearsalError(f"unknown scenarios {unknown}; the scenarios are: {', '.join(s.name for s in scenarios)}")
+            raise RehearsalError(
+                f"unknown scenarios {unknown}; the scenarios are: {', '.join(s.name for s in scenarios)}"
+            )
     outcomes = []
     for scenario in scenarios:
         if names and scenario.name not in names:
@@ -268,8 +305,10 @@ def run_scenarios(ctx: Context, phase, names: Optional[list[str]] = None) -> lis
         outcomes.append(outcome)
         if outcome.release_seconds is not None:
             met = "met" if outcome.release_seconds <= RELEASE_TARGET_SECONDS else "MISSED"
-            ctx.say(f"release {ctx.stack} {scenario.name}: update took {outcome.release_seconds:.1f}s, from its start to every "
-                    f"new replica healthy and the old ones gone (target <= {RELEASE_TARGET_SECONDS}s: {met})")
+            ctx.say(
+                f"release {ctx.stack} {scenario.name}: update took {outcome.release_seconds:.1f}s, from its start to every "
+                f"new replica healthy and the old ones gone (target <= {RELEASE_TARGET_SECONDS}s: {met})"
+            )
         ctx.say(outcome.report.line(ctx.stack, scenario.name))
         if not outcome.ok:
             break  # the stack is not in the state the next scenario starts from

@@ -65,7 +65,13 @@ class Session:
             raise RehearsalError(f"{self.stack}: the plan runs {missing}, which this rehearsal has not built")
         for r in rp.plan.of_type(REMOTE_IMAGE):
             if r.inputs["name"] in self.images:
-                self.images.update({p: self.images[r.inputs["name"]] for p in (r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id) if p})
+                self.images.update(
+                    {
+                        p: self.images[r.inputs["name"]]
+                        for p in (r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id)
+                        if p
+                    }
+                )
         self.engine.images.update(self.images)
         return "; ".join(notes)
 
@@ -75,7 +81,9 @@ class Session:
             build = rp.build.inputs["build"]
             dockerfile = build.get("dockerfile") or os.path.join(build["context"], "Dockerfile")
             refs += dockerfile_base_images(Path(dockerfile).read_text(), build.get("args"))
-        app = {rp.build.outputs.get("repoDigest"), rp.build.id, *rp.promoted_refs} if rp.build else set(rp.promoted_refs)
+        app = (
+            {rp.build.outputs.get("repoDigest"), rp.build.id, *rp.promoted_refs} if rp.build else set(rp.promoted_refs)
+        )
         remote = set()
         for r in rp.plan.of_type(REMOTE_IMAGE):
             remote |= {r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id}
@@ -85,8 +93,10 @@ class Session:
         outcomes = ensure_images(self.client, list(dict.fromkeys(refs)), self.say)
         standins = [o.ref for o in outcomes if o.source.startswith("stand-in")]
         if standins:
-            self.say("  NOTE: STAND-INS IN USE for " + ", ".join(standins) + ": no registry answered, so these are "
-                     "Debian builds that honour the official images' contracts, not the official images")
+            self.say(
+                "  NOTE: STAND-INS IN USE for " + ", ".join(standins) + ": no registry answered, so these are "
+                "Debian builds that honour the official images' contracts, not the official images"
+            )
         return "; ".join(f"{o.ref} {o.source}" for o in outcomes)
 
     # ------------------------------------------------------------------ one `pulumi up`
@@ -100,7 +110,9 @@ class Session:
         """What `pulumi preview` would show now: raises unless nothing would change."""
         planned = plan_update(self.state, rp.plan).changes
         if planned:
-            raise RehearsalError("a second `pulumi up` would change things: " + "; ".join(s.describe() for s in planned))
+            raise RehearsalError(
+                "a second `pulumi up` would change things: " + "; ".join(s.describe() for s in planned)
+            )
         drifted = {}
         containers = live(self.state, CONTAINER)
         inputs = {e.name: e.inputs for e in self.state.entries if e.type == CONTAINER and e.real and not e.delete}
@@ -109,8 +121,10 @@ class Session:
             if found:
                 drifted[name] = found
         if drifted:
-            raise RehearsalError("the provider would read back differently (a change on every `pulumi up`): " +
-                                 "; ".join(f"{n}: {k} {v[0]!r} -> {v[1]!r}" for n, d in drifted.items() for k, v in d.items()))
+            raise RehearsalError(
+                "the provider would read back differently (a change on every `pulumi up`): "
+                + "; ".join(f"{n}: {k} {v[0]!r} -> {v[1]!r}" for n, d in drifted.items() for k, v in d.items())
+            )
         return f"nothing to change; provider read-back of {len(containers)} containers matches their inputs"
 
     def _real_inputs(self, inputs: dict) -> dict:
@@ -127,8 +141,11 @@ class Session:
 
     def containers_of(self, service: str) -> dict[str, dict]:
         """Logical name -> inspect, for the live containers of one service."""
-        names = {e.name for e in self.state.entries
-                 if e.type == CONTAINER and e.real and not e.delete and e.label("django-docker.service") == service}
+        names = {
+            e.name
+            for e in self.state.entries
+            if e.type == CONTAINER and e.real and not e.delete and e.label("django-docker.service") == service
+        }
         return {name: self.container(name) for name in sorted(names)}
 
     def teardown(self, run: Optional[str] = None) -> tuple[int, int, int]:

@@ -100,8 +100,17 @@ def http_session(base: str, host: str, ca_file: Optional[str] = None) -> request
 
 
 class Smoke:
-    def __init__(self, client: docker.DockerClient, plan: Plan, state: State, *, app_image: str,
-                 run_labels: dict[str, str], say: Callable[[str], None], tls_ca: Optional[str] = None):
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        plan: Plan,
+        state: State,
+        *,
+        app_image: str,
+        run_labels: dict[str, str],
+        say: Callable[[str], None],
+        tls_ca: Optional[str] = None,
+    ):
         self.client = client
         self.api = client.api
         self.plan = plan
@@ -189,11 +198,15 @@ class Smoke:
             state = status.json()
             if state.get("processed"):
                 break
-            require(time.monotonic() - started < TASK_DEADLINE,
-                    f"visit {visit_id}: Celery task not done within {TASK_DEADLINE:.0f}s")
+            require(
+                time.monotonic() - started < TASK_DEADLINE,
+                f"visit {visit_id}: Celery task not done within {TASK_DEADLINE:.0f}s",
+            )
             time.sleep(0.25)
-        return (f"POST /visits/ 201 id {visit_id}, row in PostgreSQL (served by {row}), Celery task done by "
-                f"{state.get('processed_by')} in {time.monotonic() - started:.1f}s")
+        return (
+            f"POST /visits/ 201 id {visit_id}, row in PostgreSQL (served by {row}), Celery task done by "
+            f"{state.get('processed_by')} in {time.monotonic() - started:.1f}s"
+        )
 
     def check_upload(self) -> str:
         content = f"rehearsal {self.run_labels.get('rehearsal.run')} {secrets.token_hex(8)}\n".encode()
@@ -203,8 +216,10 @@ class Smoke:
         url = response.json()["url"]
         require(url.startswith("/media/"), f"upload URL {url} is not under /media/")
         served = self.get(url)
-        require(served.status_code == 200 and served.content == content,
-                f"GET {url} -> {served.status_code}, {len(served.content)} bytes (uploaded {len(content)})")
+        require(
+            served.status_code == 200 and served.content == content,
+            f"GET {url} -> {served.status_code}, {len(served.content)} bytes (uploaded {len(content)})",
+        )
         return f"POST /uploads/ 201, GET {url} returns the same {len(content)} bytes"
 
     def check_static(self) -> str:
@@ -214,8 +229,9 @@ class Smoke:
         # nginx serves it from the static volume: the body is that file, byte for byte.
         on_disk = self.read_file(self.cid(self.nginx), f"/var/www/static/{STATIC_ASSET}")
         require(response.content == on_disk, f"GET {path} differs from nginx's /var/www/static/{STATIC_ASSET}")
-        return (f"GET {path} 200 ({response.headers.get('Content-Type')}), identical to the file in nginx's static "
-                f"volume")
+        return (
+            f"GET {path} 200 ({response.headers.get('Content-Type')}), identical to the file in nginx's static volume"
+        )
 
     def check_migrate(self) -> str:
         jobs = {r.name: r for r in self.plan.of_type(JOB)}
@@ -225,10 +241,14 @@ class Smoke:
         # The release job's effect, not only its exit: every migration is recorded as applied.
         applied = self.psql("select count(*) from django_migrations where app = 'visits'")
         require(applied.isdigit() and int(applied) >= 1, f"no visits migration recorded (got {applied!r})")
-        left = self.api.containers(all=True, filters={"label": ["django-docker.job-run", f"rehearsal.run={self.run_labels['rehearsal.run']}"]})
+        left = self.api.containers(
+            all=True, filters={"label": ["django-docker.job-run", f"rehearsal.run={self.run_labels['rehearsal.run']}"]}
+        )
         require(not left, f"job containers left behind: {[c['Names'] for c in left]}")
-        return (", ".join(f"{n} ran (run {run[:12]})" for n, run in sorted(ran.items())) +
-                f"; {applied} visits migration(s) recorded; no job container left")
+        return (
+            ", ".join(f"{n} ran (run {run[:12]})" for n, run in sorted(ran.items()))
+            + f"; {applied} visits migration(s) recorded; no job container left"
+        )
 
     def check_non_root(self) -> str:
         users = {}
@@ -273,16 +293,20 @@ class Smoke:
             listener.listen(8)
             port = listener.getsockname()[1]
             control = self.probe(frontend, gateway, port)
-            require(control == "connected",
-                    f"control probe from the frontend network could not reach {gateway}:{port} ({control}); "
-                    "cannot prove isolation")
+            require(
+                control == "connected",
+                f"control probe from the frontend network could not reach {gateway}:{port} ({control}); "
+                "cannot prove isolation",
+            )
             result = self.probe(backend, gateway, port)
         require(result != "connected", f"a backend-only container reached {gateway}:{port}")
         return f"backend-only container cannot reach this host's {gateway}:{port} ({result}); frontend can"
 
     def check_ports(self) -> str:
         published = {}
-        for c in self.api.containers(all=True, filters={"label": [f"rehearsal.run={self.run_labels['rehearsal.run']}"]}):
+        for c in self.api.containers(
+            all=True, filters={"label": [f"rehearsal.run={self.run_labels['rehearsal.run']}"]}
+        ):
             bindings = self.api.inspect_container(c["Id"])["HostConfig"].get("PortBindings") or {}
             bound = {k: v for k, v in bindings.items() if v}
             if bound:
@@ -290,7 +314,9 @@ class Smoke:
         nginx = self.api.inspect_container(self.cid(self.nginx))["Name"].lstrip("/")
         others = sorted(set(published) - {nginx})
         require(not others, f"ports published by {others}: {[published[o] for o in others]}")
-        ports = [f"{b['HostIp'] or '0.0.0.0'}:{b['HostPort']}->{k}" for k, v in published.get(nginx, {}).items() for b in v]
+        ports = [
+            f"{b['HostIp'] or '0.0.0.0'}:{b['HostPort']}->{k}" for k, v in published.get(nginx, {}).items() for b in v
+        ]
         return f"only nginx publishes ({', '.join(ports)})"
 
     # -- plumbing
@@ -319,8 +345,12 @@ class Smoke:
             "except OSError as e:\n    print(type(e).__name__, e.errno or '')\n" % PROBE_TIMEOUT
         )
         container = self.client.containers.create(
-            self.app_image, ["python", "-c", code, host, str(port)], network=network, user="10001:10001",
-            labels={**self.run_labels, "rehearsal.role": "probe"}, read_only=True,
+            self.app_image,
+            ["python", "-c", code, host, str(port)],
+            network=network,
+            user="10001:10001",
+            labels={**self.run_labels, "rehearsal.role": "probe"},
+            read_only=True,
         )
         try:
             container.start()
@@ -348,8 +378,9 @@ def psql(api, cid: str, sql: str) -> str:
     """Run one SQL statement in the postgres container as its own user and database."""
     env = dict(e.split("=", 1) for e in api.inspect_container(cid)["Config"]["Env"] if "=" in e)
     user = env.get("POSTGRES_USER", "postgres")
-    exec_id = api.exec_create(cid, ["psql", "-U", user, "-d", env.get("POSTGRES_DB", user),
-                                    "-v", "ON_ERROR_STOP=1", "-tAc", sql])["Id"]
+    exec_id = api.exec_create(
+        cid, ["psql", "-U", user, "-d", env.get("POSTGRES_DB", user), "-v", "ON_ERROR_STOP=1", "-tAc", sql]
+    )["Id"]
     output = api.exec_start(exec_id).decode().strip()
     if api.exec_inspect(exec_id)["ExitCode"] != 0:
         raise CheckFailed(f"psql failed: {output}")

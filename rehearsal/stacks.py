@@ -42,8 +42,9 @@ def promoted_ref(image_name: str) -> str:
     return f"{repository}@sha256:{hashlib.sha256(('rehearsal:' + image_name).encode()).hexdigest()}"
 
 
-def plan_options(stack: str, *, app_ref: str, git_sha: str = "rehearsal",
-                 overrides: Optional[Mapping[str, Any]] = None) -> dict:
+def plan_options(
+    stack: str, *, app_ref: str, git_sha: str = "rehearsal", overrides: Optional[Mapping[str, Any]] = None
+) -> dict:
     """Keyword arguments for plan_stack: the source stack's outputs when `stack` promotes."""
     config, ns = stack_config(stack)
     source = (overrides or {}).get("imageSource", config.get(f"{ns}:imageSource"))
@@ -70,8 +71,13 @@ def commit(git_sha: Optional[str]):
             os.environ["GIT_SHA"] = before
 
 
-def plan_for_rehearsal(stack: str, *, overrides: Optional[Mapping[str, Any]] = None,
-                       secrets: Optional[Mapping[str, Any]] = None, git_sha: Optional[str] = None) -> RehearsalPlan:
+def plan_for_rehearsal(
+    stack: str,
+    *,
+    overrides: Optional[Mapping[str, Any]] = None,
+    secrets: Optional[Mapping[str, Any]] = None,
+    git_sha: Optional[str] = None,
+) -> RehearsalPlan:
     overrides = dict(overrides or {})
     try:
         config, ns = stack_config(stack)
@@ -82,17 +88,25 @@ def plan_for_rehearsal(stack: str, *, overrides: Optional[Mapping[str, Any]] = N
                 return RehearsalPlan(stack, plan, _the_build(plan, stack), stack)
             if source == "pin":
                 plan = plan_stack(stack, overrides=overrides, secrets=secrets)
-                return RehearsalPlan(stack, plan, None, stack, [overrides.get("imagePin") or config.get(f"{ns}:imagePin", "")])
+                return RehearsalPlan(
+                    stack, plan, None, stack, [overrides.get("imagePin") or config.get(f"{ns}:imagePin", "")]
+                )
             if source == "stack":
-                source_stack = str(overrides.get("imageSourceStack", config.get(f"{ns}:imageSourceStack", ""))).rsplit("/", 1)[-1]
+                source_stack = str(overrides.get("imageSourceStack", config.get(f"{ns}:imageSourceStack", ""))).rsplit(
+                    "/", 1
+                )[-1]
                 if not source_stack:
                     raise RehearsalError(f"{stack}: imageSource is stack but imageSourceStack is empty")
                 source_plan = plan_stack(source_stack)
                 build = _the_build(source_plan, source_stack)
                 ref = promoted_ref(build.inputs["imageName"])
                 sha = source_plan.outputs.get("gitSha") or "rehearsal"
-                plan = plan_stack(stack, overrides=overrides, secrets=secrets,
-                                  **plan_options(stack, app_ref=ref, git_sha=sha, overrides=overrides))
+                plan = plan_stack(
+                    stack,
+                    overrides=overrides,
+                    secrets=secrets,
+                    **plan_options(stack, app_ref=ref, git_sha=sha, overrides=overrides),
+                )
                 return RehearsalPlan(stack, plan, build, source_stack, [ref])
         raise RehearsalError(f"{stack}: imageSource={source} is not one the rehearsal knows (build, stack, pin)")
     except PlanError as error:

@@ -106,9 +106,7 @@ def dockerfile_base_images(dockerfile: str, build_args: dict[str, str] | None = 
             rest = [w for w in words[1:] if not w.startswith("--")]
             if not rest:
                 continue
-            image = re.sub(
-                r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), ""), rest[0]
-            )
+            image = re.sub(r"\$\{?(\w+)\}?", lambda m: args.get(m.group(1), ""), rest[0])
             if len(rest) >= 3 and rest[1].upper() == "AS":
                 stages.add(rest[2].lower())
             if image.lower() not in stages and image != "scratch" and image not in images:
@@ -277,15 +275,31 @@ def nginx_supported(tag: str) -> bool:
 
 
 RECIPES: dict[str, Recipe] = {
-    "python": Recipe("python", _python_dockerfile(), (), "python3 (3.11)",
-                     lambda tag: tag.startswith("3.11"), host_ca=True),
-    "postgres": Recipe("postgres", _postgres_dockerfile(), ("docker-entrypoint.sh",),
-                       "postgresql-15", lambda tag: tag.split(".")[0].split("-")[0] == "15"),
-    "redis": Recipe("redis", _redis_dockerfile(), ("docker-entrypoint.sh",),
-                    "redis-server (7.0)", lambda tag: tag.split(".")[0] == "7"),
-    "nginx": Recipe("nginx", _nginx_dockerfile(),
-                    ("docker-entrypoint.sh", "nginx.conf", "default.conf"),
-                    f"nginx ({NGINX_SERIES})", nginx_supported, suite=NGINX_SUITE),
+    "python": Recipe(
+        "python", _python_dockerfile(), (), "python3 (3.11)", lambda tag: tag.startswith("3.11"), host_ca=True
+    ),
+    "postgres": Recipe(
+        "postgres",
+        _postgres_dockerfile(),
+        ("docker-entrypoint.sh",),
+        "postgresql-15",
+        lambda tag: tag.split(".")[0].split("-")[0] == "15",
+    ),
+    "redis": Recipe(
+        "redis",
+        _redis_dockerfile(),
+        ("docker-entrypoint.sh",),
+        "redis-server (7.0)",
+        lambda tag: tag.split(".")[0] == "7",
+    ),
+    "nginx": Recipe(
+        "nginx",
+        _nginx_dockerfile(),
+        ("docker-entrypoint.sh", "nginx.conf", "default.conf"),
+        f"nginx ({NGINX_SERIES})",
+        nginx_supported,
+        suite=NGINX_SUITE,
+    ),
 }
 
 
@@ -335,7 +349,7 @@ def debian_mirrors(sources_dir: Path = Path("/etc/apt")) -> tuple[str, str]:
         if path.is_file():
             texts.append((path.suffix == ".sources", path.read_text(errors="replace")))
     for deb822, text in texts:
-        for uri, suites in (_deb822_entries(text) if deb822 else _one_line_entries(text)):
+        for uri, suites in _deb822_entries(text) if deb822 else _one_line_entries(text):
             if not mirror and SUITE in suites:
                 mirror = uri
             if not security and f"{SUITE}-security" in suites:
@@ -401,8 +415,9 @@ def _local(client: docker.DockerClient, ref: str):
         return None
 
 
-def ensure_images(client: docker.DockerClient, refs: list[str], say: Callable[[str], None],
-                  pull_timeout: int = 120) -> list[Outcome]:
+def ensure_images(
+    client: docker.DockerClient, refs: list[str], say: Callable[[str], None], pull_timeout: int = 120
+) -> list[Outcome]:
     """Make every image in refs present on the engine; report where each came from."""
     outcomes: list[Outcome] = []
     mirror, security = debian_mirrors()
@@ -462,7 +477,8 @@ def _ensure_base(client, mirror: str, security: str, say, suite: str = SUITE) ->
         root = Path(tmp) / "rootfs"
         run = subprocess.run(
             ["debootstrap", "--variant=minbase", suite, str(root), mirror, *([spec.script] if spec.script else [])],
-            capture_output=True, text=True,
+            capture_output=True,
+            text=True,
         )
         if run.returncode != 0:
             tail = "\n".join((run.stdout + run.stderr).splitlines()[-15:])
@@ -482,13 +498,25 @@ def _ensure_base(client, mirror: str, security: str, say, suite: str = SUITE) ->
                     entry.unlink()
         tarball = Path(tmp) / "rootfs.tar"
         subprocess.run(
-            ["tar", "--numeric-owner", "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",
-             "-C", str(root), "-cf", str(tarball), "."],
+            [
+                "tar",
+                "--numeric-owner",
+                "--exclude=./dev/*",
+                "--exclude=./proc/*",
+                "--exclude=./sys/*",
+                "-C",
+                str(root),
+                "-cf",
+                str(tarball),
+                ".",
+            ],
             check=True,
         )
         repository, tag = name.split(":")
         client.api.import_image_from_file(
-            str(tarball), repository=repository, tag=tag,
+            str(tarball),
+            repository=repository,
+            tag=tag,
             changes=[
                 f"LABEL {STANDIN_LABEL}=true {RECIPE_LABEL}={base_hash}",
                 "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",

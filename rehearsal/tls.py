@@ -88,13 +88,18 @@ def new_key() -> ec.EllipticCurvePrivateKey:
 
 
 def key_pem(key) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
-def certificates_for(server_name: str, *, names: Optional[Iterable[str]] = None,
-                     valid_from: Optional[datetime.datetime] = None,
-                     valid_until: Optional[datetime.datetime] = None) -> RunCertificates:
+def certificates_for(
+    server_name: str,
+    *,
+    names: Optional[Iterable[str]] = None,
+    valid_from: Optional[datetime.datetime] = None,
+    valid_until: Optional[datetime.datetime] = None,
+) -> RunCertificates:
     """A fresh CA and a certificate it issues for `names` (default: serverName), valid from an
     hour ago for a day unless told otherwise. Both carry the extensions a strict verifier wants
     (basic constraints, key usage, subject and authority key identifiers)."""
@@ -105,14 +110,27 @@ def certificates_for(server_name: str, *, names: Optional[Iterable[str]] = None,
     ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "django-docker rehearsal CA")])
     ca = (
         x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name)
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=2))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=False, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
@@ -123,11 +141,23 @@ def certificates_for(server_name: str, *, names: Optional[Iterable[str]] = None,
         .issuer_name(ca_name)
         .public_key(server_key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(valid_from).not_valid_after(valid_until)
+        .not_valid_before(valid_from)
+        .not_valid_after(valid_until)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
-                                     data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
@@ -171,8 +201,10 @@ class TlsRehearsal:
         ctx.overrides["djangoHstsSeconds"] = HSTS_SECONDS
         self._stdout = sys.stdout
         sys.stdout = _Tee(sys.stdout, self.printed)  # everything printed from here on, for check_not_in_outputs
-        ctx.say(f"  tls: a CA and a certificate for {server_name} generated for this run (EC P-256, valid 1 day), "
-                f"passed as secret config tlsCertificate/tlsKey; djangoHstsSeconds {HSTS_SECONDS}")
+        ctx.say(
+            f"  tls: a CA and a certificate for {server_name} generated for this run (EC P-256, valid 1 day), "
+            f"passed as secret config tlsCertificate/tlsKey; djangoHstsSeconds {HSTS_SECONDS}"
+        )
 
     def after_boot(self, ctx, phase) -> list[Check]:
         info: dict = {}
@@ -210,7 +242,10 @@ class TlsChecks:
         self.https_base = f"https://{LOOPBACK}:{ports[443]}"
         self.http_base = f"http://{LOOPBACK}:{ports[80]}"
         self.host = urlsplit(self.plan.outputs.get("url") or "").netloc
-        require(self.plan.outputs.get("url", "").startswith("https://"), f"the stack's url is {self.plan.outputs.get('url')}, not https")
+        require(
+            self.plan.outputs.get("url", "").startswith("https://"),
+            f"the stack's url is {self.plan.outputs.get('url')}, not https",
+        )
         self.https = http_session(self.https_base, self.host, ctx.tls_ca)
 
     def run(self) -> list[Check]:
@@ -251,18 +286,26 @@ class TlsChecks:
             with context.wrap_socket(raw, server_hostname=self.server_name) as tls:
                 presented, version = tls.getpeercert(binary_form=True), tls.version()
         require(presented == self.certs.cert_der(), "nginx presents a certificate that is not the run's")
-        return (f"GET https://{self.host}/health/ on {LOOPBACK}:{port} 200 (database ok, redis ok), certificate "
-                f"verified against the run's CA for {self.server_name}; nginx presents the run's certificate "
-                f"(sha256 {hashlib.sha256(presented).hexdigest()[:16]}), {version}")
+        return (
+            f"GET https://{self.host}/health/ on {LOOPBACK}:{port} 200 (database ok, redis ok), certificate "
+            f"verified against the run's CA for {self.server_name}; nginx presents the run's certificate "
+            f"(sha256 {hashlib.sha256(presented).hexdigest()[:16]}), {version}"
+        )
 
     def check_verification_is_real(self) -> str:
         """Each refusal must be for its own reason, or the https check's verification proves nothing."""
         refused = []
         for label, session, reason in (
-            (f"{self.server_name} by a client that trusts only certifi's CAs", self._session(self.server_name, verify=certifi.where()),
-             "unable to get local issuer certificate"),
-            (f"{OTHER_NAME} by a client that trusts the run's CA", self._session(OTHER_NAME, verify=self.ctx.tls_ca),
-             "Hostname mismatch"),
+            (
+                f"{self.server_name} by a client that trusts only certifi's CAs",
+                self._session(self.server_name, verify=certifi.where()),
+                "unable to get local issuer certificate",
+            ),
+            (
+                f"{OTHER_NAME} by a client that trusts the run's CA",
+                self._session(OTHER_NAME, verify=self.ctx.tls_ca),
+                "Hostname mismatch",
+            ),
         ):
             try:
                 session.get(self.https_base + "/health/", timeout=10)
@@ -286,10 +329,19 @@ class TlsChecks:
         with requests.Session() as plain:
             plain.trust_env = False
             response = plain.get(self.http_base + path, headers={"Host": self.host}, timeout=10, allow_redirects=False)
-        require(response.status_code in (301, 308), f"GET http://{self.host}{path} -> {response.status_code}, not a redirect")
+        require(
+            response.status_code in (301, 308),
+            f"GET http://{self.host}{path} -> {response.status_code}, not a redirect",
+        )
         expected = f"https://{self.host}{path}"
-        require(response.headers.get("Location") == expected, f"Location {response.headers.get('Location')!r}, expected {expected!r}")
-        require("Strict-Transport-Security" not in response.headers, "the plain-HTTP answer carries HSTS (RFC 6797 7.2: only over HTTPS)")
+        require(
+            response.headers.get("Location") == expected,
+            f"Location {response.headers.get('Location')!r}, expected {expected!r}",
+        )
+        require(
+            "Strict-Transport-Security" not in response.headers,
+            "the plain-HTTP answer carries HSTS (RFC 6797 7.2: only over HTTPS)",
+        )
         return f"GET http://{self.host}{path} -> {response.status_code} Location {expected}"
 
     def check_hsts(self) -> str:
@@ -299,7 +351,10 @@ class TlsChecks:
             response = self.https.get(self.https_base + path, timeout=10, allow_redirects=False)
             require(response.status_code == 200, f"GET {path} -> {response.status_code}")
             values = response.raw.headers.getlist("Strict-Transport-Security")
-            require(len(values) == 1, f"GET {path}: {len(values)} Strict-Transport-Security headers {values} (clients use only the first)")
+            require(
+                len(values) == 1,
+                f"GET {path}: {len(values)} Strict-Transport-Security headers {values} (clients use only the first)",
+            )
             directives = [d.strip() for d in values[0].split(";")]
             require(wanted in directives, f"GET {path}: Strict-Transport-Security {values[0]!r} has no {wanted}")
             seen.append(f"{path}: {values[0]!r}")
@@ -322,16 +377,25 @@ class TlsChecks:
         require(cookie.secure, "the csrftoken cookie is not Secure over HTTPS")
 
         def post(**headers) -> int:
-            return browser.post(self.https_base + "/whoami/", headers=headers, timeout=10, allow_redirects=False).status_code
+            return browser.post(
+                self.https_base + "/whoami/", headers=headers, timeout=10, allow_redirects=False
+            ).status_code
 
         without_token = post(Origin=origin, Referer=origin + "/whoami/")
-        require(without_token == 403, f"POST without the CSRF token -> {without_token}, expected 403: the view is not protected")
-        plain_origin = post(Origin=f"http://{self.host}", Referer=f"http://{self.host}/whoami/", **{"X-CSRFToken": cookie.value})
+        require(
+            without_token == 403,
+            f"POST without the CSRF token -> {without_token}, expected 403: the view is not protected",
+        )
+        plain_origin = post(
+            Origin=f"http://{self.host}", Referer=f"http://{self.host}/whoami/", **{"X-CSRFToken": cookie.value}
+        )
         require(plain_origin == 403, f"POST from Origin http://{self.host} -> {plain_origin}, expected 403")
         passed = post(Origin=origin, Referer=origin + "/whoami/", **{"X-CSRFToken": cookie.value})
         require(passed == 200, f"POST with the CSRF cookie and token from Origin {origin} -> {passed}")
-        return (f"POST /whoami/ with the cookie's token from Origin {origin} 200 (Secure csrftoken cookie); "
-                f"refused without the token ({without_token}) and from http:// ({plain_origin})")
+        return (
+            f"POST /whoami/ with the cookie's token from Origin {origin} 200 (Secure csrftoken cookie); "
+            f"refused without the token ({without_token}) and from http:// ({plain_origin})"
+        )
 
     # -- on the engine
 
@@ -361,8 +425,10 @@ class TlsChecks:
         exec_id = self.api.exec_create(cid, ["cat", KEY_FILE], user="nginx")["Id"]
         self.api.exec_start(exec_id)
         require(self.api.exec_inspect(exec_id)["ExitCode"] != 0, f"the nginx worker user can read {KEY_FILE}")
-        return (f"{KEY_FILE}: mode 0600, owner {mode.split()[2]} (0:0), the run's key; nginx processes run as uids "
-                f"{sorted({uid for _, uid in uids})}, and the worker user `nginx` cannot read it")
+        return (
+            f"{KEY_FILE}: mode 0600, owner {mode.split()[2]} (0:0), the run's key; nginx processes run as uids "
+            f"{sorted({uid for _, uid in uids})}, and the worker user `nginx` cannot read it"
+        )
 
     def run_containers(self) -> list[dict]:
         labels = [f"{k}={v}" for k, v in self.ctx.session.run_labels.items()]
@@ -375,8 +441,11 @@ class TlsChecks:
         found = []
         for c in containers:
             text = json.dumps(self.api.inspect_container(c["Id"])).encode()
-            found += [f"{c['Names'][0].lstrip('/')} ({what})" for what, needle in needles.items()
-                      if needle in text or _json_escaped(needle) in text]
+            found += [
+                f"{c['Names'][0].lstrip('/')} ({what})"
+                for what, needle in needles.items()
+                if needle in text or _json_escaped(needle) in text
+            ]
         require(not found, f"the key is in docker inspect of {found}")
         return f"not in docker inspect (env, labels, command, mounts) of any of the run's {len(containers)} containers"
 
@@ -384,7 +453,9 @@ class TlsChecks:
         needles = key_needles(self.certs)
         # Positive control: the scanner finds the key where it is (the nginx container's file).
         control = self.ctx.read_file(self.nginx_id(), KEY_FILE).encode()
-        require(_scan([control[:100], control[100:]], needles), "the scanner does not find the key in the key file itself")
+        require(
+            _scan([control[:100], control[100:]], needles), "the scanner does not find the key in the key file itself"
+        )
         images = {}
         for c in self.run_containers():
             images.setdefault(c["ImageID"], c["Image"])
@@ -392,7 +463,7 @@ class TlsChecks:
         for image_id, name in sorted(images.items(), key=lambda kv: kv[1]):
             size = 0
 
-            def chunks():
+            def chunks(image_id=image_id):
                 nonlocal size
                 for chunk in self.api.get_image(image_id, chunk_size=SCAN_CHUNK):
                     size += len(chunk)
@@ -403,22 +474,34 @@ class TlsChecks:
             if hits:
                 found.append(f"{name} ({', '.join(hits)})")
         require(not found, f"the key is in the layers of {found}")
-        return (f"not in any layer or config of the run's {len(images)} images (docker save, {scanned / 1e6:.0f} MB: "
-                f"{', '.join(sorted(set(images.values())))})")
+        return (
+            f"not in any layer or config of the run's {len(images)} images (docker save, {scanned / 1e6:.0f} MB: "
+            f"{', '.join(sorted(set(images.values())))})"
+        )
 
     def check_not_in_outputs(self) -> str:
         needles = key_needles(self.certs)
         outputs = json.dumps(self.plan.outputs, default=str)
         plain_inputs = json.dumps([_without(r.inputs, r.secret_paths) for r in self.plan.resources], default=str)
         printed = "".join(self.printed)
-        where = {"the plan's outputs": outputs, "non-secret resource inputs": plain_inputs, "the rehearsal's output": printed}
-        found = [f"{place} ({what})" for place, text in where.items() for what, needle in needles.items()
-                 if needle in text.encode() or _json_escaped(needle) in text.encode()]
+        where = {
+            "the plan's outputs": outputs,
+            "non-secret resource inputs": plain_inputs,
+            "the rehearsal's output": printed,
+        }
+        found = [
+            f"{place} ({what})"
+            for place, text in where.items()
+            for what, needle in needles.items()
+            if needle in text.encode() or _json_escaped(needle) in text.encode()
+        ]
         require(not found, f"the key is in {found}")
         nginx = self.plan.container(self.nginx_name)
         require(any(p.startswith("uploads") for p in nginx.secret_paths), "nginx's uploads are not marked secret")
-        return (f"not in the plan's {len(self.plan.outputs)} outputs, the non-secret inputs of {len(self.plan.resources)} "
-                f"resources, or the {printed.count(chr(10))} lines printed so far; nginx's uploads are secret")
+        return (
+            f"not in the plan's {len(self.plan.outputs)} outputs, the non-secret inputs of {len(self.plan.resources)} "
+            f"resources, or the {printed.count(chr(10))} lines printed so far; nginx's uploads are secret"
+        )
 
 
 class _Tee(io.TextIOBase):

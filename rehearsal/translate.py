@@ -68,8 +68,19 @@ def _check_known(kind: str, name: str, inputs: Mapping[str, Any], known: set[str
 # --------------------------------------------------------------------------- networks and volumes
 
 
-NETWORK_FIELDS = {"name", "driver", "internal", "ipamConfigs", "ipamDriver", "ipamOptions", "attachable",
-                  "ipv6", "labels", "options", "checkDuplicate"}
+NETWORK_FIELDS = {
+    "name",
+    "driver",
+    "internal",
+    "ipamConfigs",
+    "ipamDriver",
+    "ipamOptions",
+    "attachable",
+    "ipv6",
+    "labels",
+    "options",
+    "checkDuplicate",
+}
 IPAM_FIELDS = {"subnet", "gateway", "ipRange", "auxAddress"}
 
 
@@ -79,12 +90,14 @@ def network_kwargs(name: str, inputs: Mapping[str, Any], real_name: str, extra_l
     pools = []
     for i, pool in enumerate(inputs.get("ipamConfigs") or []):
         _check_known("network", name, pool, IPAM_FIELDS, f"ipamConfigs[{i}]")
-        pools.append({
-            "subnet": pool.get("subnet"),
-            "gateway": pool.get("gateway"),
-            "iprange": pool.get("ipRange"),
-            "aux_addresses": pool.get("auxAddress"),
-        })
+        pools.append(
+            {
+                "subnet": pool.get("subnet"),
+                "gateway": pool.get("gateway"),
+                "iprange": pool.get("ipRange"),
+                "aux_addresses": pool.get("auxAddress"),
+            }
+        )
     kwargs = {
         "name": real_name,
         "driver": inputs.get("driver") or "bridge",
@@ -175,25 +188,87 @@ class ContainerSpec:
 # Fields translated below; every other non-empty input field is an error.
 CONTAINER_FIELDS = {
     # create
-    "image", "name", "command", "entrypoints", "envs", "user", "hostname", "domainname", "workingDir",
-    "labels", "healthcheck", "stopSignal", "stopTimeout", "tty", "stdinOpen", "ports",
+    "image",
+    "name",
+    "command",
+    "entrypoints",
+    "envs",
+    "user",
+    "hostname",
+    "domainname",
+    "workingDir",
+    "labels",
+    "healthcheck",
+    "stopSignal",
+    "stopTimeout",
+    "tty",
+    "stdinOpen",
+    "ports",
     # host config
-    "volumes", "mounts", "tmpfs", "memory", "memoryReservation", "memorySwap", "shmSize", "restart",
-    "maxRetryCount", "readOnly", "capabilities", "securityOpts", "init", "logDriver", "logOpts",
-    "networkMode", "privileged", "publishAllPorts", "pidMode", "ipcMode", "usernsMode", "groupAdds",
-    "sysctls", "dns", "dnsOpts", "dnsSearches", "hosts", "ulimits", "cpuShares", "cpuSet", "cpus",
-    "cpuPeriod", "cpuQuota", "runtime", "rm",
+    "volumes",
+    "mounts",
+    "tmpfs",
+    "memory",
+    "memoryReservation",
+    "memorySwap",
+    "shmSize",
+    "restart",
+    "maxRetryCount",
+    "readOnly",
+    "capabilities",
+    "securityOpts",
+    "init",
+    "logDriver",
+    "logOpts",
+    "networkMode",
+    "privileged",
+    "publishAllPorts",
+    "pidMode",
+    "ipcMode",
+    "usernsMode",
+    "groupAdds",
+    "sysctls",
+    "dns",
+    "dnsOpts",
+    "dnsSearches",
+    "hosts",
+    "ulimits",
+    "cpuShares",
+    "cpuSet",
+    "cpus",
+    "cpuPeriod",
+    "cpuQuota",
+    "runtime",
+    "rm",
     # networks, files, lifecycle
-    "networksAdvanced", "uploads", "start", "mustRun", "attach", "logs", "wait", "waitTimeout",
-    "destroyGraceSeconds", "removeVolumes", "containerReadRefreshTimeoutMilliseconds",
+    "networksAdvanced",
+    "uploads",
+    "start",
+    "mustRun",
+    "attach",
+    "logs",
+    "wait",
+    "waitTimeout",
+    "destroyGraceSeconds",
+    "removeVolumes",
+    "containerReadRefreshTimeoutMilliseconds",
 }
 NETWORK_ATTACH_FIELDS = {"name", "aliases", "ipv4Address", "ipv6Address"}
 VOLUME_MOUNT_FIELDS = {"volumeName", "containerPath", "readOnly", "hostPath", "fromContainer", "selinuxRelabel"}
 MOUNT_FIELDS = {"target", "type", "source", "readOnly"}
 HEALTHCHECK_FIELDS = {"tests", "interval", "timeout", "startPeriod", "retries"}
 PORT_FIELDS = {"internal", "external", "ip", "protocol"}
-UPLOAD_FIELDS = {"file", "content", "contentBase64", "source", "sourceHash", "executable", "permissions",
-                 "owner", "group"}
+UPLOAD_FIELDS = {
+    "file",
+    "content",
+    "contentBase64",
+    "source",
+    "sourceHash",
+    "executable",
+    "permissions",
+    "owner",
+    "group",
+}
 CAPABILITY_FIELDS = {"adds", "drops"}
 ULIMIT_FIELDS = {"name", "soft", "hard"}
 HOST_FIELDS = {"host", "ip"}
@@ -220,8 +295,13 @@ def container_spec(
     for wire, kwarg in (("entrypoints", "entrypoint"), ("envs", "environment")):
         if i.get(wire):
             create[kwarg] = list(i[wire])
-    for wire, kwarg in (("user", "user"), ("hostname", "hostname"), ("domainname", "domainname"),
-                        ("workingDir", "working_dir"), ("stopSignal", "stop_signal")):
+    for wire, kwarg in (
+        ("user", "user"),
+        ("hostname", "hostname"),
+        ("domainname", "domainname"),
+        ("workingDir", "working_dir"),
+        ("stopSignal", "stop_signal"),
+    ):
         if i.get(wire):
             create[kwarg] = i[wire]
     if i.get("stopTimeout") is not None:
@@ -263,8 +343,14 @@ def container_spec(
     mounts = []
     for n, mount in enumerate(i.get("mounts") or []):
         _check_known(where, "", mount, MOUNT_FIELDS, f"mounts[{n}]")
-        mounts.append({"target": mount["target"], "source": mount.get("source") or "",
-                       "type": mount["type"], "read_only": bool(mount.get("readOnly", False))})
+        mounts.append(
+            {
+                "target": mount["target"],
+                "source": mount.get("source") or "",
+                "type": mount["type"],
+                "read_only": bool(mount.get("readOnly", False)),
+            }
+        )
     if mounts:
         host["mounts"] = mounts
     if i.get("tmpfs"):
@@ -297,12 +383,21 @@ def container_spec(
     for wire, kwarg in (("privileged", "privileged"), ("publishAllPorts", "publish_all_ports"), ("rm", "auto_remove")):
         if i.get(wire):
             host[kwarg] = True
-    for wire, kwarg in (("pidMode", "pid_mode"), ("ipcMode", "ipc_mode"), ("usernsMode", "userns_mode"),
-                        ("cpuSet", "cpuset_cpus"), ("runtime", "runtime")):
+    for wire, kwarg in (
+        ("pidMode", "pid_mode"),
+        ("ipcMode", "ipc_mode"),
+        ("usernsMode", "userns_mode"),
+        ("cpuSet", "cpuset_cpus"),
+        ("runtime", "runtime"),
+    ):
         if i.get(wire):
             host[kwarg] = i[wire]
-    for wire, kwarg in (("groupAdds", "group_add"), ("dns", "dns"), ("dnsOpts", "dns_opt"),
-                        ("dnsSearches", "dns_search")):
+    for wire, kwarg in (
+        ("groupAdds", "group_add"),
+        ("dns", "dns"),
+        ("dnsOpts", "dns_opt"),
+        ("dnsSearches", "dns_search"),
+    ):
         if i.get(wire):
             host[kwarg] = list(i[wire])
     if i.get("sysctls"):
@@ -327,8 +422,14 @@ def container_spec(
     networks = []
     for n, net in enumerate(i.get("networksAdvanced") or []):
         _check_known(where, "", net, NETWORK_ATTACH_FIELDS, f"networksAdvanced[{n}]")
-        networks.append(NetworkAttachment(net["name"], list(net.get("aliases") or []),
-                                          net.get("ipv4Address") or None, net.get("ipv6Address") or None))
+        networks.append(
+            NetworkAttachment(
+                net["name"],
+                list(net.get("aliases") or []),
+                net.get("ipv4Address") or None,
+                net.get("ipv6Address") or None,
+            )
+        )
     if i.get("networkMode"):
         host["network_mode"] = i["networkMode"]
     elif networks:
@@ -382,7 +483,9 @@ def upload(u: Mapping[str, Any], where: str, n: int, read_source: Callable[[str]
     _check_known(where, "", u, UPLOAD_FIELDS, f"uploads[{n}]")
     given = [k for k in ("content", "contentBase64", "source") if u.get(k)]
     if len(given) != 1:
-        raise UnsupportedInput(f"{where}: uploads[{n}] needs exactly one of content, contentBase64, source (has {given or 'none'})")
+        raise UnsupportedInput(
+            f"{where}: uploads[{n}] needs exactly one of content, contentBase64, source (has {given or 'none'})"
+        )
     if u.get("content"):
         data = u["content"].encode()
     elif u.get("contentBase64"):
@@ -400,8 +503,17 @@ def upload(u: Mapping[str, Any], where: str, n: int, read_source: Callable[[str]
 
 
 IMAGE_FIELDS = {"imageName", "build", "skipPush", "registry", "buildOnPreview"}
-BUILD_FIELDS = {"context", "dockerfile", "args", "platform", "builderVersion", "target", "cacheFrom",
-                "network", "addHosts"}
+BUILD_FIELDS = {
+    "context",
+    "dockerfile",
+    "args",
+    "platform",
+    "builderVersion",
+    "target",
+    "cacheFrom",
+    "network",
+    "addHosts",
+}
 
 
 def image_build_kwargs(name: str, inputs: Mapping[str, Any], project_root: Path) -> dict:
@@ -418,7 +530,9 @@ def image_build_kwargs(name: str, inputs: Mapping[str, Any], project_root: Path)
     try:
         relative = dockerfile.relative_to(context)
     except ValueError:
-        raise UnsupportedInput(f"image {name}: build.dockerfile {dockerfile} lies outside build.context {context}") from None
+        raise UnsupportedInput(
+            f"image {name}: build.dockerfile {dockerfile} lies outside build.context {context}"
+        ) from None
     kwargs: dict[str, Any] = {
         "path": str(context),
         "dockerfile": str(relative),

@@ -77,10 +77,15 @@ def _sha(name: str) -> str:
 
 
 VARIANTS = {
-    v.name: v for v in (
+    v.name: v
+    for v in (
         Variant("current", None),
         Variant("next-commit", _sha("next-commit")),
-        Variant("bad-migration", _sha("bad-migration"), (("visits/migrations/0002_visit_path_not_empty.py", BAD_ROW_MIGRATION),)),
+        Variant(
+            "bad-migration",
+            _sha("bad-migration"),
+            (("visits/migrations/0002_visit_path_not_empty.py", BAD_ROW_MIGRATION),),
+        ),
         Variant("broken-wsgi", _sha("broken-wsgi"), (("config/wsgi.py", BROKEN_WSGI),)),
     )
 }

@@ -23,7 +23,13 @@ sys.path.insert(0, str(ROOT))
 from rehearsal.plan import plan_stack  # noqa: E402
 
 RUNS = 5
-FAKE_DEV = {"organization/django-docker/dev": {"imageRef": "registry.example.com/acme/web@sha256:" + "d" * 64, "imagePushed": True, "gitSha": "0" * 40}}
+FAKE_DEV = {
+    "organization/django-docker/dev": {
+        "imageRef": "registry.example.com/acme/web@sha256:" + "d" * 64,
+        "imagePushed": True,
+        "gitSha": "0" * 40,
+    }
+}
 
 
 def kwargs_for(stack: str, replicas: int) -> dict:
@@ -67,8 +73,11 @@ def image_figures() -> None:
     try:
         client = docker.from_env(timeout=600)
         client.ping()
-        base_name = next(line.split()[1] for line in (ROOT / "django_app" / "Dockerfile").read_text().splitlines()
-                         if line.startswith("FROM ") and " AS " not in line)
+        base_name = next(
+            line.split()[1]
+            for line in (ROOT / "django_app" / "Dockerfile").read_text().splitlines()
+            if line.startswith("FROM ") and " AS " not in line
+        )
         base = client.images.get(base_name)
     except Exception as error:  # no engine or no base image: nothing to measure here
         print(f"image: skipped ({type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''})")
@@ -84,8 +93,10 @@ def image_figures() -> None:
         started = time.perf_counter()
         client.images.build(path=str(context), tag=IMAGE_TAG, rm=True, buildargs={"GIT_SHA": "1" * 40})
         code_only = time.perf_counter() - started
-    print(f"image: {added_mb:.1f} MB above {base_name} (target <= {IMAGE_TARGET_MB} MB); "
-          f"build {first:.1f}s (layers cached as they were), after a code-only change {code_only:.1f}s")
+    print(
+        f"image: {added_mb:.1f} MB above {base_name} (target <= {IMAGE_TARGET_MB} MB); "
+        f"build {first:.1f}s (layers cached as they were), after a code-only change {code_only:.1f}s"
+    )
 
 
 def main() -> None:

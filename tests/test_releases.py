@@ -12,7 +12,16 @@ from __future__ import annotations
 import pytest
 
 from rehearsal.model import (
-    CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REPLACE, SAME, UPDATE, State, next_state, plan_update,
+    CREATE,
+    DELETE,
+    DELETE_FIRST,
+    DELETE_REPLACED,
+    REPLACE,
+    SAME,
+    UPDATE,
+    State,
+    next_state,
+    plan_update,
 )
 from rehearsal.plan import plan_stack
 from rehearsal.stacks import commit, plan_options
@@ -25,8 +34,9 @@ SERVING = ("web", "celery-worker")
 def plan(stack: str, sha: str = SHA_1, **overrides):
     with commit(sha):
         options = plan_options(stack, app_ref=f"ghcr.io/acme/web@sha256:{sha[0] * 64}", git_sha=sha)
-        return plan_stack(stack, overrides=overrides or None, secrets=PROD_SECRETS if stack == "prod" else None,
-                          **options)
+        return plan_stack(
+            stack, overrides=overrides or None, secrets=PROD_SECRETS if stack == "prod" else None, **options
+        )
 
 
 def applied(p, state=None, fail=(), partial=()):
@@ -73,7 +83,9 @@ def test_a_new_commit_replaces_every_app_container_beside_the_old_one(running):
     for name, step in replaced.items():
         if service(step) in (*SERVING, "migrate", "collectstatic"):
             assert step.mode == "create-before-delete", name
-    assert sum(service(s) == "web" for s in replaced.values()) == len([e for e in state.entries if e.label("django-docker.service") == "web"])
+    assert sum(service(s) == "web" for s in replaced.values()) == len(
+        [e for e in state.entries if e.label("django-docker.service") == "web"]
+    )
     # The old ones go at the end, after every create (and only if all of them succeeded).
     creates = {i for i, s in enumerate(update.steps) if s.op in (REPLACE, CREATE, UPDATE, SAME)}
     for s in update.steps:
@@ -104,7 +116,9 @@ def test_prod_backs_up_before_every_new_image_is_migrated(running):
         return
     assert len(backups) == 1 and set(backups) <= update.steps[migrate].after
     # Settings that bring no new image re-run migrate (a no-op) without a new backup.
-    assert not any(service(s) == "backup" for s in plan_update(state, plan(stack, SHA_1, djangoLogLevel="DEBUG")).changes)
+    assert not any(
+        service(s) == "backup" for s in plan_update(state, plan(stack, SHA_1, djangoLogLevel="DEBUG")).changes
+    )
 
 
 def test_a_failed_backup_stops_the_release_before_migrate(running):
@@ -169,7 +183,9 @@ def test_an_nginx_setting_replaces_only_nginx_first_deleted(running):
     stack, _, state = running
     update = plan_update(state, plan(stack, clientMaxBodySize="20m"))
     assert [(s.op, s.name) for s in update.changes] == [
-        (DELETE_FIRST, "django-docker-nginx"), (REPLACE, "django-docker-nginx")]
+        (DELETE_FIRST, "django-docker-nginx"),
+        (REPLACE, "django-docker-nginx"),
+    ]
 
 
 def test_a_new_database_image_takes_nothing_else_down_with_it(running):

@@ -26,7 +26,9 @@ def services(plan):
 
 
 def test_topology(plan):
-    assert services(plan) == sorted(["postgres", "redis", "migrate", "collectstatic", "web", "web", "celery-worker", "celery-beat", "nginx"])
+    assert services(plan) == sorted(
+        ["postgres", "redis", "migrate", "collectstatic", "web", "web", "celery-worker", "celery-beat", "nginx"]
+    )
     assert len(plan.of_type(NETWORK)) == 2
     assert len(plan.of_type(VOLUME)) == 5
     assert plan.of_type(REMOTE_IMAGE) == []
@@ -57,8 +59,16 @@ def test_app_containers_run_the_digest_not_the_tag(plan):
 
 
 def test_accessories_use_pinned_images(plan):
-    images = {c.label("django-docker.service"): c.inputs["image"] for c in plan.containers() if c.label("django-docker.role") == "accessory"}
-    assert images == {"postgres": "postgres:15.14-bookworm", "redis": "redis:7.4.5-bookworm", "nginx": "nginx:1.28.0-bookworm"}
+    images = {
+        c.label("django-docker.service"): c.inputs["image"]
+        for c in plan.containers()
+        if c.label("django-docker.role") == "accessory"
+    }
+    assert images == {
+        "postgres": "postgres:15.14-bookworm",
+        "redis": "redis:7.4.5-bookworm",
+        "nginx": "nginx:1.28.0-bookworm",
+    }
 
 
 def test_networks_backend_is_internal_and_only_nginx_and_web_are_on_frontend(plan):
@@ -73,7 +83,9 @@ def test_networks_backend_is_internal_and_only_nginx_and_web_are_on_frontend(pla
         for attachment in c.inputs["networksAdvanced"]:
             on.setdefault(attachment["name"], []).append(c.label("django-docker.service"))
     assert sorted(on[frontend]) == ["nginx", "web", "web"]
-    assert sorted(on[backend]) == sorted(["postgres", "redis", "migrate", "collectstatic", "web", "web", "celery-worker", "celery-beat"])
+    assert sorted(on[backend]) == sorted(
+        ["postgres", "redis", "migrate", "collectstatic", "web", "web", "celery-worker", "celery-beat"]
+    )
 
 
 def test_aliases(plan):
@@ -92,7 +104,9 @@ def test_volumes_and_mounts(plan):
     assert not any(v.options["protect"] or v.options["retain_on_delete"] for v in volumes.values())
     name = {kind: v.outputs["name"] for kind, v in volumes.items()}
     mounts = {
-        c.label("django-docker.service"): sorted((m["volumeName"], m["containerPath"], bool(m.get("readOnly"))) for m in c.inputs.get("volumes", []))
+        c.label("django-docker.service"): sorted(
+            (m["volumeName"], m["containerPath"], bool(m.get("readOnly"))) for m in c.inputs.get("volumes", [])
+        )
         for c in plan.containers()
     }
     assert mounts["postgres"] == [(name["postgres-data"], "/var/lib/postgresql/data", False)]
@@ -100,14 +114,18 @@ def test_volumes_and_mounts(plan):
     assert mounts["collectstatic"] == [(name["static"], "/app/staticfiles", False)]
     assert mounts["web"] == [(name["media"], "/app/media", False)]
     assert mounts["celery-worker"] == [(name["media"], "/app/media", False)]
-    assert mounts["nginx"] == sorted([(name["static"], "/var/www/static", True), (name["media"], "/var/www/media", True)])
+    assert mounts["nginx"] == sorted(
+        [(name["static"], "/var/www/static", True), (name["media"], "/var/www/media", True)]
+    )
     # Dev takes no backup before migrating (backupBeforeMigrate is prod's); `make backup` still can.
     assert "backup" not in mounts
     assert mounts["migrate"] == []
 
 
 def test_only_nginx_publishes_ports_on_loopback(plan):
-    published = {c.label("django-docker.service"): c.inputs["ports"] for c in plan.containers() if c.inputs.get("ports")}
+    published = {
+        c.label("django-docker.service"): c.inputs["ports"] for c in plan.containers() if c.inputs.get("ports")
+    }
     assert published == {"nginx": [{"internal": 80, "external": 8080, "ip": "127.0.0.1", "protocol": "tcp"}]}
     assert plan.outputs["url"] == "http://localhost:8080/"
 
@@ -136,7 +154,13 @@ def test_limits_users_restart_and_hardening(plan):
 def test_healthchecks_and_wait(plan):
     by = {c.name: c for c in plan.containers()}
     web = by["django-docker-web-1"].inputs
-    assert web["healthcheck"] == {"tests": ["CMD", "python", "-m", "config.healthcheck", "web"], "interval": "5s", "timeout": "10s", "retries": 3, "startPeriod": "20s"}
+    assert web["healthcheck"] == {
+        "tests": ["CMD", "python", "-m", "config.healthcheck", "web"],
+        "interval": "5s",
+        "timeout": "10s",
+        "retries": 3,
+        "startPeriod": "20s",
+    }
     # `pulumi up` waits for healthy: the start period plus two probe cycles (Healthcheck.wait_seconds).
     assert (web["wait"], web["waitTimeout"]) == (True, 20 + 2 * (5 + 10))
     assert by["django-docker-celery-worker"].inputs["healthcheck"]["tests"][-1] == "worker"
@@ -147,12 +171,17 @@ def test_healthchecks_and_wait(plan):
         assert c.inputs["wait"] is True and c.inputs["waitTimeout"] > 0, c.name
     for c in plan.of_type(JOB):
         assert c.inputs["timeoutSeconds"] == 1800 and "healthcheck" not in c.inputs, c.name
-    assert {c.name for c in plan.of_type(JOB)} == {"django-docker-release-migrate", "django-docker-release-collectstatic"}
+    assert {c.name for c in plan.of_type(JOB)} == {
+        "django-docker-release-migrate",
+        "django-docker-release-collectstatic",
+    }
 
 
 def test_durations_are_spelled_as_the_provider_reads_them_back():
     # "1m" would come back from the provider as "1m0s": a change on every `pulumi up`.
-    plan = plan_dev(overrides={"healthcheckInterval": "1m", "healthcheckStartPeriod": "90s", "healthcheckTimeout": "1500ms"})
+    plan = plan_dev(
+        overrides={"healthcheckInterval": "1m", "healthcheckStartPeriod": "90s", "healthcheckTimeout": "1500ms"}
+    )
     healthcheck = plan.container("django-docker-web-1").inputs["healthcheck"]
     assert (healthcheck["interval"], healthcheck["startPeriod"], healthcheck["timeout"]) == ("1m0s", "1m30s", "1.5s")
 
@@ -224,10 +253,15 @@ def test_every_container_and_job_states_its_replacement_order(plan):
     # program says otherwise, deleting dependents first (shared/research W1). So: said, each one.
     order = {r.name: r.options["delete_before_replace"] for r in plan.containers()}
     assert order == {
-        "django-docker-postgres": True, "django-docker-redis": True, "django-docker-nginx": True,
+        "django-docker-postgres": True,
+        "django-docker-redis": True,
+        "django-docker-nginx": True,
         "django-docker-celery-beat": True,
-        "django-docker-web-1": False, "django-docker-web-2": False, "django-docker-celery-worker": False,
-        "django-docker-release-migrate": False, "django-docker-release-collectstatic": False,
+        "django-docker-web-1": False,
+        "django-docker-web-2": False,
+        "django-docker-celery-worker": False,
+        "django-docker-release-migrate": False,
+        "django-docker-release-collectstatic": False,
     }
     for c in plan.of_type(CONTAINER):
         assert c.options["replace_on_changes"] == ["*"], c.name
@@ -244,7 +278,10 @@ def test_outputs(plan):
 
 def test_dirty_marker_and_registry_push(monkeypatch):
     monkeypatch.setenv("GIT_SHA", GIT_SHA + "-dirty")
-    plan = plan_dev(overrides={"imageRegistry": "ghcr.io/acme", "imageRegistryUsername": "bot"}, secrets={"imageRegistryPassword": "token-value-123"})
+    plan = plan_dev(
+        overrides={"imageRegistry": "ghcr.io/acme", "imageRegistryUsername": "bot"},
+        secrets={"imageRegistryPassword": "token-value-123"},
+    )
     (image,) = plan.of_type(IMAGE)
     assert image.inputs["imageName"] == f"ghcr.io/acme/django-docker/web:{GIT_SHA[:12]}-dirty"
     assert image.inputs["skipPush"] is False

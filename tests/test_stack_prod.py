@@ -24,7 +24,9 @@ def test_prod_never_builds_and_runs_devs_digest(plan):
     assert pull.inputs["name"] == DEV_DIGEST
     assert pull.inputs["keepLocally"] is True
     app = [c for c in plan.containers() if c.label("django-docker.role") == "app"]
-    assert sorted(c.label("django-docker.service") for c in app) == sorted(["migrate", "collectstatic", "web", "web", "web", "celery-worker"])
+    assert sorted(c.label("django-docker.service") for c in app) == sorted(
+        ["migrate", "collectstatic", "web", "web", "web", "celery-worker"]
+    )
     assert {c.inputs["image"] for c in app} == {DEV_DIGEST}
     assert {c.label("django-docker.git-sha") for c in app} == {GIT_SHA}
     assert plan.outputs["imageRef"] == DEV_DIGEST
@@ -55,7 +57,9 @@ def test_data_volumes_are_protected(plan):
 
 
 def test_only_nginx_is_published_on_port_80(plan):
-    published = {c.label("django-docker.service"): c.inputs["ports"] for c in plan.containers() if c.inputs.get("ports")}
+    published = {
+        c.label("django-docker.service"): c.inputs["ports"] for c in plan.containers() if c.inputs.get("ports")
+    }
     assert published == {"nginx": [{"internal": 80, "external": 80, "ip": "0.0.0.0", "protocol": "tcp"}]}
     assert plan.outputs["url"] == "http://example.com/"
 
@@ -87,19 +91,26 @@ def test_missing_dev_output_is_one_clear_error():
 def test_malformed_dev_output_is_refused():
     with pytest.raises(PlanError) as error:
         plan_prod(stack_references=dev_outputs(ref="acme/web:latest"))
-    assert str(error.value) == f"imageSourceStack: {DEV_STACK} exports imageRef 'acme/web:latest', not a repo@sha256:<64 hex> digest"
+    assert (
+        str(error.value)
+        == f"imageSourceStack: {DEV_STACK} exports imageRef 'acme/web:latest', not a repo@sha256:<64 hex> digest"
+    )
 
 
 def test_local_only_dev_image_cannot_be_promoted():
     with pytest.raises(PlanError) as error:
         plan_prod(stack_references=dev_outputs(ref="sha256:" + "f" * 64, pushed=False))
-    assert "is local to its Docker host and cannot be pulled elsewhere; set imageRegistry on that stack" in str(error.value)
+    assert "is local to its Docker host and cannot be pulled elsewhere; set imageRegistry on that stack" in str(
+        error.value
+    )
 
 
 def test_tls_publishes_443_and_uploads_the_key_as_a_secret():
     certs = certificates_for("example.com")
-    plan = plan_prod(secrets={**PROD_SECRETS, "tlsCertificate": certs.cert_pem, "tlsKey": certs.key_pem},
-                     overrides={"djangoHstsSeconds": 31536000})
+    plan = plan_prod(
+        secrets={**PROD_SECRETS, "tlsCertificate": certs.cert_pem, "tlsKey": certs.key_pem},
+        overrides={"djangoHstsSeconds": 31536000},
+    )
     nginx = plan.container("django-docker-nginx")
     assert [p["internal"] for p in nginx.inputs["ports"]] == [80, 443]
     files = {u["file"]: u for u in nginx.inputs["uploads"]}
@@ -111,11 +122,16 @@ def test_tls_publishes_443_and_uploads_the_key_as_a_secret():
     assert body not in json.dumps({k: v for k, v in nginx.inputs.items() if k not in nginx.secret_paths})
     assert body not in json.dumps(plan.outputs)
     env = env_of(plan.container("django-docker-web-1"))
-    assert (env["DJANGO_SECURE_SSL_REDIRECT"], env["DJANGO_SECURE_COOKIES"], env["DJANGO_SECURE_HSTS_SECONDS"]) == ("true", "true", "31536000")
+    assert (env["DJANGO_SECURE_SSL_REDIRECT"], env["DJANGO_SECURE_COOKIES"], env["DJANGO_SECURE_HSTS_SECONDS"]) == (
+        "true",
+        "true",
+        "31536000",
+    )
     assert env["DJANGO_CSRF_TRUSTED_ORIGINS"] == "https://example.com"
     assert plan.outputs["url"] == "https://example.com/"
     assert {c.label("django-docker.url") for c in plan.containers() if c.label("django-docker.role") == "app"} == {
-        "https://example.com/"}
+        "https://example.com/"
+    }
 
 
 def test_every_app_container_says_where_the_site_is(plan):

@@ -130,12 +130,14 @@ def stack_config(project_dir: Path, *, http_port: int, subnet: str) -> dict:
     namespace = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())["name"]
     source = yaml.safe_load((project_dir / f"Pulumi.{SOURCE_STACK}.yaml").read_text()) or {}
     config = dict(source.get("config") or {})
-    config.update({
-        f"{namespace}:httpPort": http_port,
-        f"{namespace}:bindAddress": "127.0.0.1",
-        f"{namespace}:serverName": "localhost",
-        f"{namespace}:frontendSubnet": subnet,
-    })
+    config.update(
+        {
+            f"{namespace}:httpPort": http_port,
+            f"{namespace}:bindAddress": "127.0.0.1",
+            f"{namespace}:serverName": "localhost",
+            f"{namespace}:frontendSubnet": subnet,
+        }
+    )
     return {"config": config}
 
 
@@ -178,22 +180,32 @@ def state_from_export(export: Mapping[str, Any]) -> State:
                 real["run_id"] = _plain(outputs.get("runId")) or id_
             elif type_ == IMAGE:
                 real["name"] = _plain(outputs.get("imageName"))
-        entries.append(Entry(
-            urn=resource["urn"], type=type_, name=logical_name(resource["urn"]),
-            inputs=resource.get("inputs") or {}, outputs=outputs,
-            options={"parent": resource.get("parent", ""), "dependencies": resource.get("dependencies") or [],
-                     "property_dependencies": resource.get("propertyDependencies") or {},
-                     "protect": bool(resource.get("protect"))},
-            real=real, delete=bool(resource.get("delete")),
-            pending_replacement=bool(resource.get("pendingReplacement")),
-        ))
+        entries.append(
+            Entry(
+                urn=resource["urn"],
+                type=type_,
+                name=logical_name(resource["urn"]),
+                inputs=resource.get("inputs") or {},
+                outputs=outputs,
+                options={
+                    "parent": resource.get("parent", ""),
+                    "dependencies": resource.get("dependencies") or [],
+                    "property_dependencies": resource.get("propertyDependencies") or {},
+                    "protect": bool(resource.get("protect")),
+                },
+                real=real,
+                delete=bool(resource.get("delete")),
+                pending_replacement=bool(resource.get("pendingReplacement")),
+            )
+        )
     return State(entries)
 
 
 def missing_from_state(plan: Plan, state: State) -> list[str]:
     """What the program plans (containers, networks) that the deployed stack lacks."""
-    return sorted(r.name for type_ in (CONTAINER, NETWORK) for r in plan.of_type(type_)
-                  if r.name not in live(state, type_))
+    return sorted(
+        r.name for type_ in (CONTAINER, NETWORK) for r in plan.of_type(type_) if r.name not in live(state, type_)
+    )
 
 
 def built_image(state: State) -> str:
@@ -299,8 +311,10 @@ class Run:
             self.say(f"e2e: FAILED: {error}")
             return 1
         if version is None:
-            reason = ("no Pulumi CLI on PATH (`scripts/pulumi-cli.sh` fetches the pinned one into .tools/: put its "
-                      "directory on PATH; CI installs it and the plugins, .github/workflows/e2e.yml)")
+            reason = (
+                "no Pulumi CLI on PATH (`scripts/pulumi-cli.sh` fetches the pinned one into .tools/: put its "
+                "directory on PATH; CI installs it and the plugins, .github/workflows/e2e.yml)"
+            )
             if self.options.require_cli:
                 self.say(f"e2e: FAILED: {reason}; --require-cli was given")
                 return 1
@@ -316,8 +330,17 @@ class Run:
                 self.created = True
                 self.up(self.sha, "up")
                 self.smoke(self.plan_for(self.sha), "smoke")
-                self.step("preview", "preview", "--stack", self.stack, "--expect-no-changes", "--diff",
-                          *ENGINE_VERBOSITY, timeout=TIMEOUTS["preview"], git_sha=self.sha)
+                self.step(
+                    "preview",
+                    "preview",
+                    "--stack",
+                    self.stack,
+                    "--expect-no-changes",
+                    "--diff",
+                    *ENGINE_VERBOSITY,
+                    timeout=TIMEOUTS["preview"],
+                    git_sha=self.sha,
+                )
                 self.release()
                 ok = True
             except E2EError as error:
@@ -377,19 +400,36 @@ class Run:
             "PULUMI_SKIP_UPDATE_CHECK": "true",
             "TMPDIR": str(self.work / "engine"),  # where the engine writes its -v log files
         }
-        taken = [c["Subnet"] for n in self.client.api.networks()
-                 for c in ((n.get("IPAM") or {}).get("Config") or []) if c.get("Subnet")]
+        taken = [
+            c["Subnet"]
+            for n in self.client.api.networks()
+            for c in ((n.get("IPAM") or {}).get("Config") or [])
+            if c.get("Subnet")
+        ]
         config = stack_config(self.project_dir, http_port=free_loopback_port(), subnet=frontend_subnet(token, taken))
         self.stack_file = self.project_dir / f"Pulumi.{self.stack}.yaml"
-        self.stack_file.write_text(f"# Written by tools/e2e.py for a throwaway stack; removed when it ends.\n"
-                                   f"{yaml.safe_dump(config, sort_keys=False)}")
+        self.stack_file.write_text(
+            f"# Written by tools/e2e.py for a throwaway stack; removed when it ends.\n"
+            f"{yaml.safe_dump(config, sort_keys=False)}"
+        )
         ns = {k.split(":", 1)[1]: v for k, v in config["config"].items()}
-        self.say(f"e2e: stack {self.stack} (dev's config; nginx on 127.0.0.1:{ns['httpPort']}, frontend "
-                 f"{ns['frontendSubnet']}), commit {self.sha[:12]}, then {self.next_sha[:12]}")
+        self.say(
+            f"e2e: stack {self.stack} (dev's config; nginx on 127.0.0.1:{ns['httpPort']}, frontend "
+            f"{ns['frontendSubnet']}), commit {self.sha[:12]}, then {self.next_sha[:12]}"
+        )
 
     def up(self, sha: str, what: str) -> None:
-        self.step(what, "up", "--stack", self.stack, "--yes", "--skip-preview", *ENGINE_VERBOSITY,
-                  timeout=TIMEOUTS["up"], git_sha=sha)
+        self.step(
+            what,
+            "up",
+            "--stack",
+            self.stack,
+            "--yes",
+            "--skip-preview",
+            *ENGINE_VERBOSITY,
+            timeout=TIMEOUTS["up"],
+            git_sha=sha,
+        )
 
     def plan_for(self, sha: str) -> Plan:
         """The program for the throwaway stack under the SDK's mocks (in-process, as the rehearsal
@@ -419,19 +459,22 @@ class Run:
         failed = [c.name for c in checks if not c.ok]
         if failed:
             raise E2EError(f"{what}: {len(failed)} of {len(checks)} checks failed: {', '.join(failed)}")
-        self.say(f"e2e: {what}: {len(checks)} checks passed (not run against a real stack: "
-                 f"{', '.join(m.removeprefix('check_') for m in REHEARSAL_ONLY)}; see tools/e2e.py)")
+        self.say(
+            f"e2e: {what}: {len(checks)} checks passed (not run against a real stack: "
+            f"{', '.join(m.removeprefix('check_') for m in REHEARSAL_ONLY)}; see tools/e2e.py)"
+        )
 
     def smoke_checks(self, plan: Plan, state: State) -> list[Check]:
         app_image = self.client.api.inspect_image(built_image(state))["Id"]
-        smoke = Smoke(self.client, plan, state, app_image=app_image, run_labels={PROBE_LABEL: self.stack},
-                      say=self.say)
+        smoke = Smoke(self.client, plan, state, app_image=app_image, run_labels={PROBE_LABEL: self.stack}, say=self.say)
         return run_smoke(smoke, self.say)
 
     def release(self) -> None:
         """The second `pulumi up`, a new commit, while requests flow through nginx."""
         base, host = self.front
-        load = Load(base, host=host, path="/health/", rate=LOAD_RATE, workers=LOAD_WORKERS, max_seconds=LOAD_MAX_SECONDS)
+        load = Load(
+            base, host=host, path="/health/", rate=LOAD_RATE, workers=LOAD_WORKERS, max_seconds=LOAD_MAX_SECONDS
+        )
         load.start()
         try:
             time.sleep(SETTLE_SECONDS)
@@ -443,8 +486,10 @@ class Run:
             self.say(report.details())
         problems = []
         if report.failed_seconds > NEW_COMMIT.max_failed_seconds:
-            problems.append(f"{report.failed} requests failed through nginx during the release "
-                            f"(the {NEW_COMMIT.name} scenario allows failures in {NEW_COMMIT.max_failed_seconds} seconds)")
+            problems.append(
+                f"{report.failed} requests failed through nginx during the release "
+                f"(the {NEW_COMMIT.name} scenario allows failures in {NEW_COMMIT.max_failed_seconds} seconds)"
+            )
         try:
             serving = self.serving_sha()
         except (E2EError, OSError, ValueError) as error:  # requests' errors are OSErrors
@@ -471,7 +516,11 @@ class Run:
         clean = True
         if self.created:
             for what, args, timeout in (
-                ("destroy", ("destroy", "--stack", self.stack, "--yes", "--skip-preview", *ENGINE_VERBOSITY), TIMEOUTS["destroy"]),
+                (
+                    "destroy",
+                    ("destroy", "--stack", self.stack, "--yes", "--skip-preview", *ENGINE_VERBOSITY),
+                    TIMEOUTS["destroy"],
+                ),
                 ("stack rm", ("stack", "rm", self.stack, "--yes", "--force"), TIMEOUTS["short"]),
             ):
                 try:
@@ -520,7 +569,9 @@ class Run:
         if self.work is not None:
             shutil.copytree(self.work / "cli", target / "cli", dirs_exist_ok=True)
             (target / "engine").mkdir(exist_ok=True)
-            for path in (self.work / "engine").iterdir():  # glog's files: <program>.<host>.<user>.log.<LEVEL>.<time>.<pid>
+            for path in (
+                self.work / "engine"
+            ).iterdir():  # glog's files: <program>.<host>.<user>.log.<LEVEL>.<time>.<pid>
                 if path.is_file() and not path.is_symlink() and ".log." in path.name:
                     shutil.copy2(path, target / "engine" / path.name)
         kept = 0
@@ -538,21 +589,39 @@ class Run:
 
     # ------------------------------------------------------------------ the CLI
 
-    def step(self, what: str, *args: str, timeout: int = TIMEOUTS["short"], git_sha: Optional[str] = None,
-             capture: bool = False) -> str:
+    def step(
+        self,
+        what: str,
+        *args: str,
+        timeout: int = TIMEOUTS["short"],
+        git_sha: Optional[str] = None,
+        capture: bool = False,
+    ) -> str:
         """One `pulumi` command in the project directory, its output shown (or captured) and kept."""
         self.commands += 1
-        log = (self.work / "cli" / f"{self.commands:02d}-{what.replace(' ', '-').replace('(', '').replace(')', '')}.log"
-               if self.work else None)
+        log = (
+            self.work / "cli" / f"{self.commands:02d}-{what.replace(' ', '-').replace('(', '').replace(')', '')}.log"
+            if self.work
+            else None
+        )
         env = dict(self.env, **({"GIT_SHA": git_sha} if git_sha else {}))
         argv = ["pulumi", *args, "--non-interactive"]
         self.say(f"$ {' '.join(argv)}" + (f"   (GIT_SHA={git_sha[:12]})" if git_sha else ""))
-        process = subprocess.Popen(argv, cwd=self.project_dir, env=env, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT if not capture else subprocess.PIPE,
-                                   text=True, start_new_session=True)  # a Ctrl-C reaches it once, from here
+        process = subprocess.Popen(
+            argv,
+            cwd=self.project_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if not capture else subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )  # a Ctrl-C reaches it once, from here
         captured: list[str] = []
         errors: list[str] = []
-        readers = [threading.Thread(target=self._copy, args=(process.stdout, log, captured if capture else None), daemon=True)]
+        readers = [
+            threading.Thread(target=self._copy, args=(process.stdout, log, captured if capture else None), daemon=True)
+        ]
         if capture:
             readers.append(threading.Thread(target=self._copy, args=(process.stderr, log, errors), daemon=True))
         for reader in readers:
@@ -574,7 +643,7 @@ class Run:
         return "".join(captured)
 
     def _copy(self, stream, log: Optional[Path], keep: Optional[list[str]]) -> None:
-        with (open(log, "a") if log else open(os.devnull, "w")) as out:
+        with open(log, "a") if log else open(os.devnull, "w") as out:
             for line in stream:
                 out.write(line)
                 out.flush()
@@ -598,8 +667,12 @@ class Run:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.e2e", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--require-cli", action="store_true", help="fail (exit 1) instead of skipping without a Pulumi CLI")
-    parser.add_argument("--keep-logs", type=Path, metavar="DIR", help="after a failure, put the CLI's and containers' logs here")
+    parser.add_argument(
+        "--require-cli", action="store_true", help="fail (exit 1) instead of skipping without a Pulumi CLI"
+    )
+    parser.add_argument(
+        "--keep-logs", type=Path, metavar="DIR", help="after a failure, put the CLI's and containers' logs here"
+    )
     parser.add_argument("--project-dir", type=Path, default=PROJECT_ROOT, help=argparse.SUPPRESS)  # tests
     args = parser.parse_args(argv)
     return Run(Options(require_cli=args.require_cli, keep_logs=args.keep_logs, project_dir=args.project_dir)).main()

@@ -66,11 +66,16 @@ def mermaid(plan: Plan) -> str:
                 continue
             target = f"vol_{_id(volume.label('django-docker.volume') or volume.name)}"
             path = mount.get("containerPath", "")
-            edges.append(f'  {node} -. "{path} (ro)" .-> {target}' if mount.get("readOnly")
-                         else f'  {node} -- "{path}" --> {target}')
+            edges.append(
+                f'  {node} -. "{path} (ro)" .-> {target}'
+                if mount.get("readOnly")
+                else f'  {node} -- "{path}" --> {target}'
+            )
         for port in r.inputs.get("ports") or []:
-            edges.append(f'  host(("host")) -- "{port.get("ip", "0.0.0.0")}:{int(port["external"])} → '
-                         f'{int(port["internal"])}/{port.get("protocol", "tcp")}" --> {node}')
+            edges.append(
+                f'  host(("host")) -- "{port.get("ip", "0.0.0.0")}:{int(port["external"])} → '
+                f'{int(port["internal"])}/{port.get("protocol", "tcp")}" --> {node}'
+            )
     for r in plan.of_type(NETWORK):
         kind = r.label("django-docker.network") or r.name
         lines.append(f'  net_{_id(kind)}{{{{"{kind} network{" (internal)" if r.inputs.get("internal") else ""}"}}}}')
@@ -94,10 +99,12 @@ def diagrams() -> dict[str, str]:
 
 
 def doc_text(found: dict[str, str]) -> str:
-    parts = ["# Topology of each stack\n",
-             "Generated from the plan by `python -m tools.topology --write`; a test fails when it drifts.\n"
-             "Containers and release jobs by service, the networks they join, the volumes they mount "
-             "(dotted: read-only), and the ports published on the host.\n"]
+    parts = [
+        "# Topology of each stack\n",
+        "Generated from the plan by `python -m tools.topology --write`; a test fails when it drifts.\n"
+        "Containers and release jobs by service, the networks they join, the volumes they mount "
+        "(dotted: read-only), and the ports published on the host.\n",
+    ]
     for stack, text in found.items():
         parts.append(f"## {stack}\n\n```mermaid\n{text}```\n")
     return "\n".join(parts)
@@ -133,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stale = [p.relative_to(ROOT).as_posix() for p, text in wanted.items() if not p.exists() or p.read_text() != text]
     if stale:
-        print(f"topology: {', '.join(stale)} differ from the plan; run `python -m tools.topology --write`", file=sys.stderr)
+        print(
+            f"topology: {', '.join(stale)} differ from the plan; run `python -m tools.topology --write`",
+            file=sys.stderr,
+        )
         return 1
     print("topology: the committed diagrams match the plan")
     return 0

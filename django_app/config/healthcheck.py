@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from pathlib import Path
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 TIMEOUT_SECONDS = 5
 HEALTH_URL = "http://127.0.0.1:8000/health/"

@@ -122,6 +122,7 @@ class Difference:
         def ids(values: tuple[int, ...]) -> str:
             shown = ", ".join(str(v) for v in values[:limit])
             return shown + (f", ... ({len(values)})" if len(values) > limit else "")
+
         return f"missing [{ids(self.missing)}], extra [{ids(self.extra)}]"
 
 

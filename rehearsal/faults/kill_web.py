@@ -18,19 +18,29 @@ def inject(ctx, trial) -> None:
     trial.note(f"SIGKILL {name}'s processes from the host")
     how = back_after_crash(ctx, victim["Id"], policy, before, BACK_SECONDS)
     trial.recovery_seconds = time.monotonic() - crashed
-    trial.note(f"{name}: {how}; healthy again after {trial.recovery_seconds:.1f}s "
-               f"(restart count {inspect(ctx, victim['Id'])['RestartCount']})")
+    trial.note(
+        f"{name}: {how}; healthy again after {trial.recovery_seconds:.1f}s "
+        f"(restart count {inspect(ctx, victim['Id'])['RestartCount']})"
+    )
     # nginx re-resolves the replicas every second: the one that came back must answer again.
     answered = {}
-    wait_for(f"{name} to answer through nginx again",
-             lambda: answered.update(spread=ctx.replicas_answering(ctx.session.containers_of("web"), 30)) or True, 20, 1)
+    wait_for(
+        f"{name} to answer through nginx again",
+        lambda: answered.update(spread=ctx.replicas_answering(ctx.session.containers_of("web"), 30)) or True,
+        20,
+        1,
+    )
     trial.note(f"every replica answers through nginx again ({answered['spread']})")
     trial.lost = 0  # the load only reads: nothing to lose, everything to retry
 
 
 FAULT = Fault(
-    "kill-web", "SIGKILL one web replica under GET load",
+    "kill-web",
+    "SIGKILL one web replica under GET load",
     "0 failed requests (nginx retries GETs on the other replicas); the replica comes back healthy within 60 s "
     "and answers through nginx again",
-    inject, traffic=READS, max_failed_seconds=0, recovery_target=BACK_SECONDS,
+    inject,
+    traffic=READS,
+    max_failed_seconds=0,
+    recovery_target=BACK_SECONDS,
 )

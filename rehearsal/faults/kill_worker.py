@@ -51,16 +51,20 @@ def inject(ctx, trial) -> None:
         raise ScenarioFailed(f"`ops manage shell` exit {code}: {(out + err).strip().splitlines()[-3:]}")
     enqueued = json.loads(found.group(1))
     ids, visibility = enqueued["ids"], int(enqueued["visibility_timeout"])
-    trial.note(f"`python -m ops manage {ctx.stack} -- shell` enqueued {count} visits' tasks ({ids}), "
-               f"{WORK_SECONDS}s of work each; the broker's visibility timeout is {visibility}s")
+    trial.note(
+        f"`python -m ops manage {ctx.stack} -- shell` enqueued {count} visits' tasks ({ids}), "
+        f"{WORK_SECONDS}s of work each; the broker's visibility timeout is {visibility}s"
+    )
     wait_for("every task to be running", lambda: working(ctx, worker["Id"], since, ids) >= count, 60, 0.5)
     killed_at = ctx.psql("select now()")
     before = worker["RestartCount"]
     crashed = time.monotonic()
     policy = crash(ctx, worker["Id"])
     unacked = redis_cli(ctx, "hlen", "unacked")
-    trial.note(f"SIGKILL {name}'s processes from the host with {count} tasks mid-run; "
-               f"{unacked} deliveries unacknowledged in Redis")
+    trial.note(
+        f"SIGKILL {name}'s processes from the host with {count} tasks mid-run; "
+        f"{unacked} deliveries unacknowledged in Redis"
+    )
     how = back_after_crash(ctx, worker["Id"], policy, before, BACK_SECONDS)
     trial.recovery_seconds = time.monotonic() - crashed
     trial.note(f"{name}: {how}; healthy again after {trial.recovery_seconds:.1f}s")
@@ -73,16 +77,22 @@ def inject(ctx, trial) -> None:
     done = processed(ctx, ids, killed_at)
     trial.lost = count - done
     runs = working(ctx, worker["Id"], restarted, ids)
-    trial.note(f"{done} of {count} tasks redelivered and completed {time.monotonic() - crashed:.0f}s after the kill "
-               f"(bound: visibility timeout + sweep + work + {MARGIN_SECONDS}s = {bound}s; waited {took}); "
-               f"{runs} runs after the restart")
+    trial.note(
+        f"{done} of {count} tasks redelivered and completed {time.monotonic() - crashed:.0f}s after the kill "
+        f"(bound: visibility timeout + sweep + work + {MARGIN_SECONDS}s = {bound}s; waited {took}); "
+        f"{runs} runs after the restart"
+    )
     if runs > count:
         trial.problems.append(f"{runs} runs for {count} tasks after the restart: a task was delivered twice")
 
 
 FAULT = Fault(
-    "kill-worker", "SIGKILL the Celery worker with every pool process mid-task",
+    "kill-worker",
+    "SIGKILL the Celery worker with every pool process mid-task",
     "the worker comes back healthy within 60 s; every task is redelivered after the visibility timeout and "
     "completes (acks_late), once; 0 lost; no request fails",
-    inject, traffic=READS, max_failed_seconds=0, recovery_target=BACK_SECONDS,
+    inject,
+    traffic=READS,
+    max_failed_seconds=0,
+    recovery_target=BACK_SECONDS,
 )

@@ -23,15 +23,19 @@ def inject(ctx, trial) -> None:
     trial.note(f"`docker restart` {name} took {time.monotonic() - started:.1f}s")
     wait_for("postgres healthy and /health/ 200 again", lambda: healthy(ctx, postgres["Id"]) and serves(ctx), 90, 0.2)
     trial.recovery_seconds = time.monotonic() - started
-    trial.note(f"healthy again (Docker's healthcheck and /health/ through nginx) {trial.recovery_seconds:.1f}s "
-               "after the restart began")
+    trial.note(
+        f"healthy again (Docker's healthcheck and /health/ through nginx) {trial.recovery_seconds:.1f}s "
+        "after the restart began"
+    )
     time.sleep(FLOW_SECONDS)
 
 
 def wait_processed(ctx, ids: list[int]) -> int:
     """How many of the visits are still unprocessed after at most PROCESSED_SECONDS."""
     try:
-        wait_for("the acknowledged visits to be processed", lambda: processed(ctx, ids) == len(ids), PROCESSED_SECONDS, 1)
+        wait_for(
+            "the acknowledged visits to be processed", lambda: processed(ctx, ids) == len(ids), PROCESSED_SECONDS, 1
+        )
     except ScenarioFailed:
         pass
     return len(ids) - processed(ctx, ids)
@@ -44,22 +48,33 @@ def count(ctx, trial, report) -> int:
     # Every row from the load's first acknowledged write on (nothing else writes meanwhile).
     present = parse_ids(ctx.psql(f"select id from visits_visit where id >= {min(acknowledged)}"))
     diff = difference(acknowledged, present)
-    trial.note(f"{len(acknowledged)} writes acknowledged (201 with an id), {len(set(present))} rows from the first "
-               f"of them on; acknowledged and missing: {len(diff.missing)}"
-               + (f" {list(diff.missing[:8])}" if diff.missing else ""))
+    trial.note(
+        f"{len(acknowledged)} writes acknowledged (201 with an id), {len(set(present))} rows from the first "
+        f"of them on; acknowledged and missing: {len(diff.missing)}"
+        + (f" {list(diff.missing[:8])}" if diff.missing else "")
+    )
     waiting = wait_processed(ctx, acknowledged)
-    trial.note(f"{len(acknowledged) - waiting} of the {len(acknowledged)} acknowledged visits processed by the worker"
-               + (f"; {waiting} not within {PROCESSED_SECONDS}s" if waiting else ""))
+    trial.note(
+        f"{len(acknowledged) - waiting} of the {len(acknowledged)} acknowledged visits processed by the worker"
+        + (f"; {waiting} not within {PROCESSED_SECONDS}s" if waiting else "")
+    )
     if waiting:
-        trial.problems.append(f"{waiting} acknowledged visits never processed (their task failed while the database was down)")
+        trial.problems.append(
+            f"{waiting} acknowledged visits never processed (their task failed while the database was down)"
+        )
     if diff.extra:
         trial.note(f"{len(diff.extra)} rows committed whose answer never arrived (the client saw a failure; not lost)")
     return len(diff.missing)
 
 
 FAULT = Fault(
-    "restart-postgres", "restart PostgreSQL while POST /visits/ writes flow",
+    "restart-postgres",
+    "restart PostgreSQL while POST /visits/ writes flow",
     "healthy again within 30 s; requests fail in at most 30 distinct seconds; 0 acknowledged writes missing "
     f"from PostgreSQL; every acknowledged visit processed by the worker within {PROCESSED_SECONDS} s",
-    inject, count=count, traffic=WRITES, max_failed_seconds=TARGET_SECONDS, recovery_target=TARGET_SECONDS,
+    inject,
+    count=count,
+    traffic=WRITES,
+    max_failed_seconds=TARGET_SECONDS,
+    recovery_target=TARGET_SECONDS,
 )

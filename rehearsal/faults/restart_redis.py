@@ -33,8 +33,10 @@ def inject(ctx, trial) -> None:
         wait_for("redis healthy and /health/ 200 again", lambda: healthy(ctx, redis["Id"]) and serves(ctx), 90, 0.2)
         trial.recovery_seconds = time.monotonic() - started
         after = int(redis_cli(ctx, "llen", "celery"))
-        trial.note(f"restarted {redis_name} {AOF_SECONDS}s after the last enqueue; healthy again after "
-                   f"{trial.recovery_seconds:.1f}s; {after} tasks queued after the restart")
+        trial.note(
+            f"restarted {redis_name} {AOF_SECONDS}s after the last enqueue; healthy again after "
+            f"{trial.recovery_seconds:.1f}s; {after} tasks queued after the restart"
+        )
     finally:
         api.start(worker["Id"])
     try:
@@ -47,8 +49,12 @@ def inject(ctx, trial) -> None:
 
 
 FAULT = Fault(
-    "restart-redis", f"restart Redis with {TASKS} tasks queued (worker stopped)",
+    "restart-redis",
+    f"restart Redis with {TASKS} tasks queued (worker stopped)",
     f"0 of the {TASKS} queued tasks lost (AOF, fsync every second): all processed within {PROCESSED_SECONDS} s "
     "of the worker's start; healthy again within 30 s; /health/ (which pings Redis) fails in at most 30 seconds",
-    inject, traffic=READS, max_failed_seconds=TARGET_SECONDS, recovery_target=TARGET_SECONDS,
+    inject,
+    traffic=READS,
+    max_failed_seconds=TARGET_SECONDS,
+    recovery_target=TARGET_SECONDS,
 )

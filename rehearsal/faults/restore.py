@@ -36,21 +36,29 @@ def inject(ctx, trial) -> None:
     if code != 0:
         raise ScenarioFailed(f"`ops restore --stop-app` exit {code}: {(out + err).strip().splitlines()[-2:]}")
     restore_seconds = time.monotonic() - started
-    trial.note(f"`python -m ops restore {ctx.stack} {name} --stop-app` exit 0 in {restore_seconds:.1f}s: "
-               + (out.strip().splitlines() or ["(no output)"])[-1][:140])
+    trial.note(
+        f"`python -m ops restore {ctx.stack} {name} --stop-app` exit 0 in {restore_seconds:.1f}s: "
+        + (out.strip().splitlines() or ["(no output)"])[-1][:140]
+    )
     replay = REPLAYED.search(out)
     if replay:
         # The database's round trip: the dump, then the replay (stopping and starting the app is not in it).
-        trial.note(f"backup + restore round trip of the database: {backup_seconds:.1f}s + {float(replay.group(1)):.1f}s "
-                   f"= {backup_seconds + float(replay.group(1)):.1f}s (target < {ROUND_TRIP_TARGET_SECONDS} s; "
-                   f"the whole restore with the app stopped and healthy again: {restore_seconds:.1f}s)")
-    wait_for("every container healthy and /health/ 200", lambda: not unhealthy(ctx) and serves(ctx), TARGET_SECONDS, 0.5)
+        trial.note(
+            f"backup + restore round trip of the database: {backup_seconds:.1f}s + {float(replay.group(1)):.1f}s "
+            f"= {backup_seconds + float(replay.group(1)):.1f}s (target < {ROUND_TRIP_TARGET_SECONDS} s; "
+            f"the whole restore with the app stopped and healthy again: {restore_seconds:.1f}s)"
+        )
+    wait_for(
+        "every container healthy and /health/ 200", lambda: not unhealthy(ctx) and serves(ctx), TARGET_SECONDS, 0.5
+    )
     trial.recovery_seconds = time.monotonic() - started
     restored = parse_rows(ctx.psql(ROWS))
     diff = rows_difference(backed_up, restored)
     trial.lost = diff.count
-    trial.note(f"{len(restored)} rows after the restore, {len(backed_up)} backed up: "
-               + ("exactly the backed-up rows" if not diff.count else diff.describe()))
+    trial.note(
+        f"{len(restored)} rows after the restore, {len(backed_up)} backed up: "
+        + ("exactly the backed-up rows" if not diff.count else diff.describe())
+    )
     # The site serves: it reads, and it writes with ids that follow the restored sequence.
     new = post_visits(ctx, 1)[0]
     ok = ctx.get(f"/visits/{new}/").status_code == 200 and ctx.get("/").status_code == 200
@@ -60,8 +68,12 @@ def inject(ctx, trial) -> None:
 
 
 FAULT = Fault(
-    "restore", f"back up, write {MORE_ROWS} more rows, restore the backup with the app stopped",
+    "restore",
+    f"back up, write {MORE_ROWS} more rows, restore the backup with the app stopped",
     "exactly the backed-up rows afterwards (lost: rows missing, extra or changed); the site serves again within "
     f"{TARGET_SECONDS} s; requests may fail while `--stop-app` has the app stopped",
-    inject, traffic=READS, max_failed_seconds=None, recovery_target=TARGET_SECONDS,
+    inject,
+    traffic=READS,
+    max_failed_seconds=None,
+    recovery_target=TARGET_SECONDS,
 )

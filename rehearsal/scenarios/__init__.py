@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rehearsal.release import Context
     from rehearsal.engine import UpdateResult
+    from rehearsal.release import Context
 
 
 class ScenarioFailed(Exception):
@@ -55,9 +55,30 @@ class Scenario:
 
 def all_scenarios() -> list[Scenario]:
     from rehearsal.scenarios import (
-        failed_backup, failed_migration, healthcheck, memory, new_commit, nginx_config, promote, scale_down, scale_up,
+        failed_backup,
+        failed_migration,
+        healthcheck,
+        memory,
+        new_commit,
+        nginx_config,
+        promote,
+        scale_down,
+        scale_up,
         unhealthy_release,
     )
 
-    return [m.SCENARIO for m in (new_commit, promote, scale_up, scale_down, memory, healthcheck, nginx_config,
-                                 failed_backup, failed_migration, unhealthy_release)]
+    return [
+        m.SCENARIO
+        for m in (
+            new_commit,
+            promote,
+            scale_up,
+            scale_down,
+            memory,
+            healthcheck,
+            nginx_config,
+            failed_backup,
+            failed_migration,
+            unhealthy_release,
+        )
+    ]

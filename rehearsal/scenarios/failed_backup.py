@@ -19,8 +19,13 @@ def backups_of(ctx) -> Backups:
 
 def _chmod(ctx, mode: str) -> None:
     store = backups_of(ctx)
-    ctx.session.client.containers.run(store.postgres["Image"], ["chmod", mode, render.BACKUP_DIR], remove=True,
-                                      labels=ctx.session.run_labels, volumes={store.volume: {"bind": render.BACKUP_DIR}})
+    ctx.session.client.containers.run(
+        store.postgres["Image"],
+        ["chmod", mode, render.BACKUP_DIR],
+        remove=True,
+        labels=ctx.session.run_labels,
+        volumes={store.volume: {"bind": render.BACKUP_DIR}},
+    )
 
 
 def takes_backups(ctx) -> bool:
@@ -30,8 +35,10 @@ def takes_backups(ctx) -> bool:
 
 def lock(ctx) -> str:
     expect(takes_backups(ctx), "this stack takes no backup before migrating (backupBeforeMigrate is off)")
-    _BEFORE[ctx.stack] = {"migrations": ctx.psql("select count(*) from django_migrations"),
-                          "backups": {b.name for b in backups_of(ctx).list()}}
+    _BEFORE[ctx.stack] = {
+        "migrations": ctx.psql("select count(*) from django_migrations"),
+        "backups": {b.name for b in backups_of(ctx).list()},
+    }
     _chmod(ctx, "0")
     return "the backups volume is made unwritable"
 
@@ -56,15 +63,27 @@ def released(ctx, result) -> str:
     expect({BACKUP_JOB, "django-docker-release-migrate"} <= ran, f"backup and migrate did not both run: {sorted(ran)}")
     wanted = f"-{ctx.stack}-before-{render.short_sha(ctx.sha_of('next-commit'))}.dump"
     # This release may have run before (new-commit): only a backup taken now counts.
-    taken = [b.name for b in backups_of(ctx).list() if b.name.endswith(wanted) and b.name not in _BEFORE[ctx.stack]["backups"]]
+    taken = [
+        b.name
+        for b in backups_of(ctx).list()
+        if b.name.endswith(wanted) and b.name not in _BEFORE[ctx.stack]["backups"]
+    ]
     expect(len(taken) == 1, f"expected one new backup *{wanted}, found {taken}")
     sha = ctx.serving_sha()
     expect(sha == ctx.sha_of("next-commit"), f"/health/ reports {sha}, not the new release")
     return f"the same `pulumi up` again took {taken[0]}, migrated and released {sha[:12]}"
 
 
-SCENARIO = Scenario("failed-backup", (
-    Up("the next commit, with the backups volume unwritable", image="next-commit", succeeds=False,
-       before=lock, check=failed),
-    Up("the same release again, with the volume writable", before=unlock, check=released),
-))
+SCENARIO = Scenario(
+    "failed-backup",
+    (
+        Up(
+            "the next commit, with the backups volume unwritable",
+            image="next-commit",
+            succeeds=False,
+            before=lock,
+            check=failed,
+        ),
+        Up("the same release again, with the volume writable", before=unlock, check=released),
+    ),
+)

@@ -49,7 +49,9 @@ def backup_taken(ctx) -> str:
 
 
 def released(ctx, result) -> str:
-    ran = [r.step.name for r in result.reports if r.step.name == "django-docker-release-migrate" and r.step.op != "same"]
+    ran = [
+        r.step.name for r in result.reports if r.step.name == "django-docker-release-migrate" and r.step.op != "same"
+    ]
     expect(ran, "the migrate job did not run again")
     recorded = ctx.psql("select count(*) from django_migrations where name = '0002_visit_path_not_empty'")
     expect(recorded == "1", "the migration is not recorded as applied")
@@ -58,8 +60,16 @@ def released(ctx, result) -> str:
     return f"the same `pulumi up` again ran migrate and released {sha[:12]}"
 
 
-SCENARIO = Scenario("failed-migration", (
-    Up("a release with a constraint migration the data breaks", image="bad-migration", succeeds=False,
-       before=bad_row, check=failed),
-    Up("the same release again, after the data was fixed", before=fix, check=released),
-))
+SCENARIO = Scenario(
+    "failed-migration",
+    (
+        Up(
+            "a release with a constraint migration the data breaks",
+            image="bad-migration",
+            succeeds=False,
+            before=bad_row,
+            check=failed,
+        ),
+        Up("the same release again, after the data was fixed", before=fix, check=released),
+    ),
+)

@@ -11,10 +11,14 @@ def limit(mb: int):
         wrong = {n: c["HostConfig"]["Memory"] // MIB for n, c in web.items() if c["HostConfig"]["Memory"] != mb * MIB}
         expect(not wrong, f"memory limits {wrong}, expected {mb} MiB")
         return f"{len(web)} web replicas limited to {mb} MiB (swap {web[min(web)]['HostConfig']['MemorySwap']})"
+
     return check
 
 
-SCENARIO = Scenario("memory", (
-    Up("webMemory 512M -> 2G", overrides={"webMemory": "2G"}, check=limit(2048)),
-    Up("webMemory 2G -> 512M", overrides={"webMemory": "512M"}, check=limit(512)),
-))
+SCENARIO = Scenario(
+    "memory",
+    (
+        Up("webMemory 512M -> 2G", overrides={"webMemory": "2G"}, check=limit(2048)),
+        Up("webMemory 2G -> 512M", overrides={"webMemory": "512M"}, check=limit(512)),
+    ),
+)

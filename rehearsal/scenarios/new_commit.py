@@ -15,4 +15,6 @@ def check(ctx, result) -> str:
     return f"{len(web)} web replicas and the worker run the new image; /health/ reports {sha[:12]}"
 
 
-SCENARIO = Scenario("new-commit", (Up("the next commit, promoted from dev", image="next-commit", check=check),), timed=True)
+SCENARIO = Scenario(
+    "new-commit", (Up("the next commit, promoted from dev", image="next-commit", check=check),), timed=True
+)

@@ -12,5 +12,8 @@ def check(ctx, result) -> str:
     return "the new nginx runs the new config and is healthy"
 
 
-SCENARIO = Scenario("nginx-config", (Up("clientMaxBodySize 10m -> 20m", overrides={"clientMaxBodySize": "20m"}, check=check),),
-                    max_failed_seconds=1)
+SCENARIO = Scenario(
+    "nginx-config",
+    (Up("clientMaxBodySize 10m -> 20m", overrides={"clientMaxBodySize": "20m"}, check=check),),
+    max_failed_seconds=1,
+)

@@ -15,4 +15,6 @@ def check(ctx, result) -> str:
     return f"every app container runs the pinned digest {ctx.ref_of('current').split('@')[1][:19]}"
 
 
-SCENARIO = Scenario("promote", (Up("imageSource=pin, imagePin=<the first release's digest>", overrides=pin, check=check),))
+SCENARIO = Scenario(
+    "promote", (Up("imageSource=pin, imagePin=<the first release's digest>", overrides=pin, check=check),)
+)

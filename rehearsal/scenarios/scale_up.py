@@ -5,7 +5,9 @@ from rehearsal.scenarios import Scenario, Up, expect
 
 def check(ctx, result) -> str:
     changed = [r.step.describe() for r in result.reports if r.step.op != "same"]
-    expect(all(c.startswith("create django-docker-web-") for c in changed), f"more than new replicas changed: {changed}")
+    expect(
+        all(c.startswith("create django-docker-web-") for c in changed), f"more than new replicas changed: {changed}"
+    )
     web = ctx.session.containers_of("web")
     expect(len(web) == 5, f"{len(web)} web replicas, expected 5")
     answered = ctx.replicas_answering(web)

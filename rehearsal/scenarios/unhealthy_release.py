@@ -14,9 +14,13 @@ def failed(ctx, result) -> str:
 
 
 def failed_again(ctx, result) -> str:
-    replaced = [r.step for r in result.reports if r.step.name.startswith("django-docker-web-") and r.step.op == "replace"]
-    expect(replaced and all("#initerror" in s.keys for s in replaced),
-           f"the failed replicas were not replaced for their initialization error: {[s.describe() for s in replaced]}")
+    replaced = [
+        r.step for r in result.reports if r.step.name.startswith("django-docker-web-") and r.step.op == "replace"
+    ]
+    expect(
+        replaced and all("#initerror" in s.keys for s in replaced),
+        f"the failed replicas were not replaced for their initialization error: {[s.describe() for s in replaced]}",
+    )
     return failed(ctx, result)
 
 
@@ -29,8 +33,11 @@ def recovered(ctx, result) -> str:
     return f"a good release replaced them; no container of the broken release remains; {sha[:12]} serves"
 
 
-SCENARIO = Scenario("unhealthy-release", (
-    Up("a release whose WSGI module cannot be imported", image="broken-wsgi", succeeds=False, check=failed),
-    Up("the same release again", succeeds=False, check=failed_again),
-    Up("a good release", image="next-commit", check=recovered),
-))
+SCENARIO = Scenario(
+    "unhealthy-release",
+    (
+        Up("a release whose WSGI module cannot be imported", image="broken-wsgi", succeeds=False, check=failed),
+        Up("the same release again", succeeds=False, check=failed_again),
+        Up("a good release", image="next-commit", check=recovered),
+    ),
+)

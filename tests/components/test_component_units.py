@@ -14,15 +14,18 @@ def test_promotable_digest_passes_through():
     assert check_promotable("org/p/dev", DIGEST, True) == DIGEST
 
 
-@pytest.mark.parametrize("ref, pushed, fragment", [
-    (None, True, "has no imageRef output"),
-    ("", True, "has no imageRef output"),
-    ("acme/web:1.0", True, "not a repo@sha256:<64 hex> digest"),
-    (42, True, "not a repo@sha256:<64 hex> digest"),
-    ("sha256:" + "b" * 64, False, "is local to its Docker host"),
-    (DIGEST, False, "is local to its Docker host"),
-    (DIGEST, None, "is local to its Docker host"),
-])
+@pytest.mark.parametrize(
+    "ref, pushed, fragment",
+    [
+        (None, True, "has no imageRef output"),
+        ("", True, "has no imageRef output"),
+        ("acme/web:1.0", True, "not a repo@sha256:<64 hex> digest"),
+        (42, True, "not a repo@sha256:<64 hex> digest"),
+        ("sha256:" + "b" * 64, False, "is local to its Docker host"),
+        (DIGEST, False, "is local to its Docker host"),
+        (DIGEST, None, "is local to its Docker host"),
+    ],
+)
 def test_unpromotable_outputs_are_refused(ref, pushed, fragment):
     with pytest.raises(ImagePromotionError) as error:
         check_promotable("org/p/dev", ref, pushed)
@@ -32,7 +35,10 @@ def test_unpromotable_outputs_are_refused(ref, pushed, fragment):
 
 def test_image_reference_parsing():
     assert parse_image_ref("k", "postgres:15.14-bookworm").tag == "15.14-bookworm"
-    assert parse_image_ref("k", "registry.example.com:5000/team/nginx:1.28.0").repository == "registry.example.com:5000/team/nginx"
+    assert (
+        parse_image_ref("k", "registry.example.com:5000/team/nginx:1.28.0").repository
+        == "registry.example.com:5000/team/nginx"
+    )
     assert parse_image_ref("k", "redis@sha256:" + "c" * 64).digest == "sha256:" + "c" * 64
     with pytest.raises(SettingsError):
         parse_image_ref("k", "acme/Web:1")  # path components are lowercase
@@ -45,10 +51,23 @@ def test_component_args_invariants():
     with pytest.raises(ValueError):
         WebArgs(runtime=None, replicas=0, memory_mb=1, timeout=1, frontend_network="n", release_gate="g")
     with pytest.raises(ValueError):
-        NginxArgs(image="nginx:1.28.0", server_name="x", client_max_body_size="1m",
-                  bind_address="127.0.0.1", http_port=80, https_port=443, tls_certificate="cert", tls_key=None,
-                  hsts_seconds=0, memory_mb=64, restart="always", frontend_network="f", static_volume="s",
-                  media_volume="m", stack="dev")
+        NginxArgs(
+            image="nginx:1.28.0",
+            server_name="x",
+            client_max_body_size="1m",
+            bind_address="127.0.0.1",
+            http_port=80,
+            https_port=443,
+            tls_certificate="cert",
+            tls_key=None,
+            hsts_seconds=0,
+            memory_mb=64,
+            restart="always",
+            frontend_network="f",
+            static_volume="s",
+            media_volume="m",
+            stack="dev",
+        )
 
 
 def test_healthcheck_wait_covers_the_start_period_and_two_probe_cycles():

@@ -69,8 +69,15 @@ def wire_props(image: str = "sha256:" + "a" * 64, **overrides) -> dict:
 def recorded(props: dict) -> dict:
     """What the state holds after a successful create (olds of the next diff)."""
     outs = {key: value for key, value in props.items() if key != "dockerHost"}
-    return {**outs, "runId": "f" * 32, "exitCode": 0.0, "logTail": "ok", "startedAt": "t0", "finishedAt": "t1",
-            "__provider": "serialized"}
+    return {
+        **outs,
+        "runId": "f" * 32,
+        "exitCode": 0.0,
+        "logTail": "ok",
+        "startedAt": "t0",
+        "finishedAt": "t1",
+        "__provider": "serialized",
+    }
 
 
 def one_line(message: str) -> None:
@@ -87,13 +94,16 @@ def test_unchanged_inputs_are_no_change():
     assert not result.replaces
 
 
-@pytest.mark.parametrize("changes", [
-    {"image": "sha256:" + "b" * 64},
-    {"envs": ["SECRET_KEY=rotated"]},
-    {"command": ["python", "manage.py", "collectstatic", "--noinput"]},
-    {"image": "sha256:" + "b" * 64, "envs": ["A=1"], "command": ["true"]},
-    {"user": None},  # a removed input is a change too
-])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"image": "sha256:" + "b" * 64},
+        {"envs": ["SECRET_KEY=rotated"]},
+        {"command": ["python", "manage.py", "collectstatic", "--noinput"]},
+        {"image": "sha256:" + "b" * 64, "envs": ["A=1"], "command": ["true"]},
+        {"user": None},  # a removed input is a change too
+    ],
+)
 def test_a_changed_input_replaces_the_job_beside_the_old_one(changes):
     news = {**wire_props(**changes), "__provider": "serialized"}
     result = JobProvider().diff("f" * 32, recorded(wire_props()), news)
@@ -129,8 +139,15 @@ def test_the_provider_is_pickled_by_reference():
     assert b"components.job" in raw and b"JobProvider" in raw
     # The dynamic provider process (`python -m pulumi.dynamic`, cwd = the project) can load it.
     loaded = subprocess.run(
-        [sys.executable, "-c", f"import base64, dill; print(type(dill.loads(base64.b64decode({serialized!r}))).__qualname__)"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-c",
+            f"import base64, dill; print(type(dill.loads(base64.b64decode({serialized!r}))).__qualname__)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert loaded.stdout.strip() == "JobProvider", loaded.stderr
 
@@ -138,8 +155,10 @@ def test_the_provider_is_pickled_by_reference():
 def test_translation_to_the_docker_api_is_exact():
     props = wire_props(
         networksAdvanced=[{"name": "backend"}, {"name": "frontend"}],
-        volumes=[{"volumeName": "static", "containerPath": "/app/staticfiles"},
-                 {"volumeName": "media", "containerPath": "/app/media", "readOnly": True}],
+        volumes=[
+            {"volumeName": "static", "containerPath": "/app/staticfiles"},
+            {"volumeName": "media", "containerPath": "/app/media", "readOnly": True},
+        ],
         memorySwap=-1.0,
     )
     kwargs, extra_networks = docker_settings({**props, "__provider": "serialized"})
@@ -166,13 +185,22 @@ def test_translation_to_the_docker_api_is_exact():
     assert extra_networks == ["frontend"]
 
 
-@pytest.mark.parametrize("extra, named", [
-    ({"privileged": True}, "privileged"),
-    ({"restart": "always", "mustRun": False}, "mustRun: unknown property of a Job (it would be silently dropped); restart"),
-    ({"volumes": [{"volumeName": "v", "containerPath": "/d", "hostPath": "/etc"}]}, "volumes[0] has unknown keys: hostPath"),
-    ({"networksAdvanced": [{"name": "n", "aliases": ["a"]}]}, "networksAdvanced[0] has unknown keys: aliases"),
-    ({"image": None}, "image: required"),
-])
+@pytest.mark.parametrize(
+    "extra, named",
+    [
+        ({"privileged": True}, "privileged"),
+        (
+            {"restart": "always", "mustRun": False},
+            "mustRun: unknown property of a Job (it would be silently dropped); restart",
+        ),
+        (
+            {"volumes": [{"volumeName": "v", "containerPath": "/d", "hostPath": "/etc"}]},
+            "volumes[0] has unknown keys: hostPath",
+        ),
+        ({"networksAdvanced": [{"name": "n", "aliases": ["a"]}]}, "networksAdvanced[0] has unknown keys: aliases"),
+        ({"image": None}, "image: required"),
+    ],
+)
 def test_an_unknown_or_missing_property_is_refused_in_one_line_naming_it(extra, named):
     props = {**wire_props(dockerHost="tcp://127.0.0.1:9"), **extra}  # refused before any Docker host is reached
     props = {key: value for key, value in props.items() if value is not None}
@@ -238,15 +266,25 @@ def test_job_registers_wire_props_with_secret_envs_and_exposes_run_id():
     runtime_settings.reset_options(project="django-docker", stack="test", preview=False)
     pulumi.runtime.set_mocks(mocks, project="django-docker", stack="test", preview=False, monitor=Monitor(mocks))
     try:
+
         async def program():
-            job = Job("migrate", JobArgs(
-                name_prefix="migrate", image="sha256:" + "a" * 64, command=["python", "manage.py", "migrate"],
-                timeout_seconds=600, envs=["SECRET_KEY=x"], user="10001:10001",
-                capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]), memory=256, memory_swap=-1,
-                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name="backend")],
-                volumes=[docker.ContainerVolumeArgs(volume_name="static", container_path="/app/staticfiles")],
-                labels=[docker.ContainerLabelArgs(label="django-docker.service", value="migrate")],
-            ))
+            job = Job(
+                "migrate",
+                JobArgs(
+                    name_prefix="migrate",
+                    image="sha256:" + "a" * 64,
+                    command=["python", "manage.py", "migrate"],
+                    timeout_seconds=600,
+                    envs=["SECRET_KEY=x"],
+                    user="10001:10001",
+                    capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+                    memory=256,
+                    memory_swap=-1,
+                    networks_advanced=[docker.ContainerNetworksAdvancedArgs(name="backend")],
+                    volumes=[docker.ContainerVolumeArgs(volume_name="static", container_path="/app/staticfiles")],
+                    labels=[docker.ContainerLabelArgs(label="django-docker.service", value="migrate")],
+                ),
+            )
             return await pulumi.Output.all(job.run_id, job.exit_code).future()
 
         run_id, exit_code = loop.run_until_complete(program())
@@ -280,7 +318,7 @@ def test_job_registers_wire_props_with_secret_envs_and_exposes_run_id():
 
 docker_sdk = pytest.importorskip("docker")
 
-PROBE = r'''
+PROBE = r"""
 import errno, fcntl, os, socket, struct
 
 def attempt(path):
@@ -307,7 +345,7 @@ for _, name in socket.if_nameindex():
     if name != "lo":
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         print("addr", socket.inet_ntoa(fcntl.ioctl(sock.fileno(), 0x8915, struct.pack("256s", name.encode()[:15]))[20:24]))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -324,8 +362,9 @@ def scratch(engine):
     try:
         networks = [engine.networks.create(f"jobtest-{tag}-{n}", labels=labels) for n in ("a", "b")]
         volume = engine.volumes.create(f"jobtest-{tag}-data", labels=labels)
-        engine.containers.run(BASE_IMAGE, ["chown", "10001:10001", "/data"], volumes=[f"{volume.name}:/data"],
-                              remove=True, labels=labels)
+        engine.containers.run(
+            BASE_IMAGE, ["chown", "10001:10001", "/data"], volumes=[f"{volume.name}:/data"], remove=True, labels=labels
+        )
         yield {"networks": networks, "volume": volume, "tag": tag}
     finally:
         for container in engine.containers.list(all=True, filters={"label": TEST_LABEL}):
@@ -337,16 +376,18 @@ def scratch(engine):
 
 
 def run_props(engine, scratch, prefix: str, command: list[str], **overrides) -> dict:
-    return wire_props(**{
-        "image": engine.images.get(BASE_IMAGE).id,
-        "command": command,
-        "namePrefix": f"{prefix}-{scratch['tag']}",
-        "envs": ["JOB_GREETING=hello-job"],
-        "networksAdvanced": [{"name": network.name} for network in scratch["networks"]],
-        "volumes": [{"volumeName": scratch["volume"].name, "containerPath": "/data"}],
-        "labels": [{"label": TEST_LABEL, "value": "job"}],
-        **overrides,
-    })
+    return wire_props(
+        **{
+            "image": engine.images.get(BASE_IMAGE).id,
+            "command": command,
+            "namePrefix": f"{prefix}-{scratch['tag']}",
+            "envs": ["JOB_GREETING=hello-job"],
+            "networksAdvanced": [{"name": network.name} for network in scratch["networks"]],
+            "volumes": [{"volumeName": scratch["volume"].name, "containerPath": "/data"}],
+            "labels": [{"label": TEST_LABEL, "value": "job"}],
+            **overrides,
+        }
+    )
 
 
 def assert_nothing_left(engine, run_id: str, prefix: str) -> None:
@@ -389,10 +430,20 @@ def test_a_successful_job_runs_hardened_is_recorded_and_leaves_nothing(engine, s
     assert_nothing_left(engine, outs["runId"], props["namePrefix"])
 
     # A later job reads the file back from the volume, mounted read-only this time.
-    reader = run_props(engine, scratch, "reader", ["python", "-c", (
-        "print(open('/data/proof.txt').read())\n"
-        "try:\n    open('/data/other', 'w')\nexcept OSError as error:\n    print('volume', error.strerror)"
-    )], volumes=[{"volumeName": scratch["volume"].name, "containerPath": "/data", "readOnly": True}])
+    reader = run_props(
+        engine,
+        scratch,
+        "reader",
+        [
+            "python",
+            "-c",
+            (
+                "print(open('/data/proof.txt').read())\n"
+                "try:\n    open('/data/other', 'w')\nexcept OSError as error:\n    print('volume', error.strerror)"
+            ),
+        ],
+        volumes=[{"volumeName": scratch["volume"].name, "containerPath": "/data", "readOnly": True}],
+    )
     read = JobProvider().create(reader).outs
     assert read["logTail"].splitlines() == ["written-by-hello-job", "volume Read-only file system"]
     assert_nothing_left(engine, read["runId"], reader["namePrefix"])
@@ -402,15 +453,23 @@ def test_a_successful_job_runs_hardened_is_recorded_and_leaves_nothing(engine, s
 def test_a_failed_job_raises_with_its_last_lines_and_leaves_nothing(engine, scratch):
     script = "import sys\nfor i in range(50):\n    print('line', i)\nsys.exit(3)"
     # An explicit base URL this time (the default socket), not the environment's.
-    props = run_props(engine, scratch, "failing", ["python", "-c", script],
-                      dockerHost=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock")
+    props = run_props(
+        engine,
+        scratch,
+        "failing",
+        ["python", "-c", script],
+        dockerHost=os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock",
+    )
     with pytest.raises(JobFailed) as error:
         JobProvider().create(props)
     message = str(error.value)
 
     one_line(message)
     assert message.startswith(f"{props['namePrefix']} exited 3 after ")
-    assert "s; nothing after it was changed, and the next `pulumi up` runs it again. Last lines: line 10 | line 11 | " in message
+    assert (
+        "s; nothing after it was changed, and the next `pulumi up` runs it again. Last lines: line 10 | line 11 | "
+        in message
+    )
     assert message.endswith("line 48 | line 49")
     assert error.value.exit_code == 3
     assert_nothing_left(engine, error.value.run_id, props["namePrefix"])
@@ -432,8 +491,13 @@ def test_a_job_past_its_timeout_is_killed_raises_and_leaves_nothing(engine, scra
 
 @pytest.mark.docker
 def test_an_env_value_never_appears_in_the_failure(engine, scratch):
-    props = run_props(engine, scratch, "quiet", ["python", "-c", "raise SystemExit(1)"],
-                      envs=[f"SECRET_KEY={SECRET_VALUE}", f"DATABASE_URL=postgres://u:{SECRET_VALUE}@db/app"])
+    props = run_props(
+        engine,
+        scratch,
+        "quiet",
+        ["python", "-c", "raise SystemExit(1)"],
+        envs=[f"SECRET_KEY={SECRET_VALUE}", f"DATABASE_URL=postgres://u:{SECRET_VALUE}@db/app"],
+    )
     with pytest.raises(JobFailed) as error:
         JobProvider().create(props)
 
@@ -456,7 +520,8 @@ def test_a_missing_image_is_refused_in_one_line_and_delete_tolerates_nothing_lef
 @pytest.mark.docker
 def test_delete_removes_a_leftover_container_of_its_run(engine, scratch):
     run_id = uuid.uuid4().hex
-    engine.containers.create(BASE_IMAGE, ["true"], name=f"leftover-{scratch['tag']}",
-                             labels={RUN_LABEL: run_id, TEST_LABEL: "job"})
+    engine.containers.create(
+        BASE_IMAGE, ["true"], name=f"leftover-{scratch['tag']}", labels={RUN_LABEL: run_id, TEST_LABEL: "job"}
+    )
     JobProvider().delete(run_id, {"namePrefix": "leftover"})
     assert engine.containers.list(all=True, filters={"label": f"{RUN_LABEL}={run_id}"}) == []

@@ -8,7 +8,10 @@ from components import render
 
 def test_labels():
     assert render.labels(service="web", role="app", stack="dev", git_sha="abc") == {
-        "django-docker.service": "web", "django-docker.role": "app", "django-docker.stack": "dev", "django-docker.git-sha": "abc",
+        "django-docker.service": "web",
+        "django-docker.role": "app",
+        "django-docker.stack": "dev",
+        "django-docker.git-sha": "abc",
     }
     assert "django-docker.git-sha" not in render.labels(service="nginx", role="accessory", stack="prod")
 
@@ -17,26 +20,74 @@ def test_commands():
     assert render.web_command() == ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
     assert render.migrate_command() == ["python", "manage.py", "migrate", "--noinput"]
     assert render.collectstatic_command() == ["python", "manage.py", "collectstatic", "--noinput"]
-    assert render.worker_command(3) == ["celery", "--app", "config", "worker", "--loglevel", "INFO", "--concurrency", "3"]
-    assert render.beat_command() == ["celery", "--app", "config", "beat", "--loglevel", "INFO", "--schedule", "/tmp/celerybeat-schedule"]
+    assert render.worker_command(3) == [
+        "celery",
+        "--app",
+        "config",
+        "worker",
+        "--loglevel",
+        "INFO",
+        "--concurrency",
+        "3",
+    ]
+    assert render.beat_command() == [
+        "celery",
+        "--app",
+        "config",
+        "beat",
+        "--loglevel",
+        "INFO",
+        "--schedule",
+        "/tmp/celerybeat-schedule",
+    ]
     assert render.app_healthcheck("web") == ["CMD", "python", "-m", "config.healthcheck", "web"]
-    assert render.postgres_healthcheck("app", "db") == ["CMD", "pg_isready", "--username", "app", "--dbname", "db", "--host", "127.0.0.1"]
+    assert render.postgres_healthcheck("app", "db") == [
+        "CMD",
+        "pg_isready",
+        "--username",
+        "app",
+        "--dbname",
+        "db",
+        "--host",
+        "127.0.0.1",
+    ]
     assert render.redis_healthcheck() == ["CMD", "redis-cli", "ping"]
 
 
 def test_redis_keeps_headroom_and_never_evicts():
-    assert render.redis_command(256) == ["redis-server", "--appendonly", "yes", "--appendfsync", "everysec", "--maxmemory", "192mb", "--maxmemory-policy", "noeviction"]
+    assert render.redis_command(256) == [
+        "redis-server",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "everysec",
+        "--maxmemory",
+        "192mb",
+        "--maxmemory-policy",
+        "noeviction",
+    ]
 
 
 def test_database_url_quotes_the_password():
-    assert render.database_url(user="app", password="p@ss/w:rd", db="app") == "postgres://app:p%40ss%2Fw%3Ard@postgres:5432/app"
+    assert (
+        render.database_url(user="app", password="p@ss/w:rd", db="app")
+        == "postgres://app:p%40ss%2Fw%3Ard@postgres:5432/app"
+    )
     assert render.redis_url() == "redis://redis:6379/0"
 
 
 def test_app_env_plain_http():
     env = render.app_env(
-        secret_key="k", database_url="postgres://x", redis_url="redis://r", allowed_hosts=["a.example", "b.example"],
-        tls=False, hsts_seconds=3600, log_level="INFO", web_concurrency=2, web_timeout=30, forwarded_allow_ips="10.0.0.0/24",
+        secret_key="k",
+        database_url="postgres://x",
+        redis_url="redis://r",
+        allowed_hosts=["a.example", "b.example"],
+        tls=False,
+        hsts_seconds=3600,
+        log_level="INFO",
+        web_concurrency=2,
+        web_timeout=30,
+        forwarded_allow_ips="10.0.0.0/24",
         csrf_trusted_origins=["http://a.example"],
     )
     assert env == [
@@ -57,19 +108,40 @@ def test_app_env_plain_http():
 
 
 def test_app_env_tls_turns_on_https_settings():
-    env = dict(e.split("=", 1) for e in render.app_env(
-        secret_key="k", database_url="d", redis_url="r", allowed_hosts=["a"], tls=True, hsts_seconds=3600,
-        log_level="INFO", web_concurrency=1, web_timeout=1, forwarded_allow_ips="x",
-    ))
-    assert (env["DJANGO_SECURE_SSL_REDIRECT"], env["DJANGO_SECURE_COOKIES"], env["DJANGO_SECURE_HSTS_SECONDS"]) == ("true", "true", "3600")
+    env = dict(
+        e.split("=", 1)
+        for e in render.app_env(
+            secret_key="k",
+            database_url="d",
+            redis_url="r",
+            allowed_hosts=["a"],
+            tls=True,
+            hsts_seconds=3600,
+            log_level="INFO",
+            web_concurrency=1,
+            web_timeout=1,
+            forwarded_allow_ips="x",
+        )
+    )
+    assert (env["DJANGO_SECURE_SSL_REDIRECT"], env["DJANGO_SECURE_COOKIES"], env["DJANGO_SECURE_HSTS_SECONDS"]) == (
+        "true",
+        "true",
+        "3600",
+    )
 
 
 def test_urls_and_origins():
     assert render.public_url(server_name="example.com", tls=False, port=80) == "http://example.com/"
     assert render.public_url(server_name="localhost", tls=False, port=8080) == "http://localhost:8080/"
     assert render.public_url(server_name="example.com", tls=True, port=443) == "https://example.com/"
-    assert render.csrf_origins(hosts=["example.com", ".example.com"], tls=True, port=8443) == ["https://example.com:8443"]
-    assert render.postgres_env(user="u", password="p", db="d") == ["POSTGRES_USER=u", "POSTGRES_PASSWORD=p", "POSTGRES_DB=d"]
+    assert render.csrf_origins(hosts=["example.com", ".example.com"], tls=True, port=8443) == [
+        "https://example.com:8443"
+    ]
+    assert render.postgres_env(user="u", password="p", db="d") == [
+        "POSTGRES_USER=u",
+        "POSTGRES_PASSWORD=p",
+        "POSTGRES_DB=d",
+    ]
 
 
 def _parse(text, tmp_path):
@@ -107,7 +179,9 @@ def test_nginx_conf_structure(tmp_path):
     # The healthcheck's door: loopback only, answered by nginx itself.
     assert [d["args"] for d in health["block"] if d["directive"] == "listen"] == [["127.0.0.1:8081"]]
     (probe,) = [d for d in health["block"] if d["directive"] == "location"]
-    assert probe["args"] == ["=", "/nginx-health"] and probe["block"] == [{"directive": "return", "args": ["204"], "line": probe["block"][0]["line"]}]
+    assert probe["args"] == ["=", "/nginx-health"] and probe["block"] == [
+        {"directive": "return", "args": ["204"], "line": probe["block"][0]["line"]}
+    ]
     locations = {d["args"][0]: d["block"] for d in _find(site["block"], "location")}
     assert set(locations) == {"/static/", "/media/", "/", "@again"}
     # nginx's own 502 of a repeatable request is tried once more, with the current replicas.
@@ -120,7 +194,11 @@ def test_nginx_conf_structure(tmp_path):
         assert [d["args"] for d in locations[name] if d["directive"] == "proxy_pass"] == [["http://django"]], name
     assert [d["args"] for d in locations["/static/"] if d["directive"] == "alias"] == [["/var/www/static/"]]
     assert [d["args"] for d in locations["/media/"] if d["directive"] == "alias"] == [["/var/www/media/"]]
-    proxy = {d["directive"]: d["args"] for d in locations["/"] if d["directive"].startswith("proxy_") and d["directive"] != "proxy_set_header"}
+    proxy = {
+        d["directive"]: d["args"]
+        for d in locations["/"]
+        if d["directive"].startswith("proxy_") and d["directive"] != "proxy_set_header"
+    }
     assert proxy["proxy_next_upstream"] == ["error", "timeout", "http_502", "http_503", "http_504"]
     assert proxy["proxy_next_upstream_tries"] == ["0"]  # every replica, within the timeout below
     assert proxy["proxy_next_upstream_timeout"] == ["15s"]
@@ -141,16 +219,29 @@ def test_nginx_conf_does_not_depend_on_the_replicas():
     import inspect
 
     assert set(inspect.signature(render.nginx_conf).parameters) == {
-        "server_name", "client_max_body_size", "tls", "public_https_port", "hsts_seconds"}
+        "server_name",
+        "client_max_body_size",
+        "tls",
+        "public_https_port",
+        "hsts_seconds",
+    }
 
 
 def test_nginx_conf_tls_redirects_and_adds_hsts(tmp_path):
-    conf = render.nginx_conf(server_name="example.com", client_max_body_size="1m", tls=True, public_https_port=8443, hsts_seconds=600)
+    conf = render.nginx_conf(
+        server_name="example.com", client_max_body_size="1m", tls=True, public_https_port=8443, hsts_seconds=600
+    )
     parsed = _parse(conf, tmp_path)
-    assert [d["args"] for d in _find(parsed, "listen")] == [["127.0.0.1:8081"], ["80", "default_server"], ["443", "ssl", "default_server"]]
+    assert [d["args"] for d in _find(parsed, "listen")] == [
+        ["127.0.0.1:8081"],
+        ["80", "default_server"],
+        ["443", "ssl", "default_server"],
+    ]
     assert [d["args"] for d in _find(parsed, "http2")] == [["on"]]
     assert [d["args"] for d in _find(parsed, "return")] == [["204"], ["301", "https://$host:8443$request_uri"], ["502"]]
-    assert ["Strict-Transport-Security", "max-age=600; includeSubDomains", "always"] in [d["args"] for d in _find(parsed, "add_header")]
+    assert ["Strict-Transport-Security", "max-age=600; includeSubDomains", "always"] in [
+        d["args"] for d in _find(parsed, "add_header")
+    ]
     # Each header nginx adds to the app's answers is hidden from the app's own answer: sent once.
     locations = {d["args"][0]: d["block"] for d in _find(parsed, "location")}
     for name in ("/", "@again"):
@@ -160,5 +251,12 @@ def test_nginx_conf_tls_redirects_and_adds_hsts(tmp_path):
 
 
 def test_nginx_healthcheck_probes_its_own_door():
-    assert render.nginx_healthcheck() == ["CMD", "curl", "--fail", "--silent", "--output", "/dev/null",
-                                          "http://127.0.0.1:8081/nginx-health"]
+    assert render.nginx_healthcheck() == [
+        "CMD",
+        "curl",
+        "--fail",
+        "--silent",
+        "--output",
+        "/dev/null",
+        "http://127.0.0.1:8081/nginx-health",
+    ]

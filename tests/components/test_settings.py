@@ -15,30 +15,59 @@ BAD_CONFIG = [
     ({"celeryMemory": "1k"}, "celeryMemory: '1k' is not a memory limit; expected a size like 512M or 1G (at least 6M)"),
     ({"postgresImage": "postgres:latest"}, "postgresImage: 'latest' is mutable; pin a version, e.g. postgres:1.2.3"),
     ({"redisImage": "redis"}, "redisImage: 'redis' has no tag; pin a version, e.g. redis:1.2.3"),
-    ({"nginxImage": "Nginx::1"}, "nginxImage: 'Nginx::1' is not an image reference; expected repository:tag or repository@sha256:<64 hex>"),
+    (
+        {"nginxImage": "Nginx::1"},
+        "nginxImage: 'Nginx::1' is not an image reference; expected repository:tag or repository@sha256:<64 hex>",
+    ),
     ({"postgresImage": "mysql:8.0.36"}, "postgresImage: 'mysql:8.0.36' is not a postgres image"),
-    ({"postgresImage": "postgres:16.4"}, "postgresImage: '16.4' is not 15.x; this stack's data needs postgres 15 (a major upgrade is a migration)"),
+    (
+        {"postgresImage": "postgres:16.4"},
+        "postgresImage: '16.4' is not 15.x; this stack's data needs postgres 15 (a major upgrade is a migration)",
+    ),
     ({"redisImage": "redis:7"}, "redisImage: '7' is not a pinned release; expected redis:7.x.x"),
     ({"httpPort": 70000}, "httpPort: 70000 is out of range; expected 1 to 65535"),
     ({"httpPort": "eighty"}, "httpPort: 'eighty' is not a whole number; expected 1 to 65535"),
     ({"restartPolicy": "sometimes"}, "restartPolicy: 'sometimes' is not one of always, unless-stopped, on-failure"),
     ({"protectData": "yes"}, "protectData: 'yes' is not a boolean; expected true or false"),
-    ({"healthcheckInterval": "30 seconds"}, "healthcheckInterval: '30 seconds' is not valid; expected a duration like 30s or 1m30s"),
+    (
+        {"healthcheckInterval": "30 seconds"},
+        "healthcheckInterval: '30 seconds' is not valid; expected a duration like 30s or 1m30s",
+    ),
     ({"bindAddress": "localhost"}, "bindAddress: 'localhost' is not an IP address; expected e.g. 127.0.0.1 or 0.0.0.0"),
-    ({"frontendSubnet": "172.30.10.1/24"}, "frontendSubnet: '172.30.10.1/24' is not a subnet; expected CIDR like 172.30.10.0/24"),
+    (
+        {"frontendSubnet": "172.30.10.1/24"},
+        "frontendSubnet: '172.30.10.1/24' is not a subnet; expected CIDR like 172.30.10.0/24",
+    ),
     ({"imageSource": "registry"}, "imageSource: 'registry' is not one of build, stack, pin"),
-    ({"imageSource": "pin", "imagePin": "acme/web:1.2.3"}, "imagePin: 'acme/web:1.2.3' is not a digest reference; expected repo@sha256:<64 hex>"),
-    ({"imageSource": "stack", "imageSourceStack": "dev"}, "imageSourceStack: 'dev' is not a stack; expected org/project/stack, e.g. organization/django-docker/dev"),
-    ({"imageRegistry": "ghcr.io/acme"}, "imageRegistryUsername, imageRegistryPassword: required (the password as a secret) to push to imageRegistry"),
-    ({"imageRepository": "ghcr.io/acme/web:1"}, "imageRepository: 'ghcr.io/acme/web:1' is not a repository name; expected e.g. acme/web (no registry, no tag)"),
+    (
+        {"imageSource": "pin", "imagePin": "acme/web:1.2.3"},
+        "imagePin: 'acme/web:1.2.3' is not a digest reference; expected repo@sha256:<64 hex>",
+    ),
+    (
+        {"imageSource": "stack", "imageSourceStack": "dev"},
+        "imageSourceStack: 'dev' is not a stack; expected org/project/stack, e.g. organization/django-docker/dev",
+    ),
+    (
+        {"imageRegistry": "ghcr.io/acme"},
+        "imageRegistryUsername, imageRegistryPassword: required (the password as a secret) to push to imageRegistry",
+    ),
+    (
+        {"imageRepository": "ghcr.io/acme/web:1"},
+        "imageRepository: 'ghcr.io/acme/web:1' is not a repository name; expected e.g. acme/web (no registry, no tag)",
+    ),
     ({"djangoLogLevel": "LOUD"}, "djangoLogLevel: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR"),
     ({"djangoAllowedHosts": "ok.example.com,bad host"}, "djangoAllowedHosts: 'bad host' is not a host name"),
     ({"clientMaxBodySize": "ten"}, "clientMaxBodySize: 'ten' is not valid; expected an nginx size like 10m"),
-    ({"postgresUser": "Robert'); DROP"}, "postgresUser: 'Robert'); DROP' is not valid; expected a role name (lowercase letters, digits, _)"),
+    (
+        {"postgresUser": "Robert'); DROP"},
+        "postgresUser: 'Robert'); DROP' is not valid; expected a role name (lowercase letters, digits, _)",
+    ),
 ]
 
 
-@pytest.mark.parametrize("overrides, message", BAD_CONFIG, ids=[next(iter(o)) + "-" + str(i) for i, (o, _) in enumerate(BAD_CONFIG)])
+@pytest.mark.parametrize(
+    "overrides, message", BAD_CONFIG, ids=[next(iter(o)) + "-" + str(i) for i, (o, _) in enumerate(BAD_CONFIG)]
+)
 def test_bad_config_is_one_clear_line(overrides, message):
     with pytest.raises(PlanError) as error:
         plan_stack("dev", overrides=overrides)
@@ -49,7 +78,10 @@ def test_bad_config_is_one_clear_line(overrides, message):
 def test_plain_text_secret_is_refused():
     with pytest.raises(PlanError) as error:
         plan_stack("dev", overrides={"postgresPassword": "hunter2"})
-    assert str(error.value) == "postgresPassword: stored in plain text; set it with `pulumi config set --secret postgresPassword`"
+    assert (
+        str(error.value)
+        == "postgresPassword: stored in plain text; set it with `pulumi config set --secret postgresPassword`"
+    )
 
 
 def test_tls_needs_both_halves():
@@ -98,9 +130,15 @@ def test_prod_config_is_valid_with_its_source_stack():
 # Go's own cases for Duration.String (go/src/time/time_test.go, durationTests): the provider
 # reads a healthcheck back this way, so the settings spell durations the same.
 GO_DURATIONS = [
-    (0, "0s"), (1, "1ns"), (1100, "1.1µs"), (2200 * 1000, "2.2ms"), (3300 * 10**6, "3.3s"),
-    ((4 * 60 + 5) * 10**9, "4m5s"), ((4 * 60 + 5) * 10**9 + 10**6, "4m5.001s"),
-    (((5 * 60 + 6) * 60 + 7) * 10**9 + 10**6, "5h6m7.001s"), (8 * 60 * 10**9 + 1, "8m0.000000001s"),
+    (0, "0s"),
+    (1, "1ns"),
+    (1100, "1.1µs"),
+    (2200 * 1000, "2.2ms"),
+    (3300 * 10**6, "3.3s"),
+    ((4 * 60 + 5) * 10**9, "4m5s"),
+    ((4 * 60 + 5) * 10**9 + 10**6, "4m5.001s"),
+    (((5 * 60 + 6) * 60 + 7) * 10**9 + 10**6, "5h6m7.001s"),
+    (8 * 60 * 10**9 + 1, "8m0.000000001s"),
     (-(10**9) - 10**8, "-1.1s"),
 ]
 
@@ -114,14 +152,25 @@ def test_durations_are_spelled_as_go_does(ns, text):
         assert duration_ns(text) == ns  # and read back
 
 
-@pytest.mark.parametrize("given, spelled", [("30s", "30s"), ("1m", "1m0s"), ("90s", "1m30s"), ("1h", "1h0m0s"),
-                                            ("1500ms", "1.5s"), ("500ms", "500ms"), ("1m30s", "1m30s")])
+@pytest.mark.parametrize(
+    "given, spelled",
+    [
+        ("30s", "30s"),
+        ("1m", "1m0s"),
+        ("90s", "1m30s"),
+        ("1h", "1h0m0s"),
+        ("1500ms", "1.5s"),
+        ("500ms", "500ms"),
+        ("1m30s", "1m30s"),
+    ],
+)
 def test_healthcheck_durations_are_read_in_gos_spelling(given, spelled):
     plan = plan_stack("dev", overrides={"healthcheckInterval": given})
     assert plan.container("django-docker-web-1").inputs["healthcheck"]["interval"] == spelled
 
 
 # --- TLS: certificates generated here (rehearsal.tls.certificates_for, cryptography) --------------
+
 
 def _tls(cert: str, key: str) -> dict:
     return {"tlsCertificate": cert, "tlsKey": key}
@@ -211,11 +260,14 @@ def test_garbage_is_refused_naming_the_key(monkeypatch, which):
     secrets = _tls(certs.cert_pem, certs.key_pem)
     secrets[which] = "-----BEGIN SOMETHING-----\nbm90IGEgY2VydGlmaWNhdGU=\n-----END SOMETHING-----\n"
     message = _refused_before_anything(monkeypatch, secrets)
-    assert message == {
-        "tlsCertificate": "tlsCertificate: not a PEM certificate; expected the server's certificate, then any "
-                          "intermediates, each between -----BEGIN CERTIFICATE----- lines",
-        "tlsKey": "tlsKey: not a PEM private key; expected -----BEGIN PRIVATE KEY----- (or RSA/EC PRIVATE KEY), unencrypted",
-    }[which]
+    assert (
+        message
+        == {
+            "tlsCertificate": "tlsCertificate: not a PEM certificate; expected the server's certificate, then any "
+            "intermediates, each between -----BEGIN CERTIFICATE----- lines",
+            "tlsKey": "tlsKey: not a PEM private key; expected -----BEGIN PRIVATE KEY----- (or RSA/EC PRIVATE KEY), unencrypted",
+        }[which]
+    )
 
 
 def test_the_certificate_and_key_swapped_are_refused(monkeypatch):
@@ -232,8 +284,11 @@ def test_an_encrypted_key_is_refused(monkeypatch):
     from rehearsal.tls import certificates_for
 
     certs = certificates_for("localhost")
-    encrypted = certs.key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.BestAvailableEncryption(b"passphrase")).decode()
+    encrypted = certs.key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.BestAvailableEncryption(b"passphrase"),
+    ).decode()
     message = _refused_before_anything(monkeypatch, _tls(certs.cert_pem, encrypted))
     assert message == "tlsKey: encrypted; nginx needs the private key without a passphrase"
 
@@ -241,7 +296,10 @@ def test_an_encrypted_key_is_refused(monkeypatch):
 def test_tls_in_plain_text_is_refused_before_it_is_parsed():
     with pytest.raises(PlanError) as error:
         plan_stack("dev", overrides={"tlsCertificate": "x", "tlsKey": "y"})
-    assert str(error.value) == "tlsCertificate: stored in plain text; set it with `pulumi config set --secret tlsCertificate`"
+    assert (
+        str(error.value)
+        == "tlsCertificate: stored in plain text; set it with `pulumi config set --secret tlsCertificate`"
+    )
 
 
 def test_only_changes_to_the_image_sources_make_the_tag_dirty(tmp_path, monkeypatch):
@@ -279,14 +337,23 @@ def test_prod_pulls_from_a_private_registry_with_the_providers_registry_auth():
     assert plan.outputs["imageRef"]
 
 
-@pytest.mark.parametrize("config, message", [
-    ({"overrides": {"docker:registryAuth": REGISTRY_AUTH}},
-     "docker:registryAuth[0].password: stored in plain text; set it with `pulumi config set --secret --path 'docker:registryAuth[0].password'`"),
-    ({"overrides": {"docker:registryAuth": '[{"username": "deploy"}]'}},
-     "docker:registryAuth[0].address: required, the registry host (e.g. ghcr.io)"),
-    ({"overrides": {"docker:registryAuth": '{"address": "ghcr.io"}'}},
-     "docker:registryAuth: not a list of {address, username, password}"),
-])
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        (
+            {"overrides": {"docker:registryAuth": REGISTRY_AUTH}},
+            "docker:registryAuth[0].password: stored in plain text; set it with `pulumi config set --secret --path 'docker:registryAuth[0].password'`",
+        ),
+        (
+            {"overrides": {"docker:registryAuth": '[{"username": "deploy"}]'}},
+            "docker:registryAuth[0].address: required, the registry host (e.g. ghcr.io)",
+        ),
+        (
+            {"overrides": {"docker:registryAuth": '{"address": "ghcr.io"}'}},
+            "docker:registryAuth: not a list of {address, username, password}",
+        ),
+    ],
+)
 def test_registry_auth_is_refused_in_one_line_before_anything(config, message):
     from tests.program_fixtures import plan_prod
 

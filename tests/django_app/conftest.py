@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-
 from django_app_support import APP_DIR, app_env, run_app, stop, test_database_url, wait_until
 
 
@@ -35,7 +34,9 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Pop
     database. Tests that use it must be transaction=True so the worker sees their rows."""
     with django_db_blocker.unblock():
         database_url = test_database_url()
-    env = app_env(DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=database_url, REDIS_URL=settings.REDIS_URL)
+    env = app_env(
+        DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=database_url, REDIS_URL=settings.REDIS_URL
+    )
     process = subprocess.Popen(
         ["celery", "--app", "config", "worker", "--loglevel", "INFO", "--concurrency", "1"],
         cwd=APP_DIR,

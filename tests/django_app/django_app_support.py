@@ -180,8 +180,7 @@ def app_env(**overrides: str) -> dict[str, str]:
         for key, value in os.environ.items()
         if not key.startswith(("DJANGO_", "GUNICORN_", "CELERY_"))
         and key
-        not in {"DATABASE_URL", "REDIS_URL", "WEB_CONCURRENCY", "WEB_DRAIN_SECONDS",
-                "FORWARDED_ALLOW_IPS", "GIT_SHA"}
+        not in {"DATABASE_URL", "REDIS_URL", "WEB_CONCURRENCY", "WEB_DRAIN_SECONDS", "FORWARDED_ALLOW_IPS", "GIT_SHA"}
     }
     base["PATH"] = f"{VENV_BIN}{os.pathsep}{base.get('PATH', '')}"
     base["PYTHONDONTWRITEBYTECODE"] = "1"

@@ -13,8 +13,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-
-from config import healthcheck
 from django_app_support import (
     APP_DIR,
     DelayedForwarder,
@@ -28,6 +26,8 @@ from django_app_support import (
     test_database_url,
     wait_until,
 )
+
+from config import healthcheck
 
 # pytest-django creates the test database only when some collected test asks for it.
 pytestmark = pytest.mark.django_db
@@ -62,7 +62,12 @@ def server(django_db_setup, django_db_blocker) -> Iterator[tuple[str, subprocess
     port = closed_port()
     env = production_env(DATABASE_URL=database_url, GIT_SHA=GIT_SHA, WEB_CONCURRENCY="2", GUNICORN_TIMEOUT="10")
     process = subprocess.Popen(
-        gunicorn_argv(port), cwd=APP_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        gunicorn_argv(port),
+        cwd=APP_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     base = f"http://127.0.0.1:{port}"
@@ -124,7 +129,12 @@ def test_sigterm_shuts_down_gracefully_with_access_logs_on_stdout(django_db_setu
     port = closed_port()
     env = production_env(DATABASE_URL=database_url, WEB_CONCURRENCY="1", DJANGO_SECURE_SSL_REDIRECT="false")
     process = subprocess.Popen(
-        gunicorn_argv(port), cwd=APP_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        gunicorn_argv(port),
+        cwd=APP_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     try:
@@ -144,9 +154,15 @@ def test_sigterm_shuts_down_gracefully_with_access_logs_on_stdout(django_db_setu
 
 # --- a replica opens its port only when it can serve, and never flaps in DNS ---------------
 
+
 def start_gunicorn(argv: list[str], env: dict[str, str]) -> subprocess.Popen:
     return subprocess.Popen(
-        argv, cwd=APP_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        argv,
+        cwd=APP_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
 
@@ -262,6 +278,7 @@ def test_gunicorn_listens_once_the_database_answers_and_forks_workers_without_it
 
 
 # --- a stopping replica refuses connections for WEB_DRAIN_SECONDS before it exits
+
 
 def _refusing_until_exit(process: subprocess.Popen, port: int, timeout: float) -> tuple[float, bool]:
     """(seconds until the process exited, whether the port accepted anything meanwhile)."""

@@ -2,7 +2,6 @@
 
 import pytest
 from django.db import connections
-
 from django_app_support import closed_port
 
 pytestmark = pytest.mark.django_db

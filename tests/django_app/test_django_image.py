@@ -9,7 +9,6 @@ import socket
 import time
 
 import pytest
-
 from django_app_support import APP_DIR, production_env, test_database_url, wait_until
 
 docker = pytest.importorskip("docker")
@@ -47,7 +46,9 @@ def test_image_config_follows_the_contract(image):
     assert config["Healthcheck"]["Test"] == ["CMD", "python", "-m", "config.healthcheck", "web"]
     assert "8000/tcp" in config["ExposedPorts"]
     assert config["Labels"]["org.opencontainers.image.revision"] == GIT_SHA
-    assert {k: env[k] for k in ("GIT_SHA", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "DJANGO_SETTINGS_MODULE")} == {
+    assert {
+        k: env[k] for k in ("GIT_SHA", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "DJANGO_SETTINGS_MODULE")
+    } == {
         "GIT_SHA": GIT_SHA,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
@@ -64,7 +65,9 @@ def test_no_secret_in_any_layer_or_in_history(engine, image):
 
 def test_runtime_has_no_compilers_and_uses_the_compiled_psycopg(engine, image):
     output = run(
-        engine, "sh", "-c",
+        engine,
+        "sh",
+        "-c",
         "command -v gcc || echo no-gcc; dpkg-query -W libpq-dev 2>/dev/null || echo no-libpq-dev; "
         "python -c 'import psycopg; print(psycopg.pq.__impl__)'",
     )
@@ -74,7 +77,9 @@ def test_runtime_has_no_compilers_and_uses_the_compiled_psycopg(engine, image):
 
 def test_the_app_owns_only_what_it_writes(engine, image):
     output = run(
-        engine, "sh", "-c",
+        engine,
+        "sh",
+        "-c",
         "stat -c '%U %n' /app /app/config /app/staticfiles /app/media; "
         "touch /app/x 2>/dev/null && echo app-writable || echo app-readonly; "
         "ls /app/staticfiles/visits/",
@@ -92,10 +97,17 @@ def test_web_container_becomes_healthy_read_only_and_stops_gracefully(engine, im
     env = production_env(DATABASE_URL=test_database_url(), WEB_CONCURRENCY="2")
     env = {k: v for k, v in env.items() if k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "WEB_"))}
     container = engine.containers.run(
-        TAG, detach=True, network_mode="host", environment=env, read_only=True, tmpfs={"/tmp": ""},
-        cap_drop=["ALL"], security_opt=["no-new-privileges"],
+        TAG,
+        detach=True,
+        network_mode="host",
+        environment=env,
+        read_only=True,
+        tmpfs={"/tmp": ""},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
     )
     try:
+
         def health():
             container.reload()
             assert container.status == "running", container.logs().decode()

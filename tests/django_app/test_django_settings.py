@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-
 from django_app_support import APP_DIR, VENV_BIN, production_env, run_app
 
 
@@ -49,7 +48,10 @@ def test_celery_refuses_to_start_without_the_secret():
 def test_a_malformed_boolean_is_a_one_line_error():
     result = run_app(sys.executable, "manage.py", "check", env=production_env(DJANGO_SECURE_COOKIES="maybe"))
 
-    assert _one_line_error(result) == "configuration error: DJANGO_SECURE_COOKIES must be a boolean (true/false), got 'maybe'"
+    assert (
+        _one_line_error(result)
+        == "configuration error: DJANGO_SECURE_COOKIES must be a boolean (true/false), got 'maybe'"
+    )
 
 
 def test_check_deploy_reports_no_issues_in_a_production_like_environment():
@@ -125,6 +127,7 @@ def test_env_example_lists_exactly_the_variables_the_app_reads():
 
 
 # --- the Dockerfile
+
 
 def test_hadolint_reports_nothing_on_the_dockerfile():
     hadolint = shutil.which("hadolint", path=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
-
 from django_app_support import APP_DIR, app_env, closed_port, run_app, stop, test_database_url, wait_until
+
 from visits.models import Visit
 from visits.tasks import enqueue_unprocessed_visits
 
@@ -91,12 +91,18 @@ def test_beats_sweep_enqueues_lost_visits_again_for_the_worker(celery_worker):
 
 def test_celery_beat_starts_with_the_contract_command(settings, tmp_path):
     log = tmp_path / "beat.log"
-    env = app_env(DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL)
+    env = app_env(
+        DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL
+    )
     schedule = tmp_path / "celerybeat-schedule"  # the contract's is /tmp/celerybeat-schedule
     with log.open("w") as output:
         process = subprocess.Popen(
             ["celery", "--app", "config", "beat", "--loglevel", "INFO", "--schedule", str(schedule)],
-            cwd=APP_DIR, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=APP_DIR,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         try:
             wait_until(lambda: "beat: Starting..." in log.read_text(), timeout=30, what="beat to start")
@@ -114,7 +120,9 @@ def test_celery_beat_starts_with_the_contract_command(settings, tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_healthcheck_pings_its_own_node(celery_worker, settings):
-    env = app_env(DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=test_database_url(), REDIS_URL=settings.REDIS_URL)
+    env = app_env(
+        DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=test_database_url(), REDIS_URL=settings.REDIS_URL
+    )
 
     assert run_app(sys.executable, "-m", "config.healthcheck", "worker", env=env).returncode == 0
 

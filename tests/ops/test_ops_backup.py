@@ -43,20 +43,37 @@ def db_stack(python_engine, tmp_path_factory):
     try:
         backend = client.networks.create(f"{name}-backend", labels={STACK: name, NETWORK: "backend"})
         client.volumes.create(f"{name}-backups", labels={STACK: name, f"{render.LABEL_PREFIX}.volume": "backups"})
-        health = {"test": ["CMD", "pg_isready", "-U", "app", "-d", "app", "-h", "127.0.0.1"], "interval": 500_000_000, "retries": 60}
+        health = {
+            "test": ["CMD", "pg_isready", "-U", "app", "-d", "app", "-h", "127.0.0.1"],
+            "interval": 500_000_000,
+            "retries": 60,
+        }
         postgres = client.containers.run(
-            POSTGRES_IMAGE, name=f"{name}-postgres", detach=True, healthcheck=health,
+            POSTGRES_IMAGE,
+            name=f"{name}-postgres",
+            detach=True,
+            healthcheck=health,
             environment={"POSTGRES_USER": "app", "POSTGRES_PASSWORD": PASSWORD, "POSTGRES_DB": "app"},
-            labels={STACK: name, SERVICE: "postgres", ROLE: "accessory"}, network=backend.name)
+            labels={STACK: name, SERVICE: "postgres", ROLE: "accessory"},
+            network=backend.name,
+        )
         backend.disconnect(postgres)
         backend.connect(postgres, aliases=[render.POSTGRES_HOST])
         web = client.containers.run(
-            PYTHON_BASE_IMAGE, ["python", "-c", "import time; time.sleep(3600)"], name=f"{name}-web-1", detach=True,
-            labels={STACK: name, SERVICE: "web", ROLE: "app", REPLICA: "1", GIT_SHA: SHA}, network=backend.name,
-            healthcheck={"test": ["CMD", "python", "-c", "pass"], "interval": 500_000_000, "retries": 3}, init=True)
+            PYTHON_BASE_IMAGE,
+            ["python", "-c", "import time; time.sleep(3600)"],
+            name=f"{name}-web-1",
+            detach=True,
+            labels={STACK: name, SERVICE: "web", ROLE: "app", REPLICA: "1", GIT_SHA: SHA},
+            network=backend.name,
+            healthcheck={"test": ["CMD", "python", "-c", "pass"], "interval": 500_000_000, "retries": 3},
+            init=True,
+        )
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
-            states = [client.api.inspect_container(c.id)["State"].get("Health", {}).get("Status") for c in (postgres, web)]
+            states = [
+                client.api.inspect_container(c.id)["State"].get("Health", {}).get("Status") for c in (postgres, web)
+            ]
             if states == ["healthy", "healthy"]:
                 break
             time.sleep(0.5)
@@ -87,24 +104,33 @@ def sql(postgres, statement: str) -> str:
 
 def names(client, name) -> list[str]:
     volume = f"{name}-backups"
-    out = client.containers.run(POSTGRES_IMAGE, render.list_backups_command(), remove=True,
-                                volumes={volume: {"bind": render.BACKUP_DIR, "mode": "ro"}})
+    out = client.containers.run(
+        POSTGRES_IMAGE,
+        render.list_backups_command(),
+        remove=True,
+        volumes={volume: {"bind": render.BACKUP_DIR, "mode": "ro"}},
+    )
     return [b.name for b in parse_listing(out.decode())]
 
 
 def test_listing_and_names():
     listing = "20261125T231557Z-prod-before-abc.dump 847\n.partial-x.dump 3\nREADME 5\n20261125T101010Z-prod-x-manual.dump 12\n"
-    assert parse_listing(listing) == [Backup("20261125T101010Z-prod-x-manual.dump", 12),
-                                      Backup("20261125T231557Z-prod-before-abc.dump", 847)]
+    assert parse_listing(listing) == [
+        Backup("20261125T101010Z-prod-x-manual.dump", 12),
+        Backup("20261125T231557Z-prod-before-abc.dump", 847),
+    ]
     assert Backup("20261125T101010Z-prod-x.dump", 1).taken.isoformat() == "2026-11-25T10:10:10+00:00"
 
 
 def test_backup_then_restore_gives_exactly_the_backed_up_data(stack, capsys):
     name, _, client, postgres, web = stack
-    sql(postgres, "create table if not exists t (id int primary key); truncate t; insert into t select generate_series(1, 100)")
+    sql(
+        postgres,
+        "create table if not exists t (id int primary key); truncate t; insert into t select generate_series(1, 100)",
+    )
     assert main(["backup", name]) == 0
     line = capsys.readouterr().out.strip()
-    assert line.startswith(f"backup: ") and f"-{name}-{SHA[:12]}-manual.dump (" in line, line
+    assert line.startswith("backup: ") and f"-{name}-{SHA[:12]}-manual.dump (" in line, line
     taken = line.split()[1]
     assert taken in names(client, name)
     # After the backup: more rows, and a table a later migration would add.
@@ -112,8 +138,10 @@ def test_backup_then_restore_gives_exactly_the_backed_up_data(stack, capsys):
     # The app is running: refused, one line, nothing changed.
     assert main(["restore", name, taken]) == 2
     err = capsys.readouterr().err
-    assert err == (f"ops restore: stack {name}'s app is running against the database (web-1); add --stop-app to stop it "
-                   "for the restore and start it again (ARGS=--stop-app), or --force to restore under it\n")
+    assert err == (
+        f"ops restore: stack {name}'s app is running against the database (web-1); add --stop-app to stop it "
+        "for the restore and start it again (ARGS=--stop-app), or --force to restore under it\n"
+    )
     assert sql(postgres, "select count(*) from t") == "150"
     started = time.monotonic()
     assert main(["restore", name, taken, "--stop-app"]) == 0
@@ -124,7 +152,9 @@ def test_backup_then_restore_gives_exactly_the_backed_up_data(stack, capsys):
     # The state before the restore was kept, and the app runs again.
     (pre,) = [n for n in names(client, name) if n.endswith("-pre-restore.dump")]
     assert f"undo: make restore STACK={name} BACKUP={pre}" in out
-    assert re.search(rf"restored: {taken} into stack {name}'s database, replayed in \d+\.\ds, \d+\.\ds in all", out), out
+    assert re.search(rf"restored: {taken} into stack {name}'s database, replayed in \d+\.\ds, \d+\.\ds in all", out), (
+        out
+    )
     assert client.api.inspect_container(web.id)["State"]["Health"]["Status"] == "healthy"
     print(f"restore round trip of a 100-row table: {seconds:.1f}s")
     # And undoing it brings the 150 rows back.
@@ -142,7 +172,9 @@ def test_a_corrupt_or_missing_backup_is_refused_and_nothing_changes(stack, capsy
         info = tarfile.TarInfo(corrupt)
         info.size = len(data)
         tar.addfile(info, io.BytesIO(data))
-    helper = client.containers.create(POSTGRES_IMAGE, ["true"], volumes={f"{name}-backups": {"bind": render.BACKUP_DIR}})
+    helper = client.containers.create(
+        POSTGRES_IMAGE, ["true"], volumes={f"{name}-backups": {"bind": render.BACKUP_DIR}}
+    )
     try:
         helper.put_archive(render.BACKUP_DIR, payload.getvalue())
     finally:
@@ -150,7 +182,9 @@ def test_a_corrupt_or_missing_backup_is_refused_and_nothing_changes(stack, capsy
     before = names(client, name)
     assert main(["restore", name, corrupt, "--force"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"ops restore: BACKUP={corrupt}: not a readable pg_dump archive (") and err.endswith("; nothing changed\n")
+    assert err.startswith(f"ops restore: BACKUP={corrupt}: not a readable pg_dump archive (") and err.endswith(
+        "; nothing changed\n"
+    )
     assert main(["restore", name, f"20260101T000000Z-{name}-missing.dump", "--force"]) == 2
     assert f"no such backup on stack {name}'s volume {name}-backups; the newest: " in capsys.readouterr().err
     assert main(["restore", name, "../../etc/passwd", "--force"]) == 2
@@ -166,9 +200,16 @@ def test_the_release_jobs_backup_keeps_the_newest_automatic_ones_only(stack):
     env = render.postgres_client_env(user="app", password=PASSWORD, db="app")
     outputs = []
     for n in range(4):
-        outputs.append(client.containers.run(
-            POSTGRES_IMAGE, render.backup_command(stack=name, label=f"before-{n}", retention=2), remove=True,
-            environment=env, network=f"{name}-backend", volumes={f"{name}-backups": {"bind": render.BACKUP_DIR}}).decode())
+        outputs.append(
+            client.containers.run(
+                POSTGRES_IMAGE,
+                render.backup_command(stack=name, label=f"before-{n}", retention=2),
+                remove=True,
+                environment=env,
+                network=f"{name}-backend",
+                volumes={f"{name}-backups": {"bind": render.BACKUP_DIR}},
+            ).decode()
+        )
         time.sleep(1.1)  # names carry the second they were taken
     automatic = [n for n in names(client, name) if "-before-" in n]
     assert [a.rsplit("-", 1)[1] for a in automatic] == ["2.dump", "3.dump"]

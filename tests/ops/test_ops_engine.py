@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SHA = "5eed" * 10
 SECRET = "s3cret-" + secrets.token_hex(16)
 # The test image's manage.py: just enough to show what a one-off container gets.
-MANAGE_PY = r'''
+MANAGE_PY = r"""
 import os, sys
 args = sys.argv[1:]
 if args[0] == "exit":
@@ -49,13 +49,15 @@ if args[0] == "upper":
     print(sys.stdin.read().upper(), end="")
 if args[0] == "ask":
     print("hello", input("name? ").upper(), "tty" if sys.stdin.isatty() else "no-tty")
-'''
+"""
 SERVE = "import os, sys, time; print('serving', os.environ['REPLICA'], flush=True); time.sleep(3600)"
 
 
 def _image(client) -> str:
-    dockerfile = (f"FROM {PYTHON_BASE_IMAGE}\nWORKDIR /app\nCOPY manage.py /app/manage.py\n"
-                  "RUN useradd --uid 10001 app\nUSER 10001:10001\n")
+    dockerfile = (
+        f"FROM {PYTHON_BASE_IMAGE}\nWORKDIR /app\nCOPY manage.py /app/manage.py\n"
+        "RUN useradd --uid 10001 app\nUSER 10001:10001\n"
+    )
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         for name, text in (("Dockerfile", dockerfile), ("manage.py", MANAGE_PY)):
@@ -79,24 +81,52 @@ def stack(python_engine, tmp_path_factory):
     image = _image(client)
     created = []
     try:
-        networks = {kind: client.networks.create(f"{name}-{kind}", internal=(kind == "backend"),
-                                                 labels={STACK: name, NETWORK: kind})
-                    for kind in ("frontend", "backend")}
+        networks = {
+            kind: client.networks.create(
+                f"{name}-{kind}", internal=(kind == "backend"), labels={STACK: name, NETWORK: kind}
+            )
+            for kind in ("frontend", "backend")
+        }
         health = {"test": ["CMD", "python", "-c", "pass"], "interval": 500_000_000, "retries": 2}
         for replica in ("1", "2"):
             container = client.containers.run(
-                image, ["python", "-c", SERVE], name=f"{name}-web-{replica}", detach=True,
+                image,
+                ["python", "-c", SERVE],
+                name=f"{name}-web-{replica}",
+                detach=True,
                 environment={"SECRET_KEY": SECRET, "EXPECTED": SECRET, "REPLICA": replica},
-                labels={STACK: name, SERVICE: "web", ROLE: "app", REPLICA: replica, GIT_SHA: SHA, RELEASE: "r1",
-                        URL: "http://example.test/"},
-                network=networks["backend"].name, read_only=True, tmpfs={"/tmp": "rw,size=8m"}, cap_drop=["ALL"],
-                security_opt=["no-new-privileges:true"], init=True, mem_limit="128m", healthcheck=health)
+                labels={
+                    STACK: name,
+                    SERVICE: "web",
+                    ROLE: "app",
+                    REPLICA: replica,
+                    GIT_SHA: SHA,
+                    RELEASE: "r1",
+                    URL: "http://example.test/",
+                },
+                network=networks["backend"].name,
+                read_only=True,
+                tmpfs={"/tmp": "rw,size=8m"},
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges:true"],
+                init=True,
+                mem_limit="128m",
+                healthcheck=health,
+            )
             networks["frontend"].connect(container)
             created.append(container)
-        created.append(client.containers.run(
-            PYTHON_BASE_IMAGE, ["python", "-c", SERVE], name=f"{name}-redis", detach=True,
-            environment={"REPLICA": "redis"}, labels={STACK: name, SERVICE: "redis", ROLE: "accessory"},
-            network=networks["backend"].name, healthcheck=health))
+        created.append(
+            client.containers.run(
+                PYTHON_BASE_IMAGE,
+                ["python", "-c", SERVE],
+                name=f"{name}-redis",
+                detach=True,
+                environment={"REPLICA": "redis"},
+                labels={STACK: name, SERVICE: "redis", ROLE: "accessory"},
+                network=networks["backend"].name,
+                healthcheck=health,
+            )
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             states = [client.api.inspect_container(c.id)["State"].get("Health", {}).get("Status") for c in created]
@@ -125,13 +155,16 @@ def ids(client, name) -> set[str]:
 
 
 # `python -m ops ARGS` as a process, for a test's project root: python -c CLI ROOT ARGS...
-CLI = ("import sys; from pathlib import Path; import ops.stack; ops.stack.PROJECT_ROOT = Path(sys.argv[1]); "
-       "from ops.__main__ import main; sys.exit(main(sys.argv[2:]))")
+CLI = (
+    "import sys; from pathlib import Path; import ops.stack; ops.stack.PROJECT_ROOT = Path(sys.argv[1]); "
+    "from ops.__main__ import main; sys.exit(main(sys.argv[2:]))"
+)
 
 
 def cli(root: Path, *args: str, stdin: bytes = b"", timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", CLI, str(root), *args], cwd=ROOT, input=stdin,
-                          capture_output=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-c", CLI, str(root), *args], cwd=ROOT, input=stdin, capture_output=True, timeout=timeout
+    )
 
 
 def test_status_finds_the_stack_by_its_labels_alone(project, capsys):
@@ -145,8 +178,13 @@ def test_status_finds_the_stack_by_its_labels_alone(project, capsys):
 
 def test_status_fails_and_names_the_container_that_is_down(project, stack, capsys):
     name, _, client = stack
-    beat = client.containers.run(PYTHON_BASE_IMAGE, ["python", "-c", "raise SystemExit(4)"], detach=True,
-                                 name=f"{name}-beat", labels={STACK: name, SERVICE: "celery-beat", ROLE: "app"})
+    beat = client.containers.run(
+        PYTHON_BASE_IMAGE,
+        ["python", "-c", "raise SystemExit(4)"],
+        detach=True,
+        name=f"{name}-beat",
+        labels={STACK: name, SERVICE: "celery-beat", ROLE: "app"},
+    )
     try:
         client.api.wait(beat.id)
         assert main(["status", project]) == 1
@@ -157,7 +195,10 @@ def test_status_fails_and_names_the_container_that_is_down(project, stack, capsy
 
 def test_unknown_stack_service_and_replica_get_one_line(project, capsys):
     assert main(["status", "nosuch"]) == 2
-    assert capsys.readouterr().err == f"ops status: unknown stack 'nosuch'; stacks: {project}, other (from Pulumi.<stack>.yaml)\n"
+    assert (
+        capsys.readouterr().err
+        == f"ops status: unknown stack 'nosuch'; stacks: {project}, other (from Pulumi.<stack>.yaml)\n"
+    )
     assert main(["ps", "other"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("ops ps: stack other is not running on ") and "(stacks there: " in err and project in err
@@ -172,7 +213,10 @@ def test_ps_lists_every_container(project, stack, capsys):
     assert main(["ps", project]) == 0
     rows = capsys.readouterr().out.splitlines()[1:]
     assert [row.split()[:3] for row in rows] == [
-        ["web-1", f"{name}-web-1", "healthy"], ["web-2", f"{name}-web-2", "healthy"], ["redis", f"{name}-redis", "healthy"]]
+        ["web-1", f"{name}-web-1", "healthy"],
+        ["web-2", f"{name}-web-2", "healthy"],
+        ["redis", f"{name}-redis", "healthy"],
+    ]
 
 
 def test_logs_interleave_every_replica_with_its_prefix(project, capfd):
@@ -193,9 +237,14 @@ def test_logs_follow_picks_up_a_replica_that_appears(stack):
     late = None
     try:
         time.sleep(1.0)
-        late = client.containers.run(PYTHON_BASE_IMAGE, ["python", "-c", SERVE], name=f"{name}-web-3", detach=True,
-                                     environment={"REPLICA": "3"},
-                                     labels={STACK: name, SERVICE: "web", ROLE: "app", REPLICA: "3", GIT_SHA: SHA})
+        late = client.containers.run(
+            PYTHON_BASE_IMAGE,
+            ["python", "-c", SERVE],
+            name=f"{name}-web-3",
+            detach=True,
+            environment={"REPLICA": "3"},
+            labels={STACK: name, SERVICE: "web", ROLE: "app", REPLICA: "3", GIT_SHA: SHA},
+        )
         seen, deadline = b"", time.monotonic() + 15
         os.set_blocking(follower.stdout.fileno(), False)
         while b"web-3 | serving 3" not in seen and time.monotonic() < deadline:
@@ -231,8 +280,9 @@ def test_one_off_runs_on_the_backend_network_with_the_template_hardening(project
     name, root, client = stack
     target = StackOnHost(name)
     template = client.api.inspect_container(ops_run.release_template(target).id)
-    kwargs = ops_run.one_off_config(target, template, ["python", "manage.py", "check"], tty=False,
-                                    network=target.network("backend"))
+    kwargs = ops_run.one_off_config(
+        target, template, ["python", "manage.py", "check"], tty=False, network=target.network("backend")
+    )
     host = kwargs["host_config"]
     assert host["NetworkMode"] == f"{name}-backend"
     assert (host["ReadonlyRootfs"], host["CapDrop"], host["Init"], host["Memory"]) == (True, ["ALL"], True, 128 * 2**20)
@@ -274,8 +324,24 @@ def test_manage_on_a_terminal_is_interactive(stack):
 
 def test_exec_runs_in_the_chosen_replica_and_passes_its_exit_code(project, stack, capfd):
     name, _, client = stack
-    assert main(["exec", project, "--service", "web", "--replica", "2", "-T", "--", "sh", "-c",
-                 "echo $REPLICA; echo to-stderr >&2; exit 5"]) == 5
+    assert (
+        main(
+            [
+                "exec",
+                project,
+                "--service",
+                "web",
+                "--replica",
+                "2",
+                "-T",
+                "--",
+                "sh",
+                "-c",
+                "echo $REPLICA; echo to-stderr >&2; exit 5",
+            ]
+        )
+        == 5
+    )
     captured = capfd.readouterr()
     assert (captured.out, captured.err) == ("2\n", "to-stderr\n")
     assert main(["exec", project, "--service", "web", "-T", "--", "sh", "-c", "echo $REPLICA"]) == 0
@@ -291,7 +357,9 @@ def test_no_engine_is_one_line(project, monkeypatch, capsys):
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     assert main(["status", project]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"ops status: no Docker engine answers at unix:///nonexistent/docker.sock for stack {project}")
+    assert err.startswith(
+        f"ops status: no Docker engine answers at unix:///nonexistent/docker.sock for stack {project}"
+    )
     assert err.count("\n") == 1
 
 
@@ -300,14 +368,18 @@ def test_the_stack_file_docker_host_is_used(project, stack, monkeypatch, capsys)
     (root / "Pulumi.remote.yaml").write_text("config:\n  docker:host: tcp://127.0.0.1:1\n")
     try:
         assert main(["status", "remote"]) == 2
-        assert capsys.readouterr().err.startswith("ops status: no Docker engine answers at tcp://127.0.0.1:1 for stack remote")
+        assert capsys.readouterr().err.startswith(
+            "ops status: no Docker engine answers at tcp://127.0.0.1:1 for stack remote"
+        )
     finally:
         (root / "Pulumi.remote.yaml").unlink()
 
 
 def test_nothing_printed_holds_the_secret(stack):
     name, root, _ = stack
-    outputs = [cli(root, *args) for args in (("status", name), ("ps", name), ("logs", name), ("manage", name, "--", "whoami"))]
+    outputs = [
+        cli(root, *args) for args in (("status", name), ("ps", name), ("logs", name), ("manage", name, "--", "whoami"))
+    ]
     assert all(SECRET.encode() not in o.stdout + o.stderr for o in outputs)
     assert [o.returncode for o in outputs] == [0, 0, 0, 0]
 

@@ -15,8 +15,22 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 DIGEST = "registry.example.com/app@sha256:" + "ab" * 32
 
 
-def attrs(name, service, *, role="app", replica=None, status="running", health="healthy", exit_code=0,
-          restarts=0, sha=SHA, image=DIGEST, created="2026-11-25T11:50:00.123456789Z", ports=None, release="r1"):
+def attrs(
+    name,
+    service,
+    *,
+    role="app",
+    replica=None,
+    status="running",
+    health="healthy",
+    exit_code=0,
+    restarts=0,
+    sha=SHA,
+    image=DIGEST,
+    created="2026-11-25T11:50:00.123456789Z",
+    ports=None,
+    release="r1",
+):
     labels = {STACK: "prod", SERVICE: service, ROLE: role}
     if role == "app":
         labels.update({GIT_SHA: sha, RELEASE: release, URL: "https://example.com/"})
@@ -26,21 +40,35 @@ def attrs(name, service, *, role="app", replica=None, status="running", health="
     if health:
         state["Health"] = {"Status": health}
     return {
-        "Id": name + "-id", "Name": "/" + name, "Created": created, "RestartCount": restarts, "State": state,
-        "Config": {"Labels": labels, "Image": image}, "Image": "sha256:" + "cd" * 32,
+        "Id": name + "-id",
+        "Name": "/" + name,
+        "Created": created,
+        "RestartCount": restarts,
+        "State": state,
+        "Config": {"Labels": labels, "Image": image},
+        "Image": "sha256:" + "cd" * 32,
         "NetworkSettings": {"Ports": ports or {}},
     }
 
 
 def healthy_stack():
-    return ordered([
-        box(attrs("app-redis", "redis", role="accessory", image="redis:7.4.5-bookworm")),
-        box(attrs("app-web-2", "web", replica="2")),
-        box(attrs("app-web-10", "web", replica="10")),
-        box(attrs("app-nginx", "nginx", role="accessory", image="nginx:1.28.0-bookworm",
-                  ports={"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "80"}]})),
-        box(attrs("app-worker", "celery-worker", created="2026-11-25T11:49:00Z")),
-    ])
+    return ordered(
+        [
+            box(attrs("app-redis", "redis", role="accessory", image="redis:7.4.5-bookworm")),
+            box(attrs("app-web-2", "web", replica="2")),
+            box(attrs("app-web-10", "web", replica="10")),
+            box(
+                attrs(
+                    "app-nginx",
+                    "nginx",
+                    role="accessory",
+                    image="nginx:1.28.0-bookworm",
+                    ports={"80/tcp": [{"HostIp": "0.0.0.0", "HostPort": "80"}]},
+                )
+            ),
+            box(attrs("app-worker", "celery-worker", created="2026-11-25T11:49:00Z")),
+        ]
+    )
 
 
 def test_box_reads_what_inspect_says():
@@ -51,13 +79,16 @@ def test_box_reads_what_inspect_says():
     assert (b.git_sha, b.url, b.ok, b.condition) == (SHA, "https://example.com/", True, "healthy")
 
 
-@pytest.mark.parametrize("kwargs, condition, ok", [
-    (dict(health="unhealthy"), "unhealthy", False),
-    (dict(health="starting"), "starting", False),
-    (dict(health=None), "running", True),
-    (dict(status="exited", exit_code=137, health=None), "exited 137", False),
-    (dict(status="restarting"), "restarting", False),
-])
+@pytest.mark.parametrize(
+    "kwargs, condition, ok",
+    [
+        (dict(health="unhealthy"), "unhealthy", False),
+        (dict(health="starting"), "starting", False),
+        (dict(health=None), "running", True),
+        (dict(status="exited", exit_code=137, health=None), "exited 137", False),
+        (dict(status="restarting"), "restarting", False),
+    ],
+)
 def test_condition_and_verdict(kwargs, condition, ok):
     b = box(attrs("x", "web", **kwargs))
     assert (b.condition, b.ok) == (condition, ok)
@@ -69,7 +100,11 @@ def test_order_is_door_app_then_data_and_replicas_numerically():
 
 def test_ago():
     assert [ago(NOW - timedelta(seconds=s), NOW) for s in (5, 125, 3 * 3600 + 300, 2 * 86400 + 4 * 3600)] == [
-        "5s", "2m", "3h05m", "2d04h"]
+        "5s",
+        "2m",
+        "3h05m",
+        "2d04h",
+    ]
     assert ago(None, NOW) == "-"
 
 
@@ -87,8 +122,10 @@ def test_status_of_a_healthy_stack():
 
 
 def test_status_names_every_unhealthy_container_and_fails():
-    boxes = healthy_stack() + [box(attrs("app-web-3", "web", replica="3", health="unhealthy", restarts=2)),
-                               box(attrs("app-beat", "celery-beat", status="exited", exit_code=1, health=None))]
+    boxes = healthy_stack() + [
+        box(attrs("app-web-3", "web", replica="3", health="unhealthy", restarts=2)),
+        box(attrs("app-beat", "celery-beat", status="exited", exit_code=1, health=None)),
+    ]
     lines, ok = status_lines("prod", "here", ordered(boxes), NOW)
     assert not ok
     assert lines[-1] == "prod: 2 of 7 containers not healthy: web-3 (unhealthy), celery-beat (exited 1)"
@@ -96,8 +133,19 @@ def test_status_names_every_unhealthy_container_and_fails():
 
 def test_status_shows_two_releases_side_by_side_without_failing():
     other = "f" * 40
-    boxes = healthy_stack() + [box(attrs("app-web-4", "web", replica="4", sha=other, image=DIGEST[:-4] + "eeee",
-                                         created="2026-11-25T11:58:00Z", release="r2"))]
+    boxes = healthy_stack() + [
+        box(
+            attrs(
+                "app-web-4",
+                "web",
+                replica="4",
+                sha=other,
+                image=DIGEST[:-4] + "eeee",
+                created="2026-11-25T11:58:00Z",
+                release="r2",
+            )
+        )
+    ]
     lines, ok = status_lines("prod", "here", ordered(boxes), NOW)
     assert ok
     assert [line.split()[1] for line in lines if line.startswith("release:")] == [SHA, other]
@@ -140,7 +188,11 @@ def test_logs_are_merged_in_time_order_whatever_the_fraction_length():
         "web-2": b"2026-11-25T11:00:00.123456789Z first\n2026-11-25T11:00:01.000000001Z third\n",
     }
     assert [(p, t) for p, _, t in merged(blobs)] == [
-        ("web-2", b"first"), ("web-1", b"second"), ("web-2", b"third"), ("web-1", b"fourth")]
+        ("web-2", b"first"),
+        ("web-1", b"second"),
+        ("web-2", b"third"),
+        ("web-1", b"fourth"),
+    ]
     assert sort_key("2026-11-25T11:00:00.5Z") == "2026-11-25T11:00:00.500000000Z"
 
 

@@ -69,7 +69,7 @@ def policy_violations(args: ResourceValidationArgs, level=None) -> dict[str, lis
         if level is not None and policy.enforcement_level != level:
             continue
         found: list[str] = []
-        policy.validate(args, lambda message, urn=None: found.append(message))
+        policy.validate(args, lambda message, urn=None, found=found: found.append(message))
         if found:
             result[policy.name] = found
     return result
@@ -101,7 +101,10 @@ def web_container(**overrides: Any) -> dict[str, Any]:
         "restart": "unless-stopped",
         "healthcheck": {
             "tests": ["CMD", "python", "-m", "config.healthcheck", "web"],
-            "interval": "10s", "timeout": "5s", "retries": 3, "startPeriod": "20s",
+            "interval": "10s",
+            "timeout": "5s",
+            "retries": 3,
+            "startPeriod": "20s",
         },
         "labels": _labels(service="web", role="app", stack="dev"),
         **_hardened(),
@@ -126,7 +129,9 @@ def one_shot_container(service: str = "migrate", **overrides: Any) -> dict[str, 
     return props
 
 
-def accessory_container(service: str = "postgres", image: str = "postgres:15.14-bookworm", **overrides: Any) -> dict[str, Any]:
+def accessory_container(
+    service: str = "postgres", image: str = "postgres:15.14-bookworm", **overrides: Any
+) -> dict[str, Any]:
     props = {
         "image": image,
         "memory": 512,

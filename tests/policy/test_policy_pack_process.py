@@ -16,9 +16,8 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
-from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
-
 from policy_support import docker_rules, volume, web_container
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,7 +27,10 @@ def analyzer():
     process = subprocess.Popen(
         # The engine address is unused by a policy pack's analyzer server.
         [sys.executable, "-u", "-m", "pulumi.policy", "127.0.0.1:1", str(ROOT / "policy")],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         port_line = process.stdout.readline().strip()

@@ -6,13 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
-from pulumi_policy import EnforcementLevel
-from pulumi_policy.proxy import UnknownValueError
-
 from policy_support import (
     DIGEST,
     accessory_container,
-    docker_rules as r,
     make_args,
     network,
     nginx_container,
@@ -22,6 +18,11 @@ from policy_support import (
     volume,
     web_container,
 )
+from policy_support import (
+    docker_rules as r,
+)
+from pulumi_policy import EnforcementLevel
+from pulumi_policy.proxy import UnknownValueError
 
 C, N, V = r.CONTAINER, r.NETWORK, r.VOLUME
 
@@ -45,25 +46,32 @@ def test_compliant_resources_pass_every_rule_mandatory_and_advisory():
 
 # --- image-pinned ------------------------------------------------------------
 
-@pytest.mark.parametrize("image", [
-    "postgres:15.14-bookworm",
-    "localhost:5000/django-docker/web:3f2c1ab",
-    DIGEST,
-    "sha256:" + "b" * 64,
-    "nginx:latest@sha256:" + "c" * 64,  # the digest decides what runs
-])
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "postgres:15.14-bookworm",
+        "localhost:5000/django-docker/web:3f2c1ab",
+        DIGEST,
+        "sha256:" + "b" * 64,
+        "nginx:latest@sha256:" + "c" * 64,  # the digest decides what runs
+    ],
+)
 def test_image_pinned_accepts_version_tags_and_digests(image):
     assert violations(r.validate_image_pinned, make_args(C, accessory_container(image=image))) == []
 
 
-@pytest.mark.parametrize("image, why", [
-    ("postgres:latest", "latest is a moving tag"),
-    ("registry.example.com/team/web:latest", "latest is a moving tag"),
-    ("postgres", "neither tag nor digest"),
-    ("localhost:5000/web", "neither tag nor digest"),
-    ("web@sha256:abc", "malformed digest"),
-    ("", "no image reference"),
-])
+@pytest.mark.parametrize(
+    "image, why",
+    [
+        ("postgres:latest", "latest is a moving tag"),
+        ("registry.example.com/team/web:latest", "latest is a moving tag"),
+        ("postgres", "neither tag nor digest"),
+        ("localhost:5000/web", "neither tag nor digest"),
+        ("web@sha256:abc", "malformed digest"),
+        ("", "no image reference"),
+    ],
+)
 def test_image_pinned_rejects_latest_untagged_and_malformed(image, why):
     found = violations(r.validate_image_pinned, make_args(C, accessory_container(image=image), name="db"))
     assert len(found) == 1 and why in found[0] and "db" in found[0]
@@ -76,6 +84,7 @@ def test_image_pinned_checks_pulled_images_and_ignores_builds():
 
 
 # --- app-image-by-digest -----------------------------------------------------
+
 
 def test_app_image_by_digest_accepts_registry_digest_and_local_id():
     for image in (DIGEST, "sha256:" + "d" * 64):
@@ -94,13 +103,16 @@ def test_app_image_by_digest_leaves_accessories_to_their_pinned_tags():
 
 # --- resources-labelled ------------------------------------------------------
 
+
 def test_resources_labelled_requires_service_and_a_known_role():
     unlabelled = web_container(labels=[])
     assert len(violations(r.validate_resources_labelled, make_args(C, unlabelled))) == 2
-    odd_role = web_container(labels=[
-        {"label": "django-docker.service", "value": "web"},
-        {"label": "django-docker.role", "value": "worker"},
-    ])
+    odd_role = web_container(
+        labels=[
+            {"label": "django-docker.service", "value": "web"},
+            {"label": "django-docker.role", "value": "worker"},
+        ]
+    )
     found = violations(r.validate_resources_labelled, make_args(C, odd_role))
     assert len(found) == 1 and "'worker'" in found[0]
 
@@ -113,6 +125,7 @@ def test_resources_labelled_requires_network_and_volume_names():
 
 
 # --- app-memory-limit --------------------------------------------------------
+
 
 @pytest.mark.parametrize("memory", [None, 0, -1, True])
 def test_app_memory_limit_rejects_missing_or_non_positive(memory):
@@ -136,6 +149,7 @@ def test_app_memory_limit_applies_to_one_shots_but_not_accessories():
 
 # --- app-restart-policy ------------------------------------------------------
 
+
 @pytest.mark.parametrize("restart", ["always", "unless-stopped", "on-failure"])
 def test_app_restart_policy_accepts_restarting_policies(restart):
     assert violations(r.validate_app_restart_policy, make_args(C, web_container(restart=restart))) == []
@@ -148,11 +162,14 @@ def test_app_restart_policy_rejects_long_running_without_restart(restart):
 
 def test_app_restart_policy_one_shots_must_not_restart():
     assert violations(r.validate_app_restart_policy, make_args(C, one_shot_container(restart="no"))) == []
-    loop = violations(r.validate_app_restart_policy, make_args(C, one_shot_container("collectstatic", restart="always")))
+    loop = violations(
+        r.validate_app_restart_policy, make_args(C, one_shot_container("collectstatic", restart="always"))
+    )
     assert len(loop) == 1 and "one-shot" in loop[0]
 
 
 # --- app-healthcheck ---------------------------------------------------------
+
 
 def test_app_healthcheck_rejects_missing_empty_and_disabled():
     for healthcheck in (None, {}, {"tests": []}, {"tests": ["NONE"]}):
@@ -162,14 +179,18 @@ def test_app_healthcheck_rejects_missing_empty_and_disabled():
 
 def test_app_healthcheck_exempts_one_shots_only():
     assert violations(r.validate_app_healthcheck, make_args(C, one_shot_container("migrate"))) == []
-    celery_without = web_container(healthcheck=None, labels=[
-        {"label": "django-docker.service", "value": "celery-worker"},
-        {"label": "django-docker.role", "value": "app"},
-    ])
+    celery_without = web_container(
+        healthcheck=None,
+        labels=[
+            {"label": "django-docker.service", "value": "celery-worker"},
+            {"label": "django-docker.role", "value": "app"},
+        ],
+    )
     assert violations(r.validate_app_healthcheck, make_args(C, celery_without)) != []
 
 
 # --- app-non-root ------------------------------------------------------------
+
 
 @pytest.mark.parametrize("user", [None, "", "0", "root", "0:0", "root:app"])
 def test_app_non_root_rejects_root_or_unset(user):
@@ -188,6 +209,7 @@ def test_app_non_root_does_not_judge_accessories():
 
 # --- only-nginx-publishes-ports ----------------------------------------------
 
+
 def test_only_nginx_publishes_ports():
     assert violations(r.validate_only_nginx_publishes_ports, make_args(C, nginx_container())) == []
     exposed_db = accessory_container(ports=[{"internal": 5432, "external": 5432, "ip": "127.0.0.1"}])
@@ -199,6 +221,7 @@ def test_only_nginx_publishes_ports():
 
 # --- backend-network-internal ------------------------------------------------
 
+
 def test_backend_network_must_be_internal():
     assert violations(r.validate_backend_network_internal, make_args(N, network("backend"))) == []
     for internal in (False, None):
@@ -208,6 +231,7 @@ def test_backend_network_must_be_internal():
 
 
 # --- prod-data-volumes-protected ---------------------------------------------
+
 
 @pytest.mark.parametrize("kind", ["postgres-data", "redis-data"])
 def test_prod_data_volumes_must_be_protected(kind):
@@ -220,8 +244,10 @@ def test_prod_data_volumes_must_be_protected(kind):
 
 def test_prod_data_volume_rule_spares_dev_and_non_data_volumes():
     assert violations(r.validate_prod_data_volumes_protected, make_args(V, volume("postgres-data"), stack="dev")) == []
-    assert violations(r.validate_prod_data_volumes_protected,
-                      make_args(V, volume("static", stack="prod"), stack="prod")) == []
+    assert (
+        violations(r.validate_prod_data_volumes_protected, make_args(V, volume("static", stack="prod"), stack="prod"))
+        == []
+    )
 
 
 def test_prod_data_volume_rule_reads_the_stack_from_the_urn_first():
@@ -236,10 +262,13 @@ def test_prod_data_volume_rule_reads_the_stack_from_the_urn_first():
 def test_production_stacks_come_from_policy_config():
     args = make_args(V, volume("redis-data"), stack="production", config={"productionStacks": ["production"]})
     assert violations(r.validate_prod_data_volumes_protected, args) != []
-    assert violations(r.validate_prod_data_volumes_protected, make_args(V, volume("redis-data"), stack="production")) == []
+    assert (
+        violations(r.validate_prod_data_volumes_protected, make_args(V, volume("redis-data"), stack="production")) == []
+    )
 
 
 # --- prod-never-builds -------------------------------------------------------
+
 
 def test_prod_never_builds():
     image = {"imageName": "registry.example.com/django-docker/web:abc", "build": {"context": "django_app"}}
@@ -250,22 +279,42 @@ def test_prod_never_builds():
 
 # --- advisory CIS runtime rules ----------------------------------------------
 
-@pytest.mark.parametrize("validate, bad, good", [
-    (r.validate_cis_read_only_root, {"readOnly": False}, {"readOnly": True}),
-    (r.validate_cis_capabilities_dropped, {"capabilities": {"drops": ["NET_RAW"]}}, {"capabilities": {"drops": ["all"]}}),
-    (r.validate_cis_capabilities_dropped, {"capabilities": None}, {"capabilities": {"drops": ["ALL"], "adds": ["CHOWN"]}}),
-    (r.validate_cis_no_new_privileges, {"securityOpts": []}, {"securityOpts": ["no-new-privileges"]}),
-    (r.validate_cis_no_new_privileges, {"securityOpts": ["no-new-privileges:false"]}, {"securityOpts": ["no-new-privileges=true"]}),
-    (r.validate_cis_not_privileged, {"privileged": True}, {"privileged": False}),
-    (r.validate_cis_host_namespaces, {"networkMode": "host"}, {"networkMode": "bridge"}),
-    (r.validate_cis_host_namespaces, {"pidMode": "host"}, {"pidMode": None}),
-    (r.validate_cis_docker_socket,
-     {"volumes": [{"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock"}]},
-     {"volumes": [{"volumeName": "media", "containerPath": "/app/media"}]}),
-    (r.validate_cis_docker_socket,
-     {"mounts": [{"type": "bind", "source": "/run/docker.sock", "target": "/d.sock"}]},
-     {"mounts": [{"type": "tmpfs", "target": "/tmp"}]}),
-])
+
+@pytest.mark.parametrize(
+    "validate, bad, good",
+    [
+        (r.validate_cis_read_only_root, {"readOnly": False}, {"readOnly": True}),
+        (
+            r.validate_cis_capabilities_dropped,
+            {"capabilities": {"drops": ["NET_RAW"]}},
+            {"capabilities": {"drops": ["all"]}},
+        ),
+        (
+            r.validate_cis_capabilities_dropped,
+            {"capabilities": None},
+            {"capabilities": {"drops": ["ALL"], "adds": ["CHOWN"]}},
+        ),
+        (r.validate_cis_no_new_privileges, {"securityOpts": []}, {"securityOpts": ["no-new-privileges"]}),
+        (
+            r.validate_cis_no_new_privileges,
+            {"securityOpts": ["no-new-privileges:false"]},
+            {"securityOpts": ["no-new-privileges=true"]},
+        ),
+        (r.validate_cis_not_privileged, {"privileged": True}, {"privileged": False}),
+        (r.validate_cis_host_namespaces, {"networkMode": "host"}, {"networkMode": "bridge"}),
+        (r.validate_cis_host_namespaces, {"pidMode": "host"}, {"pidMode": None}),
+        (
+            r.validate_cis_docker_socket,
+            {"volumes": [{"hostPath": "/var/run/docker.sock", "containerPath": "/var/run/docker.sock"}]},
+            {"volumes": [{"volumeName": "media", "containerPath": "/app/media"}]},
+        ),
+        (
+            r.validate_cis_docker_socket,
+            {"mounts": [{"type": "bind", "source": "/run/docker.sock", "target": "/d.sock"}]},
+            {"mounts": [{"type": "tmpfs", "target": "/tmp"}]},
+        ),
+    ],
+)
 def test_cis_rules_on_containers(validate, bad, good):
     assert violations(validate, make_args(C, web_container(**bad))) != []
     assert violations(validate, make_args(C, web_container(**good))) == []
@@ -283,13 +332,22 @@ def test_cis_accessory_rules_cover_what_the_mandatory_app_rules_do_not():
 
 # --- the pack as a whole -----------------------------------------------------
 
+
 def test_enforcement_levels():
     levels = {policy.name: policy.enforcement_level for policy in r.POLICIES}
     mandatory = {name for name, level in levels.items() if level == EnforcementLevel.MANDATORY}
     assert mandatory == {
-        "image-pinned", "app-image-by-digest", "resources-labelled", "app-memory-limit",
-        "app-restart-policy", "app-healthcheck", "app-non-root", "only-nginx-publishes-ports",
-        "backend-network-internal", "prod-data-volumes-protected", "prod-never-builds",
+        "image-pinned",
+        "app-image-by-digest",
+        "resources-labelled",
+        "app-memory-limit",
+        "app-restart-policy",
+        "app-healthcheck",
+        "app-non-root",
+        "only-nginx-publishes-ports",
+        "backend-network-internal",
+        "prod-data-volumes-protected",
+        "prod-never-builds",
     }
     advisory = {name for name, level in levels.items() if level == EnforcementLevel.ADVISORY}
     assert advisory == set(levels) - mandatory
@@ -324,8 +382,10 @@ def test_the_documented_rule_table_matches_the_pack():
 
 def test_policy_venv_pins_agree_with_the_project():
     def pins(path):
-        return dict(line.split("==") for line in path.read_text().splitlines()
-                    if "==" in line and not line.startswith("#"))
+        return dict(
+            line.split("==") for line in path.read_text().splitlines() if "==" in line and not line.startswith("#")
+        )
+
     project, pack = pins(ROOT / "requirements.txt"), pins(ROOT / "policy" / "requirements.txt")
     assert set(pack) == {"pulumi", "pulumi-policy"}
     assert all(project[name] == version for name, version in pack.items())

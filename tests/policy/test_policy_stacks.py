@@ -8,9 +8,9 @@ the engine would hand it: its type, inputs (wire names), URN and `protect`.
 from __future__ import annotations
 
 import pytest
+from policy_support import docker_rules, make_args, policy_violations
 from pulumi_policy import EnforcementLevel
 
-from policy_support import docker_rules, make_args, policy_violations
 from rehearsal.plan import plan_stack
 
 DEV_OUTPUTS = {
@@ -32,7 +32,10 @@ def plan(request):
 
 def _args(resource):
     return make_args(
-        resource.type, resource.inputs, name=resource.name, urn=resource.urn,
+        resource.type,
+        resource.inputs,
+        name=resource.name,
+        urn=resource.urn,
         protect=bool(resource.options.get("protect")),
     )
 
@@ -58,7 +61,10 @@ def test_the_rules_had_something_to_check(plan):
     assert roles == {"app", "accessory"}
     services = {r.label("django-docker.service") for r in runs}
     assert {"web", "migrate", "collectstatic", "nginx", "postgres"} <= services
-    assert {r.label("django-docker.service") for r in plan.of_type(docker_rules.JOB)} - {"backup"} == {"migrate", "collectstatic"}
+    assert {r.label("django-docker.service") for r in plan.of_type(docker_rules.JOB)} - {"backup"} == {
+        "migrate",
+        "collectstatic",
+    }
     networks = {r.label("django-docker.network") for r in plan.of_type(docker_rules.NETWORK)}
     assert "backend" in networks
     volumes = {r.label("django-docker.volume") for r in plan.of_type(docker_rules.VOLUME)}
@@ -70,8 +76,9 @@ def test_prod_promotes_and_protects():
     assert plan.of_type(docker_rules.IMAGE) == []
     for web in plan.containers("web"):
         assert web.inputs["image"] == DEV_OUTPUTS["imageRef"]
-    data = [v for v in plan.of_type(docker_rules.VOLUME)
-            if v.label("django-docker.volume") in docker_rules.DATA_VOLUMES]
+    data = [
+        v for v in plan.of_type(docker_rules.VOLUME) if v.label("django-docker.volume") in docker_rules.DATA_VOLUMES
+    ]
     assert data and all(v.options["protect"] for v in data)
 
 
@@ -89,6 +96,7 @@ def test_a_release_job_is_held_to_the_container_rules():
     plan = _plan("dev")
     (migrate,) = [r for r in plan.of_type(docker_rules.JOB) if r.label("django-docker.service") == "migrate"]
     broken = {**migrate.inputs, "user": "0:0", "image": "django-docker/web:latest", "readOnly": False}
-    found = policy_violations(make_args(migrate.type, broken, name=migrate.name, urn=migrate.urn),
-                              EnforcementLevel.MANDATORY)
+    found = policy_violations(
+        make_args(migrate.type, broken, name=migrate.name, urn=migrate.urn), EnforcementLevel.MANDATORY
+    )
     assert {"app-non-root", "image-pinned", "app-image-by-digest"} <= set(found)

@@ -5,8 +5,19 @@ from __future__ import annotations
 import pytest
 
 from rehearsal.faults import (
-    READS, WRITES, Fault, Trial, all_faults, difference, fault_line, parse_backup, parse_ids, parse_rows,
-    rows_difference, summary_line, verdict,
+    READS,
+    WRITES,
+    Fault,
+    Trial,
+    all_faults,
+    difference,
+    fault_line,
+    parse_backup,
+    parse_ids,
+    parse_rows,
+    rows_difference,
+    summary_line,
+    verdict,
 )
 
 
@@ -25,7 +36,10 @@ def trial(lost=0, recovery=5.0, problems=()) -> Trial:
 
 def test_fault_line_is_exactly_the_issues():
     assert fault_line("prod", "kill-web", 412, 0, 0) == "fault prod kill-web: 412 requests, 0 failed, 0 lost"
-    assert fault_line("prod", "restart-postgres", 240, 37, 2) == "fault prod restart-postgres: 240 requests, 37 failed, 2 lost"
+    assert (
+        fault_line("prod", "restart-postgres", 240, 37, 2)
+        == "fault prod restart-postgres: 240 requests, 37 failed, 2 lost"
+    )
     assert fault_line("dev", "restore", 9, 1, None) == "fault dev restore: 9 requests, 1 failed, ? lost"
 
 
@@ -53,7 +67,9 @@ def test_zero_failed_means_not_one_request():
 
 def test_failed_seconds_against_the_target():
     assert verdict(fault(max_failed_seconds=30), trial(), 600, 140, 30) == []
-    assert verdict(fault(max_failed_seconds=30), trial(), 900, 400, 31) == ["requests failed in 31 seconds (at most 30)"]
+    assert verdict(fault(max_failed_seconds=30), trial(), 900, 400, 31) == [
+        "requests failed in 31 seconds (at most 30)"
+    ]
     # None: failures allowed (restore's stopped window), however many.
     assert verdict(fault(max_failed_seconds=None), trial(), 600, 500, 40) == []
 
@@ -65,8 +81,9 @@ def test_recovery_against_its_target():
 
 
 def test_a_fault_that_broke_off_says_why_and_counts_no_load():
-    assert verdict(fault(), trial(lost=None, recovery=None, problems=["redis healthy again: not within 90s"]), 0, 0, 0) == [
-        "redis healthy again: not within 90s", "nothing was counted", "the load sent no request"]
+    assert verdict(
+        fault(), trial(lost=None, recovery=None, problems=["redis healthy again: not within 90s"]), 0, 0, 0
+    ) == ["redis healthy again: not within 90s", "nothing was counted", "the load sent no request"]
 
 
 # -- counting
@@ -93,14 +110,20 @@ def test_parsing_psql_output():
     assert parse_ids("3\n4\n\n17\n") == [3, 4, 17]
     assert parse_ids("") == []
     assert parse_rows("1|9e107d9d372bb6826bd81d3542a419d6\n2|e4d909c290d0fb1ca068ffaddf22cbd0\n") == {
-        1: "9e107d9d372bb6826bd81d3542a419d6", 2: "e4d909c290d0fb1ca068ffaddf22cbd0"}
+        1: "9e107d9d372bb6826bd81d3542a419d6",
+        2: "e4d909c290d0fb1ca068ffaddf22cbd0",
+    }
 
 
 def test_parsing_the_backup_line():
     assert parse_backup("backup: 20250101T120000Z-abc-manual.dump (48213 bytes)\n") == (
-        "20250101T120000Z-abc-manual.dump", 48213)
+        "20250101T120000Z-abc-manual.dump",
+        48213,
+    )
     assert parse_backup("taking a backup\nbackup: 20250101T120000Z-x.dump (7 bytes) in 1.2s\n") == (
-        "20250101T120000Z-x.dump", 7)
+        "20250101T120000Z-x.dump",
+        7,
+    )
     for text in ("", "backup: a (7 bytes)\nbackup: b (8 bytes)\n", "backup: a (seven bytes)"):
         with pytest.raises(ValueError):
             parse_backup(text)
@@ -128,12 +151,18 @@ def test_cli_runs_the_faults_through_rehearse_hook(monkeypatch):
     from rehearsal.fault_run import FaultRehearsal
 
     calls = []
-    monkeypatch.setattr(cli, "rehearse", lambda stack, keep, scenarios, hook=None: calls.append((stack, keep, scenarios, hook)) or 0)
+    monkeypatch.setattr(
+        cli, "rehearse", lambda stack, keep, scenarios, hook=None: calls.append((stack, keep, scenarios, hook)) or 0
+    )
     assert cli.main(["faults", "prod", "--fault", "kill-web", "--fault", "restore"]) == 0
     assert cli.main(["release", "prod", "--faults", "--keep"]) == 0
     assert cli.main(["release", "prod"]) == 0
     (s1, k1, sc1, h1), (s2, k2, sc2, h2), (_, _, sc3, h3) = calls
-    assert (s1, k1, sc1) == ("prod", False, None) and isinstance(h1, FaultRehearsal) and h1.names == ["kill-web", "restore"]
+    assert (
+        (s1, k1, sc1) == ("prod", False, None)
+        and isinstance(h1, FaultRehearsal)
+        and h1.names == ["kill-web", "restore"]
+    )
     assert (s2, k2, sc2) == ("prod", True, []) and isinstance(h2, FaultRehearsal) and h2.names == []
     assert (sc3, h3) == ([], None)
 

@@ -121,18 +121,29 @@ def sleep_until(t0: float, offset: float) -> None:
 # -- safety
 
 
-@pytest.mark.parametrize("url", [
-    "http://10.0.0.1:8080", "http://0.0.0.0:8080", "http://192.168.1.5/", "http://[::2]:80",
-    "http://example.com/", "http://127.0.0.1.nip.io/", "ftp://127.0.0.1/", "127.0.0.1:8080",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.0.0.1:8080",
+        "http://0.0.0.0:8080",
+        "http://192.168.1.5/",
+        "http://[::2]:80",
+        "http://example.com/",
+        "http://127.0.0.1.nip.io/",
+        "ftp://127.0.0.1/",
+        "127.0.0.1:8080",
+    ],
+)
 def test_refuses_anything_but_loopback(url):
     with pytest.raises(ValueError) as refused:
         Load(url)
     assert "\n" not in str(refused.value)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://127.3.2.1", "http://[::1]:8080/",
-                                 "http://localhost:8080", "https://LOCALHOST"])
+@pytest.mark.parametrize(
+    "url",
+    ["http://127.0.0.1:8080", "http://127.3.2.1", "http://[::1]:8080/", "http://localhost:8080", "https://LOCALHOST"],
+)
 def test_accepts_loopback(url):
     Load(url)  # not started: nothing is sent
 
@@ -184,8 +195,9 @@ def test_expected_status_is_a_parameter(backend):
 
 def test_a_writing_load_collects_what_each_acknowledged_answer_says(backend):
     backend.status = 201
-    load = Load(backend.url, path="/visits/", method="post", expect=201, collect="id", rate=50, workers=2,
-                max_requests=6).start()
+    load = Load(
+        backend.url, path="/visits/", method="post", expect=201, collect="id", rate=50, workers=2, max_requests=6
+    ).start()
     assert load.wait(5)
     report = load.stop()
     assert set(backend.methods) == {"POST"} and report.failed == 0
@@ -232,8 +244,9 @@ def test_release_window(backend):
     assert b.count == backend.count(200, SHA_B)
     assert a.first < 0.2 and 1.6 <= a.last <= 1.9
     assert 2.55 <= b.first <= 2.8 and b.last >= 3.2
-    assert re.search(r"releases: 1a2b3c4d5e6f 0\.\d-1\.\ds \(\d+\), 9f8e7d6c5b4a 2\.\d-3\.\ds \(\d+\)$",
-                     report.details()), report.details()
+    assert re.search(
+        r"releases: 1a2b3c4d5e6f 0\.\d-1\.\ds \(\d+\), 9f8e7d6c5b4a 2\.\d-3\.\ds \(\d+\)$", report.details()
+    ), report.details()
     assert "failed seconds: 2 (1-2)" in report.details()
 
 
@@ -311,18 +324,28 @@ def test_context_manager_and_refused_connections():
 def test_line_format():
     report = Report(requests=240, failed=3, failed_seconds=1, longest_gap=0.44, duration=12.0)
     assert report.line("dev", "new-image") == "release dev new-image: 240 requests, 3 failed, longest gap 0.4s"
-    assert Report(0, 0, 0, 12.0, 12.0).line("prod", "nginx-config") == \
-        "release prod nginx-config: 0 requests, 0 failed, longest gap 12.0s"
+    assert (
+        Report(0, 0, 0, 12.0, 12.0).line("prod", "nginx-config")
+        == "release prod nginx-config: 0 requests, 0 failed, longest gap 12.0s"
+    )
 
 
 def test_details():
     report = Report(
-        requests=650, failed=4, failed_seconds=3, longest_gap=0.7, duration=30.1,
-        statuses=Counter({200: 647, 502: 1}), errors=Counter({"ConnectionError(ConnectionResetError)": 3}),
+        requests=650,
+        failed=4,
+        failed_seconds=3,
+        longest_gap=0.7,
+        duration=30.1,
+        statuses=Counter({200: 647, 502: 1}),
+        errors=Counter({"ConnectionError(ConnectionResetError)": 3}),
         releases={SHA_B: Release(410, 9.8, 30.1), SHA_A: Release(240, 0.0, 12.3)},
-        failures=(Failure(9.1, None, "ConnectionError(ConnectionResetError)"), Failure(9.9, 502, None),
-                  Failure(10.2, None, "ConnectionError(ConnectionResetError)"),
-                  Failure(12.5, None, "ConnectionError(ConnectionResetError)")),
+        failures=(
+            Failure(9.1, None, "ConnectionError(ConnectionResetError)"),
+            Failure(9.9, 502, None),
+            Failure(10.2, None, "ConnectionError(ConnectionResetError)"),
+            Failure(12.5, None, "ConnectionError(ConnectionResetError)"),
+        ),
     )
     assert report.details() == (
         "  failures: ConnectionError(ConnectionResetError) x3, 502 x1\n"

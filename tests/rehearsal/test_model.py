@@ -3,8 +3,20 @@
 import pytest
 
 from rehearsal.model import (
-    AT_END, CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REGISTER, REPLACE, SAME, UPDATE, Entry, ModelError, State,
-    next_state, plan_update,
+    AT_END,
+    CREATE,
+    DELETE,
+    DELETE_FIRST,
+    DELETE_REPLACED,
+    REGISTER,
+    REPLACE,
+    SAME,
+    UPDATE,
+    Entry,
+    ModelError,
+    State,
+    next_state,
+    plan_update,
 )
 from rehearsal.plan import CONTAINER, JOB, NETWORK, Plan, PlannedResource
 
@@ -13,12 +25,23 @@ WEB = {"image": "app@1", "memory": 512, "labels": [{"label": "x", "value": "1"}]
 
 def res(name, type_=CONTAINER, inputs=None, *, deps=(), prop=None, dbr=None, roc=(), parent="", custom=True, **options):
     return PlannedResource(
-        type=type_, name=name, urn=f"urn:{name}", inputs=dict(inputs if inputs is not None else WEB), outputs={},
+        type=type_,
+        name=name,
+        urn=f"urn:{name}",
+        inputs=dict(inputs if inputs is not None else WEB),
+        outputs={},
         # Like the SDK: every resource an input came from is also a dependency.
-        options={"parent": parent, "property_dependencies": prop or {},
-                 "dependencies": sorted({*deps, *(u for urns in (prop or {}).values() for u in urns)}),
-                 "delete_before_replace": dbr, "replace_on_changes": list(roc), **options},
-        custom=custom, id=f"{name}-id")
+        options={
+            "parent": parent,
+            "property_dependencies": prop or {},
+            "dependencies": sorted({*deps, *(u for urns in (prop or {}).values() for u in urns)}),
+            "delete_before_replace": dbr,
+            "replace_on_changes": list(roc),
+            **options,
+        },
+        custom=custom,
+        id=f"{name}-id",
+    )
 
 
 def plan(*resources):
@@ -77,8 +100,10 @@ def test_container_replacement_follows_the_provider_unless_the_program_says():
     new = plan(res("a", inputs={**WEB, "image": "app@2"}), res("b", inputs={**WEB, "image": "app@2"}, dbr=False))
     update = plan_update(applied(old), new)
     assert ops(update) == [
-        (DELETE_FIRST, "a"), (REPLACE, "a", "delete-before-replace"),
-        (REPLACE, "b", "create-before-delete"), (DELETE_REPLACED, "b"),
+        (DELETE_FIRST, "a"),
+        (REPLACE, "a", "delete-before-replace"),
+        (REPLACE, "b", "create-before-delete"),
+        (DELETE_REPLACED, "b"),
     ]
     # The old b goes only at the end, after every create.
     end = update.steps[3]
@@ -89,12 +114,15 @@ def test_a_delete_before_replace_takes_its_replaced_dependents_down_first():
     # step_generator.go:3268ff: dependents whose inputs come from the replaced resource and
     # would be replaced by a change there are deleted first; a plain depends_on edge is not.
     root = res("net", NETWORK, {"name": "n", "labels": ["1"]}, dbr=True)
-    via_forcenew = res("web", inputs={**WEB, "networksAdvanced": [{"name": "n"}]},
-                       prop={"networksAdvanced": ["urn:net"]}, dbr=False)
+    via_forcenew = res(
+        "web", inputs={**WEB, "networksAdvanced": [{"name": "n"}]}, prop={"networksAdvanced": ["urn:net"]}, dbr=False
+    )
     via_updatable = res("limits", inputs={**WEB, "memory": 5}, prop={"memory": ["urn:net"]})
     via_depends_on = res("nginx", deps=["urn:net"])
     old = plan(root, via_forcenew, via_updatable, via_depends_on)
-    new = plan(res("net", NETWORK, {"name": "n", "labels": ["2"]}, dbr=True), via_forcenew, via_updatable, via_depends_on)
+    new = plan(
+        res("net", NETWORK, {"name": "n", "labels": ["2"]}, dbr=True), via_forcenew, via_updatable, via_depends_on
+    )
     update = plan_update(applied(old), new)
     assert ops(update)[:3] == [(DELETE_FIRST, "web"), (DELETE_FIRST, "net"), (REPLACE, "net", "delete-before-replace")]
     # web was deleted by the cascade: it is created again once net exists; the others stay.
@@ -107,8 +135,13 @@ def test_a_delete_before_replace_takes_its_replaced_dependents_down_first():
 def test_an_input_from_a_replaced_resource_is_a_change_even_with_the_same_placeholder():
     # The mock gives a replaced job the same id; the engine sees the new one.
     job = res("migrate", JOB, {"image": "app@1", "command": ["migrate"]}, dbr=False)
-    web = res("web", inputs={**WEB, "labels": [{"label": "release", "value": "migrate-id"}]},
-              prop={"labels": ["urn:migrate"]}, dbr=False, roc=["*"])
+    web = res(
+        "web",
+        inputs={**WEB, "labels": [{"label": "release", "value": "migrate-id"}]},
+        prop={"labels": ["urn:migrate"]},
+        dbr=False,
+        roc=["*"],
+    )
     old = plan(job, web)
     new = plan(res("migrate", JOB, {"image": "app@1", "command": ["migrate", "--plan"]}, dbr=False), web)
     update = plan_update(applied(old), new)
@@ -173,15 +206,20 @@ def test_a_failed_create_before_delete_keeps_the_old_one_until_a_later_update_su
 
 def test_a_failed_step_stops_the_update_before_any_delete():
     old = plan(res("job", JOB, {"image": "1"}, dbr=False), res("web", deps=["urn:job"], dbr=False, roc=["*"]))
-    new = plan(res("job", JOB, {"image": "2"}, dbr=False), res("web", inputs={**WEB, "image": "app@2"},
-                                                               deps=["urn:job"], dbr=False, roc=["*"]))
+    new = plan(
+        res("job", JOB, {"image": "2"}, dbr=False),
+        res("web", inputs={**WEB, "image": "app@2"}, deps=["urn:job"], dbr=False, roc=["*"]),
+    )
     state = applied(old)
     update = plan_update(state, new)
     result = outcome(update, fail={"job"})
     assert list(result) == [0]  # nothing after the failed job ran
     after = next_state(state, new, update, result)
     # A failed job records nothing: the old run stays current, and the next update runs it again.
-    assert [(e.name, e.inputs.get("image"), e.delete) for e in after.entries] == [("job", "1", False), ("web", "app@1", False)]
+    assert [(e.name, e.inputs.get("image"), e.delete) for e in after.entries] == [
+        ("job", "1", False),
+        ("web", "app@1", False),
+    ]
     assert plan_update(after, new).steps[0].op == REPLACE
 
 

@@ -22,8 +22,8 @@ import pytest
 
 docker = pytest.importorskip("docker")
 
-from components import render
-from tests.nginx_check import NGINX_IMAGE, archive, docker_client, ensure_image, pinned_image
+from components import render  # noqa: E402 (after the skip: this module needs the Docker SDK)
+from tests.nginx_check import NGINX_IMAGE, archive, docker_client, ensure_image, pinned_image  # noqa: E402
 
 pytestmark = pytest.mark.docker
 
@@ -232,7 +232,9 @@ def stack():
             ports={"80/tcp": ("127.0.0.1", None)},
             healthcheck={  # the rendered test; a quick interval so the test need not wait long
                 "test": render.nginx_healthcheck(),
-                "interval": 1_000_000_000, "timeout": 3_000_000_000, "retries": 3,
+                "interval": 1_000_000_000,
+                "timeout": 3_000_000_000,
+                "retries": 3,
                 "start_period": 5_000_000_000,
             },
         )
@@ -338,8 +340,15 @@ def test_d_a_replica_that_refuses_connections_costs_no_request(stack):
 
 def test_e_health_door_answers_204_inside_and_the_healthcheck_turns_healthy(stack):
     code = stack.nginx.exec_run(
-        ["curl", "--silent", "--output", "/dev/null", "--write-out", "%{http_code}",
-         f"http://127.0.0.1:{render.NGINX_HEALTH_PORT}{render.NGINX_HEALTH_PATH}"]
+        [
+            "curl",
+            "--silent",
+            "--output",
+            "/dev/null",
+            "--write-out",
+            "%{http_code}",
+            f"http://127.0.0.1:{render.NGINX_HEALTH_PORT}{render.NGINX_HEALTH_PATH}",
+        ]
     )
     assert (code.exit_code, code.output.decode()) == (0, "204")
 
@@ -353,8 +362,11 @@ def test_e_health_door_answers_204_inside_and_the_healthcheck_turns_healthy(stac
     nginx_ip = stack.nginx.attrs["NetworkSettings"]["Networks"][stack.network.name]["IPAddress"]
     replica = next(iter(stack.replicas.values()))
     probe = replica.exec_run(
-        ["python", "-c",
-         f"import socket\ntry:\n socket.create_connection(('{nginx_ip}', {render.NGINX_HEALTH_PORT}), 3)\n"
-         " print('open')\nexcept OSError as e:\n print(type(e).__name__)"]
+        [
+            "python",
+            "-c",
+            f"import socket\ntry:\n socket.create_connection(('{nginx_ip}', {render.NGINX_HEALTH_PORT}), 3)\n"
+            " print('open')\nexcept OSError as e:\n print(type(e).__name__)",
+        ]
     )
     assert probe.output.decode().strip() == "ConnectionRefusedError"

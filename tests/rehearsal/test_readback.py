@@ -8,27 +8,60 @@ MIB = 1024 * 1024
 def inspect(**host_overrides):
     """An inspect document shaped like Docker 20.10's for a web replica of the program."""
     host = {
-        "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0}, "Init": True,
-        "Tmpfs": {"/tmp": "rw,noexec,nosuid,size=64m"}, "ReadonlyRootfs": True, "Memory": 512 * MIB,
-        "MemorySwap": -1, "ShmSize": 64 * MIB, "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
-        "SecurityOpt": ["no-new-privileges:true"], "CapAdd": None, "CapDrop": ["ALL"],
+        "RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
+        "Init": True,
+        "Tmpfs": {"/tmp": "rw,noexec,nosuid,size=64m"},
+        "ReadonlyRootfs": True,
+        "Memory": 512 * MIB,
+        "MemorySwap": -1,
+        "ShmSize": 64 * MIB,
+        "LogConfig": {"Type": "json-file", "Config": {"max-size": "10m", "max-file": "3"}},
+        "SecurityOpt": ["no-new-privileges:true"],
+        "CapAdd": None,
+        "CapDrop": ["ALL"],
     }
     host.update(host_overrides)
     return {
         "Image": "sha256:" + "a" * 64,
-        "Config": {"Image": "sha256:" + "a" * 64, "Cmd": ["gunicorn"], "User": "10001:10001", "StopTimeout": 35,
-                   "Healthcheck": {"Test": ["CMD", "python"], "Interval": 10 * 10**9, "Timeout": 10 * 10**9,
-                                   "StartPeriod": 90 * 10**9, "Retries": 3}},
+        "Config": {
+            "Image": "sha256:" + "a" * 64,
+            "Cmd": ["gunicorn"],
+            "User": "10001:10001",
+            "StopTimeout": 35,
+            "Healthcheck": {
+                "Test": ["CMD", "python"],
+                "Interval": 10 * 10**9,
+                "Timeout": 10 * 10**9,
+                "StartPeriod": 90 * 10**9,
+                "Retries": 3,
+            },
+        },
         "HostConfig": host,
     }
 
 
 INPUTS = {
-    "image": "sha256:" + "a" * 64, "command": ["gunicorn"], "user": "10001:10001", "restart": "always",
-    "init": True, "tmpfs": {"/tmp": "rw,noexec,nosuid,size=64m"}, "readOnly": True, "memory": 512.0,
-    "memorySwap": -1.0, "logDriver": "json-file", "logOpts": {"max-size": "10m", "max-file": "3"},
-    "securityOpts": ["no-new-privileges:true"], "capabilities": {"drops": ["ALL"]}, "stopTimeout": 35.0,
-    "healthcheck": {"tests": ["CMD", "python"], "interval": "10s", "timeout": "10s", "startPeriod": "1m30s", "retries": 3.0},
+    "image": "sha256:" + "a" * 64,
+    "command": ["gunicorn"],
+    "user": "10001:10001",
+    "restart": "always",
+    "init": True,
+    "tmpfs": {"/tmp": "rw,noexec,nosuid,size=64m"},
+    "readOnly": True,
+    "memory": 512.0,
+    "memorySwap": -1.0,
+    "logDriver": "json-file",
+    "logOpts": {"max-size": "10m", "max-file": "3"},
+    "securityOpts": ["no-new-privileges:true"],
+    "capabilities": {"drops": ["ALL"]},
+    "stopTimeout": 35.0,
+    "healthcheck": {
+        "tests": ["CMD", "python"],
+        "interval": "10s",
+        "timeout": "10s",
+        "startPeriod": "1m30s",
+        "retries": 3.0,
+    },
 }
 
 

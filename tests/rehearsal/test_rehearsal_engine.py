@@ -30,14 +30,22 @@ def test_teardown_removes_only_this_stacks_labelled_resources(client):
     try:
         network = client.networks.create("rehearsal-test-net", labels=mine)
         volume = client.volumes.create("rehearsal-test-vol", labels=mine)
-        ours = client.containers.create(client.test_image, ["true"], labels=mine, network=network.name,
-                                        volumes={volume.name: {"bind": "/v", "mode": "rw"}})
+        ours = client.containers.create(
+            client.test_image,
+            ["true"],
+            labels=mine,
+            network=network.name,
+            volumes={volume.name: {"bind": "/v", "mode": "rw"}},
+        )
         users = client.containers.create(client.test_image, ["true"], name="rehearsal-test-users-own")
         neighbour = client.containers.create(client.test_image, ["true"], labels=other_stack)
         created += [users, neighbour]
         assert teardown(client, "test-teardown") == (1, 1, 1)
-        for gone in (lambda: client.containers.get(ours.id), lambda: client.networks.get(network.id),
-                     lambda: client.volumes.get(volume.name)):
+        for gone in (
+            lambda: client.containers.get(ours.id),
+            lambda: client.networks.get(network.id),
+            lambda: client.volumes.get(volume.name),
+        ):
             with pytest.raises(docker.errors.NotFound):
                 gone()
         users.reload()

@@ -107,22 +107,27 @@ def test_nginx_stands_in_from_forky_with_the_official_contract():
     assert set(context_files(recipe)) == {"Dockerfile", "docker-entrypoint.sh", "nginx.conf", "default.conf"}
 
 
-@pytest.mark.parametrize("tag", ["1.28.0-bookworm", "1.28.0", "1.28", "1.27.3", "1.27", "1.29.1-trixie", "1.30.0", "1.30"])
+@pytest.mark.parametrize(
+    "tag", ["1.28.0-bookworm", "1.28.0", "1.28", "1.27.3", "1.27", "1.29.1-trixie", "1.30.0", "1.30"]
+)
 def test_nginx_tags_with_upstream_resolve_up_to_1_30_are_stood_in_for(tag):
     assert recipe_for(f"nginx:{tag}").repository == "nginx"
 
 
-@pytest.mark.parametrize("tag", [
-    "1.26.3-bookworm",  # no `resolve`: the stand-in would pass configs the real image rejects
-    "1.27.2",
-    "1.22.1",
-    "1.31.0",  # newer than the stand-in
-    "2.0.0",
-    "1.28.0-alpine",  # not a Debian image
-    "1.28.0-bookworm-perl",  # modules the stand-in lacks
-    "latest",
-    "mainline",
-])
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "1.26.3-bookworm",  # no `resolve`: the stand-in would pass configs the real image rejects
+        "1.27.2",
+        "1.22.1",
+        "1.31.0",  # newer than the stand-in
+        "2.0.0",
+        "1.28.0-alpine",  # not a Debian image
+        "1.28.0-bookworm-perl",  # modules the stand-in lacks
+        "latest",
+        "mainline",
+    ],
+)
 def test_nginx_tags_the_forky_stand_in_cannot_honour_are_refused(tag):
     with pytest.raises(RehearsalError, match=rf"Debian forky's nginx \(1\.30\), which cannot stand in for tag '{tag}'"):
         recipe_for(f"nginx:{tag}")
@@ -146,6 +151,7 @@ def test_base_recipes_per_suite():
 
 # --------------------------------------------------------------------------- on the engine
 
+
 @pytest.mark.docker
 def test_pinned_nginx_image_honours_the_official_contract(nginx_image):
     from tests.nginx_check import docker_client
@@ -153,12 +159,22 @@ def test_pinned_nginx_image_honours_the_official_contract(nginx_image):
     client = docker_client()
     try:
         config = client.images.get(nginx_image).attrs["Config"]
-        output = client.containers.run(
-            nginx_image,
-            ["sh", "-c", "nginx -v 2>&1; id -u nginx; id -g nginx; command -v curl; "
-                         "readlink /var/log/nginx/access.log /var/log/nginx/error.log"],
-            entrypoint=[], remove=True, network_mode="none",
-        ).decode().split("\n")
+        output = (
+            client.containers.run(
+                nginx_image,
+                [
+                    "sh",
+                    "-c",
+                    "nginx -v 2>&1; id -u nginx; id -g nginx; command -v curl; "
+                    "readlink /var/log/nginx/access.log /var/log/nginx/error.log",
+                ],
+                entrypoint=[],
+                remove=True,
+                network_mode="none",
+            )
+            .decode()
+            .split("\n")
+        )
     finally:
         client.close()
 
@@ -180,14 +196,33 @@ def test_rendered_nginx_conf_passes_nginx_t_unedited(nginx_image, tls, tmp_path)
     files = {}
     if tls:
         subprocess.run(
-            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=example.test",
-             "-days", "2", "-keyout", tmp_path / "key", "-out", tmp_path / "crt"],
-            check=True, capture_output=True, timeout=60,
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=example.test",
+                "-days",
+                "2",
+                "-keyout",
+                tmp_path / "key",
+                "-out",
+                tmp_path / "crt",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=60,
         )
-        files = {render.NGINX_TLS_CERT: (tmp_path / "crt").read_bytes(),
-                 render.NGINX_TLS_KEY: ((tmp_path / "key").read_bytes(), 0o600)}
-    conf = render.nginx_conf(server_name="example.test", client_max_body_size="10m", tls=tls,
-                             public_https_port=8443, hsts_seconds=3600)
+        files = {
+            render.NGINX_TLS_CERT: (tmp_path / "crt").read_bytes(),
+            render.NGINX_TLS_KEY: ((tmp_path / "key").read_bytes(), 0o600),
+        }
+    conf = render.nginx_conf(
+        server_name="example.test", client_max_body_size="10m", tls=tls, public_https_port=8443, hsts_seconds=3600
+    )
 
     result = nginx_test(conf, files, image=nginx_image)
 

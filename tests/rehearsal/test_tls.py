@@ -73,16 +73,20 @@ def test_https_needs_a_ca():
 
 def test_the_front_door_is_https_when_tls_is_on():
     certs = certificates_for("example.com")
-    plan = plan_stack("prod", secrets={"tlsCertificate": certs.cert_pem, "tlsKey": certs.key_pem}, stack_references=dev_outputs())
+    plan = plan_stack(
+        "prod", secrets={"tlsCertificate": certs.cert_pem, "tlsKey": certs.key_pem}, stack_references=dev_outputs()
+    )
     assert front_door(plan)[:2] == ("https://127.0.0.1:443", "example.com")
 
 
 def test_the_scan_finds_a_needle_across_chunks():
     certs = certificates_for("example.com")
     needles = key_needles(certs)
-    der = certs.key.private_bytes(serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    der = certs.key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     blob = b"x" * 1000 + certs.key_pem.encode() + b"y" * 1000 + der + b"z" * 10
-    chunks = [blob[i:i + 7] for i in range(0, len(blob), 7)]
+    chunks = [blob[i : i + 7] for i in range(0, len(blob), 7)]
     assert _scan(chunks, needles) == ["PEM", "PEM body line", "private scalar"]
     assert _scan([b"nothing here"] * 3, needles) == []
 
@@ -90,4 +94,7 @@ def test_the_scan_finds_a_needle_across_chunks():
 def test_secret_paths_are_left_out():
     inputs = {"uploads": [{"content": "KEY"}], "env": ["A=1"], "nested": {"password": "p", "name": "n"}}
     assert _without(inputs, ("uploads", "nested.password")) == {
-        "uploads": "[secret]", "env": ["A=1"], "nested": {"password": "[secret]", "name": "n"}}
+        "uploads": "[secret]",
+        "env": ["A=1"],
+        "nested": {"password": "[secret]", "name": "n"},
+    }

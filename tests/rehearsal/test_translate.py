@@ -24,8 +24,13 @@ WEB = {
     "user": "10001:10001",
     "networksAdvanced": [{"name": "front-real", "aliases": ["web-1"]}, {"name": "back-real"}],
     "volumes": [{"volumeName": "media-real", "containerPath": "/app/media"}],
-    "healthcheck": {"tests": ["CMD", "python", "-m", "config.healthcheck", "web"], "interval": "5s",
-                    "timeout": "10s", "startPeriod": "20s", "retries": 3.0},
+    "healthcheck": {
+        "tests": ["CMD", "python", "-m", "config.healthcheck", "web"],
+        "interval": "5s",
+        "timeout": "10s",
+        "startPeriod": "20s",
+        "retries": 3.0,
+    },
     "wait": True,
     "waitTimeout": 300.0,
     "memory": 512.0,
@@ -54,8 +59,13 @@ def test_web_container_translates_field_by_field():
         "user": "10001:10001",
         "stop_timeout": 35,
         "labels": {"django-docker.service": "web", **RUN},
-        "healthcheck": {"test": ["CMD", "python", "-m", "config.healthcheck", "web"], "interval": 5 * 10**9,
-                        "timeout": 10 * 10**9, "start_period": 20 * 10**9, "retries": 3},
+        "healthcheck": {
+            "test": ["CMD", "python", "-m", "config.healthcheck", "web"],
+            "interval": 5 * 10**9,
+            "timeout": 10 * 10**9,
+            "start_period": 20 * 10**9,
+            "retries": 3,
+        },
         "volumes": ["/app/media"],
     }
     assert spec.host_config == {
@@ -85,8 +95,12 @@ def test_unknown_nested_field_is_named_with_its_path():
     with pytest.raises(UnsupportedInput, match=r"networksAdvanced\[0\]\.macAddress"):
         container_spec("web-1", inputs, real_name="x", extra_labels={})
     with pytest.raises(UnsupportedInput, match=r"healthcheck\.startInterval"):
-        container_spec("web-1", {**WEB, "healthcheck": {**WEB["healthcheck"], "startInterval": "1s"}},
-                       real_name="x", extra_labels={})
+        container_spec(
+            "web-1",
+            {**WEB, "healthcheck": {**WEB["healthcheck"], "startInterval": "1s"}},
+            real_name="x",
+            extra_labels={},
+        )
 
 
 def test_empty_unknown_fields_are_not_errors():
@@ -98,9 +112,11 @@ def test_nginx_ports_uploads_and_read_only_volumes():
     nginx = {
         "image": "nginx:1.28.0-bookworm",
         "ports": [{"internal": 80.0, "external": 8080.0, "ip": "127.0.0.1", "protocol": "tcp"}],
-        "uploads": [{"file": "/etc/nginx/nginx.conf", "content": "events {}\n"},
-                    {"file": "/etc/nginx/tls/server.key", "content": "KEY", "permissions": "0600"},
-                    {"file": "/usr/local/bin/x", "contentBase64": "ZWNobw==", "executable": True}],
+        "uploads": [
+            {"file": "/etc/nginx/nginx.conf", "content": "events {}\n"},
+            {"file": "/etc/nginx/tls/server.key", "content": "KEY", "permissions": "0600"},
+            {"file": "/usr/local/bin/x", "contentBase64": "ZWNobw==", "executable": True},
+        ],
         "volumes": [{"volumeName": "static-real", "containerPath": "/var/www/static", "readOnly": True}],
         "networksAdvanced": [{"name": "front-real"}],
     }
@@ -118,14 +134,28 @@ def test_nginx_ports_uploads_and_read_only_volumes():
 
 def test_upload_needs_exactly_one_source():
     with pytest.raises(UnsupportedInput, match="exactly one of content"):
-        container_spec("n", {"image": "i", "uploads": [{"file": "/a", "content": "x", "contentBase64": "eA=="}]},
-                       real_name="n", extra_labels={})
+        container_spec(
+            "n",
+            {"image": "i", "uploads": [{"file": "/a", "content": "x", "contentBase64": "eA=="}]},
+            real_name="n",
+            extra_labels={},
+        )
 
 
 def test_one_shot_lifecycle():
-    spec = container_spec("migrate", {"image": "i", "command": ["python", "manage.py", "migrate"], "mustRun": False,
-                                      "attach": True, "logs": True, "restart": "no"},
-                          real_name="m", extra_labels={})
+    spec = container_spec(
+        "migrate",
+        {
+            "image": "i",
+            "command": ["python", "manage.py", "migrate"],
+            "mustRun": False,
+            "attach": True,
+            "logs": True,
+            "restart": "no",
+        },
+        real_name="m",
+        extra_labels={},
+    )
     assert (spec.lifecycle.must_run, spec.lifecycle.attach, spec.lifecycle.logs) == (False, True, True)
 
 
@@ -139,37 +169,67 @@ def test_durations_follow_go():
 
 def test_network_and_volume():
     kwargs = network_kwargs(
-        "backend", {"internal": True, "driver": "bridge", "ipamConfigs": [{"subnet": "172.30.10.0/24"}],
-                    "labels": [{"label": "django-docker.network", "value": "backend"}]},
-        "backend-1234567", RUN)
+        "backend",
+        {
+            "internal": True,
+            "driver": "bridge",
+            "ipamConfigs": [{"subnet": "172.30.10.0/24"}],
+            "labels": [{"label": "django-docker.network", "value": "backend"}],
+        },
+        "backend-1234567",
+        RUN,
+    )
     assert kwargs["name"] == "backend-1234567" and kwargs["internal"] is True
-    assert kwargs["ipam"]["pool_configs"] == [{"subnet": "172.30.10.0/24", "gateway": None, "iprange": None,
-                                               "aux_addresses": None}]
+    assert kwargs["ipam"]["pool_configs"] == [
+        {"subnet": "172.30.10.0/24", "gateway": None, "iprange": None, "aux_addresses": None}
+    ]
     assert kwargs["labels"] == {"django-docker.network": "backend", **RUN}
     with pytest.raises(UnsupportedInput, match="network backend: input field ingress"):
         network_kwargs("backend", {"ingress": True}, "b", {})
     assert volume_kwargs("media", {"labels": []}, "media-1", RUN) == {
-        "name": "media-1", "driver": "local", "driver_opts": None, "labels": RUN}
+        "name": "media-1",
+        "driver": "local",
+        "driver_opts": None,
+        "labels": RUN,
+    }
 
 
 def test_image_build_kwargs(tmp_path: Path):
     (tmp_path / "django_app").mkdir()
-    inputs = {"imageName": "django-docker/web:abc", "skipPush": True, "buildOnPreview": False,
-              "build": {"context": str(tmp_path / "django_app"), "dockerfile": str(tmp_path / "django_app/Dockerfile"),
-                        "args": {"GIT_SHA": "abc"}, "platform": "linux/amd64"}}
+    inputs = {
+        "imageName": "django-docker/web:abc",
+        "skipPush": True,
+        "buildOnPreview": False,
+        "build": {
+            "context": str(tmp_path / "django_app"),
+            "dockerfile": str(tmp_path / "django_app/Dockerfile"),
+            "args": {"GIT_SHA": "abc"},
+            "platform": "linux/amd64",
+        },
+    }
     assert image_build_kwargs("img", inputs, tmp_path) == {
-        "path": str(tmp_path / "django_app"), "dockerfile": "Dockerfile", "tag": "django-docker/web:abc",
-        "buildargs": {"GIT_SHA": "abc"}, "platform": "linux/amd64"}
+        "path": str(tmp_path / "django_app"),
+        "dockerfile": "Dockerfile",
+        "tag": "django-docker/web:abc",
+        "buildargs": {"GIT_SHA": "abc"},
+        "platform": "linux/amd64",
+    }
     with pytest.raises(UnsupportedInput, match="build.secrets"):
         image_build_kwargs("img", {**inputs, "build": {**inputs["build"], "secrets": {"a": "b"}}}, tmp_path)
 
 
 def test_substitute_replaces_whole_planned_values_only():
     mapping = {"net-mock": "net-real", "m-id": "0123"}
-    value = {"networksAdvanced": [{"name": "net-mock"}], "labels": [{"label": "x", "value": "m-id"}],
-             "envs": ["A=net-mock"]}
-    assert substitute(value, mapping) == {"networksAdvanced": [{"name": "net-real"}],
-                                          "labels": [{"label": "x", "value": "0123"}], "envs": ["A=net-mock"]}
+    value = {
+        "networksAdvanced": [{"name": "net-mock"}],
+        "labels": [{"label": "x", "value": "m-id"}],
+        "envs": ["A=net-mock"],
+    }
+    assert substitute(value, mapping) == {
+        "networksAdvanced": [{"name": "net-real"}],
+        "labels": [{"label": "x", "value": "0123"}],
+        "envs": ["A=net-mock"],
+    }
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
@@ -190,7 +250,13 @@ def test_unknown_resource_type_is_an_error_that_names_it():
     from rehearsal.errors import RehearsalError
     from rehearsal.plan import Plan, PlannedResource
 
-    svc = PlannedResource(type="docker:index/service:Service", name="svc", urn="urn:svc", inputs={}, outputs={},
-                          options={"parent": "", "dependencies": []})
+    svc = PlannedResource(
+        type="docker:index/service:Service",
+        name="svc",
+        urn="urn:svc",
+        inputs={},
+        outputs={},
+        options={"parent": "", "dependencies": []},
+    )
     with pytest.raises(RehearsalError, match="svc: type docker:index/service:Service not understood"):
         check_understood(Plan(stack="t", config={}, resources=[svc]), project_root=None)

@@ -54,12 +54,16 @@ def main(argv: list[str]) -> int:
     step = step_of(argv, calls)
     stack = stack_of(argv)
     stack_file = Path.cwd() / f"Pulumi.{stack}.yaml" if stack else None
-    calls.append({
-        "step": step, "argv": argv, "GIT_SHA": os.environ.get("GIT_SHA"),
-        "backend": os.environ.get("PULUMI_BACKEND_URL"),
-        "passphrase": bool(os.environ.get("PULUMI_CONFIG_PASSPHRASE")),
-        "stack_file": bool(stack_file and stack_file.exists()),
-    })
+    calls.append(
+        {
+            "step": step,
+            "argv": argv,
+            "GIT_SHA": os.environ.get("GIT_SHA"),
+            "backend": os.environ.get("PULUMI_BACKEND_URL"),
+            "passphrase": bool(os.environ.get("PULUMI_CONFIG_PASSPHRASE")),
+            "stack_file": bool(stack_file and stack_file.exists()),
+        }
+    )
     save(path, state)
 
     if state.get("HANG") == step:

@@ -42,16 +42,20 @@ class World:
             "FAKE_PULUMI_STATE": str(self.state_file),
             "POLICY_PACK": str(tmp_path / "no-policy-pack"),
         }
-        self.write({
-            "outputs": {
-                "dev": {"imageRef": DEV_DIGEST, "imagePushed": True, "gitSha": GIT_SHA},
-                "prod": {"imageRef": OLD_DIGEST},
-            },
-            "config": {"prod": {
-                "django-docker:imageSource": "stack",
-                "django-docker:imageSourceStack": "organization/django-docker/dev",
-            }},
-        })
+        self.write(
+            {
+                "outputs": {
+                    "dev": {"imageRef": DEV_DIGEST, "imagePushed": True, "gitSha": GIT_SHA},
+                    "prod": {"imageRef": OLD_DIGEST},
+                },
+                "config": {
+                    "prod": {
+                        "django-docker:imageSource": "stack",
+                        "django-docker:imageSourceStack": "organization/django-docker/dev",
+                    }
+                },
+            }
+        )
 
     def read(self) -> dict:
         return json.loads(self.state_file.read_text())
@@ -66,8 +70,12 @@ class World:
 
     def run(self, script: Path, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            ["bash", str(script), *args], env=self.env, stdin=subprocess.DEVNULL,
-            capture_output=True, text=True, timeout=60,
+            ["bash", str(script), *args],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     @property
@@ -100,12 +108,18 @@ def _error_line(result: subprocess.CompletedProcess) -> str:
 
 # --- promote -----------------------------------------------------------------
 
+
 def test_promote_previews_then_applies_devs_digest(world):
     result = world.run(PROMOTE, "--yes")
     assert result.returncode == 0, result.stderr
     assert world.commands() == [
-        "stack output dev", "config get prod", "config get prod",
-        "preview prod", "stack output dev", "up prod", "stack output prod",
+        "stack output dev",
+        "config get prod",
+        "config get prod",
+        "preview prod",
+        "stack output dev",
+        "up prod",
+        "stack output prod",
     ]
     preview = next(c for c in world.calls if c[0] == "preview")
     up = next(c for c in world.calls if c[0] == "up")
@@ -124,11 +138,14 @@ def test_promote_refuses_a_local_only_image_and_says_why(world):
     assert world.commands() == ["stack output dev"]
 
 
-@pytest.mark.parametrize("dev_outputs, why", [
-    ({"imagePushed": True}, "has no imageRef output"),
-    ({"imageRef": "registry.example.com/web:abc", "imagePushed": True}, "not repo@sha256"),
-    ({"imageRef": DEV_DIGEST}, "imagePushed=null"),
-])
+@pytest.mark.parametrize(
+    "dev_outputs, why",
+    [
+        ({"imagePushed": True}, "has no imageRef output"),
+        ({"imageRef": "registry.example.com/web:abc", "imagePushed": True}, "not repo@sha256"),
+        ({"imageRef": DEV_DIGEST}, "imagePushed=null"),
+    ],
+)
 def test_promote_refuses_missing_or_malformed_outputs(world, dev_outputs, why):
     world.update(lambda s: s["outputs"].__setitem__("dev", dev_outputs))
     result = world.run(PROMOTE, "--yes")
@@ -149,8 +166,9 @@ def test_promote_without_yes_or_terminal_previews_but_does_not_apply(world):
 
 
 def test_promote_refuses_a_pinned_prod_unless_unpinned(world):
-    world.update(lambda s: s["config"]["prod"].update({
-        "django-docker:imageSource": "pin", "django-docker:imagePin": OLD_DIGEST}))
+    world.update(
+        lambda s: s["config"]["prod"].update({"django-docker:imageSource": "pin", "django-docker:imagePin": OLD_DIGEST})
+    )
     refused = world.run(PROMOTE, "--yes")
     assert refused.returncode == 1 and "--unpin" in _error_line(refused) and OLD_DIGEST in refused.stderr
     assert "preview prod" not in world.commands()
@@ -162,11 +180,19 @@ def test_promote_refuses_a_pinned_prod_unless_unpinned(world):
     assert world.read()["outputs"]["prod"]["imageRef"] == DEV_DIGEST
 
 
-@pytest.mark.parametrize("config, why", [
-    ({"django-docker:imageSource": "build"}, "prod must not build"),
-    ({"django-docker:imageSource": "stack", "django-docker:imageSourceStack": "organization/django-docker/staging"},
-     "not from stack dev"),
-])
+@pytest.mark.parametrize(
+    "config, why",
+    [
+        ({"django-docker:imageSource": "build"}, "prod must not build"),
+        (
+            {
+                "django-docker:imageSource": "stack",
+                "django-docker:imageSourceStack": "organization/django-docker/staging",
+            },
+            "not from stack dev",
+        ),
+    ],
+)
 def test_promote_refuses_a_prod_that_does_not_follow_dev(world, config, why):
     world.update(lambda s: s["config"].__setitem__("prod", config))
     result = world.run(PROMOTE, "--yes")
@@ -200,6 +226,7 @@ def test_promote_attaches_the_policy_pack_when_its_venv_exists(world, tmp_path):
 
 # --- rollback ----------------------------------------------------------------
 
+
 def test_rollback_pins_previews_and_applies(world):
     result = world.run(ROLLBACK, OLD_DIGEST, "--yes")
     assert result.returncode == 0, result.stderr
@@ -211,14 +238,17 @@ def test_rollback_pins_previews_and_applies(world):
     assert "Commit Pulumi.prod.yaml" in result.stderr
 
 
-@pytest.mark.parametrize("digest", [
-    "registry.example.com/django-docker/web:abc123",              # a tag
-    "sha256:" + "b" * 64,                                         # a local image id
-    f"{REGISTRY}:v1@sha256:" + "b" * 64,                          # tag and digest
-    f"{REGISTRY}@sha256:" + "B" * 64,                             # uppercase hex
-    f"{REGISTRY}@sha256:" + "b" * 63,                             # short
-    "",
-])
+@pytest.mark.parametrize(
+    "digest",
+    [
+        "registry.example.com/django-docker/web:abc123",  # a tag
+        "sha256:" + "b" * 64,  # a local image id
+        f"{REGISTRY}:v1@sha256:" + "b" * 64,  # tag and digest
+        f"{REGISTRY}@sha256:" + "B" * 64,  # uppercase hex
+        f"{REGISTRY}@sha256:" + "b" * 63,  # short
+        "",
+    ],
+)
 def test_rollback_refuses_anything_but_repo_at_digest(world, digest):
     result = world.run(ROLLBACK, digest, "--yes")
     assert result.returncode == 1
@@ -238,8 +268,9 @@ def test_rollback_puts_config_back_when_the_preview_fails(world):
 
 
 def test_rollback_without_confirmation_changes_nothing(world):
-    world.update(lambda s: s["config"]["prod"].update({
-        "django-docker:imageSource": "pin", "django-docker:imagePin": DEV_DIGEST}))
+    world.update(
+        lambda s: s["config"]["prod"].update({"django-docker:imageSource": "pin", "django-docker:imagePin": DEV_DIGEST})
+    )
     result = world.run(ROLLBACK, OLD_DIGEST)
     assert result.returncode == 1 and "--yes" in _error_line(result)
     assert world.prod_config()["django-docker:imagePin"] == DEV_DIGEST
@@ -248,12 +279,17 @@ def test_rollback_without_confirmation_changes_nothing(world):
 
 # --- the scripts themselves --------------------------------------------------
 
+
 @pytest.mark.parametrize("script", [PROMOTE, ROLLBACK])
 def test_scripts_are_shellcheck_clean_and_strict(script):
     shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
     # --external-sources: follow the sourced scripts/prod-lib.sh, as bash does (run from the root).
-    result = subprocess.run([shellcheck, "--severity=style", "--external-sources", str(script.relative_to(ROOT))],
-                            capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [shellcheck, "--severity=style", "--external-sources", str(script.relative_to(ROOT))],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert result.returncode == 0, result.stdout
     assert "set -o errexit -o nounset -o pipefail" in script.read_text()
     assert os.access(script, os.X_OK)

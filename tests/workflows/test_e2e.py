@@ -37,8 +37,10 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 FAKE = HERE / "fake_pulumi_e2e.py"
 EXPORT = HERE / "e2e_stack_export.json"
-RELEASE_LINE = re.compile(r"^release (e2e-[0-9a-f]{7}-[0-9a-f]{6}) new-commit: (\d+) requests, (\d+) failed, "
-                          r"longest gap \d+\.\ds$")
+RELEASE_LINE = re.compile(
+    r"^release (e2e-[0-9a-f]{7}-[0-9a-f]{6}) new-commit: (\d+) requests, (\d+) failed, "
+    r"longest gap \d+\.\ds$"
+)
 
 
 # --------------------------------------------------------------------------- stand-ins
@@ -61,17 +63,25 @@ class FakeAPI:
 
     def networks(self, filters=None):
         if filters:
-            return [n for n in [{"Id": "n1", "Name": "django-docker-net-frontend-1234567"}]
-                    if self._deployed() and n["Id"] not in self.removed]
-        return [{"Name": "bridge", "IPAM": {"Config": [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}]}},
-                {"Name": "none", "IPAM": {"Config": []}}]
+            return [
+                n
+                for n in [{"Id": "n1", "Name": "django-docker-net-frontend-1234567"}]
+                if self._deployed() and n["Id"] not in self.removed
+            ]
+        return [
+            {"Name": "bridge", "IPAM": {"Config": [{"Subnet": "172.17.0.0/16", "Gateway": "172.17.0.1"}]}},
+            {"Name": "none", "IPAM": {"Config": []}},
+        ]
 
     def containers(self, all=False, filters=None):
         (label,) = filters["label"]
         if not label.startswith(f"{e2e.STACK_LABEL}=e2e-") or not self._deployed():
             return []
-        return [{"Id": f"{name}-id", "Names": [f"/{name}"]} for name in ("django-docker-web-1-4b8e2d1", "django-docker-nginx-77aa001")
-                if f"{name}-id" not in self.removed]
+        return [
+            {"Id": f"{name}-id", "Names": [f"/{name}"]}
+            for name in ("django-docker-web-1-4b8e2d1", "django-docker-nginx-77aa001")
+            if f"{name}-id" not in self.removed
+        ]
 
     def volumes(self, filters=None):
         left = [v for v in [{"Name": "django-docker-vol-media-5c5c5c5"}] if v["Name"] not in self.removed]
@@ -195,8 +205,9 @@ class World:
 
     def run(self, *, fail_smoke: bool = False, keep_logs: bool = True) -> int:
         options = e2e.Options(require_cli=True, keep_logs=self.logs if keep_logs else None, project_dir=self.project)
-        self.run_ = RecordingRun(options, client=FakeDocker(self.state_file), say=self.lines.append,
-                                 nginx=self.nginx, fail_smoke=fail_smoke)
+        self.run_ = RecordingRun(
+            options, client=FakeDocker(self.state_file), say=self.lines.append, nginx=self.nginx, fail_smoke=fail_smoke
+        )
         return self.run_.main()
 
     def output(self) -> str:
@@ -230,7 +241,11 @@ def test_without_a_cli_it_says_why_it_skips(tmp_path, require, code):
     empty.mkdir()
     result = subprocess.run(
         [sys.executable, "-m", "tools.e2e", *(["--require-cli"] if require else [])],
-        cwd=ROOT, env={**os.environ, "PATH": str(empty)}, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env={**os.environ, "PATH": str(empty)},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == code, result.stdout + result.stderr
     lines = result.stdout.splitlines()
@@ -299,12 +314,15 @@ def test_the_stack_file_is_devs_config_kept_off_everything_else(world, monkeypat
     assert "encryptionsalt" in seen, "stack init adds the salt to the file the runner wrote"
 
 
-@pytest.mark.parametrize("step, ran", [
-    ("up", ["version", "init", "up"]),
-    ("smoke", ["version", "init", "up", "export"]),
-    ("preview", ["version", "init", "up", "export", "preview"]),
-    ("up2", ["version", "init", "up", "export", "preview", "up2"]),
-])
+@pytest.mark.parametrize(
+    "step, ran",
+    [
+        ("up", ["version", "init", "up"]),
+        ("smoke", ["version", "init", "up", "export"]),
+        ("preview", ["version", "init", "up", "export", "preview"]),
+        ("up2", ["version", "init", "up", "export", "preview", "up2"]),
+    ],
+)
 def test_a_failure_at_any_step_still_tears_down_and_keeps_the_logs(world, step, ran):
     if step != "smoke":
         world.update(FAIL=step)
@@ -320,8 +338,12 @@ def test_a_failure_at_any_step_still_tears_down_and_keeps_the_logs(world, step, 
     if step == "up":
         assert kept == []  # the first up failed: nothing was deployed
     else:
-        assert kept == ["django-docker-nginx-77aa001.inspect.json", "django-docker-nginx-77aa001.log",
-                        "django-docker-web-1-4b8e2d1.inspect.json", "django-docker-web-1-4b8e2d1.log"]
+        assert kept == [
+            "django-docker-nginx-77aa001.inspect.json",
+            "django-docker-nginx-77aa001.log",
+            "django-docker-web-1-4b8e2d1.inspect.json",
+            "django-docker-web-1-4b8e2d1.log",
+        ]
         assert b"last words" in (world.logs / "django-docker-web-1-4b8e2d1.log").read_bytes()
     if step == "up2":
         assert any(RELEASE_LINE.match(line) for line in world.lines), "the release line is printed on failure too"
@@ -349,8 +371,12 @@ def test_a_failed_destroy_still_removes_the_stack_and_sweeps_by_label(world):
     assert world.run() == 1, world.output()
     assert world.steps()[-2:] == ["destroy", "rm"]
     removed = world.run_.client.api.removed
-    assert sorted(removed) == ["django-docker-nginx-77aa001-id", "django-docker-vol-media-5c5c5c5",
-                               "django-docker-web-1-4b8e2d1-id", "n1"]
+    assert sorted(removed) == [
+        "django-docker-nginx-77aa001-id",
+        "django-docker-vol-media-5c5c5c5",
+        "django-docker-web-1-4b8e2d1-id",
+        "n1",
+    ]
     assert any("removed by label what `pulumi destroy` left" in line for line in world.lines)
     assert any(line.endswith("INCOMPLETE (see above)") for line in world.lines)
 
@@ -388,12 +414,24 @@ def test_the_export_becomes_the_state_the_smoke_checks_read():
     state = e2e.state_from_export(export())
     by_name = {(e.type, e.name): e for e in state.entries}
     # Only what exists on the Docker host: no stack, component or provider entries.
-    assert {e.type for e in state.entries} == {CONTAINER, NETWORK, VOLUME, IMAGE, JOB,
-                                               "random:index/randomPassword:RandomPassword"}
+    assert {e.type for e in state.entries} == {
+        CONTAINER,
+        NETWORK,
+        VOLUME,
+        IMAGE,
+        JOB,
+        "random:index/randomPassword:RandomPassword",
+    }
     containers = live(state, CONTAINER)
-    assert sorted(containers) == ["django-docker-celery-beat", "django-docker-celery-worker", "django-docker-nginx",
-                                  "django-docker-postgres", "django-docker-redis", "django-docker-web-1",
-                                  "django-docker-web-2"]
+    assert sorted(containers) == [
+        "django-docker-celery-beat",
+        "django-docker-celery-worker",
+        "django-docker-nginx",
+        "django-docker-postgres",
+        "django-docker-redis",
+        "django-docker-web-1",
+        "django-docker-web-2",
+    ]
     raw = {r["urn"]: r for r in export()["deployment"]["resources"]}
     web1 = by_name[(CONTAINER, "django-docker-web-1")]
     assert containers["django-docker-web-1"] == {"id": raw[web1.urn]["id"], "name": "django-docker-web-1-4b8e2d1"}
@@ -428,8 +466,9 @@ def test_the_programs_plan_names_what_the_export_holds():
     state = e2e.state_from_export(export())
     assert e2e.missing_from_state(plan, state) == []
     data = export()
-    data["deployment"]["resources"] = [r for r in data["deployment"]["resources"]
-                                       if not r["urn"].endswith("::django-docker-celery-beat")]
+    data["deployment"]["resources"] = [
+        r for r in data["deployment"]["resources"] if not r["urn"].endswith("::django-docker-celery-beat")
+    ]
     assert e2e.missing_from_state(plan, e2e.state_from_export(data)) == ["django-docker-celery-beat"]
 
 
@@ -439,8 +478,14 @@ def test_smoke_finds_the_deployed_containers_and_networks_by_the_plans_names():
 
     plan = plan_stack("dev", overrides={"httpPort": 41873})
     state = e2e.state_from_export(export())
-    smoke = Smoke(Client(), plan, state, app_image="sha256:" + "1" * 64, run_labels={e2e.PROBE_LABEL: "e2e-x"},
-                  say=lambda line: None)
+    smoke = Smoke(
+        Client(),
+        plan,
+        state,
+        app_image="sha256:" + "1" * 64,
+        run_labels={e2e.PROBE_LABEL: "e2e-x"},
+        say=lambda line: None,
+    )
     raw = {r["urn"].rsplit("::", 1)[-1]: r for r in export()["deployment"]["resources"] if r["type"] == CONTAINER}
     for r in plan.of_type(CONTAINER):
         assert smoke.cid(r.name) == raw[r.name]["id"], r.name
@@ -473,6 +518,7 @@ def test_run_smoke_calls_smokes_own_checks_and_reports_each_in_one_line():
                 if method == "check_static":
                     raise ConnectionError("nginx went away")
                 return f"{method} fine"
+
             return check
 
     smoke, lines = Recorder(), []
@@ -493,7 +539,10 @@ def test_names_commits_and_the_frontend_subnet():
     assert e2e.frontend_subnet("000095", []) == "172.30.249.0/24"
     with pytest.raises(e2e.E2EError):
         e2e.frontend_subnet("000000", ["172.30.0.0/16"])
-    assert e2e.logical_name("urn:pulumi:s::p::a:b:C$docker:index/container:Container::django-docker-web-1") == "django-docker-web-1"
+    assert (
+        e2e.logical_name("urn:pulumi:s::p::a:b:C$docker:index/container:Container::django-docker-web-1")
+        == "django-docker-web-1"
+    )
 
 
 def test_the_release_line_is_the_release_rehearsals():

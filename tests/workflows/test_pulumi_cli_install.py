@@ -65,17 +65,27 @@ def publish(assets: Path, *, tamper: bool = False) -> str:
         tar.addfile(info, io.BytesIO(body))
     (assets / archive).write_bytes(data.getvalue())
     digest = hashlib.sha256(data.getvalue() + (b"x" if tamper else b"")).hexdigest()
-    (assets / f"pulumi-{VERSION}-checksums.txt").write_text(f"{'0' * 64}  pulumi-v{VERSION}-darwin-arm64.tar.gz\n{digest}  {archive}\n")
+    (assets / f"pulumi-{VERSION}-checksums.txt").write_text(
+        f"{'0' * 64}  pulumi-v{VERSION}-darwin-arm64.tar.gz\n{digest}  {archive}\n"
+    )
     return archive
 
 
 def run(root: Path, env: dict, **extra) -> subprocess.CompletedProcess:
-    return subprocess.run(["bash", str(root / "scripts" / SCRIPT.name)], capture_output=True, text=True,
-                          env={**env, **extra}, cwd=root, timeout=60)
+    return subprocess.run(
+        ["bash", str(root / "scripts" / SCRIPT.name)],
+        capture_output=True,
+        text=True,
+        env={**env, **extra},
+        cwd=root,
+        timeout=60,
+    )
 
 
-needs_linux_x64 = pytest.mark.skipif(not (sys.platform.startswith("linux") and os.uname().machine == "x86_64"),
-                                     reason="the stand-in release publishes linux-x64 only")
+needs_linux_x64 = pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and os.uname().machine == "x86_64"),
+    reason="the stand-in release publishes linux-x64 only",
+)
 
 
 @needs_linux_x64
@@ -89,7 +99,8 @@ def test_fetches_verifies_and_installs_the_pinned_cli_once(project):
     assert subprocess.run([cli], capture_output=True, text=True).stdout.strip() == f"v{VERSION}"
     assert (assets / "requests.log").read_text().splitlines() == [
         f"https://github.com/pulumi/pulumi/releases/download/v{VERSION}/pulumi-{VERSION}-checksums.txt",
-        f"https://github.com/pulumi/pulumi/releases/download/v{VERSION}/pulumi-v{VERSION}-linux-x64.tar.gz"]
+        f"https://github.com/pulumi/pulumi/releases/download/v{VERSION}/pulumi-v{VERSION}-linux-x64.tar.gz",
+    ]
     again = run(root, env)
     assert again.stdout == first.stdout and len((assets / "requests.log").read_text().splitlines()) == 2
 
@@ -112,7 +123,9 @@ def test_offline_it_stops_fast_with_one_line_saying_what_it_tried(project):
     assert time.monotonic() - started < 30
     assert result.returncode == 1 and result.stdout == ""
     assert result.stderr.count("\n") == 1
-    assert result.stderr.startswith(f"make up: could not download https://github.com/pulumi/pulumi/releases/download/v{VERSION}/")
+    assert result.stderr.startswith(
+        f"make up: could not download https://github.com/pulumi/pulumi/releases/download/v{VERSION}/"
+    )
     assert "Could not resolve host" in result.stderr and "https://www.pulumi.com/docs/install/" in result.stderr
 
 
@@ -129,6 +142,8 @@ def test_a_cli_on_path_is_used_as_it_is(project, tmp_path):
 
 def test_the_script_is_shellcheck_clean_and_strict():
     shellcheck = shutil.which("shellcheck") or str(Path(sys.executable).parent / "shellcheck")
-    result = subprocess.run([shellcheck, "--severity=style", str(SCRIPT.relative_to(ROOT))], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run(
+        [shellcheck, "--severity=style", str(SCRIPT.relative_to(ROOT))], capture_output=True, text=True, cwd=ROOT
+    )
     assert result.returncode == 0, result.stdout
     assert "set -o errexit -o nounset -o pipefail" in SCRIPT.read_text() and os.access(SCRIPT, os.X_OK)

@@ -24,13 +24,42 @@ DELIVERY_DOC = ROOT / "README.md"
 # Inputs of pulumi/actions (its action.yml, v6/v7). actionlint does not know
 # this action's inputs, so a misspelt one (policyPack) would pass silently.
 PULUMI_ACTION_INPUTS = {
-    "command", "stack-name", "pulumi-version", "pulumi-version-file", "work-dir", "comment-on-pr",
-    "comment-on-pr-number", "comment-on-summary", "github-token", "cloud-url", "secrets-provider",
-    "parallel", "message", "config-map", "expect-no-changes", "diff", "replace", "target",
-    "target-dependents", "policyPacks", "policyPackConfigs", "refresh", "upsert", "remove",
-    "edit-pr-comment", "color", "exclude-protected", "plan", "suppress-outputs",
-    "suppress-progress", "always-include-summary", "log-verbosity", "log-flow", "debug",
-    "omit-stdout", "continue-on-error",
+    "command",
+    "stack-name",
+    "pulumi-version",
+    "pulumi-version-file",
+    "work-dir",
+    "comment-on-pr",
+    "comment-on-pr-number",
+    "comment-on-summary",
+    "github-token",
+    "cloud-url",
+    "secrets-provider",
+    "parallel",
+    "message",
+    "config-map",
+    "expect-no-changes",
+    "diff",
+    "replace",
+    "target",
+    "target-dependents",
+    "policyPacks",
+    "policyPackConfigs",
+    "refresh",
+    "upsert",
+    "remove",
+    "edit-pr-comment",
+    "color",
+    "exclude-protected",
+    "plan",
+    "suppress-outputs",
+    "suppress-progress",
+    "always-include-summary",
+    "log-verbosity",
+    "log-flow",
+    "debug",
+    "omit-stdout",
+    "continue-on-error",
 }
 
 
@@ -56,8 +85,11 @@ def steps(workflow: dict):
 
 
 def pulumi_steps(workflow: dict, command: str):
-    return [(job, step) for _, job, step in steps(workflow)
-            if step.get("uses", "").startswith("pulumi/actions@") and step.get("with", {}).get("command") == command]
+    return [
+        (job, step)
+        for _, job, step in steps(workflow)
+        if step.get("uses", "").startswith("pulumi/actions@") and step.get("with", {}).get("command") == command
+    ]
 
 
 def by_name(name: str) -> dict:
@@ -72,7 +104,9 @@ def test_there_are_the_four_workflows():
 def test_actionlint_with_shellcheck(path):
     result = subprocess.run(
         [tool("actionlint"), "-shellcheck", tool("shellcheck"), "-pyflakes", "", str(path)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -81,7 +115,9 @@ def test_actionlint_with_shellcheck(path):
 def test_github_workflow_schema(path):
     result = subprocess.run(
         [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(path)],
-        cwd=ROOT, capture_output=True, text=True,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -89,11 +125,21 @@ def test_github_workflow_schema(path):
 def test_linters_catch_a_broken_workflow(tmp_path):
     # The two checks above would be worthless if they passed anything.
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo $X\n        wiht: {}\n")
-    assert subprocess.run([tool("actionlint"), "-shellcheck", tool("shellcheck"), str(bad)],
-                          capture_output=True).returncode != 0
-    assert subprocess.run([tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(bad)],
-                          capture_output=True).returncode != 0
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo $X\n        wiht: {}\n"
+    )
+    assert (
+        subprocess.run(
+            [tool("actionlint"), "-shellcheck", tool("shellcheck"), str(bad)], capture_output=True
+        ).returncode
+        != 0
+    )
+    assert (
+        subprocess.run(
+            [tool("check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(bad)], capture_output=True
+        ).returncode
+        != 0
+    )
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -145,8 +191,12 @@ def test_pull_request_runs_tests_rehearsal_then_previews_both_stacks_with_policy
     jobs = workflow["jobs"]
     assert any(step.get("run") == "make test" for step in jobs["test"]["steps"])
     assert jobs["rehearse"]["strategy"]["matrix"]["include"] == [
-        {"stack": "dev", "target": "rehearse"}, {"stack": "prod", "target": "rehearse-release"}]
-    assert any("make ${{ matrix.target }} STACK=${{ matrix.stack }}" == step.get("run") for step in jobs["rehearse"]["steps"])
+        {"stack": "dev", "target": "rehearse"},
+        {"stack": "prod", "target": "rehearse-release"},
+    ]
+    assert any(
+        "make ${{ matrix.target }} STACK=${{ matrix.stack }}" == step.get("run") for step in jobs["rehearse"]["steps"]
+    )
     assert set(jobs["preview"]["needs"]) == {"test", "rehearse"}
     assert jobs["preview"]["strategy"]["matrix"]["stack"] == ["dev", "prod"]
     [(job, step)] = pulumi_steps(workflow, "preview")
@@ -224,5 +274,7 @@ def test_e2e_runs_on_pull_requests_and_main_with_the_pinned_cli_and_keeps_logs_o
     assert "requirements.txt" in plugins and not re.search(r"\d+\.\d+\.\d+", plugins)
     assert "pulumi plugin install resource docker" in plugins and "pulumi plugin install resource random" in plugins
     e2e_index = runs.index("python -m tools.e2e --require-cli --keep-logs e2e-logs")
-    upload_index, upload = next((i, s) for i, s in enumerate(job["steps"]) if s.get("uses", "").startswith("actions/upload-artifact@"))
+    upload_index, upload = next(
+        (i, s) for i, s in enumerate(job["steps"]) if s.get("uses", "").startswith("actions/upload-artifact@")
+    )
     assert upload_index > e2e_index and upload["if"] == "failure()" and upload["with"]["path"].rstrip("/") == "e2e-logs"

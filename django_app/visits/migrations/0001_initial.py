@@ -4,26 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Visit',
+            name="Visit",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('path', models.CharField(max_length=200)),
-                ('served_by', models.CharField(help_text='hostname of the web replica', max_length=255)),
-                ('processed_at', models.DateTimeField(blank=True, null=True)),
-                ('processed_by', models.CharField(blank=True, help_text='hostname of the worker', max_length=255)),
-                ('visits_so_far', models.PositiveIntegerField(blank=True, null=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("path", models.CharField(max_length=200)),
+                ("served_by", models.CharField(help_text="hostname of the web replica", max_length=255)),
+                ("processed_at", models.DateTimeField(blank=True, null=True)),
+                ("processed_by", models.CharField(blank=True, help_text="hostname of the worker", max_length=255)),
+                ("visits_so_far", models.PositiveIntegerField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-id'],
+                "ordering": ["-id"],
             },
         ),
     ]
