@@ -31,11 +31,11 @@ host-packages:
 	    echo "make: installing$$missing"; $(SUDO) apt-get update -qq; \
 	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; fi
 
-$(VENV)/.installed: requirements.txt django_app/requirements.txt django_app/requirements-test.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt django_app/requirements.txt django_app/requirements-test.txt
 	$(MAKE) --no-print-directory host-packages
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 setup: $(VENV)/.installed ## Create .venv with the pinned requirements

@@ -65,7 +65,7 @@ PULUMI_ACTION_INPUTS = {
 
 def tool(name: str) -> str:
     found = shutil.which(name) or (str(BIN / name) if (BIN / name).exists() else None)
-    assert found, f"{name} is not installed (see requirements.txt)"
+    assert found, f"{name} is not installed (see requirements-dev.txt)"
     return found
 
 
