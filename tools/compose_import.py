@@ -1,0 +1,1267 @@
+"""Compose files -> stack config: python -m tools.compose_import docker-compose.yml [docker-compose.prod.yml ...] --stack NAME
+
+Reads the compose files a team ran with `docker compose -f a.yml -f b.yml up`, merges them the
+way Compose does, recognises each service by its role, and writes `Pulumi.<NAME>.yaml` holding
+only the keys whose value differs from Pulumi.yaml's default. The result is then planned with the
+program's own settings validation (`rehearsal.plan.plan_stack` in a throwaway copy of the project
+files, placeholder secrets) before anything is written.
+
+Merge (the subset of the Compose specification's merge rules, `13-merge.md`, that these files
+need): mappings merge key by key, the later file winning on a scalar; `environment` in list form
+is read as a mapping first, so variables merge by name; `command`, `entrypoint` and
+`healthcheck.test` are replaced, not appended; `ports` are unique by (host_ip, target, published,
+protocol) and `volumes` by target, a later entry replacing an equal one; any other sequence is
+appended (`depends_on`, `env_file`, ...). `extends`, `include` and the `!reset` / `!override` tags
+are refused: their results are not implemented here. Variables (`${TAG:-latest}`) are never
+interpolated: the importer reads no environment and no `.env` file.
+
+Roles: web (runs gunicorn, uvicorn, daphne or `manage.py runserver`, or is named web, app or
+django), worker and beat (`celery ... worker` / `celery ... beat`, or a name with worker / beat),
+postgres, redis and nginx (by image, else by name). Every other service is refused: the program
+runs exactly these.
+
+What is mapped (compose key -> stack key):
+  web  deploy.replicas | scale                       -> webReplicas
+  web / worker+beat / db / redis / nginx  deploy.resources.limits.memory | mem_limit
+                                                      -> webMemory / celeryMemory / postgresMemory / redisMemory / nginxMemory
+  db / redis / nginx  image                          -> postgresImage / redisImage / nginxImage (pinned to a patch release)
+  nginx ports "[ip:]P:80" / "[ip:]P:443"             -> httpPort / httpsPort, bindAddress (no nginx: web's port -> httpPort)
+  restart | deploy.restart_policy.condition          -> restartPolicy (one for every container)
+  web healthcheck interval/timeout/retries/start_period -> healthcheck* (Go durations)
+  web command gunicorn --workers/-w, --timeout/-t    -> webConcurrency, webTimeout
+  worker command celery --concurrency/-c, -B; a beat service -> celeryConcurrency, celeryBeat
+  environment POSTGRES_DB/USER (db or app), DATABASE_URL's user and database -> postgresDb, postgresUser
+  environment DJANGO_ALLOWED_HOSTS | ALLOWED_HOSTS  -> serverName (the first host) + djangoAllowedHosts (the rest),
+              as Pulumi.yaml describes serverName: "also the first of Django's allowed hosts"
+  environment DJANGO_LOG_LEVEL | LOG_LEVEL, WEB_CONCURRENCY, GUNICORN_TIMEOUT, DJANGO_SECURE_HSTS_SECONDS
+                                                      -> djangoLogLevel, webConcurrency, webTimeout, djangoHstsSeconds
+  environment POSTGRES_PASSWORD, DJANGO_SECRET_KEY | SECRET_KEY (and every env_file)
+              -> never copied: the `pulumi config set --secret` command to run is printed, without the value.
+
+`env_file` is not read, and that is a note, not a refusal: such files hold the secrets (which the
+importer must never copy) and are usually kept out of the repository (the seed's .dockerignore
+excludes `.env*`), so reading them would make the result depend on the machine it runs on. The
+program passes the app only the variables `render.app_env` sets, so the note lists the stack keys
+and secrets that replace the file.
+
+Refusals and notes. An operator must never silently lose a setting, so every compose key is
+either mapped, understood (the program owns it: build, volumes, networks, depends_on, web's
+command, ...: one summary line), noted (the program does the same thing its own way, or the
+setting is a development convenience: one `note:` line each) or refused (one line naming the key
+path, exit 2, nothing written). A key the importer does not know is refused. With more than one
+file (`-f base -f prod`, the production convention) bind mounts of the app's code and published
+PostgreSQL/Redis ports are refusals; with one file (a developer's machine) they are notes.
+
+Unpinned accessory images (`postgres:15`, `redis:7-alpine`, `nginx:alpine`) are refused; with
+--default-images each is replaced by the program's default pin when that default is a release of
+the line the tag names (postgres and redis: the same major, since their data is major-specific)
+and a note says so. `latest` and untagged images are always refused.
+
+Exit codes: 0 written; 2 refused (nothing written); 1 usage or I/O error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shlex
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+from urllib.parse import urlsplit
+
+import yaml
+
+from components import settings as stack_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+NAMESPACE = stack_settings.PROJECT
+ROLES = ("web", "worker", "beat", "db", "redis", "nginx")
+ROLE_TEXT = {
+    "web": "the web service",
+    "worker": "the Celery worker",
+    "beat": "Celery beat",
+    "db": "PostgreSQL",
+    "redis": "Redis",
+    "nginx": "nginx",
+}
+MEMORY_KEY = {
+    "web": "webMemory",
+    "worker": "celeryMemory",
+    "beat": "celeryMemory",
+    "db": "postgresMemory",
+    "redis": "redisMemory",
+    "nginx": "nginxMemory",
+}
+# Accessory images: stack key, repository, the major settings.py requires, numbers in a release tag.
+ACCESSORY = {
+    "db": ("postgresImage", "postgres", "15", 2),
+    "redis": ("redisImage", "redis", "7", 3),
+    "nginx": ("nginxImage", "nginx", "", 3),
+}
+HOLDS_DATA = ("db", "redis")
+SECRET_STACK_KEYS = ("postgresPassword", "djangoSecretKey", "tlsCertificate", "tlsKey", "imageRegistryPassword")
+# Placeholders for planning only: never written, never printed.
+PLACEHOLDER_SECRETS = {
+    "postgresPassword": "compose-import-placeholder-password",
+    "djangoSecretKey": "compose-import-placeholder-secret-key-0123456789abcdef",
+}
+PLACEHOLDER_SHA = "0" * 40
+PLACEHOLDER_DIGEST = "registry.example.com/compose-import/web@sha256:" + "0" * 64
+
+# Service keys the program owns for every role: understood, no config.
+OWNED_KEYS = {
+    "container_name",
+    "hostname",
+    "networks",
+    "depends_on",
+    "links",
+    "expose",
+    "labels",
+    "logging",
+    "init",
+    "stop_signal",
+    "tty",
+    "stdin_open",
+    "working_dir",
+    "pull_policy",
+    "platform",
+    "domainname",
+}
+# Owned for app services only (the image and the program decide them).
+APP_OWNED_KEYS = {"build", "entrypoint", "user", "read_only", "tmpfs", "cap_drop", "stop_grace_period"}
+REFUSED_KEYS = {
+    "privileged": "the program runs no privileged container; remove it",
+    "network_mode": "the program puts every container on its own frontend/backend networks; remove it",
+    "pid": "the program shares no PID namespace; remove it",
+    "ipc": "the program shares no IPC namespace; remove it",
+    "cap_add": "the program adds no capabilities; remove it",
+    "devices": "the program maps no host devices; remove it",
+    "security_opt": "the program sets its own security options (no-new-privileges); remove it",
+    "sysctls": "the program sets no sysctls; remove it",
+    "ulimits": "the program sets no ulimits; remove it",
+    "extra_hosts": "the program adds no /etc/hosts entries; remove it",
+    "dns": "the program uses Docker's DNS; remove it",
+    "dns_search": "the program uses Docker's DNS; remove it",
+    "dns_opt": "the program uses Docker's DNS; remove it",
+    "secrets": "Compose secrets are not mapped; set each as a stack secret (pulumi config set --secret)",
+    "configs": "Compose configs are not mapped; the program renders its own configuration",
+    "volumes_from": "the program shares volumes by name, not from containers; remove it",
+    "extends": "extends is not followed by the importer; inline the service",
+    "external_links": "the program links to nothing outside the stack; remove it",
+    "gpus": "the program reserves no GPUs; remove it",
+    "runtime": "the program uses the default runtime; remove it",
+    "cgroup_parent": "the program sets no cgroup parent; remove it",
+    "userns_mode": "the program sets no user namespace mode; remove it",
+    "group_add": "the program adds no groups; remove it",
+    "mac_address": "the program sets no MAC address; remove it",
+    "storage_opt": "the program sets no storage options; remove it",
+    "cpus": "the program sets no CPU limits; remove it",
+    "cpu_shares": "the program sets no CPU limits; remove it",
+    "cpu_quota": "the program sets no CPU limits; remove it",
+    "cpu_period": "the program sets no CPU limits; remove it",
+    "cpuset": "the program pins no CPUs; remove it",
+    "mem_reservation": "the program sets only a hard memory limit (mem_limit); remove it",
+    "memswap_limit": "the program leaves swap unlimited beside the memory limit; remove it",
+    "mem_swappiness": "the program sets no swappiness; remove it",
+    "shm_size": "the program keeps Docker's /dev/shm size; remove it",
+    "oom_kill_disable": "the program keeps the OOM killer on; remove it",
+    "oom_score_adj": "the program sets no OOM score; remove it",
+    "pids_limit": "the provider has no pids limit; remove it",
+    "profiles": "a service behind a profile is not part of the program; remove the service",
+}
+# App environment the program renders itself (render.app_env) or the image sets.
+APP_ENV_OWNED = {
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_CSRF_TRUSTED_ORIGINS",
+    "CSRF_TRUSTED_ORIGINS",
+    "DJANGO_SECURE_SSL_REDIRECT",
+    "DJANGO_SECURE_COOKIES",
+    "FORWARDED_ALLOW_IPS",
+    "PYTHONUNBUFFERED",
+    "PYTHONDONTWRITEBYTECODE",
+    "GIT_SHA",
+    "USE_DOCKER",
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "REDIS_HOST",
+    "REDIS_PORT",
+    "DJANGO_READ_DOT_ENV_FILE",
+}
+URL_ENV = {"DATABASE_URL": "db", "REDIS_URL": "redis", "CELERY_BROKER_URL": "redis", "CELERY_RESULT_BACKEND": "redis"}
+APP_ENV_KEYS = {
+    "DJANGO_LOG_LEVEL": "djangoLogLevel",
+    "LOG_LEVEL": "djangoLogLevel",
+    "WEB_CONCURRENCY": "webConcurrency",
+    "GUNICORN_TIMEOUT": "webTimeout",
+    "DJANGO_SECURE_HSTS_SECONDS": "djangoHstsSeconds",
+    "POSTGRES_DB": "postgresDb",
+    "POSTGRES_USER": "postgresUser",
+}
+SECRET_ENV = {
+    "POSTGRES_PASSWORD": "postgresPassword",
+    "DJANGO_SECRET_KEY": "djangoSecretKey",
+    "SECRET_KEY": "djangoSecretKey",
+}
+INTEGER_KEYS = {
+    "webReplicas",
+    "webConcurrency",
+    "webTimeout",
+    "healthcheckRetries",
+    "celeryConcurrency",
+    "httpPort",
+    "httpsPort",
+    "djangoHstsSeconds",
+}
+_INTERPOLATION = re.compile(r"\$\{?[A-Za-z_]")
+
+
+class Refused(Exception):
+    """One compose key the program cannot take; the message is one line that names it."""
+
+
+class _Unsupported(yaml.SafeLoader):
+    """safe_load, except that the merge tags `!reset` / `!override` become a refusal (not a traceback)."""
+
+
+def _compose_tag(loader: yaml.Loader, suffix: str, node: yaml.Node):
+    raise Refused(
+        f"{Path(node.start_mark.name).name}:{node.start_mark.line + 1}: !{suffix} is not supported by the importer; "
+        f"write the merged value"
+    )
+
+
+_Unsupported.add_multi_constructor("!", _compose_tag)
+
+
+# --- reading and merging ------------------------------------------------------------------
+
+
+def load_file(path: Path) -> dict:
+    try:
+        with path.open(encoding="utf-8") as stream:
+            data = yaml.load(stream, Loader=_Unsupported)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark else ""
+        raise Refused(f"{path.name}{where}: not YAML ({getattr(error, 'problem', None) or error})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
+        raise Refused(f"{path.name}: services: no services mapping; not a compose file")
+    for name, service in data["services"].items():
+        if not isinstance(service, dict):
+            raise Refused(f"services.{name}: not a mapping")
+        if "environment" in service:
+            service["environment"] = _env_map(f"services.{name}.environment", service["environment"])
+    return data
+
+
+def _env_map(path: str, value: Any) -> dict:
+    """environment: as a mapping; list items `KEY` (pass-through from the shell) get None."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): (None if v is None else str(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        result: dict = {}
+        for item in value:
+            key, sep, rest = str(item).partition("=")
+            result[key] = rest if sep else None
+        return result
+    raise Refused(f"{path}: expected a mapping or a list of KEY=VALUE")
+
+
+def _unique_key(attribute: str, item: Any) -> Any:
+    if attribute == "volumes":
+        return parse_volume(item).target
+    port = parse_port("", item)
+    return (port.host_ip, port.target, port.published, port.protocol)
+
+
+def merge(base: Any, override: Any, path: tuple[str, ...] = ()) -> Any:
+    """`override` merged onto `base` by the rules in the module docstring."""
+    last = path[-1] if path else ""
+    in_service = len(path) >= 3 and path[0] == "services"
+    if in_service and (path[2:] in (("command",), ("entrypoint",)) or path[2:] == ("healthcheck", "test")):
+        return override
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = dict(base)
+        for key, value in override.items():
+            merged[key] = merge(base[key], value, path + (str(key),)) if key in base else value
+        return merged
+    if (
+        in_service
+        and path[2:] == ("depends_on",)
+        and isinstance(base, (list, dict))
+        and isinstance(override, (list, dict))
+    ):
+        return merge(_depends_map(base), _depends_map(override), path + ("",))
+    if isinstance(base, list) and isinstance(override, list):
+        if in_service and path[2:] in (("ports",), ("volumes",)):
+            merged_items = {}
+            for item in base + override:
+                try:
+                    merged_items[_unique_key(last, item)] = item
+                except Refused:
+                    merged_items[id(item)] = item  # refused later, with its key path
+            return list(merged_items.values())
+        return base + override
+    return override
+
+
+def _depends_map(value: Any) -> dict:
+    return value if isinstance(value, dict) else {name: {"condition": "service_started"} for name in value}
+
+
+def merge_files(documents: Iterable[dict]) -> dict:
+    result: dict = {}
+    for document in documents:
+        result = merge(result, document)
+    return result
+
+
+# --- parsing values ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Port:
+    host_ip: str
+    published: str
+    """Host port ('' = a random one; may be a range)."""
+    target: str
+    protocol: str
+    text: str
+
+
+_PORT_RE = re.compile(
+    r"^(?:(?:\[(?P<ip6>[0-9a-fA-F:.]+)\]|(?P<ip>[0-9]+(?:\.[0-9]+){3})):)?(?:(?P<pub>[0-9-]*):)?"
+    r"(?P<target>[0-9]+(?:-[0-9]+)?)(?:/(?P<proto>tcp|udp|sctp))?$"
+)
+
+
+def parse_port(path: str, item: Any) -> Port:
+    if isinstance(item, dict):
+        text = ", ".join(f"{k}: {v}" for k, v in item.items())
+        if "target" not in item:
+            raise Refused(f"{path}: '{{{text}}}' has no target")
+        return Port(
+            str(item.get("host_ip") or ""),
+            str(item.get("published") or ""),
+            str(item["target"]),
+            str(item.get("protocol") or "tcp"),
+            "{" + text + "}",
+        )
+    text = str(item)
+    match = _PORT_RE.match(text)
+    if not match:
+        raise Refused(f"{path}: '{text}' is not a port mapping the importer reads")
+    return Port(match["ip6"] or match["ip"] or "", match["pub"] or "", match["target"], match["proto"] or "tcp", text)
+
+
+@dataclass(frozen=True)
+class Volume:
+    kind: str
+    """bind, volume (named), anonymous or tmpfs."""
+    source: str
+    target: str
+    text: str
+
+
+def parse_volume(item: Any) -> Volume:
+    if isinstance(item, dict):
+        kind = str(item.get("type") or "volume")
+        source = str(item.get("source") or "")
+        return Volume(
+            "anonymous" if kind == "volume" and not source else kind,
+            source,
+            str(item.get("target") or ""),
+            "{" + ", ".join(f"{k}: {v}" for k, v in item.items()) + "}",
+        )
+    text = str(item)
+    parts = text.split(":")
+    if len(parts) == 1:
+        return Volume("anonymous", "", parts[0], text)
+    source, target = parts[0], parts[1]
+    kind = "bind" if source.startswith((".", "/", "~", "$")) else "volume"
+    return Volume(kind, source, target, text)
+
+
+_MEMORY_RE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
+_UNIT = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def memory_bytes(value: Any) -> Optional[int]:
+    """A compose memory size (bytes as a number, or 512m, 1.5g, 512MB) in bytes; None when it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    match = _MEMORY_RE.match(str(value).strip())
+    if not match:
+        return None
+    return int(float(match[1]) * _UNIT[match[2].lower()])
+
+
+def memory_text(size: int) -> str:
+    """The form the committed stack files use: 512M, 1G, 1536M."""
+    for unit, factor in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size % factor == 0:
+            return f"{size // factor}{unit}"
+    return f"{size}b"
+
+
+def compose_duration(path: str, value: Any) -> str:
+    """A compose duration (1m30s, 500ms, 10s) in Go's canonical spelling, what settings.py keeps."""
+    ns = stack_settings.duration_ns(str(value)) if not isinstance(value, (int, float)) else None
+    if ns is None:
+        raise Refused(f"{path}: '{value}' is not a duration; expected e.g. 30s or 1m30s")
+    return stack_settings.go_duration(ns)
+
+
+def command_words(value: Any) -> list[str]:
+    """A command as words; `sh -c "..."` is unwrapped to the words of its script."""
+    if value is None:
+        return []
+    words = [str(w) for w in value] if isinstance(value, list) else shlex.split(str(value))
+    if len(words) >= 3 and words[0] in ("sh", "bash", "/bin/sh", "/bin/bash") and words[1] == "-c":
+        return shlex.split(words[2])
+    return words
+
+
+def _option(words: list[str], *names: str) -> Optional[str]:
+    """The value of an option given as `--name V`, `--name=V` or `-n V` / `-nV`."""
+    for index, word in enumerate(words):
+        for name in names:
+            if word == name and index + 1 < len(words):
+                return words[index + 1]
+            if name.startswith("--") and word.startswith(name + "="):
+                return word[len(name) + 1 :]
+            if (
+                not name.startswith("--")
+                and word.startswith(name)
+                and len(word) > len(name)
+                and word[len(name)].isdigit()
+            ):
+                return word[len(name) :]
+    return None
+
+
+def _image_repository(image: str) -> str:
+    reference = image.split("@", 1)[0]
+    last = reference.rsplit("/", 1)[-1]
+    return last.split(":", 1)[0].lower()
+
+
+# --- roles --------------------------------------------------------------------------------
+
+
+def role_of(name: str, service: dict) -> Optional[str]:
+    repository = _image_repository(str(service.get("image") or ""))
+    if repository in ("postgres", "redis", "nginx"):
+        return {"postgres": "db", "redis": "redis", "nginx": "nginx"}[repository]
+    words = " ".join(command_words(service.get("command"))).lower()
+    lowered = name.lower()
+    if re.search(r"celery\S*\s.*\bworker\b|celeryworker", words) or ("worker" in lowered and "build" in service):
+        return "worker"
+    if re.search(r"celery\S*\s.*\bbeat\b|celerybeat", words) or ("beat" in lowered and "build" in service):
+        return "beat"
+    if re.search(r"\b(gunicorn|uvicorn|daphne)\b|\brunserver\b", words) or lowered in ("web", "app", "django"):
+        return "web"
+    if lowered in ("db", "postgres", "postgresql", "database"):
+        return "db"
+    if lowered in ("redis", "cache"):
+        return "redis"
+    if lowered == "nginx":
+        return "nginx"
+    return None
+
+
+# --- the translation ------------------------------------------------------------------------
+
+
+@dataclass
+class Translation:
+    values: dict[str, Any] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    refusals: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    understood: list[str] = field(default_factory=list)
+    secrets: dict[str, str] = field(default_factory=dict)
+    """Stack key -> the compose key (or file) it replaces."""
+    optional_secrets: dict[str, str] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    """Pulumi.yaml's defaults, for the notes."""
+
+    def set(self, key: str, value: Any, source: str, shown: Optional[str] = None) -> None:
+        """Map `source` to `key`; a second, different value for the same key is a refusal."""
+        if key in self.values and self.values[key] != value:
+            self.refusals.append(
+                f"{source}: '{shown or value}' differs from {self.sources[key]} "
+                f"'{self.values[key]}'; the program has one {key}"
+            )
+            return
+        self.values.setdefault(key, value)
+        self.sources.setdefault(key, source)
+
+    def refuse(self, path: str, why: str) -> None:
+        self.refusals.append(f"{path}: {why}")
+
+    def note(self, path: str, why: str) -> None:
+        self.notes.append(f"{path}: {why}")
+
+    def secret(self, key: str, source: str) -> None:
+        self.secrets.setdefault(key, source)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    production: bool
+    """More than one compose file: bind mounts of code and published database ports are refused."""
+    default_images: bool = False
+    image_source_stack: str = ""
+
+
+def translate(compose: dict, options: Options, defaults: dict[str, Any]) -> Translation:
+    t = Translation(defaults=dict(defaults))
+    for key, value in compose.items():
+        if key in ("version", "name") or str(key).startswith("x-"):
+            t.understood.append(key)
+        elif key == "services":
+            continue
+        elif key in ("volumes", "networks"):
+            for item, spec in (value or {}).items():
+                spec = spec or {}
+                if spec.get("external"):
+                    t.refuse(
+                        f"{key}.{item}.external", f"the program creates its own {key}; an existing one is not adopted"
+                    )
+                for option in ("driver", "driver_opts", "ipam") if key == "networks" else ("driver", "driver_opts"):
+                    if option in spec and not (option == "driver" and spec[option] in ("local", "bridge")):
+                        t.refuse(
+                            f"{key}.{item}.{option}",
+                            f"the program creates local {key} with Docker's defaults; remove it",
+                        )
+            t.understood.append(key)
+        else:
+            t.refuse(key, "not mapped: the program has no equivalent; remove it")
+
+    services = compose.get("services") or {}
+    by_role: dict[str, str] = {}
+    for name, service in services.items():
+        role = role_of(name, service)
+        if role is None:
+            t.refuse(
+                f"services.{name}",
+                "no role in this program (web, celery worker, celery beat, postgres, redis, "
+                "nginx); the program runs only those: remove the service",
+            )
+            continue
+        if role in by_role:
+            t.refuse(
+                f"services.{name}",
+                f"a second {ROLE_TEXT[role]} service (beside services.{by_role[role]}); the program runs one",
+            )
+            continue
+        by_role[role] = name
+
+    if "web" not in by_role:
+        t.refuse(
+            "services", "no web service (one running gunicorn or manage.py runserver, or named web, app or django)"
+        )
+    for role in ("worker", "db", "redis", "nginx"):
+        if role not in by_role:
+            t.note("services", f"no {ROLE_TEXT[role]} service; the program runs one anyway")
+    if "beat" in by_role:
+        t.set("celeryBeat", True, f"services.{by_role['beat']}")
+
+    restart_sources = []
+    # Accessories first: a database name is sourced from POSTGRES_DB before an app's DATABASE_URL.
+    for role in ("db", "redis", "nginx", "web", "worker", "beat"):
+        if role in by_role:
+            _service(t, role, by_role[role], services[by_role[role]], by_role, options, restart_sources)
+    if not restart_sources and by_role:
+        t.note(
+            "services.*.restart",
+            "not set (Compose: no); the program restarts every long-running container "
+            f"({defaults['restartPolicy']}, restartPolicy)",
+        )
+    elif restart_sources:
+        unset = [f"services.{by_role[r]}" for r in by_role if f"services.{by_role[r]}" not in restart_sources]
+        if unset:
+            t.note("restartPolicy", f"applies to every container, also {', '.join(unset)} (no restart: there)")
+    return t
+
+
+def _service(
+    t: Translation, role: str, name: str, service: dict, by_role: dict, options: Options, restart_sources: list
+) -> None:
+    base = f"services.{name}"
+    app = role in ("web", "worker", "beat")
+    for key, value in service.items():
+        path = f"{base}.{key}"
+        if str(key).startswith("x-") or key in OWNED_KEYS or (app and key in APP_OWNED_KEYS):
+            t.understood.append(path)
+        elif key in REFUSED_KEYS:
+            t.refuse(path, REFUSED_KEYS[key])
+        elif key == "build":
+            t.refuse(
+                path,
+                f"the program runs the official {ACCESSORY[role][1]} image ({ACCESSORY[role][0]}); remove the build",
+            )
+        elif key in ("entrypoint", "user", "read_only", "tmpfs", "cap_drop", "stop_grace_period"):
+            t.refuse(path, f"the program runs {ROLE_TEXT[role]} with its image's defaults; remove it")
+        elif key == "image":
+            _image(t, role, path, str(value), options)
+        elif key == "command":
+            _command(t, role, path, value)
+        elif key == "environment":
+            _environment(t, role, path, value, by_role)
+        elif key == "env_file":
+            files = value if isinstance(value, list) else [value]
+            shown = ", ".join(str(f["path"] if isinstance(f, dict) else f) for f in files)
+            if app:
+                t.secret("djangoSecretKey", path)
+                t.secret("postgresPassword", path)
+            t.note(
+                path,
+                f"{shown} not read (it holds secrets, and is not in the repository): the app gets only the "
+                "variables the program renders (render.app_env); put each setting in its stack key, secrets "
+                "with the commands below",
+            )
+        elif key == "ports":
+            _ports(t, role, path, value, by_role, options)
+        elif key == "volumes":
+            _volumes(t, role, path, value, options)
+        elif key == "restart":
+            _restart(t, path, str(value))
+            restart_sources.append(base)
+        elif key == "deploy":
+            _deploy(t, role, path, value or {}, restart_sources)
+        elif key == "scale":
+            _replicas(t, role, path, value)
+        elif key == "mem_limit":
+            _memory(t, role, path, value)
+        elif key == "healthcheck":
+            _healthcheck(t, role, path, value or {})
+        else:
+            t.refuse(path, "not a key the importer knows; nothing in the program maps it")
+
+
+def _pin_example(role: str) -> str:
+    _, repository, major, parts = ACCESSORY[role]
+    return f"{repository}:" + ".".join([major or "1"] + ["x", "y"][: parts - 1])
+
+
+def _image(t: Translation, role: str, path: str, image: str, options: Options) -> None:
+    if role not in ACCESSORY:
+        if options.image_source_stack:
+            t.set("imageSource", "stack", path)
+            t.set("imageSourceStack", options.image_source_stack, "--image-source-stack")
+            t.note(path, f"'{image}' replaced by the digest {options.image_source_stack} exported (imageSource: stack)")
+        else:
+            t.note(
+                path,
+                f"'{image}' not used: the program builds django_app/ and runs it by digest; to run the "
+                "digest a dev stack proved instead (no build here), pass --image-source-stack ORG/django-docker/dev",
+            )
+        return
+    key, repository, major, parts = ACCESSORY[role]
+    if _INTERPOLATION.search(image):
+        t.refuse(
+            path, f"'{image}' needs variable interpolation; the importer reads no environment: write the pinned image"
+        )
+        return
+    if _image_repository(image) != repository:
+        t.refuse(path, f"{image} is not the {repository} image; the program runs {_pin_example(role)}")
+        return
+    untagged = ":" not in image.rsplit("/", 1)[-1] and "@" not in image  # Compose pulls :latest
+    if untagged or image.endswith(":latest"):
+        t.refuse(path, f"{image} is mutable (latest); the program needs {_pin_example(role)} (pin a patch release)")
+        return
+    ref = _parse_or_none(key, image)
+    if ref is None:
+        t.refuse(path, f"'{image}' is not an image reference; the program needs {_pin_example(role)}")
+        return
+    if ref.digest is not None:
+        t.set(key, image, path)
+        return
+    numbers = (re.match(r"^[0-9]+(?:\.[0-9]+)*", ref.tag or "") or [""])[0]
+    numbers = numbers.split(".") if numbers else []
+    if major and numbers and numbers[0] != major:
+        t.refuse(
+            path,
+            f"{image} is not {repository} {major}.x; the program needs {_pin_example(role)} "
+            "(a major upgrade is a migration)",
+        )
+        return
+    if len(numbers) >= parts:
+        t.set(key, image, path)
+        return
+    default = str(t.defaults[key])
+    default_tag = default.split(":", 1)[1]
+    same_line = default_tag.split("-")[0].split(".")[: len(numbers)] == numbers
+    if role in HOLDS_DATA and not numbers:
+        same_line = False  # the data in the volume needs a known major
+    if role == "db" and ("alpine" in (ref.tag or "")) != ("alpine" in default_tag):
+        same_line = False  # musl and glibc collate text differently: an existing data directory's indexes
+    why = f"{image} is not pinned to a patch release; the program needs {_pin_example(role)} (e.g. {default})"
+    if not options.default_images:
+        t.refuse(path, why + ", or pass --default-images")
+    elif not same_line:
+        t.refuse(path, why + f"; --default-images does not apply: {default} is not the release line of '{ref.tag}'")
+    else:
+        t.note(path, f"{image} is not pinned; using the program's pinned {default} (--default-images)")
+
+
+def _parse_or_none(key: str, image: str) -> Optional[stack_settings.ImageRef]:
+    try:
+        return stack_settings.parse_image_ref(key, image)
+    except stack_settings.SettingsError:
+        return None
+
+
+def _command(t: Translation, role: str, path: str, value: Any) -> None:
+    words = command_words(value)
+    if role == "web":
+        if "gunicorn" in " ".join(words):
+            workers = _option(words, "--workers", "-w")
+            timeout = _option(words, "--timeout", "-t")
+            if workers is not None:
+                _integer(t, "webConcurrency", workers, path + " --workers")
+            if timeout is not None:
+                _integer(t, "webTimeout", timeout, path + " --timeout")
+        elif "runserver" in words:
+            t.note(
+                path, "manage.py runserver is a development server; the program runs gunicorn (webConcurrency workers)"
+            )
+        t.understood.append(path)
+    elif role in ("worker", "beat"):
+        if role == "worker":
+            for flag, what in (
+                ("-Q", "queues"),
+                ("--queues", "queues"),
+                ("--autoscale", "autoscaling"),
+                ("-P", "pool"),
+                ("--pool", "pool"),
+            ):
+                if _option(words, flag) is not None:
+                    t.refuse(f"{path} {flag}", f"the program's worker has no {what} setting; remove it")
+            concurrency = _option(words, "--concurrency", "-c")
+            if concurrency is not None:
+                _integer(t, "celeryConcurrency", concurrency, path + " --concurrency")
+            else:
+                t.note(
+                    path,
+                    "no --concurrency (Celery starts one process per CPU); the program runs celeryConcurrency "
+                    f"{t.defaults['celeryConcurrency']}",
+                )
+            if "-B" in words or "--beat" in words:
+                t.set("celeryBeat", True, path + " --beat")
+        t.understood.append(path)
+    elif role == "redis" and words[:1] == ["redis-server"] and words[1:] in ([], ["--appendonly", "yes"]):
+        t.understood.append(path)
+    elif role == "nginx" and words in (["nginx", "-g", "daemon off;"],):
+        t.understood.append(path)
+    else:
+        t.refuse(path, f"the program runs {ROLE_TEXT[role]} with its own command; remove it")
+
+
+def _integer(t: Translation, key: str, text: Any, source: str) -> None:
+    if _INTERPOLATION.search(str(text)):
+        t.refuse(source, "needs variable interpolation; the importer reads no environment: write the value")
+        return
+    try:
+        t.set(key, int(str(text).strip()), source)
+    except ValueError:
+        t.refuse(source, f"'{text}' is not a whole number ({key})")
+
+
+def _environment(t: Translation, role: str, path: str, env: dict, by_role: dict) -> None:
+    app = role in ("web", "worker", "beat")
+    for name, value in env.items():
+        where = f"{path}.{name}"
+        if name in SECRET_ENV and (app or (role == "db" and name == "POSTGRES_PASSWORD")):
+            t.secret(SECRET_ENV[name], where)  # the value is never read further, nor shown
+            continue
+        if role == "db":
+            if name in ("POSTGRES_DB", "POSTGRES_USER"):
+                _plain(t, APP_ENV_KEYS[name], value, where)
+            elif name == "PGDATA":
+                t.understood.append(where)
+            else:
+                t.refuse(where, "the program sets PostgreSQL's environment itself and has no key for it; remove it")
+            continue
+        if not app:
+            t.refuse(where, f"the program sets {ROLE_TEXT[role]}'s environment itself and has no key for it; remove it")
+            continue
+        if name in APP_ENV_OWNED:
+            t.understood.append(where)
+        elif name in URL_ENV:
+            _url(t, where, value, URL_ENV[name], by_role)
+        elif name in APP_ENV_KEYS:
+            _plain(t, APP_ENV_KEYS[name], value, where)
+        elif name in ("DJANGO_ALLOWED_HOSTS", "ALLOWED_HOSTS"):
+            _allowed_hosts(t, where, value)
+        elif name in ("DEBUG", "DJANGO_DEBUG"):
+            if str(value).strip().lower() in ("", "0", "false", "no", "off"):
+                t.understood.append(where)
+            else:
+                t.note(
+                    where,
+                    "DEBUG is never on: every stack runs config.settings.production (djangoLogLevel DEBUG "
+                    "gives verbose logs)",
+                )
+        else:
+            t.refuse(
+                where,
+                "the program renders the app's environment itself (render.app_env) and has no key for "
+                "it; add a stack key for it or remove it",
+            )
+
+
+def _plain(t: Translation, key: str, value: Optional[str], where: str) -> None:
+    if value is None or _INTERPOLATION.search(value):
+        t.refuse(where, "needs a value from the environment; the importer reads no environment: write the value")
+        return
+    if key in INTEGER_KEYS:
+        _integer(t, key, value, where)
+    elif key == "djangoLogLevel":
+        t.set(key, value.strip().upper(), where)
+    else:
+        t.set(key, value.strip(), where)
+
+
+def _url(t: Translation, where: str, value: Optional[str], role: str, by_role: dict) -> None:
+    """DATABASE_URL and friends: the program renders them; only their host, user and database are read."""
+    t.understood.append(where)
+    if value is None or _INTERPOLATION.search(value):
+        return
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if not host:
+        t.refuse(where, "not a URL the importer reads; the program renders it")
+        return
+    if host != by_role.get(role):
+        t.refuse(
+            where,
+            f"points at host '{host}', not the compose file's {ROLE_TEXT[role]} service; the program "
+            f"runs its own {ROLE_TEXT[role]}",
+        )
+        return
+    if role == "db":
+        if parts.username:
+            t.set("postgresUser", parts.username, where + " (user)")
+        database = parts.path.lstrip("/")
+        if database:
+            t.set("postgresDb", database, where + " (database)")
+
+
+def _allowed_hosts(t: Translation, where: str, value: Optional[str]) -> None:
+    if value is None or _INTERPOLATION.search(value):
+        t.refuse(where, "needs a value from the environment; the importer reads no environment: write the value")
+        return
+    hosts = [h.strip() for h in value.split(",") if h.strip()]
+    if not hosts or "*" in hosts:
+        t.refuse(where, "'*' allows every host; the program needs the names (serverName, djangoAllowedHosts)")
+        return
+    t.set("serverName", hosts[0], where + " (first host)")
+    t.set("djangoAllowedHosts", ",".join(hosts[1:]), where + " (other hosts)")
+
+
+def _ports(t: Translation, role: str, path: str, value: Any, by_role: dict, options: Options) -> None:
+    front = "nginx" if "nginx" in by_role else "web"
+    for item in value or []:
+        try:
+            port = parse_port(path, item)
+        except Refused as error:
+            t.refusals.append(str(error))
+            continue
+        if role in ("db", "redis"):
+            what = ROLE_TEXT[role]
+            if port.host_ip in ("127.0.0.1", "::1") or not options.production:
+                t.note(
+                    path,
+                    f"'{port.text}' not published: the program never publishes {what} (reach it with "
+                    f"`make exec STACK=<stack> SERVICE={'postgres' if role == 'db' else 'redis'}`)",
+                )
+            else:
+                t.refuse(path, f"the program never publishes {what}; remove it")
+        elif role == "web" and front == "nginx":
+            t.note(path, f"'{port.text}' not published: web replicas are reached only through nginx (httpPort)")
+        elif role != front:
+            t.refuse(path, f"the program publishes no port of {ROLE_TEXT[role]}; remove it")
+        else:
+            _front_port(t, role, path, port)
+
+
+def _front_port(t: Translation, role: str, path: str, port: Port) -> None:
+    if port.protocol != "tcp":
+        t.refuse(path, f"'{port.text}' is {port.protocol}; the program publishes HTTP over tcp only")
+        return
+    if not port.published.isdigit():
+        t.refuse(
+            path,
+            f"'{port.text}' publishes {'a range' if port.published else 'a random host port'}; "
+            "the program needs one fixed host port (httpPort)",
+        )
+        return
+    if role == "nginx":
+        key = {"80": "httpPort", "443": "httpsPort"}.get(port.target)
+        if key is None:
+            t.refuse(path, f"'{port.text}': the program's nginx listens on 80 (httpPort) and 443 (httpsPort) only")
+            return
+    else:
+        key = "httpPort"
+        t.note(path, f"'{port.text}': the program puts nginx in front of gunicorn; nginx publishes httpPort")
+    if key == "httpsPort":
+        t.optional_secrets.update({"tlsCertificate": path, "tlsKey": path})
+    t.set(key, int(port.published), f"{path} '{port.text}'", shown=port.published)
+    t.set("bindAddress", port.host_ip or "0.0.0.0", f"{path} '{port.text}'")
+
+
+def _volumes(t: Translation, role: str, path: str, value: Any, options: Options) -> None:
+    for item in value or []:
+        volume = parse_volume(item)
+        if volume.kind in ("volume", "anonymous", "tmpfs"):
+            t.understood.append(path)  # the program's own volumes: postgres-data, redis-data, static, media
+        elif role == "nginx" and volume.target.startswith("/etc/nginx/"):
+            t.understood.append(path)  # the program renders nginx's configuration
+        elif role in ("db", "redis"):
+            t.refuse(
+                path,
+                f"'{volume.text}' bind-mounts a host path into {ROLE_TEXT[role]}; the program keeps its "
+                "data in its own volume and runs no init scripts; remove it",
+            )
+        elif options.production:
+            t.refuse(
+                path,
+                f"'{volume.text}' bind-mounts a host path; the program runs the built image and mounts "
+                "nothing from the host; remove it",
+            )
+        else:
+            t.note(
+                path,
+                f"'{volume.text}' not mounted: the program runs the built image, so a code change needs "
+                "`pulumi up` (no live reload)",
+            )
+
+
+_RESTART = {"always": "always", "unless-stopped": "unless-stopped", "on-failure": "on-failure", "any": "always"}
+
+
+def _restart(t: Translation, path: str, value: str) -> None:
+    policy = _RESTART.get(value.strip())
+    if policy is None:
+        t.refuse(
+            path, f"'{value}' is not a policy the program has; restartPolicy is always, unless-stopped or on-failure"
+        )
+        return
+    t.set("restartPolicy", policy, path)
+
+
+def _deploy(t: Translation, role: str, path: str, deploy: dict, restart_sources: list) -> None:
+    for key, value in deploy.items():
+        where = f"{path}.{key}"
+        if key == "replicas":
+            _replicas(t, role, where, value)
+        elif key == "resources":
+            for kind, limits in (value or {}).items():
+                for item, amount in (limits or {}).items():
+                    if kind == "limits" and item == "memory":
+                        _memory(t, role, f"{where}.limits.memory", amount)
+                    elif kind == "limits" and item == "cpus":
+                        t.refuse(f"{where}.limits.cpus", "the program sets no CPU limits; remove it")
+                    else:
+                        t.refuse(f"{where}.{kind}.{item}", "the program sets only a memory limit; remove it")
+        elif key == "restart_policy":
+            for item, setting in (value or {}).items():
+                if item == "condition":
+                    _restart(t, f"{where}.condition", {"none": "no"}.get(str(setting), str(setting)))
+                    restart_sources.append(path.rsplit(".", 1)[0])
+                else:
+                    t.refuse(
+                        f"{where}.{item}", "the program's restartPolicy has no delay, attempts or window; remove it"
+                    )
+        elif key in ("update_config", "rollback_config"):
+            t.note(
+                where,
+                "the program's release replaces web replicas and the worker create-before-delete (README "
+                '"What a release does")',
+            )
+        else:
+            t.refuse(where, "swarm-only; the program runs on one Docker host; remove it")
+
+
+def _replicas(t: Translation, role: str, path: str, value: Any) -> None:
+    try:
+        count = int(value)
+    except (TypeError, ValueError):
+        t.refuse(path, f"'{value}' is not a whole number")
+        return
+    if role == "web":
+        t.set("webReplicas", count, path)
+    elif count != 1:
+        hint = "; raise celeryConcurrency instead" if role == "worker" else ""
+        t.refuse(path, f"{count}: the program runs one {ROLE_TEXT[role].removeprefix('the ')} container{hint}")
+    else:
+        t.understood.append(path)
+
+
+def _memory(t: Translation, role: str, path: str, value: Any) -> None:
+    size = memory_bytes(value)
+    if size is None:
+        t.refuse(path, f"'{value}' is not a memory size; expected e.g. 512M")
+        return
+    key = MEMORY_KEY[role]
+    if key == "celeryMemory" and key in t.values and t.values[key] != memory_text(size):
+        # worker and beat share one limit: keep the larger, so neither gets less than before
+        larger = max(memory_bytes(t.values[key]), size)
+        t.note(
+            path, f"{memory_text(size)}: worker and beat share celeryMemory; using the larger, {memory_text(larger)}"
+        )
+        t.values[key] = memory_text(larger)
+        return
+    t.set(key, memory_text(size), path)
+
+
+def _healthcheck(t: Translation, role: str, path: str, check: dict) -> None:
+    if role != "web":
+        t.note(path, f"not used: the program gives {ROLE_TEXT[role]} its own healthcheck")
+        return
+    for item, value in check.items():
+        where = f"{path}.{item}"
+        key = {
+            "interval": "healthcheckInterval",
+            "timeout": "healthcheckTimeout",
+            "start_period": "healthcheckStartPeriod",
+        }.get(item)
+        if key:
+            try:
+                t.set(key, compose_duration(where, value), where)
+            except Refused as error:
+                t.refusals.append(str(error))
+        elif item == "retries":
+            _integer(t, "healthcheckRetries", value, where)
+        elif item == "test":
+            t.note(
+                where,
+                "replaced by the program's own probe (python -m config.healthcheck web; slim images have no curl)",
+            )
+        elif item == "disable":
+            t.note(where, "the program always checks the web replicas' health (a release waits for it)")
+        else:
+            t.refuse(where, "the program's healthcheck has no such setting; remove it")
+
+
+# --- the stack file -------------------------------------------------------------------------
+
+
+def project_defaults(root: Path) -> tuple[list[str], dict[str, Any]]:
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
+    order, defaults = [], {}
+    for key, declaration in (project.get("config") or {}).items():
+        order.append(key)
+        defaults[key] = declaration.get("default") if isinstance(declaration, dict) else declaration
+    return order, defaults
+
+
+def _same(key: str, value: Any, default: Any) -> bool:
+    if key.endswith("Memory"):
+        return memory_bytes(value) == memory_bytes(default)
+    if key.startswith("healthcheck") and key != "healthcheckRetries":
+        return stack_settings.duration_ns(str(value)) == stack_settings.duration_ns(str(default))
+    return value == default
+
+
+def stack_values(t: Translation, order: list[str], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The mapped values that differ from Pulumi.yaml's defaults, in Pulumi.yaml's order."""
+    return {key: t.values[key] for key in order if key in t.values and not _same(key, t.values[key], defaults[key])}
+
+
+def render_stack_file(values: dict[str, Any], sources: dict[str, str], files: list[str], secrets: Iterable[str]) -> str:
+    lines = [
+        f"# Written by tools/compose_import.py from {' + '.join(files)}. Only what differs from Pulumi.yaml's defaults.",
+        "# Each value names the compose key it came from.",
+    ]
+    secrets = list(secrets)
+    if secrets:
+        lines.append(
+            f"# Secrets (pulumi config set --secret ...), never copied from the compose files: {', '.join(secrets)}."
+        )
+    lines.append("config:")
+    if not values:
+        lines[-1] = "config: {}"
+    for key, value in values.items():
+        dumped = yaml.safe_dump({f"{NAMESPACE}:{key}": value}, default_flow_style=False, width=1000).strip()
+        lines.append(f"  {dumped}  # {sources[key]}")
+    return "\n".join(lines) + "\n"
+
+
+def _scalar(value: Any) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+
+
+def validate(text: str, stack: str, root: Path, *, secrets: Iterable[str], image_source_stack: str) -> Optional[str]:
+    """Plan the stack with the program's own settings; the settings' one-line error, or None."""
+    from rehearsal.plan import PlanError, plan_stack  # imported late: the SDK is slow to import
+
+    placeholders = {key: PLACEHOLDER_SECRETS[key] for key in secrets if key in PLACEHOLDER_SECRETS}
+    references = (
+        {image_source_stack: {"imageRef": PLACEHOLDER_DIGEST, "imagePushed": True, "gitSha": PLACEHOLDER_SHA}}
+        if image_source_stack
+        else {}
+    )
+    saved = {name: os.environ.get(name) for name in ("GIT_SHA",)}
+    with tempfile.TemporaryDirectory(prefix="compose-import-") as scratch:
+        temp_root = Path(scratch)
+        for name in ("Pulumi.yaml", "__main__.py"):
+            shutil.copy2(root / name, temp_root / name)
+        (temp_root / f"Pulumi.{stack}.yaml").write_text(text)
+        if not os.environ.get("GIT_SHA") and not os.environ.get("GITHUB_SHA"):
+            os.environ["GIT_SHA"] = PLACEHOLDER_SHA  # the image tag does not matter to validation
+        try:
+            plan_stack(stack, root=temp_root, secrets=placeholders, stack_references=references)
+        except PlanError as error:
+            return str(error).strip().splitlines()[-1] if str(error).strip() else "the program refused the stack"
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+    return None
+
+
+# --- the command ----------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    code: int
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    written: Optional[Path] = None
+
+
+def run(
+    files: list[Path],
+    stack: str,
+    *,
+    out_dir: Path = PROJECT_ROOT,
+    root: Path = PROJECT_ROOT,
+    force: bool = False,
+    default_images: bool = False,
+    image_source_stack: str = "",
+) -> Outcome:
+    out = Outcome(code=0)
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", stack):
+        out.stderr.append(f"--stack: '{stack}' is not a stack name (letters, digits, _ . -)")
+        out.code = 1
+        return out
+    target = out_dir / f"Pulumi.{stack}.yaml"
+    if target.exists() and not force:
+        out.stderr.append(f"{target.name}: exists; pass --force to overwrite it")
+        out.code = 2
+        return out
+    order, defaults = project_defaults(root)
+    try:
+        documents = [load_file(path) for path in files]
+    except OSError as error:
+        out.stderr.append(f"{error.filename}: {error.strerror}")
+        out.code = 1
+        return out
+    except Refused as error:
+        out.stderr.extend([str(error), "compose_import: refused; nothing written"])
+        out.code = 2
+        return out
+    compose = merge_files(documents)
+    options = Options(production=len(files) > 1, default_images=default_images, image_source_stack=image_source_stack)
+    t = translate(compose, options, defaults)
+    if t.refusals:
+        out.stderr.extend(t.refusals)
+        out.stderr.append(f"compose_import: {len(t.refusals)} compose key(s) refused; nothing written")
+        out.code = 2
+        return out
+    values = stack_values(t, order, defaults)
+    names = [path.name for path in files]
+    secrets = [key for key in SECRET_STACK_KEYS if key in t.secrets]
+    text = render_stack_file(values, t.sources, names, secrets)
+    error = validate(text, stack, root, secrets=secrets, image_source_stack=image_source_stack)
+    if error:
+        key = error.split(":", 1)[0]
+        out.stderr.append(f"{t.sources[key]}: {error}" if key in t.sources else error)
+        out.stderr.append("compose_import: the program's settings refused the result; nothing written")
+        out.code = 2
+        return out
+    target.write_text(text)
+    out.written = target
+    out.stdout.append(
+        f"wrote {target.name} from {' + '.join(names)}: "
+        + (", ".join(f"{k}={_scalar(v)}" for k, v in values.items()) if values else "every key at its default")
+    )
+    out.stdout.extend(f"note: {line}" for line in t.notes)
+    understood = sorted(set(t.understood))
+    if understood:
+        out.stdout.append(f"understood, no config (the program owns them): {', '.join(understood)}")
+    if secrets:
+        out.stdout.append(
+            "secrets: never copied; run these (each prompts for the value; unset, the program generates one):"
+        )
+        out.stdout.extend(
+            f"  pulumi config set --secret --stack {stack} {key}   # replaces {t.secrets[key]}" for key in secrets
+        )
+    if t.optional_secrets:
+        out.stdout.append("to serve HTTPS on httpsPort (needs both):")
+        out.stdout.extend(
+            f"  pulumi config set --secret --stack {stack} {key} < {'fullchain.pem' if key == 'tlsCertificate' else 'privkey.pem'}"
+            for key in t.optional_secrets
+        )
+    return out
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.compose_import",
+        description="Write Pulumi.<stack>.yaml from docker-compose files (merged like `docker compose -f a -f b`).",
+    )
+    parser.add_argument("files", nargs="+", type=Path, help="compose files, base first")
+    parser.add_argument("--stack", required=True, help="the stack to write (Pulumi.<stack>.yaml)")
+    parser.add_argument(
+        "--out-dir", type=Path, default=PROJECT_ROOT, help="where to write the stack file (default: the project)"
+    )
+    parser.add_argument("--force", action="store_true", help="overwrite an existing stack file")
+    parser.add_argument(
+        "--default-images",
+        action="store_true",
+        help="replace an unpinned postgres/redis/nginx tag by the program's pinned default of the same line",
+    )
+    parser.add_argument(
+        "--image-source-stack",
+        default="",
+        metavar="ORG/PROJECT/STACK",
+        help="the app services' image: run the digest this stack exported (imageSource: stack)",
+    )
+    args = parser.parse_args(argv)
+    outcome = run(
+        args.files,
+        args.stack,
+        out_dir=args.out_dir,
+        force=args.force,
+        default_images=args.default_images,
+        image_source_stack=args.image_source_stack,
+    )
+    for line in outcome.stdout:
+        print(line)
+    for line in outcome.stderr:
+        print(line, file=sys.stderr)
+    return outcome.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
