@@ -386,6 +386,7 @@ def test_policy_venv_pins_agree_with_the_project():
             line.split("==") for line in path.read_text().splitlines() if "==" in line and not line.startswith("#")
         )
 
-    project, pack = pins(ROOT / "requirements.txt"), pins(ROOT / "policy" / "requirements.txt")
+    project = {**pins(ROOT / "requirements.txt"), **pins(ROOT / "requirements-dev.txt")}
+    pack = pins(ROOT / "policy" / "requirements.txt")
     assert set(pack) == {"pulumi", "pulumi-policy"}
     assert all(project[name] == version for name, version in pack.items())
