@@ -13,8 +13,8 @@ from urllib.parse import urlsplit
 
 from ops.benchmark import measure, run_ops
 from ops.stack import STACK
+from planning.harness import CONTAINER
 from rehearsal.engine import live
-from rehearsal.plan import CONTAINER
 from rehearsal.smoke import Check, CheckFailed, require
 
 OPS_SECONDS = 120  # any one command; they answer in about a second

@@ -34,6 +34,18 @@ import docker
 import docker.errors
 from docker.types import IPAMConfig, IPAMPool, Mount
 
+from planning.harness import (
+    CONTAINER,
+    IMAGE,
+    JOB,
+    NETWORK,
+    RANDOM_PASSWORD,
+    REMOTE_IMAGE,
+    STACK_REFERENCE,
+    VOLUME,
+    Plan,
+    PlannedResource,
+)
 from rehearsal.errors import RehearsalError
 from rehearsal.model import (
     CREATE,
@@ -49,18 +61,6 @@ from rehearsal.model import (
     UpdatePlan,
     next_state,
     plan_update,
-)
-from rehearsal.plan import (
-    CONTAINER,
-    IMAGE,
-    JOB,
-    NETWORK,
-    RANDOM_PASSWORD,
-    REMOTE_IMAGE,
-    STACK_REFERENCE,
-    VOLUME,
-    Plan,
-    PlannedResource,
 )
 from rehearsal.translate import (
     ContainerSpec,

@@ -23,11 +23,11 @@ import docker.errors
 import requests
 
 from ops.benchmark import run_ops
+from planning.harness import CONTAINER
 from rehearsal.engine import live
 from rehearsal.errors import RehearsalError
 from rehearsal.faults import Fault, Trial, all_faults, fault_line, summary_line, verdict
 from rehearsal.load import Load, Report
-from rehearsal.plan import CONTAINER
 from rehearsal.release import LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS, Context
 from rehearsal.scenarios import ScenarioFailed
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from typing import Callable, Iterable, Optional
 
-from rehearsal.plan import (
+from planning.harness import (
     CONTAINER,
     IMAGE,
     JOB,

@@ -16,10 +16,10 @@ from typing import Callable, Optional
 
 import docker
 
+from planning.harness import CONTAINER, PROJECT_ROOT, REMOTE_IMAGE
 from rehearsal.engine import Engine, UpdateResult, build_app_image, check_understood, live, teardown
 from rehearsal.errors import RehearsalError
 from rehearsal.model import State, plan_update
-from rehearsal.plan import CONTAINER, PROJECT_ROOT, REMOTE_IMAGE
 from rehearsal.readback import drift
 from rehearsal.stacks import RehearsalPlan
 from rehearsal.standins import dockerfile_base_images, ensure_images

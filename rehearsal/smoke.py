@@ -21,10 +21,10 @@ import docker.errors
 import requests
 from requests.adapters import HTTPAdapter
 
+from planning.harness import CONTAINER, JOB, NETWORK, Plan
 from rehearsal.engine import LOOPBACK, container_tail, live
 from rehearsal.errors import RehearsalError
 from rehearsal.model import State
-from rehearsal.plan import CONTAINER, JOB, NETWORK, Plan
 
 SERVICE = "django-docker.service"
 ROLE = "django-docker.role"

@@ -20,8 +20,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from planning.harness import IMAGE, Plan, PlanError, PlannedResource, plan_stack, stack_config
 from rehearsal.errors import RehearsalError
-from rehearsal.plan import IMAGE, Plan, PlanError, PlannedResource, plan_stack, stack_config
 
 
 @dataclass

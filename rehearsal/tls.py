@@ -53,8 +53,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from planning.harness import Plan, stack_config
 from rehearsal.engine import LOOPBACK
-from rehearsal.plan import Plan, stack_config
 from rehearsal.smoke import Check, CheckFailed, ServerNameAdapter, http_session, require
 
 HSTS_SECONDS = 600  # the run's djangoHstsSeconds (prod's committed value is 0: HSTS off)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-from rehearsal.plan import PROJECT_ROOT
+from planning.harness import PROJECT_ROOT
 
 APP = PROJECT_ROOT / "django_app"
 

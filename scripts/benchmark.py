@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rehearsal.plan import plan_stack  # noqa: E402
+from planning.harness import plan_stack  # noqa: E402
 
 RUNS = 5
 FAKE_DEV = {
@@ -50,7 +50,7 @@ def program_seconds(stack: str, replicas: int) -> tuple[float, int]:
 
 
 def process_seconds(stack: str, replicas: int) -> float:
-    code = f"from rehearsal.plan import plan_stack; plan_stack({stack!r}, **{kwargs_for(stack, replicas)!r})"
+    code = f"from planning.harness import plan_stack; plan_stack({stack!r}, **{kwargs_for(stack, replicas)!r})"
     times = []
     for _ in range(RUNS):
         started = time.perf_counter()

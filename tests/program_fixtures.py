@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rehearsal.plan import Plan, plan_stack
+from planning.harness import Plan, plan_stack
 
 GIT_SHA = "0123456789abcdef0123456789abcdef01234567"
 DEV_DIGEST = "registry.example.com/acme/web@sha256:" + "d" * 64

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from planning.harness import plan_stack
 from rehearsal.model import (
     CREATE,
     DELETE,
@@ -23,7 +24,6 @@ from rehearsal.model import (
     next_state,
     plan_update,
 )
-from rehearsal.plan import plan_stack
 from rehearsal.stacks import commit, plan_options
 from tests.program_fixtures import PROD_SECRETS
 

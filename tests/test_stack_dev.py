@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from rehearsal.plan import CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
+from planning.harness import CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
 from tests.program_fixtures import GIT_SHA, env_of, plan_dev
 
 APP_SERVICES = {"migrate", "collectstatic", "web", "celery-worker", "celery-beat"}

@@ -3,7 +3,7 @@
 Reads the compose files a team ran with `docker compose -f a.yml -f b.yml up`, merges them the
 way Compose does, recognises each service by its role, and writes `Pulumi.<NAME>.yaml` holding
 only the keys whose value differs from Pulumi.yaml's default. The result is then planned with the
-program's own settings validation (`rehearsal.plan.plan_stack` in a throwaway copy of the project
+program's own settings validation (`planning.harness.plan_stack` in a throwaway copy of the project
 files, placeholder secrets) before anything is written.
 
 Merge (the subset of the Compose specification's merge rules, `13-merge.md`, that these files
@@ -1109,7 +1109,7 @@ def _scalar(value: Any) -> str:
 
 def validate(text: str, stack: str, root: Path, *, secrets: Iterable[str], image_source_stack: str) -> Optional[str]:
     """Plan the stack with the program's own settings; the settings' one-line error, or None."""
-    from rehearsal.plan import PlanError, plan_stack  # imported late: the SDK is slow to import
+    from planning.harness import PlanError, plan_stack  # imported late: the SDK is slow to import
 
     placeholders = {key: PLACEHOLDER_SECRETS[key] for key in secrets if key in PLACEHOLDER_SECRETS}
     references = (

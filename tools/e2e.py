@@ -59,10 +59,10 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 import yaml
 
 from components.settings import SettingsError, resolve_git_sha
+from planning.harness import CONTAINER, IMAGE, JOB, NETWORK, VOLUME, Plan, PlanError, plan_stack
 from rehearsal.engine import live
 from rehearsal.load import Load
 from rehearsal.model import Entry, State
-from rehearsal.plan import CONTAINER, IMAGE, JOB, NETWORK, VOLUME, Plan, PlanError, plan_stack
 from rehearsal.release import LOAD_MAX_SECONDS, LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS
 from rehearsal.scenarios.new_commit import SCENARIO as NEW_COMMIT
 from rehearsal.smoke import Check, CheckFailed, Smoke, front_door, http_session

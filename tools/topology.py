@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from rehearsal.plan import CONTAINER, JOB, NETWORK, VOLUME, Plan
+from planning.harness import CONTAINER, JOB, NETWORK, VOLUME, Plan
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "topology.md"

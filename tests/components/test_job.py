@@ -4,7 +4,6 @@ mocks), and real runs on the local engine (`docker` marker; skipped without an e
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import ipaddress
 import os
@@ -15,14 +14,11 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 
-import pulumi
 import pulumi_docker as docker
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
-from pulumi.runtime import settings as runtime_settings
-from pulumi.runtime.mocks import MockMonitor
 
 from components.job import (
     OUTPUT_KEYS,
@@ -34,6 +30,7 @@ from components.job import (
     JobProvider,
     docker_settings,
 )
+from planning.harness import plan_stack
 from tests.conftest import PYTHON_BASE_IMAGE as BASE_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -243,62 +240,37 @@ def test_args_invariants():
 # --- the resource's registration, under the SDK's mocks --------------------------------------------
 
 
-class _Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        return "run-id-from-engine", {**args.inputs, "runId": "run-id-from-engine", "exitCode": 0.0}
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
-
-
 def test_job_registers_wire_props_with_secret_envs_and_exposes_run_id():
-    registrations: list = []
+    """What the engine receives for a Job (under the project's plan harness, as a one-resource program)."""
+    run_ids: list = []
 
-    class Monitor(MockMonitor):
-        def RegisterResource(self, request):
-            if request.type != "pulumi:pulumi:Stack":
-                registrations.append((request.type, rpc.deserialize_properties(request.object, keep_unknowns=True)))
-            return super().RegisterResource(request)
+    def program():
+        job = Job(
+            "migrate",
+            JobArgs(
+                name_prefix="migrate",
+                image="sha256:" + "a" * 64,
+                command=["python", "manage.py", "migrate"],
+                timeout_seconds=600,
+                envs=["SECRET_KEY=x"],
+                user="10001:10001",
+                capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
+                memory=256,
+                memory_swap=-1,
+                networks_advanced=[docker.ContainerNetworksAdvancedArgs(name="backend")],
+                volumes=[docker.ContainerVolumeArgs(volume_name="static", container_path="/app/staticfiles")],
+                labels=[docker.ContainerLabelArgs(label="django-docker.service", value="migrate")],
+            ),
+        )
+        job.run_id.apply(run_ids.append)
 
-    mocks = _Mocks()
-    loop = asyncio.new_event_loop()
-    asyncio.set_event_loop(loop)
-    runtime_settings.reset_options(project="django-docker", stack="test", preview=False)
-    pulumi.runtime.set_mocks(mocks, project="django-docker", stack="test", preview=False, monitor=Monitor(mocks))
-    try:
-
-        async def program():
-            job = Job(
-                "migrate",
-                JobArgs(
-                    name_prefix="migrate",
-                    image="sha256:" + "a" * 64,
-                    command=["python", "manage.py", "migrate"],
-                    timeout_seconds=600,
-                    envs=["SECRET_KEY=x"],
-                    user="10001:10001",
-                    capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"]),
-                    memory=256,
-                    memory_swap=-1,
-                    networks_advanced=[docker.ContainerNetworksAdvancedArgs(name="backend")],
-                    volumes=[docker.ContainerVolumeArgs(volume_name="static", container_path="/app/staticfiles")],
-                    labels=[docker.ContainerLabelArgs(label="django-docker.service", value="migrate")],
-                ),
-            )
-            return await pulumi.Output.all(job.run_id, job.exit_code).future()
-
-        run_id, exit_code = loop.run_until_complete(program())
-    finally:
-        loop.close()
-        asyncio.set_event_loop(None)
-        runtime_settings.reset_options()
-
-    assert (run_id, exit_code) == ("run-id-from-engine", 0)
-    [(type_, props)] = registrations
-    assert type_ == "pulumi-python:dynamic/django-docker:Job"
-    assert rpc.is_rpc_secret(props["envs"]) and rpc.unwrap_rpc_secret(props["envs"]) == ["SECRET_KEY=x"]
-    assert not set(OUTPUT_KEYS) & set(props)
-    assert {key: value for key, value in props.items() if key not in ("envs", "__provider")} == {
+    plan = plan_stack("dev", program=program)
+    [job] = plan.resources
+    assert job.type == "pulumi-python:dynamic/django-docker:Job"
+    assert "envs" in job.secret_paths and job.inputs["envs"] == ["SECRET_KEY=x"]  # (and the pickled provider)
+    assert run_ids == [job.outputs["runId"]] == ["migrate-id"]  # the mock's run id, through the Output
+    assert not set(OUTPUT_KEYS) & set(job.inputs)
+    assert {key: value for key, value in job.inputs.items() if key not in ("envs", "__provider")} == {
         "image": "sha256:" + "a" * 64,
         "command": ["python", "manage.py", "migrate"],
         "user": "10001:10001",

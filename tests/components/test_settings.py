@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from rehearsal.plan import PlanError, plan_stack
+from planning.harness import PlanError, plan_stack
 from tests.program_fixtures import dev_outputs
 
 BAD_CONFIG = [
@@ -106,7 +106,7 @@ def test_a_bad_ci_sha_is_refused(monkeypatch):
 @pytest.mark.parametrize("overrides", [dict(o) for o, _ in BAD_CONFIG[:5]])
 def test_nothing_is_created_on_bad_config(overrides, monkeypatch):
     """The refusal happens before the first resource registers."""
-    from rehearsal import plan as plan_module
+    from planning import harness as plan_module
 
     registered = []
     original = plan_module._RecordingMonitor.RegisterResource
@@ -178,7 +178,7 @@ def _tls(cert: str, key: str) -> dict:
 
 def _refused_before_anything(monkeypatch, secrets: dict) -> str:
     """plan_stack('dev') with these TLS secrets: the one-line refusal, and nothing registered."""
-    from rehearsal import plan as plan_module
+    from planning import harness as plan_module
 
     registered = []
     original = plan_module._RecordingMonitor.RegisterResource

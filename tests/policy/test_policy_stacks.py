@@ -1,6 +1,6 @@
 """Both committed stacks pass every mandatory rule of the policy pack.
 
-The program runs under the SDK's mocks (rehearsal.plan) with each stack's
+The program runs under the SDK's mocks (planning.harness) with each stack's
 committed config; every resource it registers is handed to every policy, as
 the engine would hand it: its type, inputs (wire names), URN and `protect`.
 """
@@ -11,7 +11,7 @@ import pytest
 from policy_support import docker_rules, make_args, policy_violations
 from pulumi_policy import EnforcementLevel
 
-from rehearsal.plan import plan_stack
+from planning.harness import plan_stack
 
 DEV_OUTPUTS = {
     "imageRef": "registry.example.com/django-docker/web@sha256:" + "a" * 64,

@@ -2,6 +2,7 @@
 
 import pytest
 
+from planning.harness import CONTAINER, JOB, NETWORK, Plan, PlannedResource
 from rehearsal.model import (
     AT_END,
     CREATE,
@@ -18,7 +19,6 @@ from rehearsal.model import (
     next_state,
     plan_update,
 )
-from rehearsal.plan import CONTAINER, JOB, NETWORK, Plan, PlannedResource
 
 WEB = {"image": "app@1", "memory": 512, "labels": [{"label": "x", "value": "1"}]}
 

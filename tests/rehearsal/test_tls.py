@@ -11,7 +11,7 @@ import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 
-from rehearsal.plan import plan_stack
+from planning.harness import plan_stack
 from rehearsal.smoke import CheckFailed, front_door, http_session
 from rehearsal.tls import _scan, _without, certificates_for, key_needles
 from tests.program_fixtures import dev_outputs

@@ -234,8 +234,8 @@ def test_substitute_replaces_whole_planned_values_only():
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_planned_resource_of_the_committed_stacks_translates(stack):
+    from planning.harness import JOB, PROJECT_ROOT, plan_stack
     from rehearsal.engine import check_understood
-    from rehearsal.plan import JOB, PROJECT_ROOT, plan_stack
     from rehearsal.stacks import plan_options
 
     plan = plan_stack(stack, **plan_options(stack, app_ref=f"django-docker/web@sha256:{'b' * 64}"))
@@ -246,9 +246,9 @@ def test_every_planned_resource_of_the_committed_stacks_translates(stack):
 
 
 def test_unknown_resource_type_is_an_error_that_names_it():
+    from planning.harness import Plan, PlannedResource
     from rehearsal.engine import check_understood
     from rehearsal.errors import RehearsalError
-    from rehearsal.plan import Plan, PlannedResource
 
     svc = PlannedResource(
         type="docker:index/service:Service",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rehearsal.plan import plan_stack
+from planning.harness import plan_stack
 from tests.program_fixtures import dev_outputs
 from tools import compose_import
 from tools.compose_import import main, merge_files, run

@@ -1,6 +1,6 @@
 """The topology diagrams (docs/topology.md, the README's block) are the plan's, not a drawing."""
 
-from rehearsal.plan import plan_stack
+from planning.harness import plan_stack
 from tests.program_fixtures import plan_prod
 from tools import topology
 

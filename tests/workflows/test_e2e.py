@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
+from planning.harness import CONTAINER, IMAGE, JOB, NETWORK, VOLUME, Plan, plan_stack
 from rehearsal.engine import live
 from rehearsal.load import Report
-from rehearsal.plan import CONTAINER, IMAGE, JOB, NETWORK, VOLUME, Plan, plan_stack
 from rehearsal.smoke import Check, CheckFailed, Smoke
 from tests.program_fixtures import GIT_SHA
 from tools import e2e

@@ -4,7 +4,8 @@ The Pulumi engine cannot run here, so the program runs against `pulumi.runtime.s
 the stack's config as the CLI would give it (Pulumi.yaml defaults, then Pulumi.<stack>.yaml,
 then overrides). Every registered resource is recorded with its inputs (wire names, secrets
 unwrapped but remembered), the outputs the mock computed, and its resource options. The unit
-tests and the rehearsal share this one mechanism.
+tests, the rehearsal, the benchmark and the tools share this one mechanism; nothing else sets
+the mocks (a test of one component passes it as `program`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import runpy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import pulumi
 import yaml
@@ -312,11 +313,13 @@ def plan_stack(
     stack_references: Optional[Mapping[str, Mapping[str, Any]]] = None,
     preview: bool = False,
     root: Path = PROJECT_ROOT,
+    program: Optional[Callable[[], object]] = None,
 ) -> Plan:
     """Run the program for `stack` under mocks and return every resource it registers.
 
     overrides/secrets: extra config (keys without namespace are the project's), as if set with
     `pulumi config set` / `--secret`. stack_references: outputs of other stacks by name.
+    program: run this instead of __main__.py (a test of one component under the same mocks).
     Raises PlanError with the program's one-line message when the config is refused.
     """
     config, namespace = stack_config(stack, root)
@@ -346,13 +349,16 @@ def plan_stack(
     pulumi.runtime.set_all_config(config, sorted(secret_keys))
     root_stack = runtime_settings.get_root_resource()
 
-    async def program() -> dict:
-        runpy.run_path(str(root / "__main__.py"), run_name="__main__")
+    async def main() -> dict:
+        if program is not None:
+            program()
+        else:
+            runpy.run_path(str(root / "__main__.py"), run_name="__main__")
         await asyncio.sleep(0)
         return {}
 
     async def run() -> dict:
-        await run_pulumi_func(program)
+        await run_pulumi_func(main)
         outputs = {}
         for key, value in root_stack.outputs.items():
             outputs[key] = await pulumi.Output.from_input(value).future(with_unknowns=True)
