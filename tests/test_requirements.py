@@ -16,7 +16,7 @@ def pins(path: Path) -> dict[str, str]:
 
 def program_imports() -> set[str]:
     found = set()
-    for path in [ROOT / "__main__.py", *sorted((ROOT / "components").glob("*.py"))]:
+    for path in [ROOT / "__main__.py", *sorted((ROOT / "components").rglob("*.py"))]:
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
                 found |= {alias.name.split(".")[0] for alias in node.names}

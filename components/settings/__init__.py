@@ -1,0 +1,53 @@
+"""Typed stack settings: the one place that reads `pulumi.Config` (and the git SHA).
+
+`load()` reads every key declared in Pulumi.yaml once, validates it, and returns a frozen
+`StackSettings`. A user's mistake raises `SettingsError` with one line that names the key and
+says what is expected; `__main__.py` turns it into a clean exit before any resource exists.
+Defaults live only in Pulumi.yaml (the Pulumi CLI applies them); nothing here repeats them.
+
+By concern:
+  stack.py     StackSettings and load(), one section per service
+  reader.py    the Reader every key goes through once (strings, numbers, sizes, durations, secrets)
+  values.py    what the parts share and the day-2 commands reuse: image references, Go durations,
+               healthcheck timing, SettingsError
+  images.py    the app image's source (build, another stack's digest, a pin) and the accessories'
+  identity.py  the commit an image is built from
+  tls.py       the certificate and key, checked before anything is created
+  provider.py  the Docker provider's own `docker:` settings
+"""
+
+from components.settings.identity import IMAGE_SOURCES_DIR, PROJECT_ROOT, resolve_git_sha
+from components.settings.images import IMAGE_SOURCES, ImageSettings
+from components.settings.stack import LOG_LEVELS, MAX_REPLICAS, PROJECT, RESTART_POLICIES, StackSettings, load
+from components.settings.tls import check_tls
+from components.settings.values import (
+    Healthcheck,
+    ImageRef,
+    SettingsError,
+    duration_ns,
+    go_duration,
+    is_digest_ref,
+    parse_image_ref,
+)
+
+__all__ = [
+    "IMAGE_SOURCES",
+    "IMAGE_SOURCES_DIR",
+    "LOG_LEVELS",
+    "MAX_REPLICAS",
+    "PROJECT",
+    "PROJECT_ROOT",
+    "RESTART_POLICIES",
+    "Healthcheck",
+    "ImageRef",
+    "ImageSettings",
+    "SettingsError",
+    "StackSettings",
+    "check_tls",
+    "duration_ns",
+    "go_duration",
+    "is_digest_ref",
+    "load",
+    "parse_image_ref",
+    "resolve_git_sha",
+]
