@@ -21,10 +21,13 @@ try:
 except stack_settings.SettingsError as error:
     raise pulumi.RunError(str(error)) from None  # one line, no traceback, nothing created
 
+# --- the app image (built here, or another stack's digest), the networks and the volumes
 app, app_dir = s.project, stack_settings.PROJECT_ROOT / "django_app"
 image = AppImage(f"{app}-image", AppImageArgs(image=s.image, context=app_dir, dockerfile=app_dir / "Dockerfile"))
 net = Networks(f"{app}-net", NetworksArgs(stack=s.stack, frontend_subnet=s.frontend_subnet))
 vol = Volumes(f"{app}-vol", VolumesArgs(stack=s.stack, protect_data=s.protect_data))
+
+# --- the accessories the app stands on: PostgreSQL and Redis, on the internal backend network
 db = Postgres(
     f"{app}-postgres",
     PostgresArgs(
@@ -51,6 +54,7 @@ cache = Redis(
     ),
 )
 
+# --- what every container of the app image shares: the image, its environment (secret), the backend
 secret_key = s.django_secret_key or random.RandomPassword(f"{app}-secret-key", length=64, special=False).result
 env = pulumi.Output.secret(
     pulumi.Output.all(secret_key, db.password).apply(
@@ -82,6 +86,7 @@ runtime = AppRuntime(
     url=s.url,
 )
 
+# --- each release: backup (prod), migrate and collectstatic run first; web and Celery wait for them
 release = Release(
     f"{app}-release",
     ReleaseArgs(
@@ -117,6 +122,7 @@ Celery(
         release_gate=release.gate,
     ),
 )
+# --- the front door: nginx, the only container with a published port
 nginx = Nginx(
     f"{app}-nginx",
     NginxArgs(
@@ -139,6 +145,7 @@ nginx = Nginx(
     pulumi.ResourceOptions(depends_on=[web]),
 )
 
+# --- what other stacks and people read: the URL, and the image a promotion takes
 pulumi.export("url", nginx.url)
 pulumi.export("imageRef", image.ref)
 pulumi.export("imagePushed", image.pushed)
