@@ -6,8 +6,8 @@ deletes them) from starting. The engine refuses only the protected resource's ow
 (pulumi/pulumi pkg/resource/deploy/step.go, DeleteStep.Apply: deleteProtectedError), so a
 destroy removes the containers, networks and file volumes, then fails at these volumes, and the
 data stays. `retain_on_delete` keeps the Docker volume even when the protection was lifted
-(DeleteStep.Apply skips the provider's delete). Removing a stack on purpose: README, "Removing a
-stack".
+(DeleteStep.Apply skips the provider's delete). Removing a stack on purpose: docs/operations.md,
+"Removing a stack (and what `protect` does)".
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ set_policy_args() {
     if [ -d "$policy_pack/venv" ]; then
         policy_args=(--policy-pack "$policy_pack")
     else
-        say "WARNING: policy pack not attached ($policy_pack/venv missing; see README.md, 'Delivery')"
+        say "WARNING: policy pack not attached ($policy_pack/venv missing; see docs/delivery.md, 'The policy pack')"
     fi
 }
 

@@ -13,7 +13,8 @@
 #
 # Usage: scripts/rollback.sh DIGEST [--yes]
 #   DIGEST  repo@sha256:<64 hex>, e.g. one listed by
-#           pulumi stack history --stack prod --json (see README.md, "Delivery")
+#           pulumi stack history --stack prod --json (see docs/operations.md,
+#           "Which digests prod has run")
 #   --yes   apply without asking
 #
 # Environment: PULUMI_BACKEND_URL and PULUMI_CONFIG_PASSPHRASE are read by the

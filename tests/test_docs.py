@@ -1,30 +1,61 @@
-"""The README's config table is the one in Pulumi.yaml: every key, its type and its default."""
+"""docs/configuration.md's key table is generated from Pulumi.yaml and the stack files, and
+checked for drift like the topology diagrams: every key, its type, its default, each stack's value."""
 
-import re
 from pathlib import Path
 
 import yaml
 
+from tools import config_reference
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _readme_rows() -> dict[str, list[str]]:
+def _doc_rows() -> dict[str, list[str]]:
+    text = (ROOT / "docs" / "configuration.md").read_text()
+    block = text.split(config_reference.BEGIN, 1)[1].split(config_reference.END, 1)[0]
     rows = {}
-    for line in (ROOT / "README.md").read_text().splitlines():
-        match = re.match(r"^\| `([A-Za-z]+)` \| (\w+) \| ([^|]*) \|", line)
-        if match:
-            rows[match[1]] = [match[2], match[3].strip()]
+    for line in block.splitlines():
+        if line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+            rows[cells[0].strip("`")] = cells[1:5]
     return rows
 
 
-def test_every_config_key_is_documented_with_its_type_and_default():
+def test_the_committed_config_table_matches_pulumi_yaml(capsys):
+    assert config_reference.main(["--check"]) == 0, capsys.readouterr().err
+
+
+def test_every_config_key_is_documented_with_its_type_default_and_stack_values():
     declared = yaml.safe_load((ROOT / "Pulumi.yaml").read_text())["config"]
-    rows = _readme_rows()
-    assert set(rows) == set(declared)
+    stacks = {s: yaml.safe_load((ROOT / f"Pulumi.{s}.yaml").read_text())["config"] for s in ("dev", "prod")}
+    rows = _doc_rows()
+    assert list(rows) == list(declared)
+
+    def shown(value):
+        return '""' if value == "" else f"`{str(value).lower() if isinstance(value, bool) else value}`"
+
     for key, declaration in declared.items():
-        default = declaration["default"]
-        shown = '""' if default == "" else f"`{str(default).lower() if isinstance(default, bool) else default}`"
-        assert rows[key] == [declaration["type"], shown], key
+        per_stack = [
+            shown(stacks[s][f"django-docker:{key}"]) if f"django-docker:{key}" in stacks[s] else "" for s in stacks
+        ]
+        assert rows[key] == [declaration["type"], shown(declaration["default"]), *per_stack], key
+
+
+def test_a_change_to_pulumi_yaml_changes_the_table(tmp_path):
+    for name in ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.prod.yaml"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    project = yaml.safe_load((tmp_path / "Pulumi.yaml").read_text())
+    project["config"]["webReplicas"]["default"] = 4
+    project["config"]["newKey"] = {"type": "boolean", "default": True, "description": "A | new key."}
+    (tmp_path / "Pulumi.yaml").write_text(yaml.safe_dump(project, sort_keys=False))
+    table = config_reference.table(tmp_path)
+    assert table != config_reference.table()
+    assert "| `webReplicas` | integer | `4` | `2` | `3` |" in table
+    assert "| `newKey` | boolean | `true` |  |  | A \\| new key. |" in table
+
+
+def test_the_readme_links_the_configuration_reference():
+    assert "docs/configuration.md" in (ROOT / "README.md").read_text()
 
 
 def test_every_declared_key_has_a_description_and_a_default():

@@ -19,7 +19,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.y*ml"))
 BIN = Path(sys.executable).parent
-DELIVERY_DOC = ROOT / "README.md"
+DELIVERY_DOC = ROOT / "docs" / "delivery.md"
 
 # Inputs of pulumi/actions (its action.yml, v6/v7). actionlint does not know
 # this action's inputs, so a misspelt one (policyPack) would pass silently.
