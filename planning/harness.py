@@ -19,7 +19,7 @@ import runpy
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, cast
 
 import pulumi
 import yaml
@@ -27,7 +27,7 @@ from google.protobuf import json_format
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
-from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.stack import Stack, run_pulumi_func
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = PROJECT_ROOT / "__main__.py"
@@ -349,18 +349,18 @@ def plan_stack(
     pulumi.runtime.set_all_config(config, sorted(secret_keys))
     root_stack = runtime_settings.get_root_resource()
 
-    async def main() -> dict:
+    async def main() -> None:
         if program is not None:
             program()
         else:
             runpy.run_path(str(root / "__main__.py"), run_name="__main__")
         await asyncio.sleep(0)
-        return {}
 
     async def run() -> dict:
         await run_pulumi_func(main)
         outputs = {}
-        for key, value in root_stack.outputs.items():
+        # set_mocks made a Stack the root resource; the SDK types the root as Optional[Resource].
+        for key, value in cast(Stack, root_stack).outputs.items():
             outputs[key] = await pulumi.Output.from_input(value).future(with_unknowns=True)
         return outputs
 

@@ -121,9 +121,9 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
         if getattr(hook, "after_scenarios", None) and all(c.ok for c in checks) and all(o.ok for o in outcomes):
             hook.after_scenarios(ctx, phase)  # the faults, on the stack the scenarios left
         if keep:
-            base, host, _ = front_door(ctx.rp.plan)
+            base, host, _ = front_door(ctx.current_plan().plan)
             say(
-                f"  kept running: {ctx.rp.plan.outputs.get('url')} (try: curl -H 'Host: {host}' {base}/health/); "
+                f"  kept running: {ctx.current_plan().plan.outputs.get('url')} (try: curl -H 'Host: {host}' {base}/health/); "
                 f"tear down with `python -m rehearsal down {stack}` (make rehearse-down STACK={stack})"
             )
     except PhaseFailed as failure:

@@ -96,21 +96,24 @@ def planned_name(r) -> Optional[str]:
 def check_understood(plan: Plan, *, project_root) -> None:
     """Translate every resource once without an engine: an input the rehearsal does not
     understand fails here, before anything is created."""
-    names = {
-        planned_name(r): f"{r.name}-0000000"
-        for r in plan.resources
-        if r.custom and r.type in (NETWORK, VOLUME, CONTAINER) and planned_name(r)
-    }
+    names: dict[str, str] = {}
+    for r in plan.resources:
+        if r.custom and r.type in (NETWORK, VOLUME, CONTAINER):
+            planned = planned_name(r)
+            if planned:
+                names[planned] = f"{r.name}-0000000"
     for r in plan.resources:
         if not r.custom:
             continue
         if r.type not in UNDERSTOOD:
             raise RehearsalError(f"resource {r.name}: type {r.type} not understood by the rehearsal")
         inputs = substitute(r.inputs, names)
+        planned = planned_name(r)
+        real_name = names.get(planned, planned) if planned is not None else None
         if r.type == NETWORK:
-            network_kwargs(r.name, inputs, names.get(planned_name(r), planned_name(r)), {})
+            network_kwargs(r.name, inputs, real_name, {})
         elif r.type == VOLUME:
-            volume_kwargs(r.name, inputs, names.get(planned_name(r), planned_name(r)), {})
+            volume_kwargs(r.name, inputs, real_name, {})
         elif r.type == CONTAINER:
             container_spec(r.name, inputs, real_name=f"{r.name}-0000000", extra_labels={})
         elif r.type == IMAGE:
@@ -249,12 +252,12 @@ class Engine:
         real: dict = {}
         try:
             if step.op in (CREATE, REPLACE):
-                what = self._create(step.new, mapping, real)
+                what = self._create(step.new_resource(), mapping, real)
             elif step.op == UPDATE:
                 what = self._update(step, mapping)
-                real = step.old.real
+                real = step.old_entry().real
             elif step.op in (DELETE_FIRST, DELETE_REPLACED, DELETE):
-                what = self._delete(step.old)
+                what = self._delete(step.old_entry())
             elif step.op == SAME:
                 what = "unchanged"
             else:  # pragma: no cover - the model has no other ops
@@ -420,8 +423,8 @@ class Engine:
         if step.type != CONTAINER or not step.applied:
             return "recorded only" if step.keys else "initialization continued (no change)"
         with self.lock:
-            inputs = substitute(step.new.inputs, mapping)
-        cid = step.old.real.get("id")
+            inputs = substitute(step.new_resource().inputs, mapping)
+        cid = step.old_entry().real.get("id")
         # What resourceDockerContainerUpdate sends (_funcs.go:1033-1070): limits and restart policy.
         kwargs: dict[str, Any] = {
             "restart_policy": {

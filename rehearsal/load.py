@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -108,7 +108,9 @@ def check_loopback(base_url: str, allowed_networks: Iterable[Network] = ()) -> N
     if host == "localhost":
         # Whatever /etc/hosts says, every address it resolves to must be loopback too.
         try:
-            addresses = {info[4][0] for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+            # An IPv4/IPv6 sockaddr starts with the address text (typeshed also allows AF_PACKET's int).
+            infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+            addresses = {cast(str, info[4][0]) for info in infos}
         except OSError as error:
             raise ValueError(f"load: refusing {base_url!r}: cannot resolve localhost ({error})") from None
     else:
@@ -131,7 +133,8 @@ def error_name(error: BaseException) -> str:
     name = type(error).__name__
     if type(error) is not requests.ConnectionError:
         return name
-    root, seen = error, set()
+    root: BaseException = error
+    seen: set[int] = set()
     while id(root) not in seen:
         seen.add(id(root))
         reason = getattr(root, "reason", None)  # urllib3's MaxRetryError keeps it here

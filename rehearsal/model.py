@@ -247,6 +247,18 @@ class Step:
     after: frozenset[int] = frozenset()
     """Indexes of the steps that must have succeeded first."""
 
+    def new_resource(self) -> PlannedResource:
+        """`new`, which the steps that register a resource carry (create, replace, update, same)."""
+        if self.new is None:
+            raise AttributeError(f"step {self.op} {self.name} has no new resource")
+        return self.new
+
+    def old_entry(self) -> Entry:
+        """`old`, which the steps on a resource already in the state carry (update, deletes, same)."""
+        if self.old is None:
+            raise AttributeError(f"step {self.op} {self.name} has no old entry")
+        return self.old
+
     def describe(self) -> str:
         text = f"{self.op} {self.name}"
         if self.mode:
@@ -396,7 +408,7 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
             if dbr is None:  # the program left it to the provider (step_generator.go:2043-2046)
                 dbr = schema.provider_dbr
             if dbr:
-                firsts = []
+                firsts: list[int] = []
                 if not old.pending_replacement:  # already gone (step_generator.go:2139-2147)
                     for dependent in dependent_replacements(state, old):
                         if dependent.urn in deleted_first:
@@ -630,7 +642,7 @@ def next_state(state: State, plan: Plan, update: UpdatePlan, outcome: dict[int, 
             if not ok and not result.get("real"):
                 continue  # nothing was created: nothing to record
             fresh = Entry.of(
-                step.new,
+                step.new_resource(),
                 real=dict(result.get("real") or {}),
                 init_error="" if ok else (result.get("init_error") or "create failed"),
             )
@@ -644,10 +656,11 @@ def next_state(state: State, plan: Plan, update: UpdatePlan, outcome: dict[int, 
                     position -= 1
             entries.insert(position, fresh)
         elif step.op == UPDATE and ok:
-            current = copies[id(step.old)]
-            current.inputs, current.outputs, current.options = step.new.inputs, step.new.outputs, step.new.options
-            current.init_error = ""
+            updated = copies[id(step.old)]
+            new = step.new_resource()
+            updated.inputs, updated.outputs, updated.options = new.inputs, new.outputs, new.options
+            updated.init_error = ""
         elif step.op == SAME:
-            copies[id(step.old)].options = step.new.options
+            copies[id(step.old)].options = step.new_resource().options
     others = [Entry.of(r) for r in plan.resources if not r.custom or r.options.get("read")]
     return State(others + entries)

@@ -60,16 +60,21 @@ class Context:
 
     def plan(self, variant: str) -> RehearsalPlan:
         """Plan the stack with the current config for `variant` and make its images exist."""
-        self.prepare(self.plan_only(variant))
-        return self.rp
+        rp = self.plan_only(variant)
+        self.prepare(rp)
+        return rp
 
     def plan_only(self, variant: str) -> RehearsalPlan:
-        self.rp, self.variant = (
-            plan_for_rehearsal(
-                self.stack, overrides=self.overrides, secrets=self.secrets, git_sha=VARIANTS[variant].git_sha
-            ),
-            variant,
+        rp = plan_for_rehearsal(
+            self.stack, overrides=self.overrides, secrets=self.secrets, git_sha=VARIANTS[variant].git_sha
         )
+        self.rp, self.variant = rp, variant
+        return rp
+
+    def current_plan(self) -> RehearsalPlan:
+        """`rp`: the plan made last (by plan or plan_only)."""
+        if self.rp is None:  # (what `self.rp.plan` raised)
+            raise AttributeError("'NoneType' object has no attribute 'plan'")
         return self.rp
 
     def prepare(self, rp: RehearsalPlan) -> str:
@@ -85,7 +90,7 @@ class Context:
     # -- looking at the stack
 
     def front(self) -> tuple[str, str]:
-        base, host, _ = front_door(self.rp.plan)
+        base, host, _ = front_door(self.current_plan().plan)
         return base, host
 
     def get(self, path: str) -> requests.Response:
@@ -100,7 +105,7 @@ class Context:
         return response.json().get("git_sha") or ""
 
     def replicas(self) -> int:
-        return len(self.rp.plan.containers("web"))
+        return len(self.current_plan().plan.containers("web"))
 
     def replicas_answering(self, web: dict[str, dict], requests_count: int = 60) -> str:
         by_host = {c["Config"]["Hostname"]: name for name, c in web.items()}
@@ -185,17 +190,17 @@ def boot(ctx: Context, phase) -> list:
     with phase("images", info):
         info["text"] = ctx.prepare(rp)
     with phase("apply", info):
-        result = ctx.session.up(ctx.rp)
+        result = ctx.session.up(rp)  # rp is ctx.rp: the plan made above
         if not result.ok:
             raise RehearsalError(f"the first `pulumi up` failed: {result.error}")
         created = Counter(r.step.type.rsplit(":", 1)[-1] for r in result.reports if r.step.op == "create")
         info["text"] = ", ".join(f"{n} {k}" for k, n in created.most_common()) + f" created in {result.seconds:.1f}s"
     with phase("preview", info):
-        info["text"] = ctx.session.preview_after(ctx.rp)
+        info["text"] = ctx.session.preview_after(rp)
     with phase("smoke", info):
         smoke = Smoke(
             ctx.session.client,
-            ctx.rp.plan,
+            rp.plan,
             ctx.session.state,
             app_image=ctx.image_of("current"),
             run_labels=ctx.session.run_labels,
@@ -220,7 +225,7 @@ def boot(ctx: Context, phase) -> list:
 @dataclass
 class Outcome:
     scenario: Scenario
-    report: Optional[Report]
+    report: Report
     problems: list[str]
     release_seconds: Optional[float] = None
 
@@ -254,12 +259,12 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
             result = ctx.session.up(rp)
             if number == 1 and scenario.timed:
                 release_seconds = result.seconds
-            outcome = "succeeded" if result.ok else f"failed: {brief(result.error)}"
+            outcome = "succeeded" if result.error is None else f"failed: {brief(result.error)}"
             say(f"    `pulumi up` {outcome} ({result.seconds:.1f}s)")
             if result.ok != up.succeeds:
                 problems.append(
                     f"up {number} {'succeeded' if result.ok else 'failed'}, expected the opposite"
-                    + ("" if result.ok else f": {brief(result.error)}")
+                    + ("" if result.error is None else f": {brief(result.error)}")
                 )
                 break
             try:

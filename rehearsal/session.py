@@ -36,7 +36,8 @@ class Session:
     """Planned image reference or digest -> real image id."""
     built: dict[str, str] = field(default_factory=dict)
     """Tag -> image id, for every app image this session built."""
-    engine: Optional[Engine] = None
+    engine: Engine = field(init=False)
+    """Made by __post_init__ from the fields above."""
     base_images_ready: bool = False
 
     def __post_init__(self):

@@ -13,7 +13,7 @@ import tarfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
 import docker
@@ -48,7 +48,7 @@ class CheckFailed(RehearsalError):
     """A check's finding, one line."""
 
 
-def require(condition: bool, message: str) -> None:
+def require(condition: object, message: str) -> None:
     if not condition:
         raise CheckFailed(message)
 
@@ -76,7 +76,7 @@ class ServerNameAdapter(HTTPAdapter):
     session's `verify` bundle (urllib3 2.x connection.py: check_hostname stays on). Nothing
     else about verification changes."""
 
-    def __init__(self, server_name: str, **kwargs):
+    def __init__(self, server_name: Optional[str], **kwargs):
         self.server_name = server_name
         super().__init__(**kwargs)
 
@@ -90,7 +90,8 @@ def http_session(base: str, host: str, ca_file: Optional[str] = None) -> request
     session = requests.Session()
     session.headers["Host"] = host
     if base.startswith("https://"):
-        require(ca_file is not None, f"{base} is HTTPS but no CA to verify its certificate against was given")
+        if ca_file is None:  # (what require() raises)
+            raise CheckFailed(f"{base} is HTTPS but no CA to verify its certificate against was given")
         session.mount(base, ServerNameAdapter(urlsplit(f"//{host}").hostname))
         session.verify = ca_file
         # Else REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the environment win over session.verify
@@ -236,7 +237,7 @@ class Smoke:
     def check_migrate(self) -> str:
         jobs = {r.name: r for r in self.plan.of_type(JOB)}
         require(jobs, "no release jobs in the plan")
-        ran = {e.name: e.real.get("run_id") for e in self.state.entries if e.type == JOB and e.real}
+        ran: dict[str, Any] = {e.name: e.real.get("run_id") for e in self.state.entries if e.type == JOB and e.real}
         require(set(ran) == set(jobs), f"jobs that did not run: {sorted(set(jobs) - set(ran))}")
         # The release job's effect, not only its exit: every migration is recorded as applied.
         applied = self.psql("select count(*) from django_migrations where app = 'visits'")
@@ -334,7 +335,10 @@ class Smoke:
         if config.get("Gateway"):
             return config["Gateway"]
         if config.get("Subnet"):  # the engine gives docker0 the subnet's first address
-            return str(next(ipaddress.ip_network(config["Subnet"]).hosts()))
+            hosts = ipaddress.ip_network(config["Subnet"]).hosts()
+            if isinstance(hosts, list):  # a /31 or /32 lists its addresses: next() raised this
+                raise TypeError("'list' object is not an iterator")
+            return str(next(hosts))
         raise CheckFailed("the engine's default bridge has no subnet; no host address to probe")
 
     def probe(self, network: str, host: str, port: int) -> str:
@@ -391,4 +395,7 @@ def read_file(api, cid: str, path: str) -> bytes:
     """One file out of a container (get_archive: works on a stopped one too)."""
     stream, _ = api.get_archive(cid, path)
     with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-        return tar.extractfile(tar.getmembers()[0]).read()
+        member = tar.extractfile(tar.getmembers()[0])
+        if member is None:  # not a regular file: `.read()` raised this
+            raise AttributeError("'NoneType' object has no attribute 'read'")
+        return member.read()

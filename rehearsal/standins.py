@@ -426,8 +426,9 @@ def ensure_images(
         if image is not None and _labels(image).get(STANDIN_LABEL) != "true":
             outcomes.append(Outcome(ref, "local", "a real image already on the engine"))
             continue
-        recipe = recipe_for(ref) if image is not None else None
-        if image is None:
+        if image is not None:
+            recipe = recipe_for(ref)
+        else:
             pulled, why = _try_pull(ref, pull_timeout)
             if pulled:
                 outcomes.append(Outcome(ref, "pulled"))

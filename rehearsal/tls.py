@@ -42,7 +42,7 @@ import ssl
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional, cast
 from urllib.parse import urlsplit
 
 import certifi
@@ -77,7 +77,10 @@ class RunCertificates:
 
     @property
     def key(self) -> ec.EllipticCurvePrivateKey:
-        return serialization.load_pem_private_key(self.key_pem.encode(), password=None)
+        # certificates_for() made it with new_key(): an EC key, whatever else PEM can hold.
+        return cast(
+            ec.EllipticCurvePrivateKey, serialization.load_pem_private_key(self.key_pem.encode(), password=None)
+        )
 
     def cert_der(self) -> bytes:
         return x509.load_pem_x509_certificate(self.cert_pem.encode()).public_bytes(serialization.Encoding.DER)
@@ -209,7 +212,8 @@ class TlsRehearsal:
     def after_boot(self, ctx, phase) -> list[Check]:
         info: dict = {}
         with phase("tls", info):
-            self.checks = TlsChecks(ctx, self.certs, self.printed).run()
+            # before_boot (always run first) set them; TlsChecks fails on None as it always did.
+            self.checks = TlsChecks(ctx, cast(RunCertificates, self.certs), self.printed).run()
             info["text"] = f"{sum(c.ok for c in self.checks)} of {len(self.checks)} TLS checks passed"
         return self.checks
 
@@ -281,11 +285,16 @@ class TlsChecks:
         require(checks.get("database") == "ok" and checks.get("redis") == "ok", f"checks {checks}")
         # What nginx presents, from a handshake of our own (the same verification, for serverName).
         context = ssl.create_default_context(cafile=self.ctx.tls_ca)
-        port = int(urlsplit(self.https_base).port)
+        https_port = urlsplit(self.https_base).port
+        if https_port is None:  # (what int(None) raised)
+            raise TypeError("int() argument must be a string, a bytes-like object or a real number, not 'NoneType'")
+        port = int(https_port)
         with socket.create_connection((LOOPBACK, port), timeout=10) as raw:
             with context.wrap_socket(raw, server_hostname=self.server_name) as tls:
                 presented, version = tls.getpeercert(binary_form=True), tls.version()
-        require(presented == self.certs.cert_der(), "nginx presents a certificate that is not the run's")
+        expected = self.certs.cert_der()
+        if presented is None or presented != expected:  # (what require() raises)
+            raise CheckFailed("nginx presents a certificate that is not the run's")
         return (
             f"GET https://{self.host}/health/ on {LOOPBACK}:{port} 200 (database ok, redis ok), certificate "
             f"verified against the run's CA for {self.server_name}; nginx presents the run's certificate "
@@ -373,7 +382,8 @@ class TlsChecks:
         page = browser.get(self.https_base + "/whoami/", timeout=10)
         require(page.status_code == 200, f"GET /whoami/ -> {page.status_code}")
         cookie = next((c for c in browser.cookies if c.name == "csrftoken"), None)
-        require(cookie is not None, "GET /whoami/ set no csrftoken cookie")
+        if cookie is None:  # (what require() raises)
+            raise CheckFailed("GET /whoami/ set no csrftoken cookie")
         require(cookie.secure, "the csrftoken cookie is not Secure over HTTPS")
 
         def post(**headers) -> int:
@@ -456,7 +466,7 @@ class TlsChecks:
         require(
             _scan([control[:100], control[100:]], needles), "the scanner does not find the key in the key file itself"
         )
-        images = {}
+        images: dict[str, str] = {}
         for c in self.run_containers():
             images.setdefault(c["ImageID"], c["Image"])
         found, scanned = [], 0

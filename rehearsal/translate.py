@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from components import settings
 from rehearsal.errors import RehearsalError
@@ -84,7 +84,9 @@ NETWORK_FIELDS = {
 IPAM_FIELDS = {"subnet", "gateway", "ipRange", "auxAddress"}
 
 
-def network_kwargs(name: str, inputs: Mapping[str, Any], real_name: str, extra_labels: Mapping[str, str]) -> dict:
+def network_kwargs(
+    name: str, inputs: Mapping[str, Any], real_name: Optional[str], extra_labels: Mapping[str, str]
+) -> dict:
     """Arguments of client.networks.create for a planned docker.Network."""
     _check_known("network", name, inputs, NETWORK_FIELDS)
     pools = []
@@ -119,7 +121,9 @@ def network_kwargs(name: str, inputs: Mapping[str, Any], real_name: str, extra_l
 VOLUME_FIELDS = {"name", "driver", "driverOpts", "labels"}
 
 
-def volume_kwargs(name: str, inputs: Mapping[str, Any], real_name: str, extra_labels: Mapping[str, str]) -> dict:
+def volume_kwargs(
+    name: str, inputs: Mapping[str, Any], real_name: Optional[str], extra_labels: Mapping[str, str]
+) -> dict:
     """Arguments of client.volumes.create for a planned docker.Volume."""
     _check_known("volume", name, inputs, VOLUME_FIELDS)
     return {

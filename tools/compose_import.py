@@ -577,7 +577,7 @@ def translate(compose: dict, options: Options, defaults: dict[str, Any]) -> Tran
     if "beat" in by_role:
         t.set("celeryBeat", True, f"services.{by_role['beat']}")
 
-    restart_sources = []
+    restart_sources: list[str] = []
     # Accessories first: a database name is sourced from POSTGRES_DB before an app's DATABASE_URL.
     for role in ("db", "redis", "nginx", "web", "worker", "beat"):
         if role in by_role:
@@ -688,8 +688,8 @@ def _image(t: Translation, role: str, path: str, image: str, options: Options) -
     if ref.digest is not None:
         t.set(key, image, path)
         return
-    numbers = (re.match(r"^[0-9]+(?:\.[0-9]+)*", ref.tag or "") or [""])[0]
-    numbers = numbers.split(".") if numbers else []
+    leading = (re.match(r"^[0-9]+(?:\.[0-9]+)*", ref.tag or "") or [""])[0]
+    numbers = leading.split(".") if leading else []
     if major and numbers and numbers[0] != major:
         t.refuse(
             path,
@@ -991,8 +991,8 @@ def _deploy(t: Translation, role: str, path: str, deploy: dict, restart_sources:
         elif key in ("update_config", "rollback_config"):
             t.note(
                 where,
-                "the program's release replaces web replicas and the worker create-before-delete (README "
-                '"What a release does")',
+                "the program's release replaces web replicas and the worker create-before-delete "
+                '(docs/operations.md, "What a release does")',
             )
         else:
             t.refuse(where, "swarm-only; the program runs on one Docker host; remove it")
@@ -1021,7 +1021,10 @@ def _memory(t: Translation, role: str, path: str, value: Any) -> None:
     key = MEMORY_KEY[role]
     if key == "celeryMemory" and key in t.values and t.values[key] != memory_text(size):
         # worker and beat share one limit: keep the larger, so neither gets less than before
-        larger = max(memory_bytes(t.values[key]), size)
+        current = memory_bytes(t.values[key])
+        if current is None:  # (max() would raise the same TypeError)
+            raise TypeError(f"{key}: {t.values[key]!r} is not a memory size")
+        larger = max(current, size)
         t.note(
             path, f"{memory_text(size)}: worker and beat share celeryMemory; using the larger, {memory_text(larger)}"
         )
@@ -1192,10 +1195,10 @@ def run(
     names = [path.name for path in files]
     secrets = [key for key in SECRET_STACK_KEYS if key in t.secrets]
     text = render_stack_file(values, t.sources, names, secrets)
-    error = validate(text, stack, root, secrets=secrets, image_source_stack=image_source_stack)
-    if error:
-        key = error.split(":", 1)[0]
-        out.stderr.append(f"{t.sources[key]}: {error}" if key in t.sources else error)
+    refusal = validate(text, stack, root, secrets=secrets, image_source_stack=image_source_stack)
+    if refusal:
+        key = refusal.split(":", 1)[0]
+        out.stderr.append(f"{t.sources[key]}: {refusal}" if key in t.sources else refusal)
         out.stderr.append("compose_import: the program's settings refused the result; nothing written")
         out.code = 2
         return out

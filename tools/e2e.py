@@ -286,7 +286,7 @@ def cli_version() -> Optional[str]:
 
 
 class Run:
-    def __init__(self, options: Options, *, client=None, say: Callable[[str], None] = None):
+    def __init__(self, options: Options, *, client=None, say: Optional[Callable[[str], None]] = None):
         self.options = options
         self.client = client
         self.say = say or (lambda line: print(line, flush=True))

@@ -23,7 +23,7 @@ def inject(ctx, trial) -> None:
         f"(restart count {inspect(ctx, victim['Id'])['RestartCount']})"
     )
     # nginx re-resolves the replicas every second: the one that came back must answer again.
-    answered = {}
+    answered: dict[str, str] = {}
     wait_for(
         f"{name} to answer through nginx again",
         lambda: answered.update(spread=ctx.replicas_answering(ctx.session.containers_of("web"), 30)) or True,

@@ -9,7 +9,7 @@ steady load through nginx, and prints one line per scenario.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
 
 if TYPE_CHECKING:  # pragma: no cover
     from rehearsal.engine import UpdateResult
@@ -20,7 +20,7 @@ class ScenarioFailed(Exception):
     """The stack did not do what the scenario expects; one line."""
 
 
-def expect(condition: bool, message: str) -> None:
+def expect(condition: object, message: str) -> None:
     if not condition:
         raise ScenarioFailed(message)
 
@@ -31,8 +31,8 @@ class Up:
 
     what: str
     """What changes, for the output."""
-    overrides: Mapping[str, Any] = field(default_factory=dict)
-    """Stack config set before this up (and kept for the ones after)."""
+    overrides: Union[Mapping[str, Any], Callable[["Context"], Mapping[str, Any]]] = field(default_factory=dict)
+    """Stack config set before this up (and kept for the ones after), or a function of the Context giving it."""
     image: Optional[str] = None
     """The app image variant to deploy (rehearsal.variants); None keeps the current one."""
     succeeds: bool = True
