@@ -55,6 +55,9 @@ def plan_written(tmp_path, outcome, **kwargs):
 # --- the seed ---------------------------------------------------------------------------------
 
 
+@pytest.mark.skipif(
+    not SEED_LESSON.exists(), reason="the seed lesson lives beside this build environment's checkout only"
+)
 def test_seed_fixtures_are_the_seed_lessons_compose_blocks_verbatim():
     lesson = SEED_LESSON.read_text()
     for name in ("docker-compose.yml", "docker-compose.prod.yml"):
