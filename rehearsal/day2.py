@@ -15,7 +15,7 @@ from ops.benchmark import measure, run_ops
 from ops.stack import STACK
 from planning.harness import CONTAINER
 from rehearsal.engine import live
-from rehearsal.smoke import Check, CheckFailed, require
+from rehearsal.smoke import Check, require, run_check
 
 OPS_SECONDS = 120  # any one command; they answer in about a second
 
@@ -131,10 +131,7 @@ class Day2:
             ("ops refusal", self.check_refusals),
             ("ops secrets", self.check_secrets),
         ]:
-            try:
-                result = Check(name, True, check())
-            except (CheckFailed, OSError, ValueError, KeyError) as failure:
-                result = Check(name, False, str(failure))
+            result = run_check(name, check)
             self.say(result.line())
             checks.append(result)
         for figure in measure(self.stack):

@@ -48,6 +48,16 @@ class CheckFailed(RehearsalError):
     """A check's finding, one line."""
 
 
+def run_check(name: str, check: Callable[[], str]) -> Check:
+    """One check's line: its detail when it passes; its finding, or the error that stopped it, when not."""
+    try:
+        return Check(name, True, check())
+    except CheckFailed as failure:
+        return Check(name, False, str(failure))
+    except (requests.RequestException, docker.errors.APIError, OSError, KeyError, ValueError) as error:
+        return Check(name, False, f"{type(error).__name__}: {error}")
+
+
 def require(condition: object, message: str) -> None:
     if not condition:
         raise CheckFailed(message)
@@ -149,12 +159,7 @@ class Smoke:
             ("backend isolation", self.check_backend_isolated, None),
             ("published ports", self.check_ports, None),
         ]:
-            try:
-                result = Check(name, True, check())
-            except CheckFailed as failure:
-                result = Check(name, False, str(failure))
-            except (requests.RequestException, docker.errors.APIError, OSError, KeyError, ValueError) as error:
-                result = Check(name, False, f"{type(error).__name__}: {error}")
+            result = run_check(name, check)
             self.say(result.line())
             if not result.ok and culprit and "log lines" not in result.detail:
                 self.say(f"  {culprit}:{self.tail_of(culprit)}")

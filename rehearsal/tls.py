@@ -46,7 +46,6 @@ from typing import Any, Callable, Iterable, Optional, cast
 from urllib.parse import urlsplit
 
 import certifi
-import docker.errors
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -55,7 +54,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from planning.harness import Plan, stack_config
 from rehearsal.engine import LOOPBACK
-from rehearsal.smoke import Check, CheckFailed, ServerNameAdapter, http_session, require
+from rehearsal.smoke import Check, CheckFailed, ServerNameAdapter, http_session, require, run_check
 
 HSTS_SECONDS = 600  # the run's djangoHstsSeconds (prod's committed value is 0: HSTS off)
 KEY_FILE = "/etc/nginx/tls/server.key"
@@ -266,12 +265,7 @@ class TlsChecks:
             ("key not in images", self.check_not_in_images),
             ("key not in outputs", self.check_not_in_outputs),
         ]:
-            try:
-                result = Check(name, True, check())
-            except CheckFailed as failure:
-                result = Check(name, False, str(failure))
-            except (requests.RequestException, docker.errors.APIError, OSError, KeyError, ValueError) as error:
-                result = Check(name, False, f"{type(error).__name__}: {error}")
+            result = run_check(name, check)
             self.say(result.line())
             checks.append(result)
         return checks

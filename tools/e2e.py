@@ -65,7 +65,7 @@ from rehearsal.load import Load
 from rehearsal.model import Entry, State
 from rehearsal.release import LOAD_MAX_SECONDS, LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS
 from rehearsal.scenarios.new_commit import SCENARIO as NEW_COMMIT
-from rehearsal.smoke import Check, CheckFailed, Smoke, front_door, http_session
+from rehearsal.smoke import Check, Smoke, front_door, http_session, run_check
 from rehearsal.stacks import commit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -253,12 +253,7 @@ def run_smoke(smoke: Smoke, say: Callable[[str], None]) -> list[Check]:
     """
     checks = []
     for name, method in SMOKE_CHECKS:
-        try:
-            result = Check(name, True, getattr(smoke, method)())
-        except CheckFailed as failure:
-            result = Check(name, False, str(failure))
-        except Exception as error:  # requests, docker and OS errors: a finding, not a crash
-            result = Check(name, False, f"{type(error).__name__}: {error}")
+        result = run_check(name, getattr(smoke, method))
         say(result.line())
         checks.append(result)
     return checks
