@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from tools.generated import replace_block, write_or_check
+
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "Pulumi.yaml"
 DOC = ROOT / "docs" / "configuration.md"
@@ -76,13 +78,7 @@ def table(root: Path = ROOT) -> str:
 
 def doc_text(doc: str, generated: str) -> str:
     """The doc with the block between the markers replaced by the generated table."""
-    head, begin, rest = doc.partition(BEGIN)
-    if not begin:
-        raise SystemExit(f"config_reference: {DOC.name} has no line {BEGIN!r} to put the table after")
-    _, end, tail = rest.partition(END)
-    if not end:
-        raise SystemExit(f"config_reference: {DOC.name} has no line {END!r} closing the table")
-    return f"{head}{BEGIN}\n{generated}{END}{tail}"
+    return replace_block(doc, BEGIN, END, generated, tool="config_reference", name=DOC.name, what="table")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,21 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.write or args.check):
         print(generated, end="")
         return 0
-    wanted = doc_text(DOC.read_text(), generated)
-    where = DOC.relative_to(ROOT).as_posix()
-    if args.write:
-        DOC.write_text(wanted)
-        print(f"config_reference: wrote {where}")
-        return 0
-    if DOC.read_text() != wanted:
-        print(
-            f"config_reference: {where} differs from Pulumi.yaml and the stack files; "
-            "run `python -m tools.config_reference --write`",
-            file=sys.stderr,
-        )
-        return 1
-    print(f"config_reference: {where} matches Pulumi.yaml and the stack files")
-    return 0
+    return write_or_check(
+        {DOC: doc_text(DOC.read_text(), generated)},
+        root=ROOT,
+        tool="config_reference",
+        source="Pulumi.yaml and the stack files",
+        write=args.write,
+    )
 
 
 if __name__ == "__main__":

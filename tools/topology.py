@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterable
 
 from planning.harness import CONTAINER, JOB, NETWORK, VOLUME, Plan
+from tools.generated import replace_block, write_or_check
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "topology.md"
@@ -111,14 +112,8 @@ def doc_text(found: dict[str, str]) -> str:
 
 
 def readme_text(readme: str, found: dict[str, str]) -> str:
-    block = f"{BEGIN}\n```mermaid\n{found[README_STACK]}```\n{END}"
-    head, begin, rest = readme.partition(BEGIN)
-    if not begin:
-        raise SystemExit(f"topology: {README.name} has no line {BEGIN!r} to put the diagram after")
-    _, end, tail = rest.partition(END)
-    if not end:
-        raise SystemExit(f"topology: {README.name} has no line {END!r} closing the diagram")
-    return head + block + tail
+    inner = f"```mermaid\n{found[README_STACK]}```\n"
+    return replace_block(readme, BEGIN, END, inner, tool="topology", name=README.name, what="diagram")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,20 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{stack}:\n{text}")
         return 0
     wanted = {DOC: doc_text(found), README: readme_text(README.read_text(), found)}
-    if args.write:
-        for path, text in wanted.items():
-            path.write_text(text)
-        print(f"topology: wrote {', '.join(p.relative_to(ROOT).as_posix() for p in wanted)}")
-        return 0
-    stale = [p.relative_to(ROOT).as_posix() for p, text in wanted.items() if not p.exists() or p.read_text() != text]
-    if stale:
-        print(
-            f"topology: {', '.join(stale)} differ from the plan; run `python -m tools.topology --write`",
-            file=sys.stderr,
-        )
-        return 1
-    print("topology: the committed diagrams match the plan")
-    return 0
+    return write_or_check(wanted, root=ROOT, tool="topology", source="the plan", write=args.write)
 
 
 if __name__ == "__main__":
