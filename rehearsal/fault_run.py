@@ -28,7 +28,7 @@ from rehearsal.engine import live
 from rehearsal.errors import RehearsalError
 from rehearsal.faults import Fault, Trial, all_faults, fault_line, summary_line, verdict
 from rehearsal.load import Load, Report
-from rehearsal.release import LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS, Context
+from rehearsal.release import LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS, Context, selected
 from rehearsal.scenarios import ScenarioFailed
 
 FAULT_LOAD_MAX_SECONDS = 400  # a fault's load stops by itself after this, whatever happens
@@ -249,15 +249,8 @@ def run_fault(ctx: Context, fault: Fault) -> FaultOutcome:
 
 
 def run_faults(ctx: Context, phase, names: Optional[list[str]] = None) -> list[FaultOutcome]:
-    faults = all_faults()
-    if names:
-        unknown = sorted(set(names) - {f.name for f in faults})
-        if unknown:
-            raise RehearsalError(f"unknown faults {unknown}; the faults are: {', '.join(f.name for f in faults)}")
     outcomes = []
-    for fault in faults:
-        if names and fault.name not in names:
-            continue
+    for fault in selected(all_faults(), names, "faults"):
         info: dict = {}
         with phase(f"fault {fault.name}", info):
             outcome = run_fault(ctx, fault)

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Optional, Protocol, TypeVar
 
 import requests
 
@@ -290,19 +290,28 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
     return Outcome(scenario, report, problems, release_seconds)
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+T = TypeVar("T", bound=_Named)
+
+
+def selected(items: list[T], names: Optional[list[str]], kind: str) -> list[T]:
+    """The scenarios (or faults) named, in their fixed order; all of them without names. An
+    unknown name is refused with the list of the known ones."""
+    if not names:
+        return items
+    unknown = sorted(set(names) - {item.name for item in items})
+    if unknown:
+        raise RehearsalError(f"unknown {kind} {unknown}; the {kind} are: {', '.join(item.name for item in items)}")
+    return [item for item in items if item.name in names]
+
+
 def run_scenarios(ctx: Context, phase, names: Optional[list[str]] = None) -> list[Outcome]:
-    scenarios = all_scenarios()
-    if names:
-        known = {s.name for s in scenarios}
-        unknown = sorted(set(names) - known)
-        if unknown:
-            raise RehearsalError(
-                f"unknown scenarios {unknown}; the scenarios are: {', '.join(s.name for s in scenarios)}"
-            )
     outcomes = []
-    for scenario in scenarios:
-        if names and scenario.name not in names:
-            continue
+    for scenario in selected(all_scenarios(), names, "scenarios"):
         info: dict = {}
         with phase(f"scenario {scenario.name}", info):
             outcome = run_scenario(ctx, scenario)

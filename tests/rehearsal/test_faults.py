@@ -172,3 +172,17 @@ def test_the_hooks_summary_counts_faults_not_reached():
 
     hook = FaultRehearsal("prod")
     assert hook.summary(phase_failed=True) == ("faults prod: 0 run, 0 as expected, 0 not, 5 not reached", 5)
+
+
+def test_scenarios_and_faults_are_picked_by_name_in_their_fixed_order():
+    from rehearsal.errors import RehearsalError
+    from rehearsal.release import selected
+    from rehearsal.scenarios import all_scenarios
+
+    assert [s.name for s in selected(all_scenarios(), ["promote", "new-commit"], "scenarios")] == [
+        "new-commit",
+        "promote",
+    ]
+    assert selected(all_faults(), None, "faults") == all_faults()
+    with pytest.raises(RehearsalError, match=r"^unknown faults \['nope'\]; the faults are: kill-web, "):
+        selected(all_faults(), ["nope"], "faults")
