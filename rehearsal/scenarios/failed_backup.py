@@ -4,7 +4,7 @@ before migrate runs; the old release keeps serving. Once the volume is writable 
 `pulumi up` takes the backup, migrates and releases. Stacks without backupBeforeMigrate skip it."""
 
 from components import render
-from ops.backup import Backups
+from ops.backup import Backup, Backups
 from ops.stack import StackOnHost
 from rehearsal.scenarios import Scenario, Up, expect
 
@@ -26,6 +26,15 @@ def _chmod(ctx, mode: str) -> None:
         labels=ctx.session.run_labels,
         volumes={store.volume: {"bind": render.BACKUP_DIR}},
     )
+
+
+def new_backup(ctx, variant: str, before: set[str]) -> Backup:
+    """The one backup the before-migrate job took for `variant`'s release since `before` (the
+    names there then): the same release may have run earlier in the rehearsal (new-commit)."""
+    wanted = f"-{ctx.stack}-before-{render.short_sha(ctx.sha_of(variant))}.dump"
+    taken = [b for b in backups_of(ctx).list() if b.name.endswith(wanted) and b.name not in before]
+    expect(len(taken) == 1, f"expected one new backup *{wanted}, found {[b.name for b in taken]}")
+    return taken[0]
 
 
 def takes_backups(ctx) -> bool:
@@ -61,17 +70,10 @@ def unlock(ctx) -> str:
 def released(ctx, result) -> str:
     ran = {r.step.name for r in result.reports if r.step.op != "same"}
     expect({BACKUP_JOB, "django-docker-release-migrate"} <= ran, f"backup and migrate did not both run: {sorted(ran)}")
-    wanted = f"-{ctx.stack}-before-{render.short_sha(ctx.sha_of('next-commit'))}.dump"
-    # This release may have run before (new-commit): only a backup taken now counts.
-    taken = [
-        b.name
-        for b in backups_of(ctx).list()
-        if b.name.endswith(wanted) and b.name not in _BEFORE[ctx.stack]["backups"]
-    ]
-    expect(len(taken) == 1, f"expected one new backup *{wanted}, found {taken}")
+    taken = new_backup(ctx, "next-commit", _BEFORE[ctx.stack]["backups"])
     sha = ctx.serving_sha()
     expect(sha == ctx.sha_of("next-commit"), f"/health/ reports {sha}, not the new release")
-    return f"the same `pulumi up` again took {taken[0]}, migrated and released {sha[:12]}"
+    return f"the same `pulumi up` again took {taken.name}, migrated and released {sha[:12]}"
 
 
 SCENARIO = Scenario(

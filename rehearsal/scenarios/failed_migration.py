@@ -5,7 +5,7 @@ again with the same image, which runs the migration again and releases."""
 
 from components import render
 from rehearsal.scenarios import Scenario, Up, expect
-from rehearsal.scenarios.failed_backup import backups_of, takes_backups
+from rehearsal.scenarios.failed_backup import backups_of, new_backup, takes_backups
 
 BAD_ROW = "insert into visits_visit (created_at, path, served_by, processed_by) values (now(), '', 'rehearsal', '')"
 
@@ -39,13 +39,10 @@ def backup_taken(ctx) -> str:
     """The before-migrate backup of the failed release: there, complete, holding the data the migration met."""
     if not takes_backups(ctx):
         return " (this stack takes no backup before migrating)"
-    store = backups_of(ctx)
-    wanted = f"-{ctx.stack}-before-{render.short_sha(ctx.sha_of('bad-migration'))}.dump"
-    taken = [b for b in store.list() if b.name.endswith(wanted) and b.name not in _BACKUPS_BEFORE.get(ctx.stack, set())]
-    expect(len(taken) == 1, f"expected one new backup *{wanted} before the migration, found {[b.name for b in taken]}")
-    code, listing = store.run(["pg_restore", "--list", f"{render.BACKUP_DIR}/{taken[0].name}"])
+    taken = new_backup(ctx, "bad-migration", _BACKUPS_BEFORE.get(ctx.stack, set()))
+    code, listing = backups_of(ctx).run(["pg_restore", "--list", f"{render.BACKUP_DIR}/{taken.name}"])
     expect(code == 0 and "TABLE DATA public visits_visit" in listing, "the backup is not a readable dump of the visits")
-    return f"; the backup taken before it: {taken[0].name} ({taken[0].size} bytes, readable)"
+    return f"; the backup taken before it: {taken.name} ({taken.size} bytes, readable)"
 
 
 def released(ctx, result) -> str:
