@@ -9,6 +9,7 @@ import pulumi_docker as docker
 
 from components import render
 from components.common import AppRuntime, container_options
+from components.settings import CelerySettings
 
 # A worker finishes its current task on SIGTERM (warm shutdown); give it time to.
 WORKER_GRACE_SECONDS = 60
@@ -16,14 +17,10 @@ WORKER_GRACE_SECONDS = 60
 
 @dataclass(frozen=True, kw_only=True)
 class CeleryArgs:
+    settings: CelerySettings
+    """Worker processes, memory of the worker and beat, whether beat runs."""
     runtime: AppRuntime
     """The app image and its environment."""
-    concurrency: int
-    """Worker processes."""
-    memory_mb: int
-    """Memory limit of the worker and of beat."""
-    beat: bool
-    """Also run the beat scheduler (exactly one per stack)."""
     release_gate: pulumi.Input[str]
     """Release.gate: workers change only after migrate succeeded."""
 
@@ -43,7 +40,7 @@ class Celery(pulumi.ComponentResource):
                     command,
                     health_role=role,
                     grace_seconds=WORKER_GRACE_SECONDS,
-                    memory_mb=args.memory_mb,
+                    memory_mb=args.settings.memory_mb,
                     labels={"release": args.release_gate},
                 ),
                 opts=container_options(self, opts, delete_before_replace=delete_before_replace),
@@ -51,8 +48,8 @@ class Celery(pulumi.ComponentResource):
 
         # Create-before-delete: two workers on one queue is what Celery is built for; the old
         # one keeps consuming until the new one answers its ping.
-        worker = container("worker", render.worker_command(args.concurrency), delete_before_replace=False)
-        if args.beat:
+        worker = container("worker", render.worker_command(args.settings.concurrency), delete_before_replace=False)
+        if args.settings.beat:
             # Delete-before-replace: two beats would send every scheduled task twice.
             container("beat", render.beat_command(), delete_before_replace=True)
         self.worker_name = worker.name

@@ -10,7 +10,7 @@ import pulumi_docker as docker
 
 from components import render
 from components.render import APP_USER
-from components.settings import Healthcheck
+from components.settings import Deployment, Healthcheck, StackSettings
 
 # json-file logs with rotation: a chatty container cannot fill the host's disk.
 LOG_DRIVER = "json-file"
@@ -37,6 +37,18 @@ MEMORY_SWAP_UNLIMITED = -1
 REPLACE_ON_ANY_CHANGE = ["*"]
 
 
+def child_options(
+    parent: pulumi.Resource,
+    opts: pulumi.ResourceOptions | None = None,
+    **options,
+) -> pulumi.ResourceOptions:
+    """Options of every child a component creates: parented to it, with the component's
+    `depends_on` passed down (a component's depends_on orders its own registration, not its
+    children's: checked with the SDK's mocks), and whatever the caller states on purpose."""
+    options.setdefault("depends_on", opts.depends_on if opts else None)
+    return pulumi.ResourceOptions(parent=parent, **options)
+
+
 def container_options(
     parent: pulumi.Resource,
     opts: pulumi.ResourceOptions | None = None,
@@ -48,19 +60,32 @@ def container_options(
     pulumi-docker marks Container delete-before-replace (provider/resources.go:112-114), and
     the engine follows the provider unless the program says otherwise (step_generator.go
     :2043-2046), deleting every dependent that would be replaced first. So each caller states
-    it, with its reason. `depends_on` of the component is passed down: a component's
-    depends_on orders its own registration, not its children's (checked with the SDK's mocks).
+    it, with its reason.
     """
-    return pulumi.ResourceOptions(
-        parent=parent,
-        depends_on=opts.depends_on if opts else None,
-        delete_before_replace=delete_before_replace,
-        replace_on_changes=REPLACE_ON_ANY_CHANGE,
+    return child_options(
+        parent, opts, delete_before_replace=delete_before_replace, replace_on_changes=REPLACE_ON_ANY_CHANGE
     )
 
 
-def label_args(labels: Mapping[str, pulumi.Input[str]]) -> list[docker.ContainerLabelArgs]:
-    return [docker.ContainerLabelArgs(label=key, value=value) for key, value in sorted(labels.items())]
+def label_args(labels: Mapping[str, pulumi.Input[str]], arg_type: type = docker.ContainerLabelArgs) -> list:
+    """The labels of any resource (containers, jobs, networks, volumes) in the provider's shape.
+
+    Sorted by key, except for a mapping that keeps the order it was first created with: a
+    network's or volume's labels are the order they were created in, and every argument of
+    those resources replaces them (terraform-provider-docker v4.5.0 resource_docker_volume.go:48-52,
+    resource_docker_network.go: ForceNew), so no reordering is worth a diff.
+    """
+    items = labels.items() if isinstance(labels, CreationOrder) else sorted(labels.items())
+    return [arg_type(label=key, value=value) for key, value in items]
+
+
+class CreationOrder(dict):
+    """Labels kept in the order they were first created with (see label_args)."""
+
+
+def resource_labels(*, what: str, kind: str, stack: str) -> CreationOrder:
+    """A network's or volume's labels: which one it is, and the stack's name (ops finds it by them)."""
+    return CreationOrder({f"{render.LABEL_PREFIX}.{what}": kind, f"{render.LABEL_PREFIX}.stack": stack})
 
 
 def healthcheck_args(test: Sequence[str], health: Healthcheck) -> docker.ContainerHealthcheckArgs:
@@ -82,18 +107,66 @@ def memory_kwargs(memory_mb: int) -> dict:
     return dict(memory=memory_mb, memory_swap=MEMORY_SWAP_UNLIMITED)
 
 
-def accessory_kwargs(service: str, stack: str, memory_mb: int, health: Healthcheck) -> dict:
-    """What postgres, redis and nginx share: labels, limits, health, no-new-privileges, rotated logs.
+def accessory_container(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    service: str,
+    image: str,
+    deployment: Deployment,
+    memory_mb: int,
+    health: Healthcheck,
+    test: Sequence[str],
+    networks: Sequence[docker.ContainerNetworksAdvancedArgs],
+    volumes: Sequence[docker.ContainerVolumeArgs],
+    grace_seconds: int,
+    opts: pulumi.ResourceOptions | None = None,
+    **specific,
+) -> docker.Container:
+    """A container of an accessory (postgres, redis, nginx): its pinned image, labels, limit,
+    healthcheck and the wait for it, no-new-privileges, rotated logs, the stack's restart policy.
 
-    Their official entrypoints start as root and drop privileges themselves, so no `user` here.
+    Each is a singleton that owns a data directory or the host's ports, so a replacement is
+    delete-before-replace: the old one goes first, never two side by side. Their official
+    entrypoints start as root and drop privileges themselves, so no `user` here.
     """
-    return dict(
-        labels=label_args(render.labels(service=service, role="accessory", stack=stack)),
+    return docker.Container(
+        name,
+        image=image,
+        networks_advanced=list(networks),
+        volumes=list(volumes),
+        labels=label_args(render.labels(service=service, role="accessory", stack=deployment.stack)),
+        healthcheck=healthcheck_args(test, health),
+        restart=deployment.restart_policy,
+        destroy_grace_seconds=grace_seconds,
         security_opts=NO_NEW_PRIVILEGES,
         log_driver=LOG_DRIVER,
         log_opts=LOG_OPTS,
         **memory_kwargs(memory_mb),
         **wait_kwargs(health),
+        **specific,
+        opts=container_options(parent, opts, delete_before_replace=True),
+    )
+
+
+def data_store(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    alias: str,
+    network: pulumi.Input[str],
+    data_volume: pulumi.Input[str],
+    data_path: str,
+    **accessory,
+) -> docker.Container:
+    """What postgres and redis share beyond being accessories: reached only on the internal
+    backend network by their alias (no host port, ever), their data on their own volume."""
+    return accessory_container(
+        parent,
+        name,
+        networks=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[alias])],
+        volumes=[docker.ContainerVolumeArgs(volume_name=data_volume, container_path=data_path)],
+        **accessory,
     )
 
 
@@ -121,31 +194,64 @@ class AppRuntime:
     """KEY=value list (secret: it holds the database password and SECRET_KEY)."""
     git_sha: pulumi.Input[str]
     """Commit of the image, for labels."""
-    stack: str
-    """Stack name, for labels."""
     backend_network: pulumi.Input[str]
     """The internal backend network (postgres, redis)."""
     media_volume: pulumi.Input[str]
     """Volume mounted at MEDIA_ROOT."""
-    healthcheck: Healthcheck
-    """Healthcheck timings from the stack."""
-    restart: str
-    """Restart policy of long-running containers."""
-    docker_host: str
-    """The Docker host the provider uses (`docker:host`), for the release jobs."""
-    url: str
-    """Where people reach the site; a label, so that `make status` can say it from the host alone."""
+    deployment: Deployment
+    """The stack's name (labels), URL (a label, so `make status` can say it from the host alone),
+    Docker host (the release jobs), restart policy and healthcheck timing."""
+
+    @classmethod
+    def of(
+        cls,
+        s: StackSettings,
+        *,
+        image: pulumi.Input[str],
+        git_sha: pulumi.Input[str],
+        secret_key: pulumi.Input[str],
+        database_password: pulumi.Input[str],
+        redis_url: str,
+        backend_network: pulumi.Input[str],
+        media_volume: pulumi.Input[str],
+    ) -> "AppRuntime":
+        """The app's runtime for a stack: its environment (render.app_env) made secret once, here."""
+        env = pulumi.Output.all(secret_key, database_password).apply(
+            lambda secrets: render.app_env(
+                secret_key=secrets[0],
+                database_url=render.database_url(user=s.postgres.user, password=secrets[1], db=s.postgres.db),
+                redis_url=redis_url,
+                allowed_hosts=s.django.allowed_hosts,
+                csrf_trusted_origins=render.csrf_origins(
+                    hosts=s.django.allowed_hosts, tls=s.nginx.tls, port=s.nginx.public_port
+                ),
+                tls=s.nginx.tls,
+                hsts_seconds=s.django.hsts_seconds,
+                log_level=s.django.log_level,
+                web_concurrency=s.web.concurrency,
+                web_timeout=s.web.timeout,
+                forwarded_allow_ips=s.deployment.frontend_subnet,
+            )
+        )
+        return cls(
+            image=image,
+            env=pulumi.Output.secret(env),
+            git_sha=git_sha,
+            backend_network=backend_network,
+            media_volume=media_volume,
+            deployment=s.deployment,
+        )
 
     def label_map(self, service: str, **extra: pulumi.Input[str]) -> dict[str, pulumi.Input[str]]:
         return {
-            **render.labels(service=service, role="app", stack=self.stack),
+            **render.labels(service=service, role="app", stack=self.deployment.stack),
             f"{render.LABEL_PREFIX}.git-sha": self.git_sha,
-            f"{render.LABEL_PREFIX}.url": self.url,
+            f"{render.LABEL_PREFIX}.url": self.deployment.url,
             **{f"{render.LABEL_PREFIX}.{key}": value for key, value in extra.items()},
         }
 
     def health(self, role: str) -> docker.ContainerHealthcheckArgs:
-        return healthcheck_args(render.app_healthcheck(role), self.healthcheck)
+        return healthcheck_args(render.app_healthcheck(role), self.deployment.healthcheck)
 
     def media_mount(self) -> docker.ContainerVolumeArgs:
         return docker.ContainerVolumeArgs(volume_name=self.media_volume, container_path=render.MEDIA_ROOT)
@@ -171,10 +277,10 @@ class AppRuntime:
             volumes=[self.media_mount()],
             labels=label_args(self.label_map(service, **(labels or {}))),
             healthcheck=self.health(health_role),
-            restart=self.restart,
+            restart=self.deployment.restart_policy,
             stop_timeout=grace_seconds,
             destroy_grace_seconds=grace_seconds,
             **memory_kwargs(memory_mb),
-            **wait_kwargs(self.healthcheck),
+            **wait_kwargs(self.deployment.healthcheck),
             **hardened_app_kwargs(),
         )

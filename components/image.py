@@ -14,7 +14,8 @@ from pathlib import Path
 import pulumi
 import pulumi_docker as docker
 
-from components.settings import ImageSettings, is_digest_ref
+from components.common import child_options
+from components.settings import IMAGE_SOURCES_DIR, PROJECT_ROOT, ImageSettings, is_digest_ref
 
 LOCAL_ID_PREFIX = "sha256:"
 
@@ -23,9 +24,9 @@ LOCAL_ID_PREFIX = "sha256:"
 class AppImageArgs:
     image: ImageSettings
     """The validated image settings of the stack."""
-    context: Path
-    """Build context (django_app/)."""
-    dockerfile: Path
+    context: Path = PROJECT_ROOT / IMAGE_SOURCES_DIR
+    """Build context: django_app/."""
+    dockerfile: Path = PROJECT_ROOT / IMAGE_SOURCES_DIR / "Dockerfile"
     """The multi-stage Dockerfile inside the context."""
     platform: str = "linux/amd64"
     """Target platform of the build."""
@@ -62,7 +63,7 @@ class AppImage(pulumi.ComponentResource):
     def __init__(self, name: str, args: AppImageArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:AppImage", name, None, opts)
         settings = args.image
-        child = pulumi.ResourceOptions(parent=self)
+        child = child_options(self)
 
         if settings.source == "build":
             prefix = f"{settings.registry}/" if settings.push else ""

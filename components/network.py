@@ -12,15 +12,14 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.render import LABEL_PREFIX
+from components.common import child_options, label_args, resource_labels
+from components.settings import Deployment
 
 
 @dataclass(frozen=True, kw_only=True)
 class NetworksArgs:
-    stack: str
-    """Stack name, for labels."""
-    frontend_subnet: str
-    """CIDR of the frontend network: gunicorn trusts forwarded headers only from it."""
+    deployment: Deployment
+    """The stack's name (labels), frontend subnet, whether data is protected."""
 
 
 class Networks(pulumi.ComponentResource):
@@ -33,19 +32,18 @@ class Networks(pulumi.ComponentResource):
         super().__init__("django-docker:components:Networks", name, None, opts)
 
         def labels(kind: str) -> list[docker.NetworkLabelArgs]:
-            return [
-                docker.NetworkLabelArgs(label=f"{LABEL_PREFIX}.network", value=kind),
-                docker.NetworkLabelArgs(label=f"{LABEL_PREFIX}.stack", value=args.stack),
-            ]
+            return label_args(
+                resource_labels(what="network", kind=kind, stack=args.deployment.stack), docker.NetworkLabelArgs
+            )
 
         frontend = docker.Network(
             f"{name}-frontend",
             driver="bridge",
-            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.frontend_subnet)],
+            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.deployment.frontend_subnet)],
             labels=labels("frontend"),
             # Delete-before-replace: a new network beside the old one would overlap its fixed
             # subnet, which Docker refuses (the provider leaves networks create-before-delete).
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            opts=child_options(self, opts, delete_before_replace=True),
         )
         backend = docker.Network(
             f"{name}-backend",
@@ -60,7 +58,7 @@ class Networks(pulumi.ComponentResource):
             # 172.30.0.0/16; created after the frontend it cannot take a range that overlaps the
             # frontend's fixed subnet (created in parallel, it sometimes did: "Pool overlaps",
             # found by the rehearsal). Create-before-delete (the provider's default) on purpose.
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=False, depends_on=[frontend]),
+            opts=child_options(self, delete_before_replace=False, depends_on=[frontend]),
         )
         self.frontend = frontend.name
         self.backend = backend.name

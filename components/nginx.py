@@ -13,14 +13,13 @@ a container that exits after start: terraform-provider-docker #841).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import accessory_kwargs, container_options, healthcheck_args
-from components.settings import Healthcheck
+from components.common import accessory_container
+from components.settings import Deployment, Healthcheck, NginxSettings
 
 # nginx starts in well under a second; probe often so `pulumi up` learns it quickly.
 HEALTH = Healthcheck(interval="3s", timeout="3s", retries=3, start_period="5s")
@@ -30,28 +29,16 @@ STOP_GRACE_SECONDS = 15
 
 @dataclass(frozen=True, kw_only=True)
 class NginxArgs:
-    image: str
-    """Pinned nginx image reference."""
-    server_name: str
-    client_max_body_size: str
-    bind_address: str
-    """Host address the ports are published on."""
-    http_port: int
-    https_port: int
-    tls_certificate: Optional[pulumi.Input[str]]
-    """PEM chain (secret); with tls_key, nginx serves HTTPS and redirects HTTP."""
-    tls_key: Optional[pulumi.Input[str]]
-    hsts_seconds: int
-    memory_mb: int
-    restart: str
+    settings: NginxSettings
+    """Image, memory, names, ports, body size, TLS."""
+    deployment: Deployment
+    """The stack's name and restart policy."""
     frontend_network: pulumi.Input[str]
+    """The network it reaches the web replicas on."""
     static_volume: pulumi.Input[str]
+    """Served at /static/ (collectstatic fills it)."""
     media_volume: pulumi.Input[str]
-    stack: str
-
-    def __post_init__(self):
-        if (self.tls_certificate is None) != (self.tls_key is None):
-            raise ValueError("NginxArgs: tls_certificate and tls_key go together")
+    """Served at /media/ (uploads)."""
 
 
 class Nginx(pulumi.ComponentResource):
@@ -61,31 +48,36 @@ class Nginx(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Nginx", name, None, opts)
-        tls = args.tls_certificate is not None
+        ng = args.settings
         conf = render.nginx_conf(
-            server_name=args.server_name,
-            client_max_body_size=args.client_max_body_size,
-            tls=tls,
-            public_https_port=args.https_port,
-            hsts_seconds=args.hsts_seconds,
+            server_name=ng.server_name,
+            client_max_body_size=ng.client_max_body_size,
+            tls=ng.tls,
+            public_https_port=ng.https_port,
+            hsts_seconds=ng.hsts_seconds,
         )
         uploads = [docker.ContainerUploadArgs(file=render.NGINX_CONF, content=conf)]
-        ports = [docker.ContainerPortArgs(internal=80, external=args.http_port, ip=args.bind_address, protocol="tcp")]
-        if tls:
+        ports = [docker.ContainerPortArgs(internal=80, external=ng.http_port, ip=ng.bind_address, protocol="tcp")]
+        if ng.tls_certificate is not None and ng.tls_key is not None:
             uploads += [
-                docker.ContainerUploadArgs(file=render.NGINX_TLS_CERT, content=args.tls_certificate),
-                docker.ContainerUploadArgs(file=render.NGINX_TLS_KEY, content=args.tls_key, permissions="0600"),
+                docker.ContainerUploadArgs(file=render.NGINX_TLS_CERT, content=ng.tls_certificate),
+                docker.ContainerUploadArgs(file=render.NGINX_TLS_KEY, content=ng.tls_key, permissions="0600"),
             ]
             ports.append(
-                docker.ContainerPortArgs(internal=443, external=args.https_port, ip=args.bind_address, protocol="tcp")
+                docker.ContainerPortArgs(internal=443, external=ng.https_port, ip=ng.bind_address, protocol="tcp")
             )
 
-        container = docker.Container(
+        # Its host ports are fixed: the old container must go first (accessory_container).
+        container = accessory_container(
+            self,
             name,
-            image=args.image,
-            uploads=uploads,
-            ports=ports,
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network)],
+            service="nginx",
+            image=ng.image.text,
+            deployment=args.deployment,
+            memory_mb=ng.memory_mb,
+            health=HEALTH,
+            test=render.nginx_healthcheck(),
+            networks=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network)],
             volumes=[
                 docker.ContainerVolumeArgs(
                     volume_name=args.static_volume, container_path=render.NGINX_STATIC, read_only=True
@@ -94,15 +86,11 @@ class Nginx(pulumi.ComponentResource):
                     volume_name=args.media_volume, container_path=render.NGINX_MEDIA, read_only=True
                 ),
             ],
-            healthcheck=healthcheck_args(render.nginx_healthcheck(), HEALTH),
-            restart=args.restart,
-            destroy_grace_seconds=STOP_GRACE_SECONDS,
-            **accessory_kwargs("nginx", args.stack, args.memory_mb, HEALTH),
-            # Delete-before-replace: the new container needs the same host ports.
-            opts=container_options(self, opts, delete_before_replace=True),
+            grace_seconds=STOP_GRACE_SECONDS,
+            opts=opts,
+            uploads=uploads,
+            ports=ports,
         )
-        self.url = render.public_url(
-            server_name=args.server_name, tls=tls, port=args.https_port if tls else args.http_port
-        )
+        self.url = ng.url
         self.container_name = container.name
         self.register_outputs({"url": self.url, "container_name": self.container_name})

@@ -9,15 +9,13 @@ restarts PostgreSQL (a few seconds; a clean shutdown first, then a checked start
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
-import pulumi_docker as docker
 import pulumi_random as random
 
 from components import render
-from components.common import accessory_kwargs, container_options, healthcheck_args
-from components.settings import Healthcheck
+from components.common import child_options, data_store
+from components.settings import Deployment, Healthcheck, PostgresSettings
 
 # initdb on a first start takes a while; pg_isready is cheap.
 HEALTH = Healthcheck(interval="5s", timeout="5s", retries=10, start_period="30s")
@@ -25,24 +23,14 @@ HEALTH = Healthcheck(interval="5s", timeout="5s", retries=10, start_period="30s"
 
 @dataclass(frozen=True, kw_only=True)
 class PostgresArgs:
-    image: str
-    """Pinned postgres image reference."""
-    db: str
-    """Database name."""
-    user: str
-    """Database role."""
-    password: Optional[pulumi.Input[str]]
-    """Secret password; None generates one (kept only as a secret in the stack state)."""
-    memory_mb: int
-    """Memory limit."""
-    restart: str
-    """Restart policy."""
+    settings: PostgresSettings
+    """Image, database, role, password (None: generated), memory."""
+    deployment: Deployment
+    """The stack's name and restart policy."""
     network: pulumi.Input[str]
     """The internal backend network."""
     data_volume: pulumi.Input[str]
     """Volume for /var/lib/postgresql/data."""
-    stack: str
-    """Stack name, for labels."""
 
 
 class Postgres(pulumi.ComponentResource):
@@ -57,31 +45,34 @@ class Postgres(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Postgres", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
+        pg = args.settings
         given: pulumi.Input[str] = (
-            random.RandomPassword(f"{name}-password", length=32, special=False, opts=child).result
-            if args.password is None
-            else args.password
+            random.RandomPassword(f"{name}-password", length=32, special=False, opts=child_options(self)).result
+            if pg.password is None
+            else pg.password
         )
         password = pulumi.Output.secret(given)  # secret once, here; every use below inherits it
 
-        container = docker.Container(
+        container = data_store(
+            self,
             name,
-            image=args.image,
-            envs=password.apply(lambda p: render.postgres_env(user=args.user, password=p, db=args.db)),
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[render.POSTGRES_HOST])],
-            volumes=[docker.ContainerVolumeArgs(volume_name=args.data_volume, container_path=render.POSTGRES_DATA)],
-            healthcheck=healthcheck_args(render.postgres_healthcheck(args.user, args.db), HEALTH),
+            service="postgres",
+            image=pg.image.text,
+            deployment=args.deployment,
+            memory_mb=pg.memory_mb,
+            health=HEALTH,
+            test=render.postgres_healthcheck(pg.user, pg.db),
+            alias=render.POSTGRES_HOST,
+            network=args.network,
+            data_volume=args.data_volume,
+            data_path=render.POSTGRES_DATA,
+            grace_seconds=60,  # a clean shutdown checkpoints; SIGKILL means crash recovery
+            envs=password.apply(lambda p: render.postgres_env(user=pg.user, password=p, db=pg.db)),
             shm_size=128,
-            restart=args.restart,
-            destroy_grace_seconds=60,  # a clean shutdown checkpoints; SIGKILL means crash recovery
-            **accessory_kwargs("postgres", args.stack, args.memory_mb, HEALTH),
-            # Delete-before-replace: never two servers on one data directory.
-            opts=container_options(self, delete_before_replace=True),
         )
         self.host = render.POSTGRES_HOST
         self.port = 5432
         self.password = password
-        self.client_env = password.apply(lambda p: render.postgres_client_env(user=args.user, password=p, db=args.db))
+        self.client_env = password.apply(lambda p: render.postgres_client_env(user=pg.user, password=p, db=pg.db))
         self.container_id = container.id
         self.register_outputs({"host": self.host, "container_id": self.container_id})

@@ -5,29 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_docker as docker
 
 from components import render
-from components.common import accessory_kwargs, container_options, healthcheck_args
-from components.settings import Healthcheck
+from components.common import data_store
+from components.settings import Deployment, Healthcheck, RedisSettings
 
 HEALTH = Healthcheck(interval="5s", timeout="3s", retries=10, start_period="10s")
 
 
 @dataclass(frozen=True, kw_only=True)
 class RedisArgs:
-    image: str
-    """Pinned redis image reference."""
-    memory_mb: int
-    """Memory limit; Redis's maxmemory is set below it."""
-    restart: str
-    """Restart policy."""
+    settings: RedisSettings
+    """Image and memory (Redis's maxmemory is set below the limit)."""
+    deployment: Deployment
+    """The stack's name and restart policy."""
     network: pulumi.Input[str]
     """The internal backend network."""
     data_volume: pulumi.Input[str]
     """Volume for /data (the append-only file)."""
-    stack: str
-    """Stack name, for labels."""
 
 
 class Redis(pulumi.ComponentResource):
@@ -37,18 +32,21 @@ class Redis(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Redis", name, None, opts)
-        container = docker.Container(
+        container = data_store(
+            self,
             name,
-            image=args.image,
-            command=render.redis_command(args.memory_mb),
-            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=args.network, aliases=[render.REDIS_HOST])],
-            volumes=[docker.ContainerVolumeArgs(volume_name=args.data_volume, container_path=render.REDIS_DATA)],
-            healthcheck=healthcheck_args(render.redis_healthcheck(), HEALTH),
-            restart=args.restart,
-            destroy_grace_seconds=30,
-            **accessory_kwargs("redis", args.stack, args.memory_mb, HEALTH),
-            # Delete-before-replace: one writer per append-only file, never old and new side by side.
-            opts=container_options(self, delete_before_replace=True),
+            service="redis",
+            image=args.settings.image.text,
+            deployment=args.deployment,
+            memory_mb=args.settings.memory_mb,
+            health=HEALTH,
+            test=render.redis_healthcheck(),
+            alias=render.REDIS_HOST,
+            network=args.network,
+            data_volume=args.data_volume,
+            data_path=render.REDIS_DATA,
+            grace_seconds=30,
+            command=render.redis_command(args.settings.memory_mb),
         )
         self.url = render.redis_url()
         self.container_id = container.id

@@ -31,11 +31,13 @@ from components.common import (
     LOG_OPTS,
     NO_NEW_PRIVILEGES,
     AppRuntime,
+    child_options,
     hardened_app_kwargs,
     label_args,
     memory_kwargs,
 )
 from components.job import Job, JobArgs
+from components.settings import PostgresSettings, WebSettings
 
 # A migration may rewrite a big table; one that runs longer than this is killed and fails.
 JOB_TIMEOUT_SECONDS = 1800
@@ -45,18 +47,15 @@ JOB_TIMEOUT_SECONDS = 1800
 class ReleaseArgs:
     runtime: AppRuntime
     """The app image and its environment."""
-    static_volume: pulumi.Input[str]
-    """Volume nginx serves /static/ from; mounted at STATIC_ROOT for collectstatic."""
-    memory_mb: int
-    """Memory limit of each job."""
-    backup: bool
-    """Dump the database before the migration of every new image."""
-    backup_retention: int
-    """Automatic backups kept (the backup job removes older ones)."""
-    postgres_image: str
-    """The pinned postgres image (the backup runs its pg_dump; it is on the host: postgres runs it)."""
+    web: WebSettings
+    """Each job gets a web replica's memory limit."""
+    postgres: PostgresSettings
+    """Whether to back up before migrating, how many backups to keep, and the image whose
+    pg_dump the backup runs (it is on the host already: postgres runs it)."""
     database_env: pulumi.Input[Sequence[str]]
     """PG* variables that reach the database (secret: the password)."""
+    static_volume: pulumi.Input[str]
+    """Volume nginx serves /static/ from; mounted at STATIC_ROOT for collectstatic."""
     backups_volume: pulumi.Input[str]
     """Volume mounted at BACKUP_DIR."""
 
@@ -76,15 +75,17 @@ class Release(pulumi.ComponentResource):
         )
         backend = [docker.ContainerNetworksAdvancedArgs(name=rt.backend_network)]
         backup = None
-        if args.backup:
+        if args.postgres.backup_before_migrate:
             backup = Job(
                 f"{name}-backup",
                 JobArgs(
                     name_prefix=f"{name}-backup",
-                    image=args.postgres_image,
+                    image=args.postgres.image.text,
                     command=pulumi.Output.from_input(rt.git_sha).apply(
                         lambda sha: render.backup_command(
-                            stack=rt.stack, label=f"before-{render.short_sha(sha)}", retention=args.backup_retention
+                            stack=rt.deployment.stack,
+                            label=f"before-{render.short_sha(sha)}",
+                            retention=args.postgres.backup_retention,
                         )
                     ),
                     envs=args.database_env,
@@ -95,7 +96,7 @@ class Release(pulumi.ComponentResource):
                     # The image it protects the data from is the trigger: a new one, a new backup.
                     labels=label_args(
                         {
-                            **render.labels(service="backup", role="accessory", stack=rt.stack),
+                            **render.labels(service="backup", role="accessory", stack=rt.deployment.stack),
                             f"{render.LABEL_PREFIX}.before-image": rt.image,
                         }
                     ),
@@ -109,10 +110,10 @@ class Release(pulumi.ComponentResource):
                     log_driver=LOG_DRIVER,
                     log_opts=LOG_OPTS,
                     timeout_seconds=JOB_TIMEOUT_SECONDS,
-                    docker_host=rt.docker_host,
-                    **memory_kwargs(args.memory_mb),
+                    docker_host=rt.deployment.docker_host,
+                    **memory_kwargs(args.web.memory_mb),
                 ),
-                pulumi.ResourceOptions(parent=self, depends_on=waits_for, delete_before_replace=False),
+                child_options(self, depends_on=waits_for, delete_before_replace=False),
             )
 
         def job(step: str, command: list[str], volumes: list[docker.ContainerVolumeArgs], after: list) -> Job:
@@ -127,13 +128,13 @@ class Release(pulumi.ComponentResource):
                     volumes=volumes,
                     labels=label_args(rt.label_map(step)),
                     timeout_seconds=JOB_TIMEOUT_SECONDS,
-                    docker_host=rt.docker_host,
-                    **memory_kwargs(args.memory_mb),
+                    docker_host=rt.deployment.docker_host,
+                    **memory_kwargs(args.web.memory_mb),
                     **hardened_app_kwargs(),
                 ),
                 # Create-before-delete, said on purpose: a new run starts while the recorded
                 # one stays; deleting a finished run does nothing.
-                pulumi.ResourceOptions(parent=self, depends_on=waits_for + after, delete_before_replace=False),
+                child_options(self, depends_on=waits_for + after, delete_before_replace=False),
             )
 
         migrate = job("migrate", render.migrate_command(), [], [backup] if backup else [])

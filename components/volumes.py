@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.render import LABEL_PREFIX
+from components.common import child_options, label_args, resource_labels
+from components.settings import Deployment
 
 DATA_VOLUMES = ("postgres-data", "redis-data", "backups")
 FILE_VOLUMES = ("static", "media")
@@ -25,10 +26,8 @@ FILE_VOLUMES = ("static", "media")
 
 @dataclass(frozen=True, kw_only=True)
 class VolumesArgs:
-    stack: str
-    """Stack name, for labels."""
-    protect_data: bool
-    """Protect the data volumes from deletion."""
+    deployment: Deployment
+    """The stack's name (labels), frontend subnet, whether data is protected."""
 
 
 class Volumes(pulumi.ComponentResource):
@@ -42,14 +41,13 @@ class Volumes(pulumi.ComponentResource):
         super().__init__("django-docker:components:Volumes", name, None, opts)
         names = {}
         for kind in DATA_VOLUMES + FILE_VOLUMES:
-            protected = args.protect_data and kind in DATA_VOLUMES
+            protected = args.deployment.protect_data and kind in DATA_VOLUMES
             volume = docker.Volume(
                 f"{name}-{kind}",
-                labels=[
-                    docker.VolumeLabelArgs(label=f"{LABEL_PREFIX}.volume", value=kind),
-                    docker.VolumeLabelArgs(label=f"{LABEL_PREFIX}.stack", value=args.stack),
-                ],
-                opts=pulumi.ResourceOptions(parent=self, protect=protected, retain_on_delete=protected),
+                labels=label_args(
+                    resource_labels(what="volume", kind=kind, stack=args.deployment.stack), docker.VolumeLabelArgs
+                ),
+                opts=child_options(self, opts, protect=protected, retain_on_delete=protected),
             )
             names[kind] = volume.name
         self.postgres_data = names["postgres-data"]

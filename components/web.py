@@ -16,28 +16,21 @@ import pulumi_docker as docker
 
 from components import render
 from components.common import AppRuntime, container_options
+from components.settings import WebSettings
 
 STOP_MARGIN_SECONDS = 5
 
 
 @dataclass(frozen=True, kw_only=True)
 class WebArgs:
+    settings: WebSettings
+    """Replicas, memory, gunicorn's timeout (Docker waits a little longer before SIGKILL)."""
     runtime: AppRuntime
     """The app image and its environment."""
-    replicas: int
-    """Number of gunicorn containers."""
-    memory_mb: int
-    """Memory limit of each replica."""
-    timeout: int
-    """gunicorn's graceful timeout; Docker waits a little longer before SIGKILL."""
     frontend_network: pulumi.Input[str]
     """The network nginx reaches the replicas on."""
     release_gate: pulumi.Input[str]
     """Release.gate: replicas change only after migrate and collectstatic succeeded."""
-
-    def __post_init__(self):
-        if self.replicas < 1:
-            raise ValueError("WebArgs.replicas must be at least 1")
 
 
 class Web(pulumi.ComponentResource):
@@ -54,8 +47,8 @@ class Web(pulumi.ComponentResource):
                     "web",
                     render.web_command(),
                     health_role="web",
-                    grace_seconds=args.timeout + STOP_MARGIN_SECONDS,
-                    memory_mb=args.memory_mb,
+                    grace_seconds=args.settings.timeout + STOP_MARGIN_SECONDS,
+                    memory_mb=args.settings.memory_mb,
                     networks=[
                         docker.ContainerNetworksAdvancedArgs(name=args.frontend_network, aliases=[render.WEB_HOST])
                     ],
@@ -64,7 +57,7 @@ class Web(pulumi.ComponentResource):
                 # Create-before-delete: the old replica serves until the new one is healthy.
                 opts=container_options(self, delete_before_replace=False),
             )
-            for index in range(1, args.replicas + 1)
+            for index in range(1, args.settings.replicas + 1)
         ]
         self.names = pulumi.Output.all(*[c.name for c in containers])
         self.register_outputs({"names": self.names})

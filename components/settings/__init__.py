@@ -6,7 +6,8 @@ says what is expected; `__main__.py` turns it into a clean exit before any resou
 Defaults live only in Pulumi.yaml (the Pulumi CLI applies them); nothing here repeats them.
 
 By concern:
-  stack.py     StackSettings and load(), one section per service
+  stack.py     StackSettings and load(): every key read once, section by section
+  services.py  the sections: Deployment (what every resource shares), then one per service
   reader.py    the Reader every key goes through once (strings, numbers, sizes, durations, secrets)
   values.py    what the parts share and the day-2 commands reuse: image references, Go durations,
                healthcheck timing, SettingsError
@@ -18,7 +19,24 @@ By concern:
 
 from components.settings.identity import IMAGE_SOURCES_DIR, PROJECT_ROOT, resolve_git_sha
 from components.settings.images import IMAGE_SOURCES, ImageSettings
-from components.settings.stack import LOG_LEVELS, MAX_REPLICAS, PROJECT, RESTART_POLICIES, StackSettings, load
+from components.settings.services import (
+    CelerySettings,
+    Deployment,
+    DjangoSettings,
+    NginxSettings,
+    PostgresSettings,
+    RedisSettings,
+    WebSettings,
+)
+from components.settings.stack import (
+    LOG_LEVELS,
+    MAX_REPLICAS,
+    PROJECT,
+    RESTART_POLICIES,
+    StackSettings,
+    load,
+    load_or_fail,
+)
 from components.settings.tls import check_tls
 from components.settings.values import (
     Healthcheck,
@@ -38,16 +56,24 @@ __all__ = [
     "PROJECT",
     "PROJECT_ROOT",
     "RESTART_POLICIES",
+    "CelerySettings",
+    "Deployment",
+    "DjangoSettings",
     "Healthcheck",
     "ImageRef",
     "ImageSettings",
+    "NginxSettings",
+    "PostgresSettings",
+    "RedisSettings",
     "SettingsError",
     "StackSettings",
+    "WebSettings",
     "check_tls",
     "duration_ns",
     "go_duration",
     "is_digest_ref",
     "load",
+    "load_or_fail",
     "parse_image_ref",
     "resolve_git_sha",
 ]

@@ -3,9 +3,7 @@
 import pytest
 
 from components.image import ImagePromotionError, check_promotable
-from components.nginx import NginxArgs
-from components.settings import SettingsError, is_digest_ref, parse_image_ref
-from components.web import WebArgs
+from components.settings import NginxSettings, SettingsError, WebSettings, is_digest_ref, parse_image_ref
 
 DIGEST = "ghcr.io/acme/web@sha256:" + "a" * 64
 
@@ -47,26 +45,21 @@ def test_image_reference_parsing():
     assert not is_digest_ref("sha256:" + "a" * 64)  # a local id is not promotable
 
 
-def test_component_args_invariants():
-    with pytest.raises(ValueError):
-        WebArgs(runtime=None, replicas=0, memory_mb=1, timeout=1, frontend_network="n", release_gate="g")
-    with pytest.raises(ValueError):
-        NginxArgs(
-            image="nginx:1.28.0",
+def test_settings_sections_invariants():
+    with pytest.raises(ValueError, match="replicas"):
+        WebSettings(replicas=0, memory_mb=1, concurrency=1, timeout=1)
+    with pytest.raises(ValueError, match="go together"):
+        NginxSettings(
+            image=parse_image_ref("k", "nginx:1.28.0"),
+            memory_mb=64,
             server_name="x",
-            client_max_body_size="1m",
             bind_address="127.0.0.1",
             http_port=80,
             https_port=443,
+            client_max_body_size="1m",
             tls_certificate="cert",
             tls_key=None,
             hsts_seconds=0,
-            memory_mb=64,
-            restart="always",
-            frontend_network="f",
-            static_volume="s",
-            media_volume="m",
-            stack="dev",
         )
 
 
