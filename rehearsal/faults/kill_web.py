@@ -3,8 +3,8 @@ other replicas, so no client sees a failure; the restart policy brings the repli
 
 import time
 
-from rehearsal.fault_run import back_after_crash, crash, inspect, wait_for
-from rehearsal.faults import READS, Fault
+from rehearsal.faults.actions import back_after_crash, crash, inspect, wait_for
+from rehearsal.faults.fault import READS, Fault
 
 BACK_SECONDS = 60
 

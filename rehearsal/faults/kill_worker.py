@@ -7,8 +7,8 @@ import json
 import re
 import time
 
-from rehearsal.fault_run import back_after_crash, crash, logs_since, one, ops, processed, redis_cli, wait_for
-from rehearsal.faults import READS, Fault
+from rehearsal.faults.actions import back_after_crash, crash, logs_since, one, ops, processed, redis_cli, wait_for
+from rehearsal.faults.fault import READS, Fault
 from rehearsal.scenarios import ScenarioFailed
 
 WORK_SECONDS = 10  # each task's run (process_visit's work_seconds, capped at 20 there): long enough to be mid-run

@@ -4,8 +4,8 @@ afterwards."""
 
 import time
 
-from rehearsal.fault_run import healthy, one, processed, serves, wait_for
-from rehearsal.faults import WRITES, Fault, difference, parse_ids
+from rehearsal.faults.actions import healthy, one, processed, serves, wait_for
+from rehearsal.faults.fault import WRITES, Fault, difference, parse_ids
 from rehearsal.scenarios import ScenarioFailed
 
 FLOW_SECONDS = 3.0  # writes before and after the restart

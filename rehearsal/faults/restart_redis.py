@@ -3,8 +3,8 @@ they wait). Its append-only file brings them back; the worker processes every on
 
 import time
 
-from rehearsal.fault_run import healthy, one, post_visits, processed, redis_cli, serves, wait_for
-from rehearsal.faults import READS, Fault
+from rehearsal.faults.actions import healthy, one, post_visits, processed, redis_cli, serves, wait_for
+from rehearsal.faults.fault import READS, Fault
 from rehearsal.scenarios import ScenarioFailed
 
 TASKS = 20

@@ -6,8 +6,8 @@ stopped: that is the restore's price, and `--stop-app` says so."""
 import re
 import time
 
-from rehearsal.fault_run import ops, post_visits, serves, unhealthy, wait_for
-from rehearsal.faults import READS, Fault, parse_backup, parse_rows, rows_difference
+from rehearsal.faults.actions import ops, post_visits, serves, unhealthy, wait_for
+from rehearsal.faults.fault import READS, Fault, parse_backup, parse_rows, rows_difference
 from rehearsal.scenarios import ScenarioFailed
 
 MORE_ROWS = 10

@@ -6,7 +6,7 @@ before migrate runs; the old release keeps serving. Once the volume is writable 
 from components import render
 from ops.backup import Backup, Backups
 from ops.stack import StackOnHost
-from rehearsal.scenarios import Scenario, Up, expect
+from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 BACKUP_JOB = "django-docker-release-backup"
 _BEFORE: dict[str, dict] = {}  # per stack: what lock() saw, for the checks after

@@ -4,8 +4,8 @@ there (stacks with backupBeforeMigrate); the operator fixes the data and runs `p
 again with the same image, which runs the migration again and releases."""
 
 from components import render
-from rehearsal.scenarios import Scenario, Up, expect
 from rehearsal.scenarios.failed_backup import backups_of, new_backup, takes_backups
+from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 BAD_ROW = "insert into visits_visit (created_at, path, served_by, processed_by) values (now(), '', 'rehearsal', '')"
 

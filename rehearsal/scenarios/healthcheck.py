@@ -1,7 +1,7 @@
 """healthcheck: a new healthcheck interval reaches the running containers (the provider cannot
 update it in place, so they are replaced)."""
 
-from rehearsal.scenarios import Scenario, Up, expect
+from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 INTERVAL = "15s"
 

@@ -1,6 +1,6 @@
 """memory: webMemory 512M -> 2G and back; each is a rolling replacement the engine applies."""
 
-from rehearsal.scenarios import Scenario, Up, expect
+from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 MIB = 1024 * 1024
 

@@ -1,7 +1,7 @@
 """new-commit: dev builds the next commit, prod promotes it; every app container is replaced
 create-before-delete and the old ones go only once the new ones are healthy."""
 
-from rehearsal.scenarios import Scenario, Up, expect
+from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 
 def check(ctx, result) -> str:

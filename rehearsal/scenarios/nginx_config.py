@@ -1,7 +1,7 @@
 """nginx-config: a new client_max_body_size; nginx is replaced delete-before-replace (its host
 port cannot be held twice), a second or so of refused connections."""
 
-from rehearsal.scenarios import Scenario, Up, expect
+from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 
 def check(ctx, result) -> str:

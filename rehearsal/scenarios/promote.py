@@ -1,6 +1,6 @@
 """promote: prod pinned to an exact digest (imageSource pin), here the first release's."""
 
-from rehearsal.scenarios import Scenario, Up, expect
+from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 
 def pin(ctx) -> dict:

@@ -1,6 +1,6 @@
 """scale-down: 5 -> 2 web replicas; the three go at the end, gracefully, nginx stops asking them."""
 
-from rehearsal.scenarios import Scenario, Up, expect
+from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 
 def check(ctx, result) -> str:

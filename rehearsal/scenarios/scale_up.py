@@ -1,6 +1,6 @@
 """scale-up: 3 -> 5 web replicas; only the new ones are created, nginx finds them by DNS."""
 
-from rehearsal.scenarios import Scenario, Up, expect
+from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 
 def check(ctx, result) -> str:

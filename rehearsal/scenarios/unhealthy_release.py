@@ -2,7 +2,7 @@
 replicas, and so does the next one (the failed replicas are replaced, not waved through); the
 old replicas serve throughout; a good release then cleans everything up."""
 
-from rehearsal.scenarios import Scenario, Up, expect
+from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 
 def failed(ctx, result) -> str:
