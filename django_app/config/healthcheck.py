@@ -13,6 +13,7 @@ import socket
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 TIMEOUT_SECONDS = 5
@@ -72,7 +73,7 @@ def beat() -> int:
 
 
 def main(argv: list[str]) -> int:
-    roles = {"web": web, "worker": worker, "beat": beat}
+    roles: dict[str, Callable[[], int]] = {"web": web, "worker": worker, "beat": beat}
     if len(argv) != 1 or argv[0] not in roles:
         print("usage: python -m config.healthcheck web|worker|beat", file=sys.stderr)
         return 2

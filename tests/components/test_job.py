@@ -367,7 +367,7 @@ def assert_nothing_left(engine, run_id: str, prefix: str) -> None:
     assert engine.containers.list(all=True, filters={"name": prefix}) == []
 
 
-def subnet(network) -> ipaddress.IPv4Network:
+def subnet(network) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     network.reload()
     return ipaddress.ip_network(network.attrs["IPAM"]["Config"][0]["Subnet"])
 

@@ -7,7 +7,8 @@ import pytest
 from planning.harness import PlanError, plan_stack
 from tests.program_fixtures import dev_outputs
 
-BAD_CONFIG = [
+# (config overrides, the one line that refuses them)
+BAD_CONFIG: list[tuple[dict[str, object], str]] = [
     ({"webReplicas": 0}, "webReplicas: 0 is out of range; expected 1 to 50"),
     ({"webReplicas": "three"}, "webReplicas: 'three' is not a whole number; expected 1 to 50"),
     ({"webReplicas": 51}, "webReplicas: 51 is out of range; expected 1 to 50"),

@@ -46,6 +46,7 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Pop
         text=True,
         start_new_session=True,  # its own process group: stop() reaches the pool children too
     )
+    assert process.stdout is not None  # stdout=PIPE
     try:
         # Ready when it answers a ping through the broker, as the worker healthcheck does.
         wait_until(

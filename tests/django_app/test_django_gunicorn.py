@@ -70,6 +70,7 @@ def server(django_db_setup, django_db_blocker) -> Iterator[tuple[str, subprocess
         text=True,
         start_new_session=True,
     )
+    assert process.stdout is not None  # stdout=PIPE
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: process.poll() is not None or _answers(base), timeout=30, what="gunicorn to answer")

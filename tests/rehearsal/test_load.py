@@ -23,7 +23,8 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like nginx
 
     def do_GET(self) -> None:
-        backend: Backend = self.server.backend  # type: ignore[attr-defined]
+        assert isinstance(self.server, Server)
+        backend = self.server.backend
         arrived = time.monotonic()
         status, sha, delay = backend.status, backend.sha, backend.delay
         if backend.hanging:
@@ -92,6 +93,7 @@ class Backend:
     def down(self) -> None:
         """Refuse connections from now on: stop listening and drop open connections."""
         server, self.server = self.server, None
+        assert server is not None, "the backend is already down"
         server.shutdown()
         server.server_close()
         for connection in list(server.connections):

@@ -17,8 +17,14 @@ import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from docker import DockerClient
+    from docker.models.containers import Container
+    from docker.models.networks import Network
 
 docker = pytest.importorskip("docker")
 
@@ -113,12 +119,12 @@ def wait_for(predicate, timeout: float, what: str, every: float = 0.1):
 
 @dataclass
 class Stack:
-    client: object
+    client: DockerClient
     run: str
-    network: object
-    nginx: object = None
+    network: Network
+    nginx: Container | None = None
     url: str = ""
-    replicas: dict = field(default_factory=dict)  # name -> container
+    replicas: dict[str, Container] = field(default_factory=dict)  # name -> container
 
     def replica(self, suffix: str, delay: float = 0):
         name = f"nginx-resolve-{self.run}-{suffix}"
@@ -149,10 +155,14 @@ class Stack:
 
     def answered_by(self, count: int) -> tuple[list[str], list[tuple[int, str]]]:
         """Send `count` GETs; (bodies of the 200s, the failures)."""
-        names, failures = [], []
+        names: list[str] = []
+        failures: list[tuple[int, str]] = []
         for _ in range(count):
             status, body = self.get()
-            (names if status == 200 else failures).append(body if status == 200 else (status, body))
+            if status == 200:
+                names.append(body)
+            else:
+                failures.append((status, body))
         return names, failures
 
 
@@ -268,6 +278,7 @@ def stack():
 
 
 def nginx_started_at(stack: Stack) -> tuple[str, int]:
+    assert stack.nginx is not None, "the stack fixture creates nginx"
     stack.nginx.reload()
     return stack.nginx.attrs["State"]["StartedAt"], stack.nginx.attrs["RestartCount"]
 

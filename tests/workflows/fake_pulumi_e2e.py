@@ -82,12 +82,14 @@ def main(argv: list[str]) -> int:
     if step == "version":
         print("v3.272.0")
     elif step == "init":
+        assert stack_file is not None, f"fake pulumi: no stack named in {argv}"
         if stack_file.exists():
             stack_file.write_text(stack_file.read_text() + "encryptionsalt: v1:ZmFrZQ==:v1:ZmFrZQ==:ZmFrZQ==\n")
         print(f"Created stack '{stack}'")
     elif step == "export":
         print(Path(state["EXPORT"]).read_text())
     elif step == "rm":
+        assert stack_file is not None, f"fake pulumi: no stack named in {argv}"
         if "--preserve-config" not in argv and stack_file.exists():
             stack_file.unlink()
         print(f"Stack '{stack}' has been removed!")

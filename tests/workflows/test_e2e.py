@@ -223,12 +223,15 @@ def world(tmp_path, monkeypatch):
 
 def assert_torn_down(world: World) -> None:
     calls = world.calls
-    stack = world.run_.stack
+    run = world.run_
+    assert run is not None, "the world has not run"
+    stack = run.stack
     assert [c["step"] for c in calls[-2:]] == ["destroy", "rm"], world.steps()
     assert calls[-2]["argv"][:5] == ["destroy", "--stack", stack, "--yes", "--skip-preview"]
     assert calls[-1]["argv"][:5] == ["stack", "rm", stack, "--yes", "--force"]
     assert not list(world.project.glob("Pulumi.e2e-*.yaml")), "the throwaway stack file is left"
-    assert not world.run_.work.exists(), "the temp dir (backend, logs) is left"
+    assert run.work is not None, "the run made no temp dir"
+    assert not run.work.exists(), "the temp dir (backend, logs) is left"
     assert f"e2e: teardown of {stack} complete" in world.lines
 
 

@@ -22,7 +22,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "pulumi-cli.sh"
-VERSION = re.search(r"^pulumi==([0-9.]+)$", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+
+
+def _pinned_pulumi_version() -> str:
+    match = re.search(r"^pulumi==([0-9.]+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert match, "requirements.txt pins no pulumi==<version>"
+    return match.group(1)
+
+
+VERSION = _pinned_pulumi_version()
 FAKE_CURL = """#!/usr/bin/env bash
 # Serves $ASSETS/<basename of the URL>, or fails like curl does without a network.
 out=""; url=""

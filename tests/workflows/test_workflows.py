@@ -75,7 +75,9 @@ def load(path: Path) -> dict:
 
 def triggers(workflow: dict) -> dict:
     # YAML 1.1 reads the key `on` as the boolean True.
-    return workflow.get("on", workflow.get(True))
+    on = workflow.get("on", workflow.get(True))
+    assert isinstance(on, dict), f"the workflow's `on` is not a mapping: {on!r}"
+    return on
 
 
 def steps(workflow: dict):

@@ -8,6 +8,7 @@ so `collectstatic` can run at image build time without any secret.
 from pathlib import Path
 
 import dj_database_url
+from dj_database_url import DBConfig
 
 from config import env
 
@@ -69,7 +70,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 UPLOAD_MAX_BYTES = 5 * 1024 * 1024
 
 
-def database(url: str) -> dict:
+def database(url: str) -> DBConfig:
     """Django's DATABASES entry for a URL: persistent connections, checked before reuse."""
     config = dj_database_url.parse(url, conn_max_age=600, conn_health_checks=True)
     # Fail in seconds, not minutes, when the server is unreachable (health checks, startup).
