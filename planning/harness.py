@@ -37,6 +37,10 @@ IMAGE = "docker:index/image:Image"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
 NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
+# Swarm: a service, and the config and secret objects it mounts.
+SERVICE = "docker:index/service:Service"
+SERVICE_CONFIG = "docker:index/serviceConfig:ServiceConfig"
+SECRET = "docker:index/secret:Secret"
 RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 # components/job.py: a dynamic resource (pulumi-python:dynamic/<module>:<name>).
@@ -181,7 +185,7 @@ class _Mocks(pulumi.runtime.Mocks):
         elif args.typ == REMOTE_IMAGE:
             state["repoDigest"] = state["name"]
             state["imageId"] = "sha256:" + _fake_hex("remote", state["name"])
-        elif args.typ in (CONTAINER, NETWORK, VOLUME) and not state.get("name"):
+        elif args.typ in (CONTAINER, NETWORK, VOLUME, SERVICE, SERVICE_CONFIG, SECRET) and not state.get("name"):
             # Pulumi's auto-naming: logical name plus a random suffix.
             state["name"] = f"{name}-{_fake_hex(name, length=7)}"
         elif args.typ == RANDOM_PASSWORD:

@@ -41,6 +41,9 @@ from planning.harness import (
     NETWORK,
     RANDOM_PASSWORD,
     REMOTE_IMAGE,
+    SECRET,
+    SERVICE,
+    SERVICE_CONFIG,
     STACK_REFERENCE,
     VOLUME,
     Plan,
@@ -66,9 +69,12 @@ from rehearsal.translate import (
     ContainerSpec,
     container_spec,
     image_build_kwargs,
+    labels_dict,
     network_kwargs,
     remote_image_name,
+    service_spec,
     substitute,
+    swarm_object_data,
     volume_kwargs,
 )
 
@@ -77,7 +83,21 @@ RUN_LABEL = "rehearsal.run"
 LOG_TAIL = 25
 LOOPBACK = "127.0.0.1"  # every port the rehearsal publishes, whatever the stack's bindAddress says
 SETTLE_SECONDS = 2.0  # a container without `wait` must still be running this long after start
-UNDERSTOOD = {CONTAINER, NETWORK, VOLUME, IMAGE, REMOTE_IMAGE, JOB, RANDOM_PASSWORD, STACK_REFERENCE}
+UNDERSTOOD = {
+    CONTAINER,
+    NETWORK,
+    VOLUME,
+    IMAGE,
+    REMOTE_IMAGE,
+    JOB,
+    RANDOM_PASSWORD,
+    STACK_REFERENCE,
+    SERVICE,
+    SERVICE_CONFIG,
+    SECRET,
+}
+NAMED = (NETWORK, VOLUME, CONTAINER, SERVICE, SERVICE_CONFIG, SECRET)
+UPDATE_FIRST_POLL_S = 7.0  # resourceDockerServiceUpdate: Delay: 7 * time.Second (_funcs.go:210)
 
 
 class StepFailed(RehearsalError):
@@ -98,7 +118,7 @@ def check_understood(plan: Plan, *, project_root) -> None:
     understand fails here, before anything is created."""
     names: dict[str, str] = {}
     for r in plan.resources:
-        if r.custom and r.type in (NETWORK, VOLUME, CONTAINER):
+        if r.custom and r.type in NAMED:
             planned = planned_name(r)
             if planned:
                 names[planned] = f"{r.name}-0000000"
@@ -120,6 +140,10 @@ def check_understood(plan: Plan, *, project_root) -> None:
             image_build_kwargs(r.name, inputs, project_root)
         elif r.type == REMOTE_IMAGE:
             remote_image_name(r.name, inputs)
+        elif r.type == SERVICE:
+            service_spec(r.name, inputs, real_name=f"{r.name}-0000000", extra_labels={})
+        elif r.type in (SERVICE_CONFIG, SECRET):
+            swarm_object_data(r.type.rsplit(":", 1)[-1], r.name, inputs)
 
 
 @dataclass
@@ -306,6 +330,10 @@ class Engine:
         if r.type == RANDOM_PASSWORD:
             real.update(id=r.id, value="from the plan")
             return "value from the plan"
+        if r.type in (SERVICE_CONFIG, SECRET):
+            return self._create_swarm_object(r, inputs, mapping, real)
+        if r.type == SERVICE:
+            return self._create_service(r, inputs, mapping, real)
         raise RehearsalError(f"resource {r.name}: type {r.type} not understood by the rehearsal")
 
     def _create_network(self, r: PlannedResource, inputs: dict, mapping: dict, real: dict) -> str:
@@ -420,6 +448,8 @@ class Engine:
         return f"exited 0 (run {result.id[:12]})"
 
     def _update(self, step: Step, mapping: dict) -> str:
+        if step.type == SERVICE and step.applied:
+            return self._update_service(step, mapping)
         if step.type != CONTAINER or not step.applied:
             return "recorded only" if step.keys else "initialization continued (no change)"
         with self.lock:
@@ -470,6 +500,17 @@ class Engine:
             except docker.errors.NotFound:
                 pass
             return f"volume {real['name']} removed"
+        if entry.type == SERVICE:
+            return self._delete_service(entry)
+        if entry.type in (SERVICE_CONFIG, SECRET):
+            kind = "config" if entry.type == SERVICE_CONFIG else "secret"
+            try:
+                (self.api.remove_config if kind == "config" else self.api.remove_secret)(real["id"])
+            except docker.errors.NotFound:
+                pass
+            except docker.errors.APIError as error:  # e.g. still in use by a service
+                raise StepFailed(f"{kind} {real['name']}: {error.explanation or error}") from None
+            return f"{kind} {real['name']} removed"
         if entry.type == JOB:
             from components.job import JobProvider
 
@@ -479,6 +520,172 @@ class Engine:
 
     def tail(self, cid: str) -> str:
         return container_tail(self.api, cid)
+
+    # ------------------------------------------------------------------ swarm
+
+    def _create_swarm_object(self, r: PlannedResource, inputs: dict, mapping: dict, real: dict) -> str:
+        """docker.ServiceConfig / docker.Secret: one create with the decoded data; never updated."""
+        kind = "config" if r.type == SERVICE_CONFIG else "secret"
+        name = r.inputs.get("name") or pulumi_like_name(r.name)
+        data = swarm_object_data(kind, r.name, inputs)
+        labels = {**labels_dict(inputs.get("labels")), **self.run_labels}
+        try:
+            create = self.api.create_config if kind == "config" else self.api.create_secret
+            created = create(name, data, labels=labels)
+        except docker.errors.APIError as error:
+            raise StepFailed(f"{kind}: {error.explanation or error}") from None
+        real.update(name=name, id=created["ID"])
+        self._remember(mapping, real, {planned_name(r) or "": name, r.id: created["ID"]})
+        return f"{kind} {name}"
+
+    def _create_service(self, r: PlannedResource, inputs: dict, mapping: dict, real: dict) -> str:
+        """resourceDockerServiceCreate (_funcs.go:30-80): create; with converge_config wait until
+        every slot runs; if it does not, delete the service again and fail."""
+        name = r.inputs.get("name") or pulumi_like_name(r.name)
+        spec = service_spec(r.name, inputs, real_name=name, extra_labels=self.run_labels)
+        try:
+            sid = self.api.create_service(**spec.create)["ID"]
+        except docker.errors.APIError as error:
+            raise StepFailed(f"service create failed: {error.explanation or error}") from None
+        if spec.converge_delay_s is None:
+            what = "created (no converge_config: nothing waits)"
+        else:
+            try:
+                what = self._converge(sid, spec.converge_delay_s, spec.converge_timeout_s, update=False)
+            except StepFailed as failure:
+                self._remove_service(sid, spec.stop_grace_s)  # _funcs.go:66-70
+                raise StepFailed(f"{failure} (the service was deleted again)") from None
+        real.update(name=name, id=sid)
+        self._remember(mapping, real, {planned_name(r) or "": name, r.id: sid})
+        return f"service {name} {what}"
+
+    def _update_service(self, step: Step, mapping: dict) -> str:
+        """resourceDockerServiceUpdate (_funcs.go:169-225): ServiceUpdate with the whole new spec;
+        with converge_config, poll UpdateStatus after a first 7 s."""
+        with self.lock:
+            inputs = substitute(step.new_resource().inputs, mapping)
+        real = step.old_entry().real
+        spec = service_spec(step.name, inputs, real_name=real["name"], extra_labels=self.run_labels)
+        service = self.api.inspect_service(real["id"])
+        try:
+            self.api.update_service(real["id"], service["Version"]["Index"], **spec.create)
+        except docker.errors.APIError as error:
+            raise StepFailed(f"service update failed: {error.explanation or error}") from None
+        if spec.converge_delay_s is None:
+            return f"updated {', '.join(step.applied)} (no converge_config: nothing waits)"
+        what = self._converge(real["id"], UPDATE_FIRST_POLL_S, spec.converge_timeout_s, update=True)
+        return f"updated {', '.join(step.applied)}, {what}"
+
+    def _converge(self, sid: str, first_poll_s: float, timeout_s: float, *, update: bool) -> str:
+        """The provider's refresh functions (_funcs.go:366-477, the counting at :510-555)."""
+        started = time.monotonic()
+        self._sleep(first_poll_s)
+        rollback = False
+        while True:
+            service = self.api.inspect_service(sid)
+            status = service.get("UpdateStatus") or {}
+            state = status.get("State")
+            if update and state:
+                # Checked before any task: a `completed` left by an earlier rollout ends the wait
+                # at once; swarm clears UpdateStatus on every ServiceUpdate (seen here), so that
+                # happens only when the new spec starts no rollout (replicas, labels only).
+                if state == "completed":
+                    return f"update completed after {time.monotonic() - started:.1f}s"
+                if state in ("rollback_completed", "paused", "rollback_paused"):
+                    label = {"rollback_completed": "rollback completed", "paused": "update paused"}.get(
+                        state, "rollback paused"
+                    )
+                    raise StepFailed(f"service {label}: {status.get('Message', '')}")
+                rollback = state == "rollback_started"
+            replicas = ((service["Spec"].get("Mode") or {}).get("Replicated") or {}).get("Replicas")
+            if replicas is None:
+                raise StepFailed("no replica count")  # _funcs.go:511-513 (global mode)
+            tasks = self.api.tasks(filters={"service": sid, "desired-state": "running"})
+            if _running_slots(tasks) == replicas:
+                if rollback:
+                    raise StepFailed(f"service rollback completed: {status.get('Message', '')}")
+                return f"{replicas}/{replicas} running after {time.monotonic() - started:.1f}s"
+            if time.monotonic() - started > timeout_s:
+                last = "; ".join(sorted({t["Status"].get("Err") or t["Status"]["State"] for t in tasks})) or "no task"
+                raise StepFailed(
+                    f"Service with ID ({sid}) did not converge after {timeout_s:.0f}s "
+                    f"({_running_slots(tasks)}/{replicas} running; tasks: {last})"
+                )
+            self._sleep(1.0)
+
+    def _sleep(self, seconds: float) -> None:
+        if self.cancelled.wait(seconds):
+            raise StepFailed("cancelled")
+
+    def _delete_service(self, entry: Entry) -> str:
+        real = entry.real
+        spec = service_spec(entry.name, entry.inputs, real_name=real["name"], extra_labels={})
+        self._remove_service(real["id"], spec.stop_grace_s)
+        return f"service {real['name']} removed"
+
+    def _remove_service(self, sid: str, grace_s: float) -> None:
+        """deleteService (_funcs.go:240-330): with a stop_grace_period, note the tasks'
+        containers, remove the service, wait up to the grace for each container, then force it."""
+        containers = []
+        if grace_s > 0:
+            for task in self.api.tasks(filters={"service": sid}):
+                cid = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+                if cid and task["Status"]["State"] != "shutdown":
+                    containers.append(cid)
+        try:
+            self.api.remove_service(sid)
+        except docker.errors.NotFound:
+            return
+        for cid in containers:
+            deadline = time.monotonic() + grace_s
+            while time.monotonic() < deadline:
+                try:
+                    self.api.inspect_container(cid)
+                except docker.errors.NotFound:
+                    break
+                time.sleep(0.5)
+            try:
+                self.api.remove_container(cid, force=True, v=True)
+            except docker.errors.APIError:
+                pass  # gone, or its removal already in progress
+
+
+def _running_slots(tasks: list[dict]) -> int:
+    """replicatedConsoleLogUpdater.update (_funcs.go:510-555): per slot the task with the lowest
+    desired state (ties: lowest observed state), counted when desired is not past running
+    and it runs (swarm says running only once a healthcheck has passed)."""
+    order = [
+        "new",
+        "allocated",
+        "pending",
+        "assigned",
+        "accepted",
+        "preparing",
+        "ready",
+        "starting",
+        "running",
+        "complete",
+        "shutdown",
+        "failed",
+        "rejected",
+        "remove",
+        "orphaned",
+    ]
+    rank = {state: i + 1 for i, state in enumerate(order)}
+    by_slot: dict[int, dict] = {}
+    for task in tasks:
+        desired, observed = rank.get(task.get("DesiredState", ""), 0), rank.get(task["Status"]["State"], 0)
+        if not desired or not observed:
+            continue
+        other = by_slot.get(task.get("Slot", 0))
+        if other is not None:
+            o_desired, o_observed = rank[other["DesiredState"]], rank[other["Status"]["State"]]
+            if o_desired < desired or (o_desired == desired and o_observed <= observed):
+                continue
+        by_slot[task.get("Slot", 0)] = task
+    return sum(
+        1 for t in by_slot.values() if rank[t["DesiredState"]] <= rank["running"] and t["Status"]["State"] == "running"
+    )
 
 
 def brief(text: str, limit: int = 320) -> str:

@@ -29,6 +29,9 @@ from planning.harness import (
     NETWORK,
     RANDOM_PASSWORD,
     REMOTE_IMAGE,
+    SECRET,
+    SERVICE,
+    SERVICE_CONFIG,
     VOLUME,
     Plan,
     PlannedResource,
@@ -59,9 +62,62 @@ class Schema:
     ignored: frozenset[str] = frozenset()
     """Inputs the provider's diff does not look at."""
     source: str = ""
+    nested_force_new: tuple[str, ...] = ()
+    """Dotted paths below a top-level input whose change replaces (e.g. taskSpec.networksAdvanceds)."""
+    autonamed: bool = False
+    """The provider auto-names `name` (pulumi-docker provider/resources.go:404, SetAutonaming)."""
 
     def replaces(self, key: str) -> bool:
-        return self.force_new is None or key in self.force_new
+        """Can a change of this top-level input replace the resource? (for values not known yet)"""
+        return (
+            self.force_new is None
+            or key in self.force_new
+            or any(p.split(".")[0] == key for p in self.nested_force_new)
+        )
+
+    def replacing(self, key: str, old: object, new: object, renewed_values: Iterable[str] = ()) -> bool:
+        """Does this change of a top-level input replace the resource?
+
+        SDKv2 puts ForceNew on the attribute that has it, never on the block around it
+        (terraform-plugin-sdk helper/schema/schema.go diffList: a nested block's own ForceNew
+        reaches only its count `.#`), so a nested ForceNew path replaces only when the value at
+        that path differs. Equal values (an input changed only through a renewed dependency,
+        whose planned id or name is in `renewed_values`) change where those values occur.
+        """
+        if self.force_new is None or key in self.force_new:
+            return True
+        paths = [p.split(".")[1:] for p in self.nested_force_new if p.split(".")[0] == key]
+        if not paths:
+            return False
+        if old == new:
+            values = set(renewed_values)
+            return any(_mentions(_at(new, path), values) for path in paths)
+        return any(_at(old, path) != _at(new, path) for path in paths)
+
+    def delete_before_replace(self, new_inputs: dict) -> bool:
+        """The provider's answer, before any resource option: its own flag, or the bridge's rule
+        that a replacement of a resource whose auto-named `name` the program set itself is
+        delete-before-replace (pulumi-terraform-bridge pkg/tfbridge/provider.go:1275-1276,
+        schema.go:195-245 nameRequiresDeleteBeforeReplace)."""
+        return self.provider_dbr or (self.autonamed and bool(new_inputs.get("name")))
+
+
+def _mentions(value: object, values: set[str]) -> bool:
+    if isinstance(value, str):
+        return value in values
+    if isinstance(value, dict):
+        return any(_mentions(v, values) for v in value.values())
+    if isinstance(value, list):
+        return any(_mentions(v, values) for v in value)
+    return False
+
+
+def _at(value: object, path: list[str]) -> object:
+    for part in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(part)
+    return value
 
 
 # Container inputs that are ForceNew, by wire name, with the schema line that says so
@@ -156,6 +212,30 @@ SCHEMAS: dict[str, Schema] = {
         frozenset(), frozenset({"*"}), provider_dbr=False, source="pulumi-docker provider/provider.go:271-326"
     ),
     RANDOM_PASSWORD: Schema(None, frozenset(), provider_dbr=False, source="pulumi-random (every input replaces)"),
+    # docker_service: name and auth replace (resource_docker_service.go:58, 22-53); below
+    # task_spec, container_spec.hosts (:361), container_spec.sysctl (:506) and every field of
+    # networks_advanced (:710-732). `mode` is ForceNew only as a block (:768), so only adding or
+    # removing it would replace, and it is Optional+Computed: no program change does; replicas
+    # (:779-785) is updated in place. Everything else goes through ServiceUpdate
+    # (_funcs.go:169-225). Not delete-before-replace (pulumi-docker provider/resources.go:135).
+    SERVICE: Schema(
+        frozenset({"name", "auth"}),
+        frozenset({"*"}),
+        provider_dbr=False,
+        nested_force_new=(
+            "taskSpec.containerSpec.hosts",
+            "taskSpec.containerSpec.sysctl",
+            "taskSpec.networksAdvanceds",
+        ),
+        autonamed=True,
+        source=f"{TF} resource_docker_service.go (ForceNew), _funcs.go:169-225 (update)",
+    ),
+    # Every input replaces (resource_docker_config.go:31-53, resource_docker_secret.go:27-43);
+    # neither asks for delete-before-replace (pulumi-docker provider/resources.go:109-110, 134).
+    SERVICE_CONFIG: Schema(
+        None, frozenset(), provider_dbr=False, autonamed=True, source=f"{TF} resource_docker_config.go"
+    ),
+    SECRET: Schema(None, frozenset(), provider_dbr=False, autonamed=True, source=f"{TF} resource_docker_secret.go"),
     # Our own dynamic provider (components/job.py): any change re-runs it; where the Docker
     # host is reached from is not a change.
     JOB: Schema(
@@ -392,7 +472,21 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
         # :3170ff; documented on the replaceOnChanges option); otherwise an empty update
         # "continues awaiting initialization" (:2180-2198), which the provider turns into nothing.
         init_replace = bool(old.init_error) and "*" in patterns
-        replace_keys = [k for k in keys if schema.replaces(k) or _replace_on_changes_matches(patterns, k)]
+
+        def renewed_values(key: str, r: PlannedResource = r) -> set[str]:
+            urns = _expand(r.options.get("property_dependencies", {}).get(key, ()), resources, children) & renewed
+            found = set()
+            for urn in urns:
+                dep = resources[urn]
+                found |= {v for v in (dep.id, dep.inputs.get("name"), dep.outputs.get("name")) if v}
+            return found
+
+        replace_keys = [
+            k
+            for k in keys
+            if schema.replacing(k, old.inputs.get(k), r.inputs.get(k), renewed_values(k))
+            or _replace_on_changes_matches(patterns, k)
+        ]
         if init_replace:
             replace_keys.append("#initerror")
         if trigger_changed:
@@ -406,7 +500,7 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
                 raise ModelError(f"{r.name}: cannot be replaced while protected (changed: {', '.join(replace_keys)})")
             dbr = r.options.get("delete_before_replace")
             if dbr is None:  # the program left it to the provider (step_generator.go:2043-2046)
-                dbr = schema.provider_dbr
+                dbr = schema.delete_before_replace(r.inputs)
             if dbr:
                 firsts: list[int] = []
                 if not old.pending_replacement:  # already gone (step_generator.go:2139-2147)

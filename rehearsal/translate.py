@@ -563,3 +563,291 @@ def remote_image_name(name: str, inputs: Mapping[str, Any]) -> str:
     """The reference a planned docker.RemoteImage pulls."""
     _check_known("remote image", name, inputs, REMOTE_IMAGE_FIELDS)
     return inputs["name"]
+
+
+# --------------------------------------------------------------------------- swarm services
+#
+# docker.Service inputs (wire names, as the Python SDK sends them) -> the arguments of the
+# Docker SDK's APIClient.create_service / update_service, the way createServiceSpec builds the
+# swarm.ServiceSpec (terraform-provider-docker v4.5.0 resource_docker_service_structures.go:589ff).
+
+SERVICE_FIELDS = {
+    "name",
+    "labels",
+    "taskSpec",
+    "mode",
+    "endpointSpec",
+    "updateConfig",
+    "rollbackConfig",
+    "convergeConfig",
+}
+TASK_SPEC_FIELDS = {"containerSpec", "resources", "restartPolicy", "placement", "networksAdvanceds", "logDriver"}
+SERVICE_CONTAINER_FIELDS = {
+    "image",
+    "commands",
+    "args",
+    "env",
+    "user",
+    "readOnly",
+    "mounts",
+    "healthcheck",
+    "secrets",
+    "configs",
+    "stopGracePeriod",
+    "stopSignal",
+    "capDrops",
+    "capAdds",
+    "init",
+    "hostname",
+    "labels",
+    "dir",
+    "groups",
+    "sysctl",
+}
+SERVICE_MOUNT_FIELDS = {"type", "target", "source", "readOnly", "tmpfsOptions"}
+SERVICE_HEALTH_FIELDS = {"tests", "interval", "timeout", "startPeriod", "retries"}
+SECRET_REF_FIELDS = {"secretId", "secretName", "fileName", "fileUid", "fileGid", "fileMode"}
+CONFIG_REF_FIELDS = {"configId", "configName", "fileName", "fileUid", "fileGid", "fileMode"}
+ROLLOUT_FIELDS = {"parallelism", "delay", "failureAction", "monitor", "maxFailureRatio", "order"}
+SERVICE_PORT_FIELDS = {"targetPort", "publishedPort", "publishMode", "protocol", "name"}
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What the rehearsal sends for a docker.Service, and how it waits."""
+
+    name: str
+    create: dict
+    """Keyword arguments of APIClient.create_service (and update_service)."""
+    converge_delay_s: Optional[float]
+    """converge_config.delay in seconds; None: no converge_config, nothing waits."""
+    converge_timeout_s: float
+    stop_grace_s: float
+    """stop_grace_period: how long a delete waits for the tasks' containers (0: not at all)."""
+
+
+def _seconds(text: Any, where: str) -> float:
+    return duration_ns(text, where) / 1e9
+
+
+def service_spec(name: str, inputs: Mapping[str, Any], real_name: str, extra_labels: Mapping[str, str]) -> ServiceSpec:
+    """Docker SDK arguments for a planned docker.Service (see the section comment)."""
+    from docker import types
+
+    _check_known("service", name, inputs, SERVICE_FIELDS)
+    task = inputs.get("taskSpec") or {}
+    _check_known("service", name, task, TASK_SPEC_FIELDS, "taskSpec")
+    cs = task.get("containerSpec") or {}
+    _check_known("service", name, cs, SERVICE_CONTAINER_FIELDS, "taskSpec.containerSpec")
+    if not cs.get("image"):
+        raise UnsupportedInput(f"service {name}: taskSpec.containerSpec.image is required")
+
+    mounts = []
+    for i, m in enumerate(cs.get("mounts") or []):
+        where = f"taskSpec.containerSpec.mounts[{i}]"
+        _check_known("service", name, m, SERVICE_MOUNT_FIELDS, where)
+        tmpfs = m.get("tmpfsOptions") or {}
+        _check_known("service", name, tmpfs, {"sizeBytes", "mode"}, f"{where}.tmpfsOptions")
+        if m.get("type") not in ("volume", "tmpfs", "bind"):
+            raise UnsupportedInput(f"service {name}: {where}.type {m.get('type')!r} is not volume, tmpfs or bind")
+        mounts.append(
+            types.Mount(
+                target=m["target"],
+                source=m.get("source") or "",
+                type=m["type"],
+                read_only=bool(m.get("readOnly", False)),
+                tmpfs_size=_int(tmpfs["sizeBytes"]) if tmpfs.get("sizeBytes") else None,
+                tmpfs_mode=_int(tmpfs["mode"]) if tmpfs.get("mode") else None,
+            )
+        )
+
+    health = None
+    if cs.get("healthcheck"):
+        h = cs["healthcheck"]
+        where = "taskSpec.containerSpec.healthcheck"
+        _check_known("service", name, h, SERVICE_HEALTH_FIELDS, where)
+        health = types.Healthcheck(
+            test=list(h.get("tests") or []),
+            interval=duration_ns(h.get("interval", "0s"), f"{where}.interval"),
+            timeout=duration_ns(h.get("timeout", "0s"), f"{where}.timeout"),
+            start_period=duration_ns(h.get("startPeriod", "0s"), f"{where}.startPeriod"),
+            retries=_int(h.get("retries") or 0),
+        )
+
+    secrets = []
+    for i, s in enumerate(cs.get("secrets") or []):
+        _check_known("service", name, s, SECRET_REF_FIELDS, f"taskSpec.containerSpec.secrets[{i}]")
+        secrets.append(
+            types.SecretReference(
+                s["secretId"],
+                s.get("secretName") or "",
+                filename=s["fileName"],
+                uid=str(s.get("fileUid") or "0"),
+                gid=str(s.get("fileGid") or "0"),
+                mode=_int(s.get("fileMode", 0o444)),  # svc.go:445 default 0o444
+            )
+        )
+    configs = []
+    for i, c in enumerate(cs.get("configs") or []):
+        _check_known("service", name, c, CONFIG_REF_FIELDS, f"taskSpec.containerSpec.configs[{i}]")
+        configs.append(
+            types.ConfigReference(
+                c["configId"],
+                c.get("configName") or "",
+                filename=c["fileName"],
+                uid=str(c.get("fileUid") or "0"),
+                gid=str(c.get("fileGid") or "0"),
+                mode=_int(c.get("fileMode", 0o444)),  # svc.go:488 default 0o444
+            )
+        )
+
+    container = types.ContainerSpec(
+        image=cs["image"],
+        command=list(cs["commands"]) if cs.get("commands") else None,
+        args=list(cs["args"]) if cs.get("args") else None,
+        hostname=cs.get("hostname"),
+        env=dict(cs.get("env") or {}) or None,
+        workdir=cs.get("dir"),
+        user=cs.get("user"),
+        labels=labels_dict(cs.get("labels")) or None,
+        mounts=mounts or None,
+        stop_grace_period=duration_ns(cs["stopGracePeriod"], "stopGracePeriod") if cs.get("stopGracePeriod") else None,
+        secrets=secrets or None,
+        configs=configs or None,
+        groups=list(cs.get("groups") or []) or None,
+        healthcheck=health,
+        read_only=bool(cs.get("readOnly", False)) or None,
+        stop_signal=cs.get("stopSignal"),
+        init=cs.get("init"),
+        cap_add=list(cs.get("capAdds") or []) or None,
+        cap_drop=list(cs.get("capDrops") or []) or None,
+        sysctls=dict(cs.get("sysctl") or {}) or None,
+    )
+
+    resources = None
+    if task.get("resources"):
+        r = task["resources"]
+        _check_known("service", name, r, {"limits", "reservation"}, "taskSpec.resources")
+        limits, reservation = r.get("limits") or {}, r.get("reservation") or {}
+        _check_known("service", name, limits, {"memoryBytes", "nanoCpus"}, "taskSpec.resources.limits")
+        _check_known("service", name, reservation, {"memoryBytes", "nanoCpus"}, "taskSpec.resources.reservation")
+        resources = types.Resources(
+            cpu_limit=_int(limits["nanoCpus"]) if limits.get("nanoCpus") else None,
+            mem_limit=_int(limits["memoryBytes"]) if limits.get("memoryBytes") else None,
+            cpu_reservation=_int(reservation["nanoCpus"]) if reservation.get("nanoCpus") else None,
+            mem_reservation=_int(reservation["memoryBytes"]) if reservation.get("memoryBytes") else None,
+        )
+    restart = None
+    if task.get("restartPolicy"):
+        rp = task["restartPolicy"]
+        _check_known("service", name, rp, {"condition", "delay", "maxAttempts", "window"}, "taskSpec.restartPolicy")
+        restart = types.RestartPolicy(
+            condition=rp.get("condition") or "any",
+            delay=duration_ns(rp.get("delay", "0s"), "restartPolicy.delay"),
+            max_attempts=_int(rp.get("maxAttempts") or 0),
+            window=duration_ns(rp.get("window", "0s"), "restartPolicy.window"),
+        )
+    placement = None
+    if task.get("placement"):
+        p = task["placement"]
+        _check_known("service", name, p, {"constraints", "prefs", "maxReplicas"}, "taskSpec.placement")
+        prefs = []
+        for pref in p.get("prefs") or []:
+            strategy, _, descriptor = str(pref).partition("=")
+            if strategy != "spread" or not descriptor:
+                raise UnsupportedInput(f"service {name}: taskSpec.placement.prefs {pref!r} is not spread=<descriptor>")
+            prefs.append(("spread", descriptor))
+        placement = types.Placement(
+            constraints=list(p.get("constraints") or []) or None,
+            preferences=prefs or None,
+            maxreplicas=_int(p["maxReplicas"]) if p.get("maxReplicas") else None,
+        )
+    networks = []
+    for i, n in enumerate(task.get("networksAdvanceds") or []):
+        _check_known("service", name, n, {"id", "name", "aliases"}, f"taskSpec.networksAdvanceds[{i}]")
+        target = n.get("id") or n.get("name")  # `name` is the deprecated spelling (svc.go:706-716)
+        networks.append({"Target": target, "Aliases": list(n.get("aliases") or [])})
+    log_driver = None
+    if task.get("logDriver"):
+        ld = task["logDriver"]
+        _check_known("service", name, ld, {"name", "options"}, "taskSpec.logDriver")
+        log_driver = types.DriverConfig(ld["name"], dict(ld.get("options") or {}) or None)
+    template = types.TaskTemplate(
+        container_spec=container,
+        resources=resources,
+        restart_policy=restart,
+        placement=placement,
+        log_driver=log_driver,
+        networks=networks or None,
+    )
+
+    mode_inputs = inputs.get("mode") or {}
+    _check_known("service", name, mode_inputs, {"replicated", "global"}, "mode")
+    if mode_inputs.get("global"):
+        mode = types.ServiceMode("global")
+    else:
+        replicated = mode_inputs.get("replicated") or {}
+        _check_known("service", name, replicated, {"replicas"}, "mode.replicated")
+        mode = types.ServiceMode("replicated", replicas=_int(replicated.get("replicas", 1)))  # svc.go:783
+
+    endpoint = inputs.get("endpointSpec") or {}
+    _check_known("service", name, endpoint, {"mode", "ports"}, "endpointSpec")
+    ports = []
+    for i, port in enumerate(endpoint.get("ports") or []):
+        _check_known("service", name, port, SERVICE_PORT_FIELDS, f"endpointSpec.ports[{i}]")
+        entry = {
+            "TargetPort": _int(port["targetPort"]),
+            "Protocol": port.get("protocol") or "tcp",
+            "PublishMode": port.get("publishMode") or "ingress",  # svc.go:953
+        }
+        if port.get("publishedPort"):
+            entry["PublishedPort"] = _int(port["publishedPort"])
+        if port.get("name"):
+            entry["Name"] = port["name"]
+        ports.append(entry)
+    endpoint_spec = types.EndpointSpec(mode=endpoint.get("mode") or None, ports=ports or None)
+
+    def rollout(key: str, cls):
+        value = inputs.get(key)
+        if not value:
+            return None
+        _check_known("service", name, value, ROLLOUT_FIELDS, key)
+        return cls(
+            parallelism=_int(value.get("parallelism", 1)),
+            delay=duration_ns(value.get("delay", "0s"), f"{key}.delay"),
+            failure_action=value.get("failureAction") or "pause",
+            monitor=duration_ns(value.get("monitor", "5s"), f"{key}.monitor"),
+            max_failure_ratio=float(value.get("maxFailureRatio") or 0.0),
+            order=value.get("order") or "stop-first",
+        )
+
+    converge = inputs.get("convergeConfig")
+    if converge:
+        _check_known("service", name, converge, {"delay", "timeout"}, "convergeConfig")
+    create = {
+        "task_template": template,
+        "name": real_name,
+        "labels": {**labels_dict(inputs.get("labels")), **extra_labels},
+        "mode": mode,
+        "update_config": rollout("updateConfig", types.UpdateConfig),
+        "rollback_config": rollout("rollbackConfig", types.RollbackConfig),
+        "endpoint_spec": endpoint_spec,
+    }
+    return ServiceSpec(
+        name=real_name,
+        create=create,
+        # svc.go:974 (7s) and :981 (3m) are the defaults.
+        converge_delay_s=_seconds(converge.get("delay", "7s"), "convergeConfig.delay") if converge else None,
+        converge_timeout_s=_seconds(converge.get("timeout", "3m"), "convergeConfig.timeout") if converge else 0.0,
+        stop_grace_s=_seconds(cs["stopGracePeriod"], "stopGracePeriod") if cs.get("stopGracePeriod") else 0.0,
+    )
+
+
+def swarm_object_data(kind: str, name: str, inputs: Mapping[str, Any]) -> bytes:
+    """The bytes of a docker.ServiceConfig or docker.Secret: `data` is base64, and the provider
+    decodes it before sending (resource_docker_config.go:125-136, resource_docker_secret.go:96)."""
+    _check_known(kind, name, inputs, {"name", "data", "labels"})
+    try:
+        return base64.b64decode(str(inputs.get("data") or ""), validate=True)
+    except ValueError:
+        raise UnsupportedInput(f"{kind} {name}: data is not base64 (the provider requires it)") from None

@@ -270,8 +270,8 @@ def test_components_stand_for_their_children():
 
 
 def test_unknown_types_are_refused_by_name():
-    with pytest.raises(ModelError, match="docker:index/service:Service"):
-        plan_update(State(), plan(res("svc", "docker:index/service:Service")))
+    with pytest.raises(ModelError, match="docker:index/plugin:Plugin"):
+        plan_update(State(), plan(res("svc", "docker:index/plugin:Plugin")))
 
 
 def test_entries_keep_what_the_engine_created():

@@ -196,16 +196,17 @@ def test_network_and_volume():
 
 def test_image_build_kwargs(tmp_path: Path):
     (tmp_path / "django_app").mkdir()
+    build = {
+        "context": str(tmp_path / "django_app"),
+        "dockerfile": str(tmp_path / "django_app/Dockerfile"),
+        "args": {"GIT_SHA": "abc"},
+        "platform": "linux/amd64",
+    }
     inputs = {
         "imageName": "django-docker/web:abc",
         "skipPush": True,
         "buildOnPreview": False,
-        "build": {
-            "context": str(tmp_path / "django_app"),
-            "dockerfile": str(tmp_path / "django_app/Dockerfile"),
-            "args": {"GIT_SHA": "abc"},
-            "platform": "linux/amd64",
-        },
+        "build": build,
     }
     assert image_build_kwargs("img", inputs, tmp_path) == {
         "path": str(tmp_path / "django_app"),
@@ -215,7 +216,7 @@ def test_image_build_kwargs(tmp_path: Path):
         "platform": "linux/amd64",
     }
     with pytest.raises(UnsupportedInput, match="build.secrets"):
-        image_build_kwargs("img", {**inputs, "build": {**inputs["build"], "secrets": {"a": "b"}}}, tmp_path)
+        image_build_kwargs("img", {**inputs, "build": {**build, "secrets": {"a": "b"}}}, tmp_path)
 
 
 def test_substitute_replaces_whole_planned_values_only():
@@ -251,12 +252,12 @@ def test_unknown_resource_type_is_an_error_that_names_it():
     from rehearsal.errors import RehearsalError
 
     svc = PlannedResource(
-        type="docker:index/service:Service",
+        type="docker:index/plugin:Plugin",
         name="svc",
         urn="urn:svc",
         inputs={},
         outputs={},
         options={"parent": "", "dependencies": []},
     )
-    with pytest.raises(RehearsalError, match="svc: type docker:index/service:Service not understood"):
+    with pytest.raises(RehearsalError, match="svc: type docker:index/plugin:Plugin not understood"):
         check_understood(Plan(stack="t", config={}, resources=[svc]), project_root=None)
