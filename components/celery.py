@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import render
+from components import render, swarm
 from components.common import AppRuntime, container_options
 from components.settings import CelerySettings
 
@@ -31,6 +31,31 @@ class Celery(pulumi.ComponentResource):
     def __init__(self, name: str, args: CeleryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Celery", name, None, opts)
         rt = args.runtime
+        if rt.deployment.swarm:
+
+            def service(role: str, command: list[str], *, start_first: bool) -> docker.Service:
+                return swarm.app_service(
+                    self,
+                    f"{name}-{role}",
+                    rt,
+                    service=f"celery-{role}",
+                    command=command,
+                    health_role=role,
+                    grace_seconds=WORKER_GRACE_SECONDS,
+                    memory_mb=args.settings.memory_mb,
+                    replicas=1,
+                    start_first=start_first,
+                    labels={"release": args.release_gate},
+                )
+
+            # The worker start-first (two consumers of one queue is what Celery is built for),
+            # beat stop-first (two would send every scheduled task twice).
+            worker_service = service("worker", render.worker_command(args.settings.concurrency), start_first=True)
+            if args.settings.beat:
+                service("beat", render.beat_command(), start_first=False)
+            self.worker_name = worker_service.name
+            self.register_outputs({"worker_name": self.worker_name})
+            return
 
         def container(role: str, command: list[str], *, delete_before_replace: bool) -> docker.Container:
             return docker.Container(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Mapping, Optional, Sequence
 
@@ -184,6 +185,15 @@ def hardened_app_kwargs() -> dict:
     )
 
 
+@dataclass(frozen=True)
+class NetworkRef:
+    """A network as its users attach to it: containers by name, swarm services by id (a name
+    "will lead to constant replacements": resource_docker_service.go:714-719)."""
+
+    name: pulumi.Output[str]
+    id: pulumi.Output[str]
+
+
 @dataclass(frozen=True, kw_only=True)
 class AppRuntime:
     """What every container of the app image shares: image, environment, network, timings."""
@@ -194,13 +204,17 @@ class AppRuntime:
     """KEY=value list (secret: it holds the database password and SECRET_KEY)."""
     git_sha: pulumi.Input[str]
     """Commit of the image, for labels."""
-    backend_network: pulumi.Input[str]
+    backend_network: NetworkRef
     """The internal backend network (postgres, redis)."""
     media_volume: pulumi.Input[str]
     """Volume mounted at MEDIA_ROOT."""
     deployment: Deployment
     """The stack's name (labels), URL (a label, so `make status` can say it from the host alone),
     Docker host (the release jobs), restart policy and healthcheck timing."""
+    service_env: pulumi.Input[Mapping[str, str]] = None  # type: ignore[assignment]
+    """Swarm: the environment without its secrets, which it names as files instead (NAME_FILE)."""
+    secrets: Mapping[str, pulumi.Input[str]] = dataclasses.field(default_factory=dict)
+    """Swarm: the secret variables' values (secret), mounted as files under /run/secrets."""
 
     @classmethod
     def of(
@@ -212,14 +226,15 @@ class AppRuntime:
         secret_key: pulumi.Input[str],
         database_password: pulumi.Input[str],
         redis_url: str,
-        backend_network: pulumi.Input[str],
+        backend_network: NetworkRef,
         media_volume: pulumi.Input[str],
     ) -> "AppRuntime":
         """The app's runtime for a stack: its environment (render.app_env) made secret once, here."""
-        env = pulumi.Output.all(secret_key, database_password).apply(
-            lambda secrets: render.app_env(
-                secret_key=secrets[0],
-                database_url=render.database_url(user=s.postgres.user, password=secrets[1], db=s.postgres.db),
+
+        def env(secret_key: str, database_url: str) -> list[str]:
+            return render.app_env(
+                secret_key=secret_key,
+                database_url=database_url,
                 redis_url=redis_url,
                 allowed_hosts=s.django.allowed_hosts,
                 csrf_trusted_origins=render.csrf_origins(
@@ -232,10 +247,17 @@ class AppRuntime:
                 web_timeout=s.web.timeout,
                 forwarded_allow_ips=s.deployment.frontend_subnet,
             )
+
+        database_url = pulumi.Output.from_input(database_password).apply(
+            lambda password: render.database_url(user=s.postgres.user, password=password, db=s.postgres.db)
         )
+        secrets = {"DJANGO_SECRET_KEY": secret_key, "DATABASE_URL": database_url}
         return cls(
             image=image,
-            env=pulumi.Output.secret(env),
+            env=pulumi.Output.secret(pulumi.Output.all(secret_key, database_url).apply(lambda v: env(v[0], v[1]))),
+            # Rendered without the secrets' values: on swarm they are files, never in the spec.
+            service_env=render.secrets_as_files(env("", ""), secrets, render.SECRETS_DIR),
+            secrets={key: pulumi.Output.secret(value) for key, value in secrets.items()},
             git_sha=git_sha,
             backend_network=backend_network,
             media_volume=media_volume,
@@ -273,7 +295,7 @@ class AppRuntime:
             image=self.image,
             command=list(command),
             envs=self.env,
-            networks_advanced=[*networks, docker.ContainerNetworksAdvancedArgs(name=self.backend_network)],
+            networks_advanced=[*networks, docker.ContainerNetworksAdvancedArgs(name=self.backend_network.name)],
             volumes=[self.media_mount()],
             labels=label_args(self.label_map(service, **(labels or {}))),
             healthcheck=self.health(health_role),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components.common import child_options, label_args, resource_labels
+from components.common import NetworkRef, child_options, label_args, resource_labels
 from components.settings import Deployment
 
 
@@ -23,10 +23,10 @@ class NetworksArgs:
 
 
 class Networks(pulumi.ComponentResource):
-    frontend: pulumi.Output[str]
-    """Name of the frontend network."""
-    backend: pulumi.Output[str]
-    """Name of the internal backend network."""
+    frontend: NetworkRef
+    """nginx <-> web."""
+    backend: NetworkRef
+    """The internal one: the app <-> postgres, redis."""
 
     def __init__(self, name: str, args: NetworksArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Networks", name, None, opts)
@@ -36,9 +36,15 @@ class Networks(pulumi.ComponentResource):
                 resource_labels(what="network", kind=kind, stack=args.deployment.stack), docker.NetworkLabelArgs
             )
 
+        swarm = args.deployment.swarm
+        # On swarm: overlays spanning the nodes, attachable so that the release jobs (plain
+        # containers on the manager) join the backend. The host-side address trick below is
+        # the bridge driver's; an overlay has no address on the host.
+        driver = "overlay" if swarm else "bridge"
         frontend = docker.Network(
             f"{name}-frontend",
-            driver="bridge",
+            driver=driver,
+            attachable=True if swarm else None,
             ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.deployment.frontend_subnet)],
             labels=labels("frontend"),
             # Delete-before-replace: a new network beside the old one would overlap its fixed
@@ -47,12 +53,13 @@ class Networks(pulumi.ComponentResource):
         )
         backend = docker.Network(
             f"{name}-backend",
-            driver="bridge",
+            driver=driver,
+            attachable=True if swarm else None,
             internal=True,
             # `internal` only drops forwarded traffic: the bridge still has an address on the
             # Docker host, so every host port would be reachable from postgres, redis and the
             # app. No IPv4 address on the host side closes that (found by the rehearsal).
-            options={"com.docker.network.bridge.inhibit_ipv4": "true"},
+            options=None if swarm else {"com.docker.network.bridge.inhibit_ipv4": "true"},
             labels=labels("backend"),
             # Docker picks the backend's subnet from its default pools, which include
             # 172.30.0.0/16; created after the frontend it cannot take a range that overlaps the
@@ -60,6 +67,6 @@ class Networks(pulumi.ComponentResource):
             # found by the rehearsal). Create-before-delete (the provider's default) on purpose.
             opts=child_options(self, delete_before_replace=False, depends_on=[frontend]),
         )
-        self.frontend = frontend.name
-        self.backend = backend.name
-        self.register_outputs({"frontend": self.frontend, "backend": self.backend})
+        self.frontend = NetworkRef(frontend.name, frontend.id)
+        self.backend = NetworkRef(backend.name, backend.id)
+        self.register_outputs({"frontend": frontend.name, "backend": backend.name})

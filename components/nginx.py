@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import render
-from components.common import accessory_container
+from components import render, swarm
+from components.common import NetworkRef, accessory_container, child_options, label_args
 from components.settings import Deployment, Healthcheck, NginxSettings
 
 # nginx starts in well under a second; probe often so `pulumi up` learns it quickly.
@@ -33,7 +33,7 @@ class NginxArgs:
     """Image, memory, names, ports, body size, TLS."""
     deployment: Deployment
     """The stack's name and restart policy."""
-    frontend_network: pulumi.Input[str]
+    frontend_network: NetworkRef
     """The network it reaches the web replicas on."""
     static_volume: pulumi.Input[str]
     """Served at /static/ (collectstatic fills it)."""
@@ -49,6 +49,11 @@ class Nginx(pulumi.ComponentResource):
     def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Nginx", name, None, opts)
         ng = args.settings
+        if args.deployment.swarm:
+            self.url = ng.url
+            self.container_name = self._service(name, args, opts).name
+            self.register_outputs({"url": self.url, "container_name": self.container_name})
+            return
         conf = render.nginx_conf(
             server_name=ng.server_name,
             client_max_body_size=ng.client_max_body_size,
@@ -77,7 +82,7 @@ class Nginx(pulumi.ComponentResource):
             memory_mb=ng.memory_mb,
             health=HEALTH,
             test=render.nginx_healthcheck(),
-            networks=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network)],
+            networks=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network.name)],
             volumes=[
                 docker.ContainerVolumeArgs(
                     volume_name=args.static_volume, container_path=render.NGINX_STATIC, read_only=True
@@ -94,3 +99,67 @@ class Nginx(pulumi.ComponentResource):
         self.url = ng.url
         self.container_name = container.name
         self.register_outputs({"url": self.url, "container_name": self.container_name})
+
+    def _service(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None) -> docker.Service:
+        """nginx as a swarm service: its config and certificate as swarm configs, its key as a
+        secret (auto-named: a change is a new one, and the service rolls to it: a mounted
+        config cannot change in place, moby#35803), its ports published on the data node's
+        own addresses (host mode: no routing mesh, so no IPVS needed, and the client's
+        address is kept)."""
+        ng, stack = args.settings, args.deployment.stack
+        key_path = render.secret_path(render.SECRETS_DIR, "NGINX_TLS_KEY")
+        conf = render.nginx_conf(
+            server_name=ng.server_name,
+            client_max_body_size=ng.client_max_body_size,
+            tls=ng.tls,
+            public_https_port=ng.https_port,
+            hsts_seconds=ng.hsts_seconds,
+            tls_key_path=key_path,
+        )
+
+        def config(suffix: str, content: pulumi.Input[str], path: str) -> docker.ServiceTaskSpecContainerSpecConfigArgs:
+            made = docker.ServiceConfig(
+                f"{name}-{suffix}",
+                data_raw=content,
+                labels=label_args(
+                    render.labels(service="nginx", role="config", stack=stack), docker.ServiceConfigLabelArgs
+                ),
+                opts=child_options(self, delete_before_replace=False),
+            )
+            return docker.ServiceTaskSpecContainerSpecConfigArgs(
+                config_id=made.id, config_name=made.name, file_name=path, file_uid="0", file_gid="0", file_mode=0o444
+            )
+
+        configs = [config("conf", conf, render.NGINX_CONF)]
+        secrets = []
+        ports = [docker.ServiceEndpointSpecPortArgs(target_port=80, published_port=ng.http_port, publish_mode="host")]
+        if ng.tls_certificate is not None and ng.tls_key is not None:
+            configs.append(config("tls-cert", ng.tls_certificate, render.NGINX_TLS_CERT))
+            key = swarm.secret(self, f"{name}-tls-key", ng.tls_key, stack=stack, what="nginx")
+            secrets.append(swarm.secret_file(key, key_path.rsplit("/", 1)[1]))
+            ports.append(
+                docker.ServiceEndpointSpecPortArgs(target_port=443, published_port=ng.https_port, publish_mode="host")
+            )
+        shared = args.deployment.shared_volume_options()
+        return swarm.accessory_service(
+            self,
+            name,
+            service="nginx",
+            image=ng.image.text,
+            deployment=args.deployment,
+            memory_mb=ng.memory_mb,
+            health=HEALTH,
+            test=render.nginx_healthcheck(),
+            networks=[swarm.network(args.frontend_network.id)],
+            mounts=[
+                swarm.volume_mount(args.static_volume, render.NGINX_STATIC, read_only=True, driver_options=shared),
+                swarm.volume_mount(args.media_volume, render.NGINX_MEDIA, read_only=True, driver_options=shared),
+            ],
+            grace_seconds=STOP_GRACE_SECONDS,
+            opts=opts,
+            # Ports need the virtual-IP endpoint mode (resource_docker_service.go:921-923); no
+            # one connects to nginx's virtual IP, so it works without IPVS too.
+            endpoint=docker.ServiceEndpointSpecArgs(mode="vip", ports=ports),
+            configs=configs,
+            secrets=secrets,
+        )

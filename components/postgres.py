@@ -9,16 +9,18 @@ restarts PostgreSQL (a few seconds; a clean shutdown first, then a checked start
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_random as random
 
-from components import render
-from components.common import child_options, data_store
+from components import render, swarm
+from components.common import NetworkRef, child_options, data_store
 from components.settings import Deployment, Healthcheck, PostgresSettings
 
 # initdb on a first start takes a while; pg_isready is cheap.
 HEALTH = Healthcheck(interval="5s", timeout="5s", retries=10, start_period="30s")
+PASSWORD_FILE = render.secret_path(render.SECRETS_DIR, "POSTGRES_PASSWORD")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,7 +29,7 @@ class PostgresArgs:
     """Image, database, role, password (None: generated), memory."""
     deployment: Deployment
     """The stack's name and restart policy."""
-    network: pulumi.Input[str]
+    network: NetworkRef
     """The internal backend network."""
     data_volume: pulumi.Input[str]
     """Volume for /var/lib/postgresql/data."""
@@ -53,9 +55,7 @@ class Postgres(pulumi.ComponentResource):
         )
         password = pulumi.Output.secret(given)  # secret once, here; every use below inherits it
 
-        container = data_store(
-            self,
-            name,
+        common: dict[str, Any] = dict(
             service="postgres",
             image=pg.image.text,
             deployment=args.deployment,
@@ -63,16 +63,34 @@ class Postgres(pulumi.ComponentResource):
             health=HEALTH,
             test=render.postgres_healthcheck(pg.user, pg.db),
             alias=render.POSTGRES_HOST,
-            network=args.network,
             data_volume=args.data_volume,
             data_path=render.POSTGRES_DATA,
             grace_seconds=60,  # a clean shutdown checkpoints; SIGKILL means crash recovery
-            envs=password.apply(lambda p: render.postgres_env(user=pg.user, password=p, db=pg.db)),
-            shm_size=128,
         )
+        if args.deployment.swarm:
+            # The password as a swarm secret file (POSTGRES_PASSWORD_FILE), never in the spec.
+            # Readable by the postgres user: the entrypoint reads it again after dropping root.
+            pw = swarm.secret(self, f"{name}-password", password, stack=args.deployment.stack, what="postgres")
+            running: pulumi.CustomResource = swarm.data_service(
+                self,
+                name,
+                network_id=args.network.id,
+                env=render.postgres_file_env(user=pg.user, db=pg.db, password_file=PASSWORD_FILE),
+                secrets=[swarm.secret_file(pw, PASSWORD_FILE.rsplit("/", 1)[1], mode=0o444)],
+                **common,
+            )
+        else:
+            running = data_store(
+                self,
+                name,
+                network=args.network.name,
+                envs=password.apply(lambda p: render.postgres_env(user=pg.user, password=p, db=pg.db)),
+                shm_size=128,
+                **common,
+            )
         self.host = render.POSTGRES_HOST
         self.port = 5432
         self.password = password
         self.client_env = password.apply(lambda p: render.postgres_client_env(user=pg.user, password=p, db=pg.db))
-        self.container_id = container.id
+        self.container_id = running.id
         self.register_outputs({"host": self.host, "container_id": self.container_id})

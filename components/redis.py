@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 
-from components import render
-from components.common import data_store
+from components import render, swarm
+from components.common import NetworkRef, data_store
 from components.settings import Deployment, Healthcheck, RedisSettings
 
 HEALTH = Healthcheck(interval="5s", timeout="3s", retries=10, start_period="10s")
@@ -19,7 +20,7 @@ class RedisArgs:
     """Image and memory (Redis's maxmemory is set below the limit)."""
     deployment: Deployment
     """The stack's name and restart policy."""
-    network: pulumi.Input[str]
+    network: NetworkRef
     """The internal backend network."""
     data_volume: pulumi.Input[str]
     """Volume for /data (the append-only file)."""
@@ -32,9 +33,7 @@ class Redis(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Redis", name, None, opts)
-        container = data_store(
-            self,
-            name,
+        common: dict[str, Any] = dict(
             service="redis",
             image=args.settings.image.text,
             deployment=args.deployment,
@@ -42,12 +41,19 @@ class Redis(pulumi.ComponentResource):
             health=HEALTH,
             test=render.redis_healthcheck(),
             alias=render.REDIS_HOST,
-            network=args.network,
             data_volume=args.data_volume,
             data_path=render.REDIS_DATA,
             grace_seconds=30,
-            command=render.redis_command(args.settings.memory_mb),
+        )
+        running: pulumi.CustomResource = (
+            swarm.data_service(
+                self, name, network_id=args.network.id, commands=render.redis_command(args.settings.memory_mb), **common
+            )
+            if args.deployment.swarm
+            else data_store(
+                self, name, network=args.network.name, command=render.redis_command(args.settings.memory_mb), **common
+            )
         )
         self.url = render.redis_url()
-        self.container_id = container.id
+        self.container_id = running.id
         self.register_outputs({"url": self.url, "container_id": self.container_id})

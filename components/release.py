@@ -73,7 +73,7 @@ class Release(pulumi.ComponentResource):
         waits_for: list[pulumi.Resource] = (
             list(cast(Sequence[pulumi.Resource], opts.depends_on)) if opts and opts.depends_on else []
         )
-        backend = [docker.ContainerNetworksAdvancedArgs(name=rt.backend_network)]
+        backend = [docker.ContainerNetworksAdvancedArgs(name=rt.backend_network.name)]
         backup = None
         if args.postgres.backup_before_migrate:
             backup = Job(

@@ -34,6 +34,8 @@ DOCKER_DNS = "127.0.0.11"
 NGINX_HEALTH_PORT = 8081
 NGINX_HEALTH_PATH = "/nginx-health"
 LABEL_PREFIX = "django-docker"
+# Swarm secrets are mounted here (the app reads NAME_FILE; postgres POSTGRES_PASSWORD_FILE).
+SECRETS_DIR = "/run/secrets"
 
 
 def labels(*, service: str, role: str, stack: str, git_sha: Optional[str] = None) -> dict[str, str]:
@@ -232,6 +234,27 @@ def app_env(
     return [f"{key}={value}" for key, value in env.items()]
 
 
+def secrets_as_files(env: Sequence[str], secrets: Iterable[str], directory: str) -> dict[str, str]:
+    """An environment list as a mapping with each secret variable replaced by NAME_FILE, the
+    file it is mounted at (config/env.py reads it): a swarm service's spec holds no secret."""
+    names = set(secrets)
+    result = {}
+    for item in env:
+        key, _, value = item.partition("=")
+        if key in names:
+            result[f"{key}_FILE"] = secret_path(directory, key)
+        else:
+            result[key] = value
+    missing = names - {key.removesuffix("_FILE") for key in result}
+    if missing:
+        raise ValueError(f"not in the environment: {', '.join(sorted(missing))}")
+    return result
+
+
+def secret_path(directory: str, name: str) -> str:
+    return f"{directory}/{name.lower().replace('_', '-')}"
+
+
 def origin(*, host: str, tls: bool, port: int) -> str:
     """scheme://host[:port], the port left out when it is the scheme's default."""
     scheme, default = ("https", 443) if tls else ("http", 80)
@@ -245,6 +268,11 @@ def csrf_origins(*, hosts: Iterable[str], tls: bool, port: int) -> list[str]:
 
 def postgres_env(*, user: str, password: str, db: str) -> list[str]:
     return [f"POSTGRES_USER={user}", f"POSTGRES_PASSWORD={password}", f"POSTGRES_DB={db}"]
+
+
+def postgres_file_env(*, user: str, db: str, password_file: str) -> dict[str, str]:
+    """postgres_env with the password read from a file (the official image's *_FILE)."""
+    return {"POSTGRES_USER": user, "POSTGRES_PASSWORD_FILE": password_file, "POSTGRES_DB": db}
 
 
 def public_url(*, server_name: str, tls: bool, port: int) -> str:
@@ -272,6 +300,7 @@ def nginx_conf(
     tls: bool,
     public_https_port: int = 443,
     hsts_seconds: int = 0,
+    tls_key_path: str = NGINX_TLS_KEY,
 ) -> str:
     """The whole nginx.conf: one upstream that follows the web replicas, files from volumes.
 
@@ -365,7 +394,7 @@ def nginx_conf(
         http2 on;
         server_name {server_name};
         ssl_certificate {NGINX_TLS_CERT};
-        ssl_certificate_key {NGINX_TLS_KEY};
+        ssl_certificate_key {tls_key_path};
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache shared:SSL:10m;
         ssl_session_timeout 1h;

@@ -42,8 +42,12 @@ class Volumes(pulumi.ComponentResource):
         names = {}
         for kind in DATA_VOLUMES + FILE_VOLUMES:
             protected = args.deployment.protect_data and kind in DATA_VOLUMES
+            # On swarm with shared storage, static and media are the NFS export on every node.
+            shared = args.deployment.shared_volume_options() if kind in FILE_VOLUMES else None
             volume = docker.Volume(
                 f"{name}-{kind}",
+                driver="local" if shared else None,
+                driver_opts=shared,
                 labels=label_args(
                     resource_labels(what="volume", kind=kind, stack=args.deployment.stack), docker.VolumeLabelArgs
                 ),
@@ -55,4 +59,6 @@ class Volumes(pulumi.ComponentResource):
         self.backups = names["backups"]
         self.static = names["static"]
         self.media = names["media"]
+        self.shared_options = args.deployment.shared_volume_options()
+        """Swarm: how a service on another node mounts static and media (None: plain local volumes)."""
         self.register_outputs(dict(names))

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
-from components import render
-from components.common import AppRuntime, container_options
+from components import render, swarm
+from components.common import AppRuntime, NetworkRef, container_options
 from components.settings import WebSettings
 
 STOP_MARGIN_SECONDS = 5
@@ -27,7 +27,7 @@ class WebArgs:
     """Replicas, memory, gunicorn's timeout (Docker waits a little longer before SIGKILL)."""
     runtime: AppRuntime
     """The app image and its environment."""
-    frontend_network: pulumi.Input[str]
+    frontend_network: NetworkRef
     """The network nginx reaches the replicas on."""
     release_gate: pulumi.Input[str]
     """Release.gate: replicas change only after migrate and collectstatic succeeded."""
@@ -35,11 +35,32 @@ class WebArgs:
 
 class Web(pulumi.ComponentResource):
     names: pulumi.Output[list[str]]
-    """Container names."""
+    """Container names (swarm: the service's name)."""
 
     def __init__(self, name: str, args: WebArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Web", name, None, opts)
         rt = args.runtime
+        grace = args.settings.timeout + STOP_MARGIN_SECONDS
+        if rt.deployment.swarm:
+            # One service: swarm rolls its tasks start-first, and rolls back a release whose
+            # tasks never turn healthy (swarm.rolling).
+            service = swarm.app_service(
+                self,
+                name,
+                rt,
+                service="web",
+                command=render.web_command(),
+                health_role="web",
+                grace_seconds=grace,
+                memory_mb=args.settings.memory_mb,
+                replicas=args.settings.replicas,
+                start_first=True,
+                networks=[swarm.network(args.frontend_network.id, render.WEB_HOST)],
+                labels={"release": args.release_gate},
+            )
+            self.names = service.name.apply(lambda service_name: [service_name])
+            self.register_outputs({"names": self.names})
+            return
         containers = [
             docker.Container(
                 f"{name}-{index}",
@@ -47,10 +68,10 @@ class Web(pulumi.ComponentResource):
                     "web",
                     render.web_command(),
                     health_role="web",
-                    grace_seconds=args.settings.timeout + STOP_MARGIN_SECONDS,
+                    grace_seconds=grace,
                     memory_mb=args.settings.memory_mb,
                     networks=[
-                        docker.ContainerNetworksAdvancedArgs(name=args.frontend_network, aliases=[render.WEB_HOST])
+                        docker.ContainerNetworksAdvancedArgs(name=args.frontend_network.name, aliases=[render.WEB_HOST])
                     ],
                     labels={"replica": str(index), "release": args.release_gate},
                 ),

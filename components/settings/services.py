@@ -35,6 +35,23 @@ class Deployment:
     """Subnet of the frontend network; gunicorn trusts X-Forwarded-* from it only."""
     url: str
     """Where people reach the site (a label of the app's containers, for `make status`)."""
+    target: str = "containers"
+    """containers (one Docker host) or swarm (services on a Docker Swarm)."""
+    swarm_data_label: str = ""
+    """Swarm: the node label that places the stateful services and nginx (docs/swarm.md)."""
+    swarm_shared_storage: str = ""
+    """Swarm: host:/path of an NFS export for static and media; empty: the app runs on the data node."""
+
+    @property
+    def swarm(self) -> bool:
+        return self.target == "swarm"
+
+    def shared_volume_options(self) -> Optional[dict[str, str]]:
+        """The local driver's NFS options for static and media on swarm (None: a plain local volume)."""
+        if not self.swarm_shared_storage:
+            return None
+        host, path = self.swarm_shared_storage.split(":", 1)
+        return {"type": "nfs", "o": f"addr={host},rw,nfsvers=4", "device": f":{path}"}
 
 
 @dataclass(frozen=True, kw_only=True)

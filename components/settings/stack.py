@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Optional
 
@@ -24,6 +25,9 @@ from components.settings.values import HOST_RE, NGINX_SIZE_RE, PG_NAME_RE, Healt
 
 PROJECT = "django-docker"
 RESTART_POLICIES = ("always", "unless-stopped", "on-failure")
+TARGETS = ("containers", "swarm")
+NODE_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
+NFS_EXPORT_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:/\S*$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 MAX_REPLICAS = 50
 
@@ -72,6 +76,20 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         raise SettingsError("tlsCertificate, tlsKey: set both (secrets) to serve HTTPS, or neither")
     if tls_certificate is not None:
         check_tls(read.secret_text("tlsCertificate"), read.secret_text("tlsKey"), server_name)
+    # --- the target: one Docker host, or a swarm (docs/swarm.md)
+    target = read.string("target", allowed=TARGETS)
+    swarm_data_label = read.string(
+        "swarmDataLabel", pattern=NODE_LABEL_RE, expected="a node label like django-docker.data", required=True
+    )
+    swarm_shared_storage = read.string(
+        "swarmSharedStorage", pattern=NFS_EXPORT_RE, expected="an NFS export as host:/path"
+    )
+    bind_address = ip(read, "bindAddress")
+    if target == "swarm" and bind_address != "0.0.0.0":
+        # A swarm port is published on every address of the node that runs the task.
+        raise SettingsError(
+            f"bindAddress: {bind_address} cannot be kept on swarm, which publishes on every address; set 0.0.0.0"
+        )
     http_port = read.integer("httpPort", low=1, high=65535)
     https_port = read.integer("httpsPort", low=1, high=65535)
     if tls_certificate is not None and https_port == http_port:
@@ -81,7 +99,7 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         image=accessory_image(read, "nginxImage", "nginx", "", 3),
         memory_mb=read.memory_mb("nginxMemory"),
         server_name=server_name,
-        bind_address=ip(read, "bindAddress"),
+        bind_address=bind_address,
         http_port=http_port,
         https_port=https_port,
         client_max_body_size=read.string(
@@ -107,6 +125,9 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
             protect_data=read.boolean("protectData"),
             frontend_subnet=subnet(read, "frontendSubnet"),
             url=nginx.url,
+            target=target,
+            swarm_data_label=swarm_data_label,
+            swarm_shared_storage=swarm_shared_storage,
         ),
         image=image,
         # --- web (gunicorn replicas)

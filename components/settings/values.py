@@ -126,6 +126,14 @@ class Healthcheck:
     """Go duration after start in which failures do not count."""
 
     @property
+    def monitor(self) -> str:
+        """How long a new task may still fail its healthcheck after it started: the start
+        period and `retries` failed probes (Go duration)."""
+        return go_duration(
+            valid_ns(self.start_period) + self.retries * (valid_ns(self.interval) + valid_ns(self.timeout))
+        )
+
+    @property
     def wait_seconds(self) -> int:
         """How long `pulumi up` waits for a new container to turn healthy before it fails.
 

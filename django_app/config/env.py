@@ -8,9 +8,17 @@ message and exit 1 without a traceback that would bury it in the logs.
 
 from __future__ import annotations
 
+import enum
 import os
 
-_REQUIRED = object()
+
+class _Required(enum.Enum):
+    """The sentinel for "no default": a one-member enum, so `is _REQUIRED` narrows the type."""
+
+    REQUIRED = enum.auto()
+
+
+_REQUIRED = _Required.REQUIRED
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -23,14 +31,30 @@ class EnvError(SystemExit):
         self.name = name
 
 
-def string(name: str, default: str | object = _REQUIRED) -> str:
-    """The variable's value; with no default, the variable must be set and non-empty."""
+def string(name: str, default: str | _Required = _REQUIRED) -> str:
+    """The variable's value; with no default, the variable must be set and non-empty.
+
+    NAME_FILE, when set, names a file that holds the value instead (how a Docker secret is
+    given: mounted under /run/secrets, never in the environment); the two are exclusive.
+    """
+    path = os.environ.get(f"{name}_FILE", "").strip()
+    if path:
+        if os.environ.get(name, "").strip():
+            raise EnvError(name, f"and {name}_FILE are both set; set one")
+        try:
+            with open(path, encoding="utf-8") as file:
+                value = file.read().strip()
+        except OSError as error:
+            raise EnvError(f"{name}_FILE", f"cannot be read: {error.strerror} ({path})") from None
+        if not value:
+            raise EnvError(f"{name}_FILE", f"names an empty file ({path})")
+        return value
     value = os.environ.get(name, "").strip()
     if value:
         return value
     if default is _REQUIRED:
         raise EnvError(name, "is required and not set")
-    return default  # type: ignore[return-value]
+    return default
 
 
 def boolean(name: str, default: bool) -> bool:
@@ -55,14 +79,14 @@ def integer(name: str, default: int) -> int:
         raise EnvError(name, f"must be an integer, got {value!r}") from None
 
 
-def csv_list(name: str, default: list[str] | object = _REQUIRED) -> list[str]:
+def csv_list(name: str, default: list[str] | _Required = _REQUIRED) -> list[str]:
     """A comma-separated list; with no default, it must contain at least one item."""
     items = [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
     if items:
         return items
     if default is _REQUIRED:
         raise EnvError(name, "is required and not set (comma-separated list)")
-    return list(default)  # type: ignore[call-overload]
+    return list(default)
 
 
 def default_settings_module() -> None:

@@ -224,6 +224,7 @@ def test_nginx_conf_does_not_depend_on_the_replicas():
         "tls",
         "public_https_port",
         "hsts_seconds",
+        "tls_key_path",  # where the key is: a file in the container (swarm: a secret's)
     }
 
 

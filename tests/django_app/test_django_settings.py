@@ -10,6 +10,12 @@ import pytest
 from django_app_support import APP_DIR, VENV_BIN, production_env, run_app
 
 
+def settings_db_name() -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(production_env()["DATABASE_URL"]).path.lstrip("/")
+
+
 def _one_line_error(result: subprocess.CompletedProcess) -> str:
     assert result.returncode != 0
     assert "Traceback" not in result.stderr + result.stdout
@@ -43,6 +49,51 @@ def test_celery_refuses_to_start_without_the_secret():
     assert "DJANGO_SECRET_KEY is required" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert result.returncode != 0
+
+
+def test_secrets_can_come_from_files_as_docker_secrets_give_them(tmp_path):
+    """The swarm target mounts DJANGO_SECRET_KEY and DATABASE_URL as files and sets NAME_FILE."""
+    env = production_env()
+    secret_file, url_file = tmp_path / "django-secret-key", tmp_path / "database-url"
+    secret_file.write_text(env.pop("DJANGO_SECRET_KEY") + "\n")  # a trailing newline is not part of it
+    url_file.write_text(env.pop("DATABASE_URL"))
+    env.update(DJANGO_SECRET_KEY_FILE=str(secret_file), DATABASE_URL_FILE=str(url_file))
+
+    result = run_app(
+        sys.executable,
+        "manage.py",
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        "from django.conf import settings; from django.db import connection; connection.ensure_connection(); "
+        "print(len(settings.SECRET_KEY), connection.settings_dict['NAME'])",
+        env=env,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [str(len(production_env()["DJANGO_SECRET_KEY"])), settings_db_name()]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(DJANGO_SECRET_KEY_FILE="/nonexistent/key"), "DJANGO_SECRET_KEY_FILE cannot be read: No such file"),
+        (dict(DJANGO_SECRET_KEY_FILE="EMPTY"), "DJANGO_SECRET_KEY_FILE names an empty file"),
+        (dict(DJANGO_SECRET_KEY_FILE="KEY"), "DJANGO_SECRET_KEY and DJANGO_SECRET_KEY_FILE are both set; set one"),
+    ],
+)
+def test_a_secret_file_that_cannot_serve_is_a_one_line_error(tmp_path, change, message):
+    (tmp_path / "empty").write_text("\n")
+    (tmp_path / "key").write_text("k" * 60)
+    files = {"EMPTY": str(tmp_path / "empty"), "KEY": str(tmp_path / "key")}
+    env = production_env(**{name: files.get(value, value) for name, value in change.items()})
+    if "both are set" not in message and "both set" not in message:
+        del env["DJANGO_SECRET_KEY"]
+
+    result = run_app(sys.executable, "manage.py", "check", env=env)
+
+    assert _one_line_error(result).startswith(f"configuration error: {message}")
 
 
 def test_a_malformed_boolean_is_a_one_line_error():

@@ -1,0 +1,307 @@
+"""What every swarm service shares (`target: swarm`): the pulumi-docker Service argument shapes.
+
+Not a component: web.py, celery.py, postgres.py, redis.py and nginx.py each build their service
+from these, beside their containers, so a service is defined where its container is.
+
+What the provider does with a Service (terraform-provider-docker v4.5.0, the one pulumi-docker
+5.x bridges; shared/research/swarm-on-pulumi-docker.md has the lines):
+- every change but a few (name, networks and their aliases, hosts, sysctl, mode) is an
+  in-place ServiceUpdate (resource_docker_service_funcs.go:169-225): swarm then rolls the
+  tasks as `update_config` says;
+- only with `converge_config` does `pulumi up` wait: a create until every slot's task runs (and
+  swarm says running only once the healthcheck passed), an update until UpdateStatus is
+  `completed`; `rollback_completed` or `paused` is an error (funcs.go:52-76, 405-477). So a
+  release whose tasks never turn healthy fails `pulumi up`, and swarm has put the old spec back;
+- after such a failure the state may hold the new spec while swarm runs the old one: run
+  `pulumi up --refresh` (docs/swarm.md).
+"""
+
+from __future__ import annotations
+
+import base64
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_docker as docker
+
+from components import render
+from components.common import LOG_DRIVER, LOG_OPTS, AppRuntime, child_options, label_args
+from components.settings import Deployment, Healthcheck
+
+MIB = 1024 * 1024
+# Poll every 2s (the provider's default is 7s: funcs.go:210), so `pulumi up` learns quickly.
+CONVERGE_POLL = "2s"
+# Swarm's restart policy per the stack's restartPolicy (swarm has no unless-stopped: a
+# stopped task is a removed task).
+RESTART_CONDITIONS = {"always": "any", "unless-stopped": "any", "on-failure": "on-failure"}
+
+
+def service_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None = None) -> pulumi.ResourceOptions:
+    """A service is changed in place by a rolling update, never replaced for a release; the few
+    changes that do replace it (networks, aliases) are create-before-delete with auto-names
+    (the bridge's rule: pulumi-terraform-bridge pkg/tfbridge/provider.go:1275-1276)."""
+    return child_options(parent, opts, delete_before_replace=False)
+
+
+def converge_seconds(health: Healthcheck, replicas: int) -> int:
+    """How long `pulumi up` waits for a service: each task (one at a time) to start and turn
+    healthy, plus a margin."""
+    return replicas * health.wait_seconds + 30
+
+
+def converge(health: Healthcheck, replicas: int) -> docker.ServiceConvergeConfigArgs:
+    return docker.ServiceConvergeConfigArgs(delay=CONVERGE_POLL, timeout=f"{converge_seconds(health, replicas)}s")
+
+
+def rolling(*, start_first: bool, health: Healthcheck) -> dict:
+    """update_config and rollback_config.
+
+    start-first (web, worker): a new task runs beside the old one until it is healthy, then the
+    old one stops; a task that never turns healthy makes swarm roll back, and the old tasks
+    never stopped. stop-first (beat, postgres, redis, nginx): never two at once (a schedule sent
+    twice, two servers on one data directory, one host port).
+    """
+    order = "start-first" if start_first else "stop-first"
+    monitor = health.monitor  # watch each new task for as long as its healthcheck can take to fail it
+    return dict(
+        update_config=docker.ServiceUpdateConfigArgs(
+            parallelism=1, delay="0s", order=order, failure_action="rollback", monitor=monitor, max_failure_ratio="0"
+        ),
+        rollback_config=docker.ServiceRollbackConfigArgs(
+            parallelism=0, delay="0s", order=order, failure_action="pause", monitor=monitor, max_failure_ratio="0"
+        ),
+    )
+
+
+def healthcheck(test: Sequence[str], health: Healthcheck) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
+    return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
+        tests=list(test),
+        interval=health.interval,
+        timeout=health.timeout,
+        retries=health.retries,
+        start_period=health.start_period,
+    )
+
+
+def task_spec(
+    *,
+    container: docker.ServiceTaskSpecContainerSpecArgs,
+    deployment: Deployment,
+    memory_mb: int,
+    networks: Sequence[docker.ServiceTaskSpecNetworksAdvancedArgs],
+    on_data_node: bool,
+) -> docker.ServiceTaskSpecArgs:
+    """The task: its container, memory limit, restart policy, rotated logs, networks, and where
+    it may run (the data node: see docs/swarm.md)."""
+    return docker.ServiceTaskSpecArgs(
+        container_spec=container,
+        resources=docker.ServiceTaskSpecResourcesArgs(
+            limits=docker.ServiceTaskSpecResourcesLimitsArgs(memory_bytes=memory_mb * MIB)
+        ),
+        restart_policy=docker.ServiceTaskSpecRestartPolicyArgs(
+            condition=RESTART_CONDITIONS[deployment.restart_policy], delay="5s", max_attempts=0, window="0s"
+        ),
+        log_driver=docker.ServiceTaskSpecLogDriverArgs(name=LOG_DRIVER, options=LOG_OPTS),
+        networks_advanceds=list(networks),
+        placement=docker.ServiceTaskSpecPlacementArgs(
+            constraints=[data_node_constraint(deployment)] if on_data_node else []
+        ),
+    )
+
+
+def data_node_constraint(deployment: Deployment) -> str:
+    return f"node.labels.{deployment.swarm_data_label}==true"
+
+
+def network(network_id: pulumi.Input[str], *aliases: str) -> docker.ServiceTaskSpecNetworksAdvancedArgs:
+    # By id: a name "will lead to constant replacements" (resource_docker_service.go:714-719).
+    return docker.ServiceTaskSpecNetworksAdvancedArgs(id=network_id, aliases=list(aliases) or None)
+
+
+def volume_mount(
+    source: pulumi.Input[str], target: str, *, read_only: bool = False, driver_options: Optional[Mapping] = None
+) -> docker.ServiceTaskSpecContainerSpecMountArgs:
+    return docker.ServiceTaskSpecContainerSpecMountArgs(
+        type="volume",
+        source=source,
+        target=target,
+        read_only=read_only,
+        volume_options=docker.ServiceTaskSpecContainerSpecMountVolumeOptionsArgs(
+            driver_name="local", driver_options=dict(driver_options)
+        )
+        if driver_options
+        else None,
+    )
+
+
+def tmpfs_mount(target: str, size_mb: int) -> docker.ServiceTaskSpecContainerSpecMountArgs:
+    return docker.ServiceTaskSpecContainerSpecMountArgs(
+        type="tmpfs",
+        target=target,
+        tmpfs_options=docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs(size_bytes=size_mb * MIB, mode=0o1777),
+    )
+
+
+def service_labels(labels: Mapping[str, pulumi.Input[str]]) -> list:
+    return label_args(labels, docker.ServiceLabelArgs)
+
+
+def secret(parent: pulumi.Resource, name: str, value: pulumi.Input[str], *, stack: str, what: str) -> docker.Secret:
+    """A swarm secret: auto-named, so a new value is a new secret, created before the service
+    that mounts it is updated and the old one deleted after (a secret in use cannot be
+    deleted: moby#35803). Its data is base64 (resource_docker_secret.go:30-37)."""
+    data = pulumi.Output.secret(value).apply(lambda v: base64.b64encode(v.encode()).decode())  # stays secret
+    return docker.Secret(
+        name,
+        data=data,
+        labels=label_args(render.labels(service=what, role="secret", stack=stack), docker.SecretLabelArgs),
+        opts=child_options(parent, delete_before_replace=False),
+    )
+
+
+def secret_file(
+    secret: docker.Secret, file_name: str, *, uid: str = "0", mode: int = 0o400
+) -> docker.ServiceTaskSpecContainerSpecSecretArgs:
+    return docker.ServiceTaskSpecContainerSpecSecretArgs(
+        secret_id=secret.id, secret_name=secret.name, file_name=file_name, file_uid=uid, file_gid="0", file_mode=mode
+    )
+
+
+def stop_grace(seconds: int) -> str:
+    return f"{seconds}s"
+
+
+def app_service(
+    parent: pulumi.Resource,
+    name: str,
+    rt: AppRuntime,
+    *,
+    service: str,
+    command: Sequence[str],
+    health_role: str,
+    grace_seconds: int,
+    memory_mb: int,
+    replicas: int,
+    start_first: bool,
+    networks: Sequence[docker.ServiceTaskSpecNetworksAdvancedArgs] = (),
+    labels: Optional[Mapping[str, pulumi.Input[str]]] = None,
+) -> docker.Service:
+    """A service of the app image: what AppRuntime.long_running_kwargs is for a container, with
+    the secrets as files (`<name>-<variable>` swarm secrets) instead of in the environment."""
+    deployment = rt.deployment
+    health = deployment.healthcheck
+    secret_files = [
+        secret_file(
+            secret(parent, f"{name}-{key.lower().replace('_', '-')}", value, stack=deployment.stack, what=service),
+            render.secret_path(render.SECRETS_DIR, key).rsplit("/", 1)[1],
+            uid=render.APP_USER.split(":")[0],
+        )
+        for key, value in sorted(rt.secrets.items())
+    ]
+    # Static and media are shared by every node only on shared storage; otherwise the app
+    # stays on the data node with them (docs/swarm.md).
+    shared = deployment.shared_volume_options()
+    container = docker.ServiceTaskSpecContainerSpecArgs(
+        image=rt.image,
+        commands=list(command),
+        env=rt.service_env,
+        user=render.APP_USER,
+        read_only=True,
+        mounts=[
+            volume_mount(rt.media_volume, render.MEDIA_ROOT, driver_options=shared),
+            tmpfs_mount("/tmp", 64),
+        ],
+        cap_drops=["ALL"],
+        init=True,  # tini as PID 1, as for the containers
+        healthcheck=healthcheck(render.app_healthcheck(health_role), health),
+        secrets=secret_files,
+        stop_grace_period=f"{grace_seconds}s",
+        labels=label_args(rt.label_map(service, **(labels or {})), docker.ServiceTaskSpecContainerSpecLabelArgs),
+    )
+    return docker.Service(
+        name,
+        task_spec=task_spec(
+            container=container,
+            deployment=deployment,
+            memory_mb=memory_mb,
+            networks=[*networks, network(rt.backend_network.id)],
+            on_data_node=shared is None,
+        ),
+        mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=replicas)),
+        # dnsrr: the service's name and aliases answer with the tasks' addresses, which nginx
+        # re-resolves (as for containers); no virtual IP, so no IPVS needed on the nodes.
+        endpoint_spec=docker.ServiceEndpointSpecArgs(mode="dnsrr"),
+        converge_config=converge(health, replicas),
+        labels=service_labels(rt.label_map(service, **(labels or {}))),
+        **rolling(start_first=start_first, health=health),
+        opts=service_options(parent),
+    )
+
+
+def accessory_service(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    service: str,
+    image: str,
+    deployment: Deployment,
+    memory_mb: int,
+    health: Healthcheck,
+    test: Sequence[str],
+    networks: Sequence[docker.ServiceTaskSpecNetworksAdvancedArgs],
+    mounts: Sequence[docker.ServiceTaskSpecContainerSpecMountArgs],
+    grace_seconds: int,
+    opts: pulumi.ResourceOptions | None = None,
+    endpoint: Optional[docker.ServiceEndpointSpecArgs] = None,
+    **container,
+) -> docker.Service:
+    """A service of an accessory (postgres, redis, nginx): what common.accessory_container is
+    for a container. One task, stop-first (never two on one data directory or host port), on
+    the data node with its volumes."""
+    return docker.Service(
+        name,
+        task_spec=task_spec(
+            container=docker.ServiceTaskSpecContainerSpecArgs(
+                image=image,
+                mounts=list(mounts),
+                healthcheck=healthcheck(test, health),
+                stop_grace_period=f"{grace_seconds}s",
+                labels=label_args(
+                    render.labels(service=service, role="accessory", stack=deployment.stack),
+                    docker.ServiceTaskSpecContainerSpecLabelArgs,
+                ),
+                **container,
+            ),
+            deployment=deployment,
+            memory_mb=memory_mb,
+            networks=networks,
+            on_data_node=True,
+        ),
+        mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=1)),
+        endpoint_spec=endpoint or docker.ServiceEndpointSpecArgs(mode="dnsrr"),
+        converge_config=converge(health, 1),
+        labels=service_labels(render.labels(service=service, role="accessory", stack=deployment.stack)),
+        **rolling(start_first=False, health=health),
+        opts=service_options(parent, opts),
+    )
+
+
+def data_service(
+    parent: pulumi.Resource,
+    name: str,
+    *,
+    alias: str,
+    network_id: pulumi.Input[str],
+    data_volume: pulumi.Input[str],
+    data_path: str,
+    **accessory,
+) -> docker.Service:
+    """What common.data_store is for a container: reached on the backend overlay by its alias
+    only (no published port), its data on its volume on the data node."""
+    return accessory_service(
+        parent,
+        name,
+        networks=[network(network_id, alias)],
+        mounts=[volume_mount(data_volume, data_path)],
+        **accessory,
+    )

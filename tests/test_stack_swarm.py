@@ -1,0 +1,138 @@
+"""The whole program with `target: swarm` (prod's settings): the same keys, services instead of containers."""
+
+import base64
+
+import pytest
+
+from planning.harness import CONTAINER, JOB, NETWORK, SECRET, SERVICE, SERVICE_CONFIG, PlanError, label_in
+from tests.program_fixtures import DEV_DIGEST, plan_prod
+
+SWARM = {"target": "swarm"}
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return plan_prod(overrides=SWARM)
+
+
+def services(plan) -> dict:
+    return {label_in(r.inputs, "django-docker.service"): r for r in plan.of_type(SERVICE)}
+
+
+def test_every_long_running_part_is_a_service_and_no_container_is_left(plan):
+    assert plan.of_type(CONTAINER) == []
+    assert sorted(services(plan)) == ["celery-worker", "nginx", "postgres", "redis", "web"]
+    # the release gate stays a run-to-completion job on the manager, on the backend overlay
+    jobs = {r.name.rsplit("-", 1)[1]: r for r in plan.of_type(JOB)}
+    assert set(jobs) == {"backup", "migrate", "collectstatic"}
+
+
+def test_web_and_the_worker_roll_start_first_health_gated_and_roll_back(plan):
+    for name in ("web", "celery-worker"):
+        svc = services(plan)[name].inputs
+        assert svc["updateConfig"]["order"] == "start-first"
+        assert svc["updateConfig"]["failureAction"] == "rollback"
+        assert svc["rollbackConfig"]["order"] == "start-first"
+        # `pulumi up` waits for the tasks to run healthy, and fails when they do not
+        assert svc["convergeConfig"]["timeout"].endswith("s")
+        assert svc["taskSpec"]["containerSpec"]["healthcheck"]["tests"][0] == "CMD"
+        assert svc["taskSpec"]["containerSpec"]["image"] == DEV_DIGEST
+    web = services(plan)["web"].inputs
+    assert web["mode"]["replicated"]["replicas"] == 3  # prod's webReplicas, same key
+    assert web["taskSpec"]["resources"]["limits"]["memoryBytes"] == 512 * 1024 * 1024  # prod's webMemory
+    # nginx finds the tasks by one name it re-resolves (dnsrr: no virtual IP, no IPVS)
+    assert web["endpointSpec"]["mode"] == "dnsrr"
+    aliases = [n.get("aliases") for n in web["taskSpec"]["networksAdvanceds"]]
+    assert ["web"] in aliases
+
+
+def test_the_app_runs_hardened_and_its_secrets_are_files_not_environment(plan):
+    for name in ("web", "celery-worker"):
+        spec = services(plan)[name].inputs["taskSpec"]["containerSpec"]
+        assert spec["user"] == "10001:10001" and spec["readOnly"] is True and spec["capDrops"] == ["ALL"]
+        env = spec["env"]
+        assert "DJANGO_SECRET_KEY" not in env and "DATABASE_URL" not in env
+        assert env["DJANGO_SECRET_KEY_FILE"] == "/run/secrets/django-secret-key"
+        assert env["DATABASE_URL_FILE"] == "/run/secrets/database-url"
+        mounted = {s["fileName"]: s for s in spec["secrets"]}
+        assert set(mounted) == {"django-secret-key", "database-url"}
+        assert {s["fileMode"] for s in mounted.values()} == {0o400}
+        assert {s["fileUid"] for s in mounted.values()} == {"10001"}
+    # every secret's data is a secret in the state, and is the base64 the provider expects
+    secrets = plan.of_type(SECRET)
+    assert secrets and all("data" in r.secret_paths for r in secrets)
+    urls = [base64.b64decode(r.inputs["data"]).decode() for r in secrets if r.name.endswith("database-url")]
+    assert urls and all(url.startswith("postgres://") for url in urls)
+
+
+def test_stateful_services_and_nginx_run_one_task_stop_first_on_the_data_node(plan):
+    for name in ("postgres", "redis", "nginx"):
+        svc = services(plan)[name].inputs
+        assert svc["mode"]["replicated"]["replicas"] == 1
+        assert svc["updateConfig"]["order"] == "stop-first"
+        assert svc["taskSpec"]["placement"]["constraints"] == ["node.labels.django-docker.data==true"]
+    pg = services(plan)["postgres"].inputs["taskSpec"]["containerSpec"]
+    assert (
+        "POSTGRES_PASSWORD" not in pg["env"] and pg["env"]["POSTGRES_PASSWORD_FILE"] == "/run/secrets/postgres-password"
+    )
+    for name in ("postgres", "redis"):
+        assert "ports" not in (services(plan)[name].inputs.get("endpointSpec") or {})  # never published
+
+
+def test_nginx_publishes_on_the_node_and_takes_its_config_as_a_swarm_config(plan):
+    nginx = services(plan)["nginx"].inputs
+    (port,) = nginx["endpointSpec"]["ports"]
+    assert (port["targetPort"], port["publishedPort"], port["publishMode"]) == (80, 80, "host")
+    (config,) = plan.of_type(SERVICE_CONFIG)
+    assert "resolve" in config.inputs["dataRaw"] and "server web:8000" in config.inputs["dataRaw"]
+    (mounted,) = nginx["taskSpec"]["containerSpec"]["configs"]
+    assert mounted["fileName"] == "/etc/nginx/nginx.conf"
+
+
+def test_networks_are_overlays_the_backend_internal_and_attachable_for_the_jobs(plan):
+    networks = {label_in(r.inputs, "django-docker.network"): r.inputs for r in plan.of_type(NETWORK)}
+    assert {n["driver"] for n in networks.values()} == {"overlay"}
+    assert networks["backend"]["internal"] is True and networks["backend"]["attachable"] is True
+    assert "options" not in networks["backend"]  # the bridge-only host-address option
+
+
+def test_a_release_changes_services_in_place_not_their_names(plan):
+    other = plan_prod(
+        overrides=SWARM,
+        stack_references={
+            "organization/django-docker/dev": {
+                "imageRef": DEV_DIGEST.split("@")[0] + "@sha256:" + "b" * 64,
+                "imagePushed": True,
+                "gitSha": "f" * 40,
+            }
+        },
+    )
+    assert {r.urn for r in other.of_type(SERVICE)} == {r.urn for r in plan.of_type(SERVICE)}
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"target": "kubernetes"}, "target: 'kubernetes' is not one of containers, swarm"),
+        ({**SWARM, "bindAddress": "127.0.0.1"}, "bindAddress: 127.0.0.1 cannot be kept on swarm"),
+        ({**SWARM, "swarmDataLabel": "Data Node"}, "swarmDataLabel: 'Data Node' is not valid"),
+        ({**SWARM, "swarmSharedStorage": "nfs-server"}, "swarmSharedStorage: 'nfs-server' is not valid"),
+    ],
+)
+def test_bad_swarm_settings_are_refused_in_one_line(overrides, message):
+    with pytest.raises(PlanError) as error:
+        plan_prod(overrides=overrides)
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_shared_storage_lets_the_app_run_on_every_node():
+    shared = plan_prod(overrides={**SWARM, "swarmSharedStorage": "10.0.0.5:/srv/django"})
+    web = services(shared)["web"].inputs["taskSpec"]
+    assert web["placement"].get("constraints") in (None, [])
+    (media,) = [m for m in web["containerSpec"]["mounts"] if m["type"] == "volume"]
+    assert media["volumeOptions"]["driverOptions"] == {
+        "type": "nfs",
+        "o": "addr=10.0.0.5,rw,nfsvers=4",
+        "device": ":/srv/django",
+    }
