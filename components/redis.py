@@ -47,7 +47,7 @@ class Redis(pulumi.ComponentResource):
         )
         running: pulumi.CustomResource = (
             swarm.data_service(
-                self, name, network_id=args.network.id, commands=render.redis_command(args.settings.memory_mb), **common
+                self, name, network_id=args.network.id, args=render.redis_command(args.settings.memory_mb), **common
             )
             if args.deployment.swarm
             else data_store(

@@ -203,7 +203,7 @@ def app_service(
     shared = deployment.shared_volume_options()
     container = docker.ServiceTaskSpecContainerSpecArgs(
         image=rt.image,
-        commands=list(command),
+        args=list(command),  # Docker's Cmd: a service's `commands` would replace the entrypoint
         env=rt.service_env,
         user=render.APP_USER,
         read_only=True,

@@ -46,6 +46,16 @@ def test_web_and_the_worker_roll_start_first_health_gated_and_roll_back(plan):
     assert ["web"] in aliases
 
 
+def test_commands_are_the_images_cmd_never_their_entrypoint(plan):
+    # A service's `commands` is Docker's Entrypoint, unlike a container's `command` (Cmd): it
+    # would skip the image's entrypoint (the official redis image's, for one). `args` is Cmd.
+    for name, svc in services(plan).items():
+        spec = svc.inputs["taskSpec"]["containerSpec"]
+        assert "commands" not in spec, name
+    assert services(plan)["web"].inputs["taskSpec"]["containerSpec"]["args"][0] == "gunicorn"
+    assert services(plan)["redis"].inputs["taskSpec"]["containerSpec"]["args"][0] == "redis-server"
+
+
 def test_the_app_runs_hardened_and_its_secrets_are_files_not_environment(plan):
     for name in ("web", "celery-worker"):
         spec = services(plan)[name].inputs["taskSpec"]["containerSpec"]
