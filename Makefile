@@ -14,7 +14,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= dev-only-passphrase
 # Services and the engine need root: use sudo where we are not (GitHub's runners).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help host-packages policy-venv setup services docker up preview lint test rehearse rehearse-release rehearse-faults rehearse-tls rehearse-down benchmark promote rollback \
+.PHONY: help host-packages policy-venv setup services docker up preview lint test rehearse rehearse-release rehearse-faults rehearse-tls rehearse-swarm rehearse-down benchmark promote rollback \
 	status ps logs manage shell exec backup backups restore benchmark-ops
 
 help:
@@ -83,6 +83,9 @@ rehearse-faults: setup docker ## Boot STACK as `make rehearse` does, then rehear
 
 rehearse-tls: setup docker ## Boot STACK with HTTPS on (a certificate made for the run, as secret config) and prove TLS end to end
 	$(PY) -m rehearsal tls $(STACK)
+
+rehearse-swarm: setup docker ## STACK with target swarm on a private single-node swarm (a second engine): smoke, new-commit and unhealthy-release under load
+	$(PY) -m rehearsal swarm $(STACK)
 
 rehearse-down: setup ## Remove what `make rehearse ARGS=--keep` left running for STACK
 	$(PY) -m rehearsal down $(STACK)

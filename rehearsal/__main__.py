@@ -1,5 +1,5 @@
 """python -m rehearsal up STACK [--keep] | release STACK [--keep] [--scenario NAME ...] [--faults]
-  | faults STACK [--keep] [--fault NAME ...] | tls STACK | down STACK
+  | faults STACK [--keep] [--fault NAME ...] | tls STACK | swarm STACK | down STACK
 
 up:      boot what `pulumi up` would create for STACK on the local Docker engine, check that a
          second `pulumi up` would change nothing, smoke-test it through nginx, tear it down.
@@ -11,6 +11,10 @@ tls:     the same boot with HTTPS on (a certificate generated for the run, as se
 faults:  the same boot, then every fault (rehearsal/faults/) under steady load through nginx, one
          line per fault: `fault <stack> <fault>: <N> requests, <F> failed, <L> lost`
          (`release STACK --faults` runs them after the release scenarios, on the same stack).
+swarm:   STACK with `target: swarm` on a single-node swarm of a private second engine (the main
+         engine is never put into swarm mode), its smoke checks, then new-commit and
+         unhealthy-release under load: `release <stack>-swarm <scenario>: ...`
+         (rehearsal/swarm_run.py); without swarm support it says why and passes.
 down:    remove what a kept rehearsal of STACK left.
 One line per phase with its duration; a final summary line; exit 1 on any failure.
 """
@@ -218,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_tls = sub.add_parser("tls", help="boot a stack with HTTPS on (a certificate made for the run) and prove it")
     p_tls.add_argument("stack")
+    p_swarm = sub.add_parser(
+        "swarm", help="STACK as swarm services on a private single-node swarm, releases under load"
+    )
+    p_swarm.add_argument("stack")
     p_down = sub.add_parser("down", help="remove everything a rehearsal of STACK created")
     p_down.add_argument("stack")
     args = parser.parse_args(argv)
@@ -237,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             from rehearsal.tls import TlsRehearsal
 
             return rehearse(args.stack, False, None, hook=TlsRehearsal(args.stack))
+        if args.command == "swarm":
+            from rehearsal.swarm_run import rehearse_swarm
+
+            return rehearse_swarm(args.stack, say, phase, connect, PhaseFailed)
         return down(args.stack)
     except RehearsalError as error:
         say(f"rehearsal: {error}")

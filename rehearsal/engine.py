@@ -180,6 +180,7 @@ class Engine:
         say: Callable[[str], None],
         images: Optional[dict[str, str]] = None,
         parallelism: int = 8,
+        docker_host: Optional[str] = None,
     ):
         self.client = client
         self.api = client.api
@@ -187,6 +188,8 @@ class Engine:
         self.say = say
         self.images = dict(images or {})  # planned image reference or id -> real image id
         self.parallelism = parallelism
+        # Where the release jobs run (the program's docker:host); the client's own engine.
+        self.docker_host = os.environ.get("DOCKER_HOST", "") if docker_host is None else docker_host
         self.lock = threading.Lock()
         self.cancelled = threading.Event()
         self.pool: Optional[ThreadPoolExecutor] = None
@@ -438,7 +441,7 @@ class Engine:
 
         props = {k: v for k, v in inputs.items() if k not in JOB_OUTPUTS and k != "__provider"}
         props["labels"] = [*props.get("labels", []), *({"label": k, "value": v} for k, v in self.run_labels.items())]
-        props["dockerHost"] = os.environ.get("DOCKER_HOST", "")
+        props["dockerHost"] = self.docker_host
         try:
             result = JobProvider().create(props)
         except Exception as error:  # JobFailed: exactly what `pulumi up` would print
@@ -514,7 +517,7 @@ class Engine:
         if entry.type == JOB:
             from components.job import JobProvider
 
-            JobProvider().delete(real["id"], {**entry.outputs, "dockerHost": os.environ.get("DOCKER_HOST", "")})
+            JobProvider().delete(real["id"], {**entry.outputs, "dockerHost": self.docker_host})
             return "nothing left (the job removed its container)"
         return "kept (keep_locally or a value)"
 
@@ -553,6 +556,7 @@ class Engine:
             try:
                 what = self._converge(sid, spec.converge_delay_s, spec.converge_timeout_s, update=False)
             except StepFailed as failure:
+                self.say(service_diagnosis(self.api, sid))  # what the provider would not show
                 self._remove_service(sid, spec.stop_grace_s)  # _funcs.go:66-70
                 raise StepFailed(f"{failure} (the service was deleted again)") from None
         real.update(name=name, id=sid)
@@ -693,6 +697,35 @@ def brief(text: str, limit: int = 320) -> str:
     failed, its end holds the exception."""
     text = " ".join(text.split("\n"))
     return text if len(text) <= limit else f"{text[: limit // 2]} ... {text[-limit // 2 :]}"
+
+
+def service_diagnosis(api, sid: str, lines: int = 6) -> str:
+    """A service's tasks (state, error) and the last log lines and health probe of each task's
+    container: why it did not converge (terraform-provider-docker v4.5.0 attaches none of it)."""
+    out = []
+    try:
+        name = api.inspect_service(sid)["Spec"]["Name"]
+        tasks = api.tasks(filters={"service": sid})
+    except docker.errors.APIError as error:
+        return f"    (service {sid[:12]}: {error.explanation or error})"
+    for task in tasks[-4:]:
+        status = task.get("Status") or {}
+        out.append(
+            f"    {name} task {task['ID'][:12]}: desired {task.get('DesiredState')}, {status.get('State')} "
+            f"{status.get('Err') or status.get('Message') or ''}".rstrip()
+        )
+        cid = (status.get("ContainerStatus") or {}).get("ContainerID")
+        if not cid:
+            continue
+        try:
+            tail = api.logs(cid, tail=lines, stdout=True, stderr=True).decode(errors="replace").strip()
+            health = (api.inspect_container(cid)["State"].get("Health") or {}).get("Log") or []
+        except docker.errors.APIError:
+            continue
+        out += [f"      | {line}" for line in tail.splitlines()[-lines:]]
+        if health:
+            out.append(f"      health: {health[-1].get('Output', '').strip()[:300]}")
+    return "\n".join(out) or f"    ({name}: no task)"
 
 
 def on_loopback(inputs: dict) -> dict:

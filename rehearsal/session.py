@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import docker
 
-from planning.harness import CONTAINER, PROJECT_ROOT, REMOTE_IMAGE
+from planning.harness import CONTAINER, PROJECT_ROOT, REMOTE_IMAGE, SERVICE
 from rehearsal.engine import Engine, UpdateResult, build_app_image, check_understood, live, teardown
 from rehearsal.errors import RehearsalError
 from rehearsal.model import State, plan_update
@@ -39,9 +39,13 @@ class Session:
     engine: Engine = field(init=False)
     """Made by __post_init__ from the fields above."""
     base_images_ready: bool = False
+    docker_host: Optional[str] = None
+    """The engine's address for the release jobs (None: DOCKER_HOST, the client's default)."""
 
     def __post_init__(self):
-        self.engine = Engine(self.client, run_labels=self.run_labels, say=self.say, images=self.images)
+        self.engine = Engine(
+            self.client, run_labels=self.run_labels, say=self.say, images=self.images, docker_host=self.docker_host
+        )
 
     # ------------------------------------------------------------------ images
 
@@ -88,9 +92,9 @@ class Session:
         remote = set()
         for r in rp.plan.of_type(REMOTE_IMAGE):
             remote |= {r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id}
-        for r in rp.plan.containers():
-            if r.inputs["image"] not in app and r.inputs["image"] not in remote:
-                refs.append(r.inputs["image"])
+        images = [r.inputs["image"] for r in rp.plan.containers()]
+        images += [r.inputs["taskSpec"]["containerSpec"]["image"] for r in rp.plan.of_type(SERVICE)]
+        refs += [image for image in images if image not in app and image not in remote]
         outcomes = ensure_images(self.client, list(dict.fromkeys(refs)), self.say)
         standins = [o.ref for o in outcomes if o.source.startswith("stand-in")]
         if standins:

@@ -21,7 +21,8 @@ import docker.errors
 import requests
 from requests.adapters import HTTPAdapter
 
-from planning.harness import CONTAINER, JOB, NETWORK, Plan
+from planning.harness import CONTAINER, JOB, NETWORK, Plan, label_in
+from planning.harness import SERVICE as SWARM_SERVICE
 from rehearsal.engine import LOOPBACK, container_tail, live
 from rehearsal.errors import RehearsalError
 from rehearsal.model import State
@@ -68,16 +69,22 @@ def front_door(plan: Plan) -> tuple[str, str, str]:
 
     With TLS on (the stack's url is https) the base is nginx's HTTPS port: port 80 only redirects.
     """
-    nginx = plan.containers("nginx")
-    require(len(nginx) == 1, f"expected one nginx container in the plan, found {len(nginx)}")
     url = plan.outputs.get("url") or ""
     scheme, internal = ("https", 443) if url.startswith("https://") else ("http", 80)
-    ports = [p for p in nginx[0].inputs.get("ports") or [] if int(p["internal"]) == internal]
-    require(len(ports) == 1, f"nginx publishes no port for {internal}")
-    port = ports[0]
+    # nginx as a container (its `ports`), or as a swarm service (its endpoint's host-mode ports)
+    nginx = plan.containers("nginx") or [
+        r for r in plan.of_type(SWARM_SERVICE) if label_in(r.inputs, SERVICE) == "nginx"
+    ]
+    require(len(nginx) == 1, f"expected one nginx container or service in the plan, found {len(nginx)}")
+    published = {int(p["internal"]): int(p["external"]) for p in nginx[0].inputs.get("ports") or []} or {
+        int(p["targetPort"]): int(p["publishedPort"])
+        for p in (nginx[0].inputs.get("endpointSpec") or {}).get("ports") or []
+    }
+    require(internal in published, f"nginx publishes no port for {internal}")
+    port = published[internal]
     # The rehearsal publishes on loopback only, whatever the stack's bindAddress.
-    url = url or f"http://localhost:{int(port['external'])}/"
-    return f"{scheme}://{LOOPBACK}:{int(port['external'])}", urlsplit(url).netloc, nginx[0].name
+    url = url or f"http://localhost:{port}/"
+    return f"{scheme}://{LOOPBACK}:{port}", urlsplit(url).netloc, nginx[0].name
 
 
 class ServerNameAdapter(HTTPAdapter):

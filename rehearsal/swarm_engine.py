@@ -231,8 +231,9 @@ def _route_overlap() -> Optional[str]:
     return None
 
 
-def start_private_engine(say: Say = _quiet) -> PrivateEngine:
-    """Start the private dockerd, init a single-node swarm, label the node. Raises SwarmUnavailable."""
+def start_private_engine(say: Say = _quiet, node_label: tuple[str, str] = DB_NODE_LABEL) -> PrivateEngine:
+    """Start the private dockerd, init a single-node swarm, label the node (as an operator labels
+    the data node: docs/swarm.md). Raises SwarmUnavailable."""
     reason = why_unavailable() or _route_overlap()
     if reason:
         raise SwarmUnavailable(reason)
@@ -303,13 +304,13 @@ def start_private_engine(say: Say = _quiet) -> PrivateEngine:
             engine.node_id = client.info()["Swarm"]["NodeID"]
         node = client.nodes.get(engine.node_id)
         spec = dict(node.attrs["Spec"])
-        spec["Labels"] = {**(spec.get("Labels") or {}), DB_NODE_LABEL[0]: DB_NODE_LABEL[1]}
+        spec["Labels"] = {**(spec.get("Labels") or {}), node_label[0]: node_label[1]}
         node.update(spec)
         engine.started_seconds = time.monotonic() - started
         say(
             f"swarm engine: private dockerd (pid {process.pid}) answered in {answered:.1f}s, "
             f"swarm ready in {engine.started_seconds:.1f}s ({base_url}, node label "
-            f"{DB_NODE_LABEL[0]}={DB_NODE_LABEL[1]})"
+            f"{node_label[0]}={node_label[1]})"
         )
         return engine
     except BaseException:

@@ -846,7 +846,9 @@ def service_spec(name: str, inputs: Mapping[str, Any], real_name: str, extra_lab
 def swarm_object_data(kind: str, name: str, inputs: Mapping[str, Any]) -> bytes:
     """The bytes of a docker.ServiceConfig or docker.Secret: `data` is base64, and the provider
     decodes it before sending (resource_docker_config.go:125-136, resource_docker_secret.go:96)."""
-    _check_known(kind, name, inputs, {"name", "data", "labels"})
+    _check_known(kind, name, inputs, {"name", "data", "dataRaw", "labels"})
+    if kind in ("config", "ServiceConfig") and inputs.get("dataRaw") is not None:
+        return str(inputs["dataRaw"]).encode()  # data_raw goes as it is (resource_docker_config.go:39-47)
     try:
         return base64.b64decode(str(inputs.get("data") or ""), validate=True)
     except ValueError:
