@@ -1,4 +1,7 @@
-"""Celery: a worker from the app image (and, per stack, one beat scheduler)."""
+"""Celery: a worker from the app image (and, per stack, one beat scheduler).
+
+On swarm (`target: swarm`) each is a service: the worker start-first, beat stop-first.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ ones (auto-named, `<name>-<i>-<random>`, no host port), `pulumi up` waits until 
 healthy, and only then, at the end of the update, does the engine delete the old ones. All
 replicas share the alias `web` on the frontend network; nginx re-resolves it and follows them
 (render.nginx_conf), so neither a release nor a new replica count touches nginx.
+
+On swarm (`target: swarm`) web is one service of N tasks under the same alias, which swarm
+rolls start-first and rolls back when a new task never turns healthy (components/swarm.py).
 """
 
 from __future__ import annotations

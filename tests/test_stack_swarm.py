@@ -106,6 +106,14 @@ def test_networks_are_overlays_the_backend_internal_and_attachable_for_the_jobs(
     assert "options" not in networks["backend"]  # the bridge-only host-address option
 
 
+def test_no_app_service_changes_before_the_release_jobs_ran(plan):
+    # Every app service carries the release gate (migrate's run id, resolved only once migrate
+    # and collectstatic exited 0) in its labels: a failed migration stops `pulumi up` first.
+    (migrate,) = [r for r in plan.of_type(JOB) if r.name.endswith("-migrate")]
+    for name in ("web", "celery-worker"):
+        assert label_in(services(plan)[name].inputs, "django-docker.release") == migrate.outputs["runId"]
+
+
 def test_a_release_changes_services_in_place_not_their_names(plan):
     other = plan_prod(
         overrides=SWARM,

@@ -2,6 +2,7 @@
 checked by a real nginx of the pinned feature set in tests/rehearsal/test_standins.py."""
 
 import crossplane
+import pytest
 
 from components import render
 
@@ -212,6 +213,22 @@ def test_nginx_conf_structure(tmp_path):
         assert {"X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy"} <= added
     assert "Content-Security-Policy" in {d["args"][0] for d in locations["/media/"] if d["directive"] == "add_header"}
     assert [d["args"] for d in _find(site["block"], "listen")] == [["80", "default_server"]]
+
+
+def test_secrets_as_files_names_each_secret_by_its_file_and_keeps_the_rest():
+    env = ["A=1", "DJANGO_SECRET_KEY=s3cret", "DATABASE_URL=postgres://u:p@db/x", "B=two=2"]
+
+    result = render.secrets_as_files(env, ["DJANGO_SECRET_KEY", "DATABASE_URL"], "/run/secrets")
+
+    assert result == {
+        "A": "1",
+        "DJANGO_SECRET_KEY_FILE": "/run/secrets/django-secret-key",
+        "DATABASE_URL_FILE": "/run/secrets/database-url",
+        "B": "two=2",
+    }
+    assert "s3cret" not in str(result) and "u:p" not in str(result)
+    with pytest.raises(ValueError, match="not in the environment: REDIS_PASSWORD"):
+        render.secrets_as_files(env, ["REDIS_PASSWORD"], "/run/secrets")
 
 
 def test_nginx_conf_does_not_depend_on_the_replicas():
