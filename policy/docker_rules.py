@@ -19,6 +19,12 @@ design. They are exempt from the healthcheck rule and held to restart "no" (or
 none) by the restart rule, but not exempt from the image, memory, non-root and
 CIS rules: a Job is held to every rule a container is.
 
+With `target: swarm` the program runs docker.Service resources instead of containers (and
+mounts docker.Secret files instead of secret environment variables); the `swarm-*` rules hold
+them to the same intent, reading the container from `taskSpec.containerSpec`, and select them
+by the same labels (`swarm-service-labelled` makes sure a service carries them). The release
+jobs stay Jobs on swarm too, held to the container rules.
+
 During `pulumi preview` a value the engine does not know yet (the digest of an
 image that has not been built) makes pulumi_policy skip that rule for that
 resource with a notice; the rule runs again with the real value in `pulumi up`.
@@ -48,6 +54,9 @@ NETWORK = "docker:index/network:Network"
 VOLUME = "docker:index/volume:Volume"
 IMAGE = "docker:index/image:Image"
 REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+# Swarm (stack setting `target: swarm`): services instead of containers, the secrets they mount.
+SERVICE = "docker:index/service:Service"
+SECRET = "docker:index/secret:Secret"
 
 LABEL_SERVICE = "django-docker.service"
 LABEL_ROLE = "django-docker.role"
@@ -61,6 +70,8 @@ PORT_PUBLISHERS = frozenset({"nginx"})
 DATA_VOLUMES = frozenset({"postgres-data", "redis-data"})
 LONG_RUNNING_RESTARTS = frozenset({"always", "unless-stopped", "on-failure"})
 DEFAULT_PRODUCTION_STACKS = ("prod",)
+# Services that own a data directory on one node's volume: one task, never two at once.
+STATEFUL_SERVICES = frozenset({"postgres", "redis"})
 
 # A content digest, and a whole image reference pinned by one.
 _DIGEST = r"sha256:[0-9a-f]{64}"
@@ -330,6 +341,214 @@ def validate_cis_accessory_healthcheck(args: ResourceValidationArgs, report_viol
         report_violation(f"{_name(args)} has no healthcheck.")
 
 
+# --- swarm rules (`target: swarm`): services, and the secrets they mount -------
+#
+# The same intent as the container rules, read from a docker.Service's inputs: the container
+# is `taskSpec.containerSpec`, its limit `taskSpec.resources.limits.memoryBytes`, its ports
+# `endpointSpec.ports`. A Service carries the same django-docker.service/.role labels as a
+# container (on the service itself, `labels`), and the rules select by them.
+
+# Variable names that say "secret"; `<NAME>_FILE` names the file a secret is mounted at instead.
+_SECRET_NAME_RE = re.compile(r"PASSWORD|PASSWD|PASSPHRASE|SECRET|TOKEN|CREDENTIAL|(PRIVATE|API|ACCESS)_?KEY")
+# A URL with a password in it: scheme://user:password@host (the user may be empty).
+_URL_WITH_PASSWORD_RE = re.compile(r"[a-z][a-z0-9+.-]*://[^/@\s:]*:[^/@\s]+@", re.IGNORECASE)
+# A constraint that ties a task to a node (or to the nodes a label marks): where its volume is.
+_NODE_CONSTRAINT_RE = re.compile(r"\s*node\.(id|hostname|labels\.[^\s=!]+)\s*==\s*\S")
+
+
+def _task_spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    return props.get("taskSpec") or {}
+
+
+def _container_spec(props: Mapping[str, Any]) -> Mapping[str, Any]:
+    return _task_spec(props).get("containerSpec") or {}
+
+
+def is_secret_name(name: str) -> bool:
+    upper = name.upper()
+    return not upper.endswith("_FILE") and bool(_SECRET_NAME_RE.search(upper))
+
+
+def has_url_password(value: Any) -> bool:
+    return isinstance(value, str) and bool(_URL_WITH_PASSWORD_RE.search(value))
+
+
+def _is_positive_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
+def validate_swarm_service_labelled(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    # As resources-labelled for containers: the swarm rules select services by these labels.
+    if args.resource_type != SERVICE:
+        return
+    found = labels(args.props)
+    if not found.get(LABEL_SERVICE):
+        report_violation(f"{args.name} is a swarm service with no {LABEL_SERVICE} label.")
+    if found.get(LABEL_ROLE) not in ROLES:
+        report_violation(
+            f"{args.name} is a swarm service with {LABEL_ROLE}={found.get(LABEL_ROLE)!r}; "
+            f"expected one of {sorted(ROLES)}."
+        )
+
+
+def validate_swarm_image_pinned(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != SERVICE:
+        return
+    problem = image_reference_problem(_container_spec(args.props).get("image"))
+    if problem:
+        report_violation(f"{_name(args)} {problem}; pin a version tag or a digest.")
+
+
+def validate_swarm_app_image_by_digest(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != SERVICE or not is_app(args.props):
+        return
+    image = _container_spec(args.props).get("image")
+    if not is_digest_reference(image):
+        report_violation(
+            f"{_name(args)} runs the app image as {image!r}; app services run a digest (repo@sha256:...), never a tag."
+        )
+
+
+def validate_swarm_memory_limit(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != SERVICE:
+        return
+    limits = (_task_spec(args.props).get("resources") or {}).get("limits") or {}
+    memory = limits.get("memoryBytes")
+    if not _is_positive_number(memory):
+        report_violation(
+            f"{_name(args)} has no memory limit (taskSpec.resources.limits.memoryBytes={memory!r}); set one."
+        )
+
+
+def validate_swarm_app_non_root(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != SERVICE or not is_app(args.props):
+        return
+    user = _container_spec(args.props).get("user")
+    if user is None or _user_is_root(user):
+        report_violation(
+            f"{_name(args)} runs as user {user!r}; set taskSpec.containerSpec.user to a non-root uid (e.g. 10001:10001)."
+        )
+
+
+def validate_swarm_app_read_only_root(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != SERVICE or not is_app(args.props):
+        return
+    if _container_spec(args.props).get("readOnly") is not True:
+        report_violation(
+            f"{_name(args)} has a writable root filesystem; set taskSpec.containerSpec.readOnly and use tmpfs/volumes."
+        )
+
+
+def validate_swarm_app_capabilities_dropped(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != SERVICE or not is_app(args.props):
+        return
+    drops = {str(cap).upper() for cap in _container_spec(args.props).get("capDrops") or ()}
+    if "ALL" not in drops:
+        report_violation(
+            f"{_name(args)} keeps Docker's default capabilities; set taskSpec.containerSpec.capDrops to [ALL]."
+        )
+
+
+def validate_swarm_no_secret_in_env(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    # A service's environment is part of its spec: `docker service inspect` shows it to anyone
+    # with access to a manager, secret in Pulumi's state or not. Secrets go in as swarm secret
+    # files (`<NAME>_FILE` points at one).
+    if args.resource_type != SERVICE:
+        return
+    env = _container_spec(args.props).get("env") or {}
+    if not isinstance(env, Mapping):  # the provider's shape is {NAME: value}; tolerate ["NAME=value"]
+        env = dict(str(item).partition("=")[::2] for item in env)
+    names = [str(name) for name in env]
+    # Names before values: a value unknown during a preview must not hide a secret-named variable.
+    secret_named = sorted(name for name in names if is_secret_name(name))
+    if secret_named:
+        report_violation(
+            f"{_name(args)} has {', '.join(secret_named)} in its environment; "
+            "mount it as a swarm secret file (<NAME>_FILE) instead."
+        )
+    with_password = sorted(name for name in names if name not in secret_named and has_url_password(env[name]))
+    if with_password:
+        report_violation(
+            f"{_name(args)} has a URL with a password in {', '.join(with_password)}; "
+            "mount it as a swarm secret file (<NAME>_FILE) instead."
+        )
+
+
+def validate_swarm_secret_data_secret(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    # What a policy can see of secret-ness: pulumi_policy hands a validation the plain value of
+    # a secret input (it drops the engine's secret marker), so the marker it does get is the
+    # resource option additionalSecretOutputs. pulumi_docker's Secret always sets it to
+    # ["data"], and makes its data input secret too.
+    if args.resource_type != SECRET:
+        return
+    if "data" not in (args.opts.additional_secret_outputs or ()):
+        report_violation(
+            f"{_name(args)} is a swarm secret whose data is not marked secret; "
+            "register it as a Pulumi secret (additionalSecretOutputs: data)."
+        )
+
+
+def validate_swarm_only_nginx_publishes_ports(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != SERVICE or labels(args.props).get(LABEL_SERVICE) in PORT_PUBLISHERS:
+        return
+    published = [
+        f"{port.get('publishedPort') or '(any)'}->{port.get('targetPort')}/{port.get('protocol') or 'tcp'}"
+        for port in (args.props.get("endpointSpec") or {}).get("ports") or ()
+    ]
+    if published:
+        report_violation(f"{_name(args)} publishes ports {', '.join(published)} (endpointSpec.ports); only nginx may.")
+
+
+def validate_swarm_stateful_singleton(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    # Its data directory is a local volume on one node: two tasks at once, or a task on
+    # another node, would be two servers on one directory or a server on an empty one.
+    if args.resource_type != SERVICE or labels(args.props).get(LABEL_SERVICE) not in STATEFUL_SERVICES:
+        return
+    name = _name(args)
+    mode = args.props.get("mode") or {}
+    replicas = (mode.get("replicated") or {}).get("replicas")
+    if mode.get("global") or isinstance(replicas, bool) or replicas != 1:
+        what = "in global mode" if mode.get("global") else f"with replicas={replicas!r}"
+        report_violation(f"{name} is stateful but runs {what}; set mode.replicated.replicas to 1.")
+    order = (args.props.get("updateConfig") or {}).get("order")
+    if order != "stop-first":
+        report_violation(f"{name} is stateful but updates with order={order!r}; set updateConfig.order to stop-first.")
+    rollback_order = (args.props.get("rollbackConfig") or {}).get("order")
+    if rollback_order == "start-first":
+        report_violation(f"{name} is stateful but rolls back start-first; set rollbackConfig.order to stop-first.")
+    constraints = (_task_spec(args.props).get("placement") or {}).get("constraints") or ()
+    if not any(isinstance(c, str) and _NODE_CONSTRAINT_RE.match(c) for c in constraints):
+        report_violation(
+            f"{name} is stateful but has no placement constraint tying it to its volume's node "
+            "(node.labels.<label>==..., node.hostname==... or node.id==...)."
+        )
+
+
+def validate_swarm_app_rollout(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    # A release rolls every app service: `pulumi up` waits for it (convergeConfig) until its
+    # tasks run healthy (the healthcheck), and swarm undoes a release whose tasks do not.
+    if args.resource_type != SERVICE or not is_app(args.props):
+        return
+    name = _name(args)
+    if not isinstance(args.props.get("convergeConfig"), Mapping):
+        report_violation(
+            f"{name} has no convergeConfig: pulumi up would neither wait for its tasks to turn healthy nor fail "
+            "when they do not; set one."
+        )
+    action = (args.props.get("updateConfig") or {}).get("failureAction")
+    if action != "rollback":
+        report_violation(
+            f"{name} has updateConfig.failureAction={action!r}; set rollback, so swarm undoes a failed release."
+        )
+    healthcheck = _container_spec(args.props).get("healthcheck") or {}
+    tests = list(healthcheck.get("tests") or ())
+    if not tests or tests[0] == "NONE":
+        report_violation(
+            f"{name} has no healthcheck, so a task counts as up before it serves; "
+            "give taskSpec.containerSpec.healthcheck a test command."
+        )
+
+
 # --- the policies ------------------------------------------------------------
 
 _PRODUCTION_STACKS_SCHEMA = PolicyConfigSchema(
@@ -427,6 +646,78 @@ POLICIES: list[ResourceValidationPolicy] = [
         validate_prod_never_builds,
         MANDATORY,
         _PRODUCTION_STACKS_SCHEMA,
+    ),
+    _policy(
+        "swarm-service-labelled",
+        "Swarm services carry django-docker.service and .role, as containers do.",
+        validate_swarm_service_labelled,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-image-pinned",
+        "Swarm services run a version tag or a digest, never latest or an untagged name.",
+        validate_swarm_image_pinned,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-app-image-by-digest",
+        "App services run the app image by digest, so prod runs exactly what dev proved.",
+        validate_swarm_app_image_by_digest,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-memory-limit",
+        "Every swarm service has a memory limit (taskSpec.resources.limits.memoryBytes).",
+        validate_swarm_memory_limit,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-app-non-root",
+        "App services run as an explicit non-root user.",
+        validate_swarm_app_non_root,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-app-read-only-root",
+        "App services mount their root filesystem read-only.",
+        validate_swarm_app_read_only_root,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-app-capabilities-dropped",
+        "App services drop ALL Linux capabilities.",
+        validate_swarm_app_capabilities_dropped,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-no-secret-in-env",
+        "No swarm service has a secret in its environment (secrets are mounted as swarm secret files).",
+        validate_swarm_no_secret_in_env,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-secret-data-secret",
+        "A swarm secret's data is a Pulumi secret, never plain text in the state.",
+        validate_swarm_secret_data_secret,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-only-nginx-publishes-ports",
+        "No swarm service but nginx publishes ports.",
+        validate_swarm_only_nginx_publishes_ports,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-stateful-singleton",
+        "Postgres and redis services run one replica, update stop-first and are placed on their volume's node.",
+        validate_swarm_stateful_singleton,
+        MANDATORY,
+    ),
+    _policy(
+        "swarm-app-rollout",
+        "App services are health-checked, awaited by pulumi up (convergeConfig) and rolled back by swarm on failure.",
+        validate_swarm_app_rollout,
+        MANDATORY,
     ),
     _policy(
         "cis-read-only-root-filesystem",

@@ -16,7 +16,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import empty_pb2, struct_pb2
-from policy_support import docker_rules, volume, web_container
+from policy_support import app_service, docker_rules, swarm_secret, volume, web_container, with_container_spec
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,7 +46,7 @@ def analyzer():
         process.wait(timeout=10)
 
 
-def _analyze(stub, resource_type, props, *, stack="dev", protect=False):
+def _analyze(stub, resource_type, props, *, stack="dev", protect=False, additional_secret_outputs=()):
     properties = struct_pb2.Struct()
     properties.update(props)
     request = analyzer_pb2.AnalyzeRequest(
@@ -54,7 +54,9 @@ def _analyze(stub, resource_type, props, *, stack="dev", protect=False):
         properties=properties,
         urn=f"urn:pulumi:{stack}::django-docker::{resource_type}::r",
         name="r",
-        options=analyzer_pb2.AnalyzerResourceOptions(protect=protect),
+        options=analyzer_pb2.AnalyzerResourceOptions(
+            protect=protect, additionalSecretOutputs=list(additional_secret_outputs)
+        ),
     )
     return {(d.policyName, d.enforcementLevel) for d in stub.Analyze(request).diagnostics}
 
@@ -86,3 +88,26 @@ def test_pack_sees_protect_and_the_stack_from_the_engine_request(analyzer):
         ("prod-data-volumes-protected", analyzer_pb2.MANDATORY)
     }
     assert _analyze(analyzer, docker_rules.VOLUME, data, stack="prod", protect=True) == set()
+
+
+# The engine's marking of a secret value inside properties (sdk/go/common/resource/properties.go).
+SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+
+
+def test_pack_reports_swarm_service_violations_over_grpc(analyzer):
+    assert _analyze(analyzer, docker_rules.SERVICE, app_service(), stack="prod") == set()
+    broken = with_container_spec(app_service(), user="root", env={"DJANGO_SECRET_KEY": "x"})
+    assert _analyze(analyzer, docker_rules.SERVICE, broken, stack="prod") == {
+        ("swarm-app-non-root", analyzer_pb2.MANDATORY),
+        ("swarm-no-secret-in-env", analyzer_pb2.MANDATORY),
+    }
+
+
+def test_pack_sees_a_swarm_secrets_secret_marker_in_its_options(analyzer):
+    # The engine sends a secret input marked as such, but pulumi_policy hands a validation its
+    # plain value: what tells the pack that data is secret is additionalSecretOutputs, which
+    # pulumi_docker's Secret always sends.
+    marked = swarm_secret(data={**SECRET_SIG, "value": "c2VjcmV0"})
+    secret = docker_rules.SECRET
+    assert _analyze(analyzer, secret, marked, stack="prod", additional_secret_outputs=["data"]) == set()
+    assert _analyze(analyzer, secret, marked, stack="prod") == {("swarm-secret-data-secret", analyzer_pb2.MANDATORY)}

@@ -9,14 +9,20 @@ import pytest
 from policy_support import (
     DIGEST,
     accessory_container,
+    accessory_service,
+    app_service,
     make_args,
     network,
     nginx_container,
+    nginx_service,
     one_shot_container,
     policy_violations,
+    swarm_secret,
     violations,
     volume,
     web_container,
+    with_container_spec,
+    with_task_spec,
 )
 from policy_support import (
     docker_rules as r,
@@ -25,6 +31,7 @@ from pulumi_policy import EnforcementLevel
 from pulumi_policy.proxy import UnknownValueError
 
 C, N, V = r.CONTAINER, r.NETWORK, r.VOLUME
+S, SECRET = r.SERVICE, r.SECRET
 
 
 def test_compliant_resources_pass_every_rule_mandatory_and_advisory():
@@ -42,6 +49,19 @@ def test_compliant_resources_pass_every_rule_mandatory_and_advisory():
         assert policy_violations(make_args(resource_type, props)) == {}, props
     protected = make_args(V, volume("postgres-data", stack="prod"), stack="prod", protect=True)
     assert policy_violations(protected) == {}
+
+
+def test_compliant_swarm_resources_pass_every_rule_mandatory_and_advisory():
+    for props in (
+        app_service("web"),
+        app_service("celery-worker", mode={"replicated": {"replicas": 1}}),
+        accessory_service("postgres"),
+        accessory_service("redis", "redis:7.4.5-bookworm"),
+        nginx_service(),
+    ):
+        assert policy_violations(make_args(S, props, stack="prod")) == {}, props
+    secret = make_args(SECRET, swarm_secret(), stack="prod", additional_secret_outputs=["data"])
+    assert policy_violations(secret) == {}
 
 
 # --- image-pinned ------------------------------------------------------------
@@ -330,6 +350,252 @@ def test_cis_accessory_rules_cover_what_the_mandatory_app_rules_do_not():
     assert violations(r.validate_cis_accessory_healthcheck, make_args(C, bare_web)) == []
 
 
+# --- swarm rules (target: swarm) -----------------------------------------------
+
+
+def _sv(validate, props, **kwargs):
+    return violations(validate, make_args(S, props, name="svc", **kwargs))
+
+
+def test_swarm_service_labelled():
+    assert _sv(r.validate_swarm_service_labelled, app_service()) == []
+    found = _sv(r.validate_swarm_service_labelled, app_service(labels=[]))
+    assert len(found) == 2 and all(message.startswith("svc ") for message in found)
+    # The container rule does not look at services, nor the swarm rule at containers.
+    assert violations(r.validate_resources_labelled, make_args(S, app_service(labels=[]))) == []
+    assert violations(r.validate_swarm_service_labelled, make_args(C, web_container(labels=[]))) == []
+
+
+@pytest.mark.parametrize("image", ["redis:7.4.5-bookworm", DIGEST, "sha256:" + "b" * 64])
+def test_swarm_image_pinned_accepts_tags_and_digests(image):
+    props = with_container_spec(accessory_service("redis"), image=image)
+    assert _sv(r.validate_swarm_image_pinned, props) == []
+
+
+@pytest.mark.parametrize(
+    "image, why",
+    [("redis:latest", "latest is a moving tag"), ("redis", "neither tag nor digest"), (None, "no image reference")],
+)
+def test_swarm_image_pinned_rejects_latest_and_untagged(image, why):
+    found = _sv(r.validate_swarm_image_pinned, with_container_spec(accessory_service("redis"), image=image))
+    assert len(found) == 1 and why in found[0] and found[0].startswith("svc (redis) ")
+
+
+def test_swarm_app_image_by_digest():
+    assert _sv(r.validate_swarm_app_image_by_digest, app_service()) == []
+    tagged = with_container_spec(app_service(), image="registry.example.com/django-docker/web:3f2c1ab")
+    found = _sv(r.validate_swarm_app_image_by_digest, tagged)
+    assert len(found) == 1 and "svc (web)" in found[0] and "digest" in found[0]
+    assert _sv(r.validate_swarm_app_image_by_digest, accessory_service()) == []
+
+
+@pytest.mark.parametrize("memory", [None, 0, -1, True])
+def test_swarm_memory_limit_rejects_missing_or_non_positive(memory):
+    limits = {} if memory is None else {"memoryBytes": memory}
+    for props in (app_service(), accessory_service()):  # every service, accessories too
+        broken = with_task_spec(props, resources={"limits": limits})
+        found = _sv(r.validate_swarm_memory_limit, broken)
+        assert len(found) == 1 and "memoryBytes" in found[0]
+    assert _sv(r.validate_swarm_memory_limit, with_task_spec(app_service(), resources=None)) != []
+
+
+def test_swarm_memory_limit_accepts_a_limit():
+    assert _sv(r.validate_swarm_memory_limit, app_service()) == []
+    assert _sv(r.validate_swarm_memory_limit, accessory_service()) == []
+
+
+@pytest.mark.parametrize("user", [None, "", "0", "root", "0:0"])
+def test_swarm_app_non_root_rejects_root_or_unset(user):
+    found = _sv(r.validate_swarm_app_non_root, with_container_spec(app_service(), user=user))
+    assert len(found) == 1 and found[0].startswith("svc (web) runs as user")
+
+
+def test_swarm_app_non_root_accepts_a_user_and_leaves_accessories_alone():
+    assert _sv(r.validate_swarm_app_non_root, app_service()) == []
+    assert _sv(r.validate_swarm_app_non_root, with_container_spec(app_service(), user="10001")) == []
+    assert _sv(r.validate_swarm_app_non_root, accessory_service()) == []
+
+
+@pytest.mark.parametrize("read_only", [None, False])
+def test_swarm_app_read_only_root(read_only):
+    assert _sv(r.validate_swarm_app_read_only_root, app_service()) == []
+    found = _sv(r.validate_swarm_app_read_only_root, with_container_spec(app_service(), readOnly=read_only))
+    assert len(found) == 1 and "writable root filesystem" in found[0]
+
+
+@pytest.mark.parametrize("drops", [None, [], ["NET_RAW"]])
+def test_swarm_app_capabilities_dropped(drops):
+    assert _sv(r.validate_swarm_app_capabilities_dropped, app_service()) == []
+    assert _sv(r.validate_swarm_app_capabilities_dropped, with_container_spec(app_service(), capDrops=["all"])) == []
+    found = _sv(r.validate_swarm_app_capabilities_dropped, with_container_spec(app_service(), capDrops=drops))
+    assert len(found) == 1 and "capDrops" in found[0]
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("DJANGO_SECRET_KEY", "django-insecure-0123456789"),
+        ("POSTGRES_PASSWORD", "hunter2-value"),
+        ("REGISTRY_TOKEN", "ghp_0123456789"),
+        ("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI"),
+        ("STRIPE_API_KEY", "sk_live_0123"),
+    ],
+)
+def test_swarm_no_secret_in_env_rejects_secret_names(name, value):
+    env = {**app_service()["taskSpec"]["containerSpec"]["env"], name: value}
+    found = _sv(r.validate_swarm_no_secret_in_env, with_container_spec(app_service(), env=env))
+    assert len(found) == 1 and name in found[0] and found[0].startswith("svc (web) ")
+    assert value not in found[0]  # the message never repeats the secret
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("DATABASE_URL", "postgres://app:s3cret@postgres:5432/app"),
+        ("CELERY_BROKER_URL", "redis://:s3cret@redis:6379/0"),
+    ],
+)
+def test_swarm_no_secret_in_env_rejects_urls_with_a_password(name, value):
+    env = {**app_service()["taskSpec"]["containerSpec"]["env"], name: value}
+    found = _sv(r.validate_swarm_no_secret_in_env, with_container_spec(app_service(), env=env))
+    assert len(found) == 1 and name in found[0] and "s3cret" not in found[0]
+
+
+def test_swarm_no_secret_in_env_accepts_secret_files_and_urls_without_password():
+    env = {
+        "DJANGO_SECRET_KEY_FILE": "/run/secrets/django-secret-key",
+        "POSTGRES_PASSWORD_FILE": "/run/secrets/postgres-password",
+        "DATABASE_URL": "postgres://app@postgres:5432/app",
+        "REDIS_URL": "redis://redis:6379/0",
+        "DJANGO_SECURE_HSTS_SECONDS": "0",
+    }
+    assert _sv(r.validate_swarm_no_secret_in_env, with_container_spec(app_service(), env=env)) == []
+    assert _sv(r.validate_swarm_no_secret_in_env, accessory_service()) == []
+    assert _sv(r.validate_swarm_no_secret_in_env, with_container_spec(app_service(), env=None)) == []
+    # Accessories are held to it too: postgres with its password in the environment.
+    leaky_db = with_container_spec(accessory_service(), env={"POSTGRES_PASSWORD": "hunter2"})
+    assert _sv(r.validate_swarm_no_secret_in_env, leaky_db) != []
+
+
+def test_swarm_no_secret_in_env_reports_secret_names_even_when_values_are_unknown():
+    # During a preview a value may be unknown; a secret-named variable is refused by its name
+    # alone, and the value checks are then left to `pulumi up`.
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    env = {"DJANGO_SECRET_KEY": unknown, "DATABASE_URL": unknown}
+    found: list[str] = []
+    with pytest.raises(UnknownValueError):
+        r.validate_swarm_no_secret_in_env(
+            make_args(S, with_container_spec(app_service(), env=env)), lambda message, urn=None: found.append(message)
+        )
+    assert len(found) == 1 and "DJANGO_SECRET_KEY" in found[0]
+
+
+def test_swarm_no_secret_in_env_leaves_containers_to_their_secret_envs():
+    # The container target passes secrets as (Pulumi-secret) environment variables by design.
+    container = web_container(envs=["DJANGO_SECRET_KEY=x", "DATABASE_URL=postgres://app:pw@postgres/app"])
+    assert violations(r.validate_swarm_no_secret_in_env, make_args(C, container)) == []
+
+
+def test_swarm_secret_data_must_be_marked_secret():
+    marked = make_args(SECRET, swarm_secret(), name="web-database-url", additional_secret_outputs=["data"])
+    assert violations(r.validate_swarm_secret_data_secret, marked) == []
+    plain = make_args(SECRET, swarm_secret(), name="web-database-url")
+    found = violations(r.validate_swarm_secret_data_secret, plain)
+    assert len(found) == 1 and found[0].startswith("web-database-url (web) ") and "not marked secret" in found[0]
+    assert "c2VjcmV0" not in found[0]
+
+
+def test_swarm_only_nginx_publishes_ports():
+    assert _sv(r.validate_swarm_only_nginx_publishes_ports, nginx_service()) == []
+    assert _sv(r.validate_swarm_only_nginx_publishes_ports, accessory_service()) == []
+    for service, image in (("postgres", "postgres:15.14-bookworm"), ("redis", "redis:7.4.5-bookworm")):
+        exposed = accessory_service(
+            service, image, endpointSpec={"mode": "vip", "ports": [{"targetPort": 5432, "publishedPort": 5432}]}
+        )
+        found = _sv(r.validate_swarm_only_nginx_publishes_ports, exposed)
+        assert len(found) == 1 and f"svc ({service})" in found[0] and "5432->5432/tcp" in found[0]
+    any_port = app_service(endpointSpec={"mode": "vip", "ports": [{"targetPort": 8000}]})
+    found = _sv(r.validate_swarm_only_nginx_publishes_ports, any_port)
+    assert len(found) == 1 and "(any)->8000" in found[0]
+
+
+@pytest.mark.parametrize("service, image", [("postgres", "postgres:15.14-bookworm"), ("redis", "redis:7.4.5-bookworm")])
+def test_swarm_stateful_singleton_accepts_the_programs_shape(service, image):
+    assert _sv(r.validate_swarm_stateful_singleton, accessory_service(service, image)) == []
+    by_hostname = with_task_spec(accessory_service(service, image), placement={"constraints": ["node.hostname==db1"]})
+    assert _sv(r.validate_swarm_stateful_singleton, by_hostname) == []
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        ({"mode": {"replicated": {"replicas": 2}}}, "replicas=2"),
+        ({"mode": {"replicated": {}}}, "replicas=None"),
+        ({"mode": {"global": True}}, "global mode"),
+        ({"updateConfig": {"order": "start-first", "failureAction": "rollback"}}, "order='start-first'"),
+        ({"updateConfig": None}, "order=None"),
+        ({"rollbackConfig": {"order": "start-first"}}, "rolls back start-first"),
+    ],
+)
+def test_swarm_stateful_singleton_rejects_more_than_one_task_at_a_time(change, why):
+    found = _sv(r.validate_swarm_stateful_singleton, accessory_service("postgres", **change))
+    assert len(found) == 1 and why in found[0] and found[0].startswith("svc (postgres) is stateful")
+
+
+@pytest.mark.parametrize("constraints", [None, [], ["node.platform.os==linux"], ["node.labels.data!=true"]])
+def test_swarm_stateful_singleton_requires_a_node_placement(constraints):
+    props = with_task_spec(accessory_service("redis", "redis:7.4.5-bookworm"), placement={"constraints": constraints})
+    found = _sv(r.validate_swarm_stateful_singleton, props)
+    assert len(found) == 1 and "placement constraint" in found[0]
+
+
+def test_swarm_stateful_singleton_leaves_stateless_services_alone():
+    assert _sv(r.validate_swarm_stateful_singleton, app_service()) == []
+    assert _sv(r.validate_swarm_stateful_singleton, nginx_service(mode={"replicated": {"replicas": 2}})) == []
+
+
+def test_swarm_app_rollout_accepts_the_programs_shape():
+    assert _sv(r.validate_swarm_app_rollout, app_service()) == []
+    # Accessories are not judged by it.
+    assert _sv(r.validate_swarm_app_rollout, accessory_service(convergeConfig=None, updateConfig=None)) == []
+
+
+@pytest.mark.parametrize(
+    "change, why",
+    [
+        ({"convergeConfig": None}, "no convergeConfig"),
+        ({"updateConfig": {"order": "start-first", "failureAction": "pause"}}, "failureAction='pause'"),
+        ({"updateConfig": {"order": "start-first"}}, "failureAction=None"),
+    ],
+)
+def test_swarm_app_rollout_rejects_an_unawaited_or_unrolled_back_release(change, why):
+    props = {key: value for key, value in app_service(**change).items() if value is not None}
+    found = _sv(r.validate_swarm_app_rollout, props)
+    assert len(found) == 1 and why in found[0] and found[0].startswith("svc (web) ")
+
+
+@pytest.mark.parametrize("healthcheck", [None, {"tests": []}, {"tests": ["NONE"]}])
+def test_swarm_app_rollout_requires_a_healthcheck(healthcheck):
+    found = _sv(r.validate_swarm_app_rollout, with_container_spec(app_service(), healthcheck=healthcheck))
+    assert len(found) == 1 and "no healthcheck" in found[0]
+
+
+def test_one_bad_swarm_service_is_reported_by_each_broken_rule_and_no_other():
+    web = with_container_spec(app_service(), user="root", image="web:latest", readOnly=False)
+    found = policy_violations(make_args(S, web), EnforcementLevel.MANDATORY)
+    assert set(found) == {
+        "swarm-app-non-root",
+        "swarm-image-pinned",
+        "swarm-app-image-by-digest",
+        "swarm-app-read-only-root",
+    }
+    db = accessory_service(mode={"replicated": {"replicas": 2}}, endpointSpec={"ports": [{"targetPort": 5432}]})
+    found = policy_violations(make_args(S, db), EnforcementLevel.MANDATORY)
+    assert set(found) == {"swarm-stateful-singleton", "swarm-only-nginx-publishes-ports"}
+    # No container rule looks at a service, however broken.
+    assert not [name for name in found if not name.startswith("swarm-")]
+
+
 # --- the pack as a whole -----------------------------------------------------
 
 
@@ -348,6 +614,18 @@ def test_enforcement_levels():
         "backend-network-internal",
         "prod-data-volumes-protected",
         "prod-never-builds",
+        "swarm-service-labelled",
+        "swarm-image-pinned",
+        "swarm-app-image-by-digest",
+        "swarm-memory-limit",
+        "swarm-app-non-root",
+        "swarm-app-read-only-root",
+        "swarm-app-capabilities-dropped",
+        "swarm-no-secret-in-env",
+        "swarm-secret-data-secret",
+        "swarm-only-nginx-publishes-ports",
+        "swarm-stateful-singleton",
+        "swarm-app-rollout",
     }
     advisory = {name for name, level in levels.items() if level == EnforcementLevel.ADVISORY}
     assert advisory == set(levels) - mandatory
