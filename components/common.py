@@ -108,66 +108,84 @@ def memory_kwargs(memory_mb: int) -> dict:
     return dict(memory=memory_mb, memory_swap=MEMORY_SWAP_UNLIMITED)
 
 
+@dataclass(frozen=True, kw_only=True)
+class Accessory:
+    """An accessory (postgres, redis, nginx) as either target builds it: a container
+    (accessory_container) or a swarm service (swarm.accessory_service). Their official
+    entrypoints start as root and drop privileges themselves, so no `user`."""
+
+    service: str
+    """Its name in the labels (django-docker.service)."""
+    image: str
+    """The pinned image."""
+    deployment: Deployment
+    memory_mb: int
+    health: Healthcheck
+    test: Sequence[str]
+    """The healthcheck's command."""
+    grace_seconds: int
+    """How long a stop may take before SIGKILL."""
+
+    def labels(self) -> dict[str, str]:
+        return render.labels(service=self.service, role="accessory", stack=self.deployment.stack)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DataStore(Accessory):
+    """postgres and redis: reached only on the internal backend network by their alias (no
+    host port, ever), their data on their own volume."""
+
+    alias: str
+    data_volume: pulumi.Input[str]
+    data_path: str
+
+
 def accessory_container(
     parent: pulumi.Resource,
     name: str,
+    accessory: Accessory,
     *,
-    service: str,
-    image: str,
-    deployment: Deployment,
-    memory_mb: int,
-    health: Healthcheck,
-    test: Sequence[str],
     networks: Sequence[docker.ContainerNetworksAdvancedArgs],
     volumes: Sequence[docker.ContainerVolumeArgs],
-    grace_seconds: int,
     opts: pulumi.ResourceOptions | None = None,
     **specific,
 ) -> docker.Container:
-    """A container of an accessory (postgres, redis, nginx): its pinned image, labels, limit,
-    healthcheck and the wait for it, no-new-privileges, rotated logs, the stack's restart policy.
+    """An accessory's container: its labels, limit, healthcheck and the wait for it,
+    no-new-privileges, rotated logs, the stack's restart policy.
 
     Each is a singleton that owns a data directory or the host's ports, so a replacement is
-    delete-before-replace: the old one goes first, never two side by side. Their official
-    entrypoints start as root and drop privileges themselves, so no `user` here.
+    delete-before-replace: the old one goes first, never two side by side.
     """
     return docker.Container(
         name,
-        image=image,
+        image=accessory.image,
         networks_advanced=list(networks),
         volumes=list(volumes),
-        labels=label_args(render.labels(service=service, role="accessory", stack=deployment.stack)),
-        healthcheck=healthcheck_args(test, health),
-        restart=deployment.restart_policy,
-        destroy_grace_seconds=grace_seconds,
+        labels=label_args(accessory.labels()),
+        healthcheck=healthcheck_args(accessory.test, accessory.health),
+        restart=accessory.deployment.restart_policy,
+        destroy_grace_seconds=accessory.grace_seconds,
         security_opts=NO_NEW_PRIVILEGES,
         log_driver=LOG_DRIVER,
         log_opts=LOG_OPTS,
-        **memory_kwargs(memory_mb),
-        **wait_kwargs(health),
+        **memory_kwargs(accessory.memory_mb),
+        **wait_kwargs(accessory.health),
         **specific,
         opts=container_options(parent, opts, delete_before_replace=True),
     )
 
 
 def data_store(
-    parent: pulumi.Resource,
-    name: str,
-    *,
-    alias: str,
-    network: pulumi.Input[str],
-    data_volume: pulumi.Input[str],
-    data_path: str,
-    **accessory,
+    parent: pulumi.Resource, name: str, store: DataStore, *, network: pulumi.Input[str], **specific
 ) -> docker.Container:
-    """What postgres and redis share beyond being accessories: reached only on the internal
-    backend network by their alias (no host port, ever), their data on their own volume."""
+    """A data store's container, on the backend network by its alias, its volume mounted."""
     return accessory_container(
         parent,
         name,
-        networks=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[alias])],
-        volumes=[docker.ContainerVolumeArgs(volume_name=data_volume, container_path=data_path)],
-        **accessory,
+        store,
+        networks=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[store.alias])],
+        volumes=[docker.ContainerVolumeArgs(volume_name=store.data_volume, container_path=store.data_path)],
+        **specific,
     )
 
 

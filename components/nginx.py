@@ -18,7 +18,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render, swarm
-from components.common import NetworkRef, accessory_container, child_options, label_args
+from components.common import Accessory, NetworkRef, accessory_container, child_options, label_args
 from components.settings import Deployment, Healthcheck, NginxSettings
 
 # nginx starts in well under a second; probe often so `pulumi up` learns it quickly.
@@ -49,18 +49,40 @@ class Nginx(pulumi.ComponentResource):
     def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Nginx", name, None, opts)
         ng = args.settings
-        if args.deployment.swarm:
-            self.url = ng.url
-            self.container_name = self._service(name, args, opts).name
-            self.register_outputs({"url": self.url, "container_name": self.container_name})
-            return
+        # On swarm the key is a secret's file; in a container, the file uploaded to it.
+        key_path = render.secret_path(render.SECRETS_DIR, "NGINX_TLS_KEY") if args.deployment.swarm else None
         conf = render.nginx_conf(
             server_name=ng.server_name,
             client_max_body_size=ng.client_max_body_size,
             tls=ng.tls,
             public_https_port=ng.https_port,
             hsts_seconds=ng.hsts_seconds,
+            **({"tls_key_path": key_path} if key_path else {}),
         )
+        accessory = Accessory(
+            service="nginx",
+            image=ng.image.text,
+            deployment=args.deployment,
+            memory_mb=ng.memory_mb,
+            health=HEALTH,
+            test=render.nginx_healthcheck(),
+            grace_seconds=STOP_GRACE_SECONDS,
+        )
+        running = (
+            self._service(name, args, accessory, conf, key_path, opts)
+            if key_path
+            else self._container(name, args, accessory, conf, opts)
+        )
+        self.url = ng.url
+        self.container_name = running.name
+        self.register_outputs({"url": self.url, "container_name": self.container_name})
+
+    def _container(
+        self, name: str, args: NginxArgs, accessory: Accessory, conf: str, opts: pulumi.ResourceOptions | None
+    ) -> docker.Container:
+        """nginx as a container: its config and TLS material uploaded into it (works on a remote
+        Docker host, unlike a bind mount), its ports published on bindAddress."""
+        ng = args.settings
         uploads = [docker.ContainerUploadArgs(file=render.NGINX_CONF, content=conf)]
         ports = [docker.ContainerPortArgs(internal=80, external=ng.http_port, ip=ng.bind_address, protocol="tcp")]
         if ng.tls_certificate is not None and ng.tls_key is not None:
@@ -71,17 +93,11 @@ class Nginx(pulumi.ComponentResource):
             ports.append(
                 docker.ContainerPortArgs(internal=443, external=ng.https_port, ip=ng.bind_address, protocol="tcp")
             )
-
         # Its host ports are fixed: the old container must go first (accessory_container).
-        container = accessory_container(
+        return accessory_container(
             self,
             name,
-            service="nginx",
-            image=ng.image.text,
-            deployment=args.deployment,
-            memory_mb=ng.memory_mb,
-            health=HEALTH,
-            test=render.nginx_healthcheck(),
+            accessory,
             networks=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network.name)],
             volumes=[
                 docker.ContainerVolumeArgs(
@@ -91,31 +107,26 @@ class Nginx(pulumi.ComponentResource):
                     volume_name=args.media_volume, container_path=render.NGINX_MEDIA, read_only=True
                 ),
             ],
-            grace_seconds=STOP_GRACE_SECONDS,
             opts=opts,
             uploads=uploads,
             ports=ports,
         )
-        self.url = ng.url
-        self.container_name = container.name
-        self.register_outputs({"url": self.url, "container_name": self.container_name})
 
-    def _service(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None) -> docker.Service:
+    def _service(
+        self,
+        name: str,
+        args: NginxArgs,
+        accessory: Accessory,
+        conf: str,
+        key_path: str,
+        opts: pulumi.ResourceOptions | None,
+    ) -> docker.Service:
         """nginx as a swarm service: its config and certificate as swarm configs, its key as a
         secret (auto-named: a change is a new one, and the service rolls to it: a mounted
         config cannot change in place, moby#35803), its ports published on the data node's
         own addresses (host mode: no routing mesh, so no IPVS needed, and the client's
         address is kept)."""
         ng, stack = args.settings, args.deployment.stack
-        key_path = render.secret_path(render.SECRETS_DIR, "NGINX_TLS_KEY")
-        conf = render.nginx_conf(
-            server_name=ng.server_name,
-            client_max_body_size=ng.client_max_body_size,
-            tls=ng.tls,
-            public_https_port=ng.https_port,
-            hsts_seconds=ng.hsts_seconds,
-            tls_key_path=key_path,
-        )
 
         def config(suffix: str, content: pulumi.Input[str], path: str) -> docker.ServiceTaskSpecContainerSpecConfigArgs:
             made = docker.ServiceConfig(
@@ -144,18 +155,12 @@ class Nginx(pulumi.ComponentResource):
         return swarm.accessory_service(
             self,
             name,
-            service="nginx",
-            image=ng.image.text,
-            deployment=args.deployment,
-            memory_mb=ng.memory_mb,
-            health=HEALTH,
-            test=render.nginx_healthcheck(),
+            accessory,
             networks=[swarm.network(args.frontend_network.id)],
             mounts=[
                 swarm.volume_mount(args.static_volume, render.NGINX_STATIC, read_only=True, driver_options=shared),
                 swarm.volume_mount(args.media_volume, render.NGINX_MEDIA, read_only=True, driver_options=shared),
             ],
-            grace_seconds=STOP_GRACE_SECONDS,
             opts=opts,
             # Ports need the virtual-IP endpoint mode (resource_docker_service.go:921-923); no
             # one connects to nginx's virtual IP, so it works without IPVS too.

@@ -9,13 +9,12 @@ restarts PostgreSQL (a few seconds; a clean shutdown first, then a checked start
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_random as random
 
 from components import render, swarm
-from components.common import NetworkRef, child_options, data_store
+from components.common import DataStore, NetworkRef, child_options, data_store
 from components.settings import Deployment, Healthcheck, PostgresSettings
 
 # initdb on a first start takes a while; pg_isready is cheap.
@@ -55,7 +54,7 @@ class Postgres(pulumi.ComponentResource):
         )
         password = pulumi.Output.secret(given)  # secret once, here; every use below inherits it
 
-        common: dict[str, Any] = dict(
+        store = DataStore(
             service="postgres",
             image=pg.image.text,
             deployment=args.deployment,
@@ -74,19 +73,19 @@ class Postgres(pulumi.ComponentResource):
             running: pulumi.CustomResource = swarm.data_service(
                 self,
                 name,
+                store,
                 network_id=args.network.id,
                 env=render.postgres_file_env(user=pg.user, db=pg.db, password_file=PASSWORD_FILE),
                 secrets=[swarm.secret_file(pw, PASSWORD_FILE.rsplit("/", 1)[1], mode=0o444)],
-                **common,
             )
         else:
             running = data_store(
                 self,
                 name,
+                store,
                 network=args.network.name,
                 envs=password.apply(lambda p: render.postgres_env(user=pg.user, password=p, db=pg.db)),
                 shm_size=128,
-                **common,
             )
         self.host = render.POSTGRES_HOST
         self.port = 5432

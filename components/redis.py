@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 
 from components import render, swarm
-from components.common import NetworkRef, data_store
+from components.common import DataStore, NetworkRef, data_store
 from components.settings import Deployment, Healthcheck, RedisSettings
 
 HEALTH = Healthcheck(interval="5s", timeout="3s", retries=10, start_period="10s")
@@ -33,7 +32,7 @@ class Redis(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: RedisArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Redis", name, None, opts)
-        common: dict[str, Any] = dict(
+        store = DataStore(
             service="redis",
             image=args.settings.image.text,
             deployment=args.deployment,
@@ -47,11 +46,11 @@ class Redis(pulumi.ComponentResource):
         )
         running: pulumi.CustomResource = (
             swarm.data_service(
-                self, name, network_id=args.network.id, args=render.redis_command(args.settings.memory_mb), **common
+                self, name, store, network_id=args.network.id, args=render.redis_command(args.settings.memory_mb)
             )
             if args.deployment.swarm
             else data_store(
-                self, name, network=args.network.name, command=render.redis_command(args.settings.memory_mb), **common
+                self, name, store, network=args.network.name, command=render.redis_command(args.settings.memory_mb)
             )
         )
         self.url = render.redis_url()

@@ -25,7 +25,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import LOG_DRIVER, LOG_OPTS, AppRuntime, child_options, label_args
+from components.common import LOG_DRIVER, LOG_OPTS, Accessory, AppRuntime, DataStore, child_options, label_args
 from components.settings import Deployment, Healthcheck
 
 MIB = 1024 * 1024
@@ -241,67 +241,52 @@ def app_service(
 def accessory_service(
     parent: pulumi.Resource,
     name: str,
+    accessory: Accessory,
     *,
-    service: str,
-    image: str,
-    deployment: Deployment,
-    memory_mb: int,
-    health: Healthcheck,
-    test: Sequence[str],
     networks: Sequence[docker.ServiceTaskSpecNetworksAdvancedArgs],
     mounts: Sequence[docker.ServiceTaskSpecContainerSpecMountArgs],
-    grace_seconds: int,
     opts: pulumi.ResourceOptions | None = None,
     endpoint: Optional[docker.ServiceEndpointSpecArgs] = None,
     **container,
 ) -> docker.Service:
-    """A service of an accessory (postgres, redis, nginx): what common.accessory_container is
-    for a container. One task, stop-first (never two on one data directory or host port), on
-    the data node with its volumes."""
+    """An accessory's service: what common.accessory_container is for a container. One task,
+    stop-first (never two on one data directory or host port), on the data node with its
+    volumes."""
+    deployment = accessory.deployment
     return docker.Service(
         name,
         task_spec=task_spec(
             container=docker.ServiceTaskSpecContainerSpecArgs(
-                image=image,
+                image=accessory.image,
                 mounts=list(mounts),
-                healthcheck=healthcheck(test, health),
-                stop_grace_period=f"{grace_seconds}s",
-                labels=label_args(
-                    render.labels(service=service, role="accessory", stack=deployment.stack),
-                    docker.ServiceTaskSpecContainerSpecLabelArgs,
-                ),
+                healthcheck=healthcheck(accessory.test, accessory.health),
+                stop_grace_period=f"{accessory.grace_seconds}s",
+                labels=label_args(accessory.labels(), docker.ServiceTaskSpecContainerSpecLabelArgs),
                 **container,
             ),
             deployment=deployment,
-            memory_mb=memory_mb,
+            memory_mb=accessory.memory_mb,
             networks=networks,
             on_data_node=True,
         ),
         mode=docker.ServiceModeArgs(replicated=docker.ServiceModeReplicatedArgs(replicas=1)),
         endpoint_spec=endpoint or docker.ServiceEndpointSpecArgs(mode="dnsrr"),
-        converge_config=converge(health, 1),
-        labels=service_labels(render.labels(service=service, role="accessory", stack=deployment.stack)),
-        **rolling(start_first=False, health=health),
+        converge_config=converge(accessory.health, 1),
+        labels=service_labels(accessory.labels()),
+        **rolling(start_first=False, health=accessory.health),
         opts=service_options(parent, opts),
     )
 
 
 def data_service(
-    parent: pulumi.Resource,
-    name: str,
-    *,
-    alias: str,
-    network_id: pulumi.Input[str],
-    data_volume: pulumi.Input[str],
-    data_path: str,
-    **accessory,
+    parent: pulumi.Resource, name: str, store: DataStore, *, network_id: pulumi.Input[str], **container
 ) -> docker.Service:
-    """What common.data_store is for a container: reached on the backend overlay by its alias
-    only (no published port), its data on its volume on the data node."""
+    """A data store's service, on the backend overlay by its alias, its volume mounted."""
     return accessory_service(
         parent,
         name,
-        networks=[network(network_id, alias)],
-        mounts=[volume_mount(data_volume, data_path)],
-        **accessory,
+        store,
+        networks=[network(network_id, store.alias)],
+        mounts=[volume_mount(store.data_volume, store.data_path)],
+        **container,
     )

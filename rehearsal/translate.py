@@ -630,6 +630,19 @@ def _seconds(text: Any, where: str) -> float:
     return duration_ns(text, where) / 1e9
 
 
+def _file_reference(make, ref: Mapping[str, Any], kind: str, known: set[str], where: str, name: str):
+    """A secret's or config's file in the task (docker.types.SecretReference / ConfigReference)."""
+    _check_known("service", name, ref, known, where)
+    return make(
+        ref[f"{kind}Id"],
+        ref.get(f"{kind}Name") or "",
+        filename=ref["fileName"],
+        uid=str(ref.get("fileUid") or "0"),
+        gid=str(ref.get("fileGid") or "0"),
+        mode=_int(ref.get("fileMode", 0o444)),
+    )
+
+
 def service_spec(name: str, inputs: Mapping[str, Any], real_name: str, extra_labels: Mapping[str, str]) -> ServiceSpec:
     """Docker SDK arguments for a planned docker.Service (see the section comment)."""
     from docker import types
@@ -674,32 +687,19 @@ def service_spec(name: str, inputs: Mapping[str, Any], real_name: str, extra_lab
             retries=_int(h.get("retries") or 0),
         )
 
-    secrets = []
-    for i, s in enumerate(cs.get("secrets") or []):
-        _check_known("service", name, s, SECRET_REF_FIELDS, f"taskSpec.containerSpec.secrets[{i}]")
-        secrets.append(
-            types.SecretReference(
-                s["secretId"],
-                s.get("secretName") or "",
-                filename=s["fileName"],
-                uid=str(s.get("fileUid") or "0"),
-                gid=str(s.get("fileGid") or "0"),
-                mode=_int(s.get("fileMode", 0o444)),  # svc.go:445 default 0o444
-            )
+    # secrets and configs: the same file reference (svc.go:445 and :488, mode default 0o444)
+    secrets = [
+        _file_reference(
+            types.SecretReference, ref, "secret", SECRET_REF_FIELDS, f"taskSpec.containerSpec.secrets[{i}]", name
         )
-    configs = []
-    for i, c in enumerate(cs.get("configs") or []):
-        _check_known("service", name, c, CONFIG_REF_FIELDS, f"taskSpec.containerSpec.configs[{i}]")
-        configs.append(
-            types.ConfigReference(
-                c["configId"],
-                c.get("configName") or "",
-                filename=c["fileName"],
-                uid=str(c.get("fileUid") or "0"),
-                gid=str(c.get("fileGid") or "0"),
-                mode=_int(c.get("fileMode", 0o444)),  # svc.go:488 default 0o444
-            )
+        for i, ref in enumerate(cs.get("secrets") or [])
+    ]
+    configs = [
+        _file_reference(
+            types.ConfigReference, ref, "config", CONFIG_REF_FIELDS, f"taskSpec.containerSpec.configs[{i}]", name
         )
+        for i, ref in enumerate(cs.get("configs") or [])
+    ]
 
     container = types.ContainerSpec(
         image=cs["image"],
