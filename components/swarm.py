@@ -167,10 +167,6 @@ def secret_file(
     )
 
 
-def stop_grace(seconds: int) -> str:
-    return f"{seconds}s"
-
-
 def app_service(
     parent: pulumi.Resource,
     name: str,
