@@ -229,7 +229,7 @@ class AppRuntime:
     deployment: Deployment
     """The stack's name (labels), URL (a label, so `make status` can say it from the host alone),
     Docker host (the release jobs), restart policy and healthcheck timing."""
-    service_env: pulumi.Input[Mapping[str, str]] = None  # type: ignore[assignment]
+    service_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
     """Swarm: the environment without its secrets, which it names as files instead (NAME_FILE)."""
     secrets: Mapping[str, pulumi.Input[str]] = dataclasses.field(default_factory=dict)
     """Swarm: the secret variables' values (secret), mounted as files under /run/secrets."""
