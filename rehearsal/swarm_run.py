@@ -23,6 +23,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
+import docker.errors
 from docker.errors import APIError
 
 from planning.harness import JOB, SERVICE, label_in, stack_config
@@ -339,7 +340,7 @@ def rehearse_swarm(stack: str, say: Callable[[str], None], phase, connect, phase
     run = secrets.token_hex(4)
     checks: list[Check] = []
     outcomes = []
-    failed_phase = None
+    failed_phase: Optional[BaseException] = None
     private: Optional[PrivateEngine] = None
     beside: Optional[BesideProbe] = None
     info: dict = {}
@@ -393,8 +394,14 @@ def rehearse_swarm(stack: str, say: Callable[[str], None], phase, connect, phase
                 private.close()
                 notes.append("private engine stopped, its data root and devices removed, host as it was")
             if beside is not None:
-                notes.append("probe: " + beside.check())
-                beside.close()
+                try:
+                    # after the swarm left: the moment the main engine's DNS broke before
+                    notes.append("probe after: " + beside.check())
+                except (RehearsalError, docker.errors.DockerException) as error:
+                    failed_phase = failed_phase or error
+                    notes.append(f"PROBE FAILED after the swarm engine stopped: {error}")
+                finally:
+                    beside.close()
             info["text"] = "; ".join(notes) or "nothing to remove"
     seconds = time.monotonic() - started
     good = sum(o.ok for o in outcomes)
