@@ -327,6 +327,11 @@ class Step:
     after: frozenset[int] = frozenset()
     """Indexes of the steps that must have succeeded first."""
 
+    @classmethod
+    def on(cls, op: str, what: PlannedResource | Entry, phase: str = REGISTER, **fields) -> "Step":
+        """A step on a resource (planned) or an entry (of the state), which name it alike."""
+        return cls(op, what.urn, what.name, what.type, phase, **fields)
+
     def new_resource(self) -> PlannedResource:
         """`new`, which the steps that register a resource carry (create, replace, update, same)."""
         if self.new is None:
@@ -447,12 +452,9 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
         if old is None or r.urn in deleted_first:
             was_deleted = r.urn in deleted_first
             main[r.urn] = add(
-                Step(
+                Step.on(
                     REPLACE if was_deleted else CREATE,
-                    r.urn,
-                    r.name,
-                    r.type,
-                    REGISTER,
+                    r,
                     new=r,
                     old=old,
                     keys=("#dependency",) if was_deleted else (),
@@ -501,81 +503,46 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
             dbr = r.options.get("delete_before_replace")
             if dbr is None:  # the program left it to the provider (step_generator.go:2043-2046)
                 dbr = schema.delete_before_replace(r.inputs)
-            if dbr:
-                firsts: list[int] = []
-                if not old.pending_replacement:  # already gone (step_generator.go:2139-2147)
-                    for dependent in dependent_replacements(state, old):
-                        if dependent.urn in deleted_first:
-                            continue
-                        deleted_first.add(dependent.urn)
-                        firsts.append(
-                            add(
-                                Step(
-                                    DELETE_FIRST,
-                                    dependent.urn,
-                                    dependent.name,
-                                    dependent.type,
-                                    REGISTER,
-                                    old=dependent,
-                                    keys=("#dependency",),
-                                    after=after | frozenset(firsts),
-                                )
-                            )
-                        )
+            firsts: list[int] = []
+            if dbr and not old.pending_replacement:  # already gone (step_generator.go:2139-2147)
+                for dependent in dependent_replacements(state, old):
+                    if dependent.urn in deleted_first:
+                        continue
+                    deleted_first.add(dependent.urn)
                     firsts.append(
                         add(
-                            Step(
+                            Step.on(
                                 DELETE_FIRST,
-                                r.urn,
-                                r.name,
-                                r.type,
-                                REGISTER,
-                                old=old,
-                                keys=tuple(replace_keys),
+                                dependent,
+                                old=dependent,
+                                keys=("#dependency",),
                                 after=after | frozenset(firsts),
                             )
                         )
                     )
-                main[r.urn] = add(
-                    Step(
-                        REPLACE,
-                        r.urn,
-                        r.name,
-                        r.type,
-                        REGISTER,
-                        new=r,
-                        old=old,
-                        keys=tuple(replace_keys),
-                        mode="delete-before-replace",
-                        after=after | frozenset(firsts),
-                    )
+                firsts.append(
+                    add(Step.on(DELETE_FIRST, r, old=old, keys=tuple(replace_keys), after=after | frozenset(firsts)))
                 )
-            else:
-                # The old one is deleted "later on, after all creates/updates finish" (:2161-2169).
-                main[r.urn] = add(
-                    Step(
-                        REPLACE,
-                        r.urn,
-                        r.name,
-                        r.type,
-                        REGISTER,
-                        new=r,
-                        old=old,
-                        keys=tuple(replace_keys),
-                        mode="create-before-delete",
-                        after=after,
-                    )
+            # Create-before-delete: the old one goes "later on, after all creates/updates finish"
+            # (:2161-2169); delete-before-replace: after the deletes above.
+            main[r.urn] = add(
+                Step.on(
+                    REPLACE,
+                    r,
+                    new=r,
+                    old=old,
+                    keys=tuple(replace_keys),
+                    mode="delete-before-replace" if dbr else "create-before-delete",
+                    after=after | frozenset(firsts),
                 )
+            )
             renewed.add(r.urn)
         elif keys or old.init_error:
             applied = tuple(k for k in keys if "*" in schema.applied or k in schema.applied)
             main[r.urn] = add(
-                Step(
+                Step.on(
                     UPDATE,
-                    r.urn,
-                    r.name,
-                    r.type,
-                    REGISTER,
+                    r,
                     new=r,
                     old=old,
                     keys=tuple(keys),
@@ -584,7 +551,7 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
                 )
             )
         else:
-            main[r.urn] = add(Step(SAME, r.urn, r.name, r.type, REGISTER, new=r, old=old, after=after))
+            main[r.urn] = add(Step.on(SAME, r, new=r, old=old, after=after))
 
     registered = frozenset(range(len(steps)))
     planned = {r.urn for r in custom}
@@ -608,7 +575,7 @@ def plan_update(state: State, plan: Plan) -> UpdatePlan:
         before = frozenset(range(len(steps)))
         for entry in chain:
             op = next(op for e, op in condemned if e is entry)
-            add(Step(op, entry.urn, entry.name, entry.type, AT_END, old=entry, after=before | registered))
+            add(Step.on(op, entry, AT_END, old=entry, after=before | registered))
     return UpdatePlan(steps)
 
 
