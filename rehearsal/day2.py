@@ -15,7 +15,7 @@ from ops.benchmark import measure, run_ops
 from ops.stack import STACK
 from planning.harness import CONTAINER
 from rehearsal.engine import live
-from rehearsal.smoke import Check, require, run_check
+from rehearsal.smoke import Check, require, run_checks
 
 OPS_SECONDS = 120  # any one command; they answer in about a second
 
@@ -121,19 +121,18 @@ class Day2:
         return f"none of the stack's {len(secrets)} secrets in any of {len(self.outputs)} outputs"
 
     def run(self) -> list[Check]:
-        checks = []
-        for name, check in [
-            ("ops status", self.check_status),
-            ("ops ps", self.check_ps),
-            ("ops logs", self.check_logs),
-            ("ops manage", self.check_manage),
-            ("ops exec", self.check_exec),
-            ("ops refusal", self.check_refusals),
-            ("ops secrets", self.check_secrets),
-        ]:
-            result = run_check(name, check)
-            self.say(result.line())
-            checks.append(result)
+        checks = run_checks(
+            [
+                ("ops status", self.check_status),
+                ("ops ps", self.check_ps),
+                ("ops logs", self.check_logs),
+                ("ops manage", self.check_manage),
+                ("ops exec", self.check_exec),
+                ("ops refusal", self.check_refusals),
+                ("ops secrets", self.check_secrets),
+            ],
+            self.say,
+        )
         for figure in measure(self.stack):
             self.say("  " + figure.line(self.stack))
             if figure.failed:

@@ -13,7 +13,7 @@ import tarfile
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterable, Optional
 from urllib.parse import urlsplit
 
 import docker
@@ -57,6 +57,15 @@ def run_check(name: str, check: Callable[[], str]) -> Check:
         return Check(name, False, str(failure))
     except (requests.RequestException, docker.errors.APIError, OSError, KeyError, ValueError) as error:
         return Check(name, False, f"{type(error).__name__}: {error}")
+
+
+def run_checks(checks: Iterable[tuple[str, Callable[[], str]]], say: Callable[[str], None]) -> list[Check]:
+    """Each check in turn, its line said as soon as it is known."""
+    results = []
+    for name, check in checks:
+        results.append(run_check(name, check))
+        say(results[-1].line())
+    return results
 
 
 def require(condition: object, message: str) -> None:

@@ -32,7 +32,7 @@ from rehearsal.errors import RehearsalError
 from rehearsal.release import LOOPBACK, Context, run_scenario
 from rehearsal.scenarios import Scenario, Up, expect
 from rehearsal.session import Session
-from rehearsal.smoke import Check, read_file, require, run_check
+from rehearsal.smoke import STATIC_ASSET, Check, http_session, read_file, require, run_checks
 from rehearsal.stacks import RehearsalPlan
 from rehearsal.swarm_engine import BesideProbe, PrivateEngine, copy_images, start_private_engine, why_unavailable
 
@@ -113,23 +113,21 @@ class SwarmSmoke:
         self.api = session.client.api
 
     def run(self) -> list[Check]:
-        checks = []
-        for name, check in [
-            ("health", self.check_health),
-            ("replicas", self.check_replicas),
-            ("visit", self.check_visit),
-            ("upload", self.check_upload),
-            ("static", self.check_static),
-            ("migrate", self.check_migrate),
-            ("non-root", self.check_non_root),
-            ("app image", self.check_app_image),
-            ("published ports", self.check_ports),
-            ("secrets", self.check_secrets),
-        ]:
-            result = run_check(name, check)
-            self.say(result.line())
-            checks.append(result)
-        return checks
+        return run_checks(
+            [
+                ("health", self.check_health),
+                ("replicas", self.check_replicas),
+                ("visit", self.check_visit),
+                ("upload", self.check_upload),
+                ("static", self.check_static),
+                ("migrate", self.check_migrate),
+                ("non-root", self.check_non_root),
+                ("app image", self.check_app_image),
+                ("published ports", self.check_ports),
+                ("secrets", self.check_secrets),
+            ],
+            self.say,
+        )
 
     def one(self, service: str) -> dict:
         tasks = self.session.service_tasks(service)
@@ -156,8 +154,6 @@ class SwarmSmoke:
 
     def check_visit(self) -> str:
         base, host = self.ctx.front()
-        from rehearsal.smoke import http_session
-
         with http_session(base, host) as http:
             response = http.post(base + "/visits/", timeout=10)
             require(response.status_code == 201, f"POST /visits/ -> {response.status_code}: {response.text[:200]}")
@@ -174,8 +170,6 @@ class SwarmSmoke:
 
     def check_upload(self) -> str:
         base, host = self.ctx.front()
-        from rehearsal.smoke import http_session
-
         content = f"swarm rehearsal {secrets.token_hex(8)}\n".encode()
         with http_session(base, host) as http:
             response = http.post(base + "/uploads/", files={"file": ("s.txt", content, "text/plain")}, timeout=10)
@@ -186,8 +180,6 @@ class SwarmSmoke:
         return f"POST /uploads/ 201 (web task), GET {url} returns it (nginx task, same media volume)"
 
     def check_static(self) -> str:
-        from rehearsal.smoke import STATIC_ASSET
-
         response = self.ctx.get(f"/static/{STATIC_ASSET}")
         require(response.status_code == 200, f"GET /static/{STATIC_ASSET} -> {response.status_code}")
         on_disk = read_file(self.api, self.one("nginx")["Id"], f"/var/www/static/{STATIC_ASSET}")

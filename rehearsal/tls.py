@@ -54,7 +54,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from planning.harness import Plan, stack_config
 from rehearsal.engine import LOOPBACK
-from rehearsal.smoke import Check, CheckFailed, ServerNameAdapter, http_session, require, run_check
+from rehearsal.smoke import Check, CheckFailed, ServerNameAdapter, http_session, require, run_checks
 
 HSTS_SECONDS = 600  # the run's djangoHstsSeconds (prod's committed value is 0: HSTS off)
 KEY_FILE = "/etc/nginx/tls/server.key"
@@ -252,23 +252,21 @@ class TlsChecks:
         self.https = http_session(self.https_base, self.host, ctx.tls_ca)
 
     def run(self) -> list[Check]:
-        checks = []
-        for name, check in [
-            ("https", self.check_https),
-            ("verification", self.check_verification_is_real),
-            ("redirect", self.check_redirect),
-            ("hsts", self.check_hsts),
-            ("django https", self.check_is_secure),
-            ("csrf", self.check_csrf),
-            ("key file", self.check_key_file),
-            ("key not in env", self.check_not_in_containers),
-            ("key not in images", self.check_not_in_images),
-            ("key not in outputs", self.check_not_in_outputs),
-        ]:
-            result = run_check(name, check)
-            self.say(result.line())
-            checks.append(result)
-        return checks
+        return run_checks(
+            [
+                ("https", self.check_https),
+                ("verification", self.check_verification_is_real),
+                ("redirect", self.check_redirect),
+                ("hsts", self.check_hsts),
+                ("django https", self.check_is_secure),
+                ("csrf", self.check_csrf),
+                ("key file", self.check_key_file),
+                ("key not in env", self.check_not_in_containers),
+                ("key not in images", self.check_not_in_images),
+                ("key not in outputs", self.check_not_in_outputs),
+            ],
+            self.say,
+        )
 
     # -- over the wire
 

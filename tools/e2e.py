@@ -65,7 +65,7 @@ from rehearsal.load import Load
 from rehearsal.model import Entry, State
 from rehearsal.release import LOAD_MAX_SECONDS, LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS
 from rehearsal.scenarios.new_commit import SCENARIO as NEW_COMMIT
-from rehearsal.smoke import Check, Smoke, front_door, http_session, run_check
+from rehearsal.smoke import Check, Smoke, front_door, http_session, run_checks
 from rehearsal.stacks import commit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -251,12 +251,7 @@ def run_smoke(smoke: Smoke, say: Callable[[str], None]) -> list[Check]:
     What migrate proves is still covered: the visit check writes to a table only the migration
     creates. nginx's port is published on 127.0.0.1 (bindAddress), where the checks reach it.
     """
-    checks = []
-    for name, method in SMOKE_CHECKS:
-        result = run_check(name, getattr(smoke, method))
-        say(result.line())
-        checks.append(result)
-    return checks
+    return run_checks([(name, getattr(smoke, method)) for name, method in SMOKE_CHECKS], say)
 
 
 # --------------------------------------------------------------------------- the run
