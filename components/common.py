@@ -89,8 +89,9 @@ def resource_labels(*, what: str, kind: str, stack: str) -> CreationOrder:
     return CreationOrder({f"{render.LABEL_PREFIX}.{what}": kind, f"{render.LABEL_PREFIX}.stack": stack})
 
 
-def healthcheck_args(test: Sequence[str], health: Healthcheck) -> docker.ContainerHealthcheckArgs:
-    return docker.ContainerHealthcheckArgs(
+def healthcheck_args(test: Sequence[str], health: Healthcheck, arg_type: type = docker.ContainerHealthcheckArgs):
+    """A healthcheck in the provider's shape: a container's, or (arg_type) a swarm task's."""
+    return arg_type(
         tests=list(test),
         interval=health.interval,
         timeout=health.timeout,

@@ -25,7 +25,16 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
-from components.common import LOG_DRIVER, LOG_OPTS, Accessory, AppRuntime, DataStore, child_options, label_args
+from components.common import (
+    LOG_DRIVER,
+    LOG_OPTS,
+    Accessory,
+    AppRuntime,
+    DataStore,
+    child_options,
+    healthcheck_args,
+    label_args,
+)
 from components.settings import Deployment, Healthcheck
 
 MIB = 1024 * 1024
@@ -74,13 +83,7 @@ def rolling(*, start_first: bool, health: Healthcheck) -> dict:
 
 
 def healthcheck(test: Sequence[str], health: Healthcheck) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
-    return docker.ServiceTaskSpecContainerSpecHealthcheckArgs(
-        tests=list(test),
-        interval=health.interval,
-        timeout=health.timeout,
-        retries=health.retries,
-        start_period=health.start_period,
-    )
+    return healthcheck_args(test, health, docker.ServiceTaskSpecContainerSpecHealthcheckArgs)
 
 
 def task_spec(
