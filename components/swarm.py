@@ -49,7 +49,7 @@ def service_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None
     """A service is changed in place by a rolling update, never replaced for a release; the few
     changes that do replace it (networks, aliases) are create-before-delete with auto-names
     (the bridge's rule: pulumi-terraform-bridge pkg/tfbridge/provider.go:1275-1276; modelled in
-    rehearsal/model.py, not rehearsed: no scenario changes a service's networks)."""
+    rehearsal/emulation/model.py, not rehearsed: no scenario changes a service's networks)."""
     return child_options(parent, opts, delete_before_replace=False)
 
 

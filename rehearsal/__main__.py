@@ -7,14 +7,14 @@ release: the same boot, then every release scenario (rehearsal/scenarios/) on th
          stack under steady load through nginx, one line per scenario:
          `release <stack> <scenario>: <N> requests, <F> failed, longest gap <S>s`.
 tls:     the same boot with HTTPS on (a certificate generated for the run, as secret config),
-         then the TLS checks (rehearsal/tls.py): `tls <stack>: <K> checks passed, <M> failed`.
+         then the TLS checks (rehearsal/checks/tls.py): `tls <stack>: <K> checks passed, <M> failed`.
 faults:  the same boot, then every fault (rehearsal/faults/) under steady load through nginx, one
          line per fault: `fault <stack> <fault>: <N> requests, <F> failed, <L> lost`
          (`release STACK --faults` runs them after the release scenarios, on the same stack).
 swarm:   STACK with `target: swarm` on a single-node swarm of a private second engine (the main
          engine is never put into swarm mode), its smoke checks, then new-commit and
          unhealthy-release under load: `release <stack>-swarm <scenario>: ...`
-         (rehearsal/swarm_run.py); without swarm support it says why and passes.
+         (rehearsal/runners/swarm.py); without swarm support it says why and passes.
 down:    remove what a kept rehearsal of STACK left.
 One line per phase with its duration; a final summary line; exit 1 on any failure.
 """
@@ -32,12 +32,12 @@ from contextlib import contextmanager
 import docker
 import docker.errors
 
-from rehearsal.engine import RUN_LABEL, STACK_LABEL
+from rehearsal.checks.smoke import front_door
+from rehearsal.emulation.engine import RUN_LABEL, STACK_LABEL
 from rehearsal.errors import RehearsalError
-from rehearsal.release import Context, boot, run_scenarios
+from rehearsal.runners.release import Context, boot, run_scenarios
+from rehearsal.runners.session import Session
 from rehearsal.scenarios import ScenarioFailed
-from rehearsal.session import Session
-from rehearsal.smoke import front_door
 
 START_HINT = (
     "start one with `sudo scripts/start-docker.sh` (installs Debian's docker.io if needed and starts dockerd), "
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             return rehearse(args.stack, args.keep, None)
         if args.command in ("release", "faults"):
-            from rehearsal.fault_run import FaultRehearsal
+            from rehearsal.runners.faults import FaultRehearsal
 
             faults = (
                 FaultRehearsal(args.stack, getattr(args, "fault", []))
@@ -242,11 +242,11 @@ def main(argv: list[str] | None = None) -> int:
             )
             return rehearse(args.stack, args.keep, args.scenario if args.command == "release" else None, hook=faults)
         if args.command == "tls":
-            from rehearsal.tls import TlsRehearsal
+            from rehearsal.checks.tls import TlsRehearsal
 
             return rehearse(args.stack, False, None, hook=TlsRehearsal(args.stack))
         if args.command == "swarm":
-            from rehearsal.swarm_run import rehearse_swarm
+            from rehearsal.runners.swarm import rehearse_swarm
 
             return rehearse_swarm(args.stack, say, phase, connect, PhaseFailed)
         return down(args.stack)

@@ -3,7 +3,7 @@
 No tests here. Tests that use it need a Docker engine: mark them `@pytest.mark.docker` and
 take the `nginx_image` fixture (import it into the test module), which skips without an
 engine and otherwise makes sure the pinned image is there -- pulled, or where no registry
-answers the rehearsal's stand-in (rehearsal.standins.ensure_images; Debian forky's nginx
+answers the rehearsal's stand-in (rehearsal.images.standins.ensure_images; Debian forky's nginx
 1.30, which knows `server ... resolve` like the pinned 1.28).
 
     from tests.nginx_check import nginx_image, nginx_test  # noqa: F401 (nginx_image: fixture)
@@ -77,7 +77,7 @@ def ensure_image(client, ref: str) -> str:
     Skips when only a stand-in could provide it and this process cannot build one (building
     the stand-ins' Debian base needs root and debootstrap); any other failure fails."""
     from rehearsal.errors import RehearsalError
-    from rehearsal.standins import ensure_images
+    from rehearsal.images.standins import ensure_images
 
     key = (client.api.base_url, ref)
     if key not in _ensured:

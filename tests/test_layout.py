@@ -3,7 +3,9 @@
 Layers, bottom up (a package imports only packages below it):
   components           the program (settings and render at its bottom: they import no component)
   planning, ops        the plan harness; the day-2 commands (neither knows the other)
-  rehearsal            the proof on a real engine (plans with planning, reads stacks with ops)
+  rehearsal            the proof on a real engine (plans with planning, reads stacks with ops); inside
+                       it, bottom up: images and hosts, the emulation, the checks, then the runners,
+                       scenarios and faults, which use them all
   tools                generators and the end-to-end runner
 tests import anything; nothing imports tests.
 """
@@ -89,6 +91,28 @@ def test_settings_and_render_import_no_component():
     assert wrong == []
 
 
+# Inside rehearsal: what each part may not import (so the tree says where the emulation of the
+# engine ends and the checks begin).
+REHEARSAL_BELOW = {
+    "rehearsal.images": ("emulation", "checks", "runners", "scenarios", "faults"),
+    "rehearsal.hosts": ("emulation", "checks", "runners", "scenarios", "faults"),
+    "rehearsal.emulation": ("checks", "runners", "scenarios", "faults", "hosts"),
+    "rehearsal.checks": ("runners", "scenarios", "faults"),
+}
+
+
+def test_rehearsal_parts_import_only_the_parts_below_them():
+    wrong = [
+        f"{module} imports {target}"
+        for module, targets in _graph().items()
+        for part, forbidden in REHEARSAL_BELOW.items()
+        if module.startswith(part + ".")
+        for target in targets
+        if target.startswith(tuple(f"rehearsal.{name}" for name in forbidden))
+    ]
+    assert wrong == []
+
+
 def test_no_import_cycle():
     graph = _graph()
     state: dict[str, int] = {}  # 1: on the current path, 2: done
@@ -113,7 +137,14 @@ def test_no_import_cycle():
 def test_the_checks_see_the_whole_house():
     graph = _graph()
     # a layout check that found nothing to check would pass for the wrong reason
-    assert {"components.web", "components.settings.stack", "planning.harness", "ops.stack", "rehearsal.engine"} <= set(
-        graph
-    )
+    assert {
+        "components.web",
+        "components.settings.stack",
+        "planning.harness",
+        "ops.stack",
+        "rehearsal.emulation.engine",
+        "rehearsal.checks.smoke",
+        "rehearsal.runners.release",
+    } <= set(graph)
+    assert "rehearsal.emulation.engine" in graph["rehearsal.checks.smoke"]
     assert "components.common" in graph["components.web"]

@@ -1,4 +1,4 @@
-"""What a second `pulumi up` does to the committed stacks, by the update model (rehearsal/model.py).
+"""What a second `pulumi up` does to the committed stacks, by the update model (rehearsal/emulation/model.py).
 
 The plans are the program's, under mocks; the model applies the engine's and the providers'
 rules to them (cited there). The same model drives the release rehearsal on a real engine;
@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from planning.harness import plan_stack
-from rehearsal.model import (
+from rehearsal.emulation.model import (
     CREATE,
     DELETE,
     DELETE_FIRST,
@@ -24,7 +24,7 @@ from rehearsal.model import (
     next_state,
     plan_update,
 )
-from rehearsal.stacks import commit, plan_options
+from rehearsal.runners.stacks import commit, plan_options
 from tests.program_fixtures import PROD_SECRETS
 
 SHA_1, SHA_2 = "1" * 40, "2" * 40

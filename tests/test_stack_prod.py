@@ -5,7 +5,7 @@ import json
 import pytest
 
 from planning.harness import IMAGE, JOB, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, PlanError
-from rehearsal.tls import certificates_for
+from rehearsal.checks.tls import certificates_for
 from tests.program_fixtures import DEV_DIGEST, DEV_STACK, GIT_SHA, PROD_SECRETS, dev_outputs, env_of, plan_prod
 
 APP_SERVICES = {"migrate", "collectstatic", "web", "celery-worker"}

@@ -15,7 +15,7 @@ nginx answering. On a machine with the Pulumi CLI, its plugins and a Docker engi
    through nginx against what was deployed (see `run_smoke`);
 4. `pulumi preview --expect-no-changes` with the same commit: the program is idempotent against
    the real providers;
-5. a second `pulumi up` with GIT_SHA = a second commit id while `rehearsal.load.Load` sends
+5. a second `pulumi up` with GIT_SHA = a second commit id while `rehearsal.checks.load.Load` sends
    `GET /health/` through nginx, printing the release rehearsal's line
    `release <stack> new-commit: <N> requests, <F> failed, longest gap <S>s`; as in the
    rehearsal's new-commit scenario no request may fail, /health/ must then report the new
@@ -60,13 +60,13 @@ import yaml
 
 from components.settings import SettingsError, resolve_git_sha
 from planning.harness import CONTAINER, IMAGE, JOB, NETWORK, VOLUME, Plan, PlanError, plan_stack
-from rehearsal.engine import live
-from rehearsal.load import Load
-from rehearsal.model import Entry, State
-from rehearsal.release import LOAD_MAX_SECONDS, LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS
+from rehearsal.checks.load import Load
+from rehearsal.checks.smoke import Check, Smoke, front_door, http_session, run_checks
+from rehearsal.emulation.engine import live
+from rehearsal.emulation.model import Entry, State
+from rehearsal.runners.release import LOAD_MAX_SECONDS, LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS
+from rehearsal.runners.stacks import commit
 from rehearsal.scenarios.new_commit import SCENARIO as NEW_COMMIT
-from rehearsal.smoke import Check, Smoke, front_door, http_session, run_checks
-from rehearsal.stacks import commit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SOURCE_STACK = "dev"  # the throwaway stack's config is a copy of this stack's
@@ -235,7 +235,7 @@ REHEARSAL_ONLY = {  # Smoke method -> why it does not run against a real stack
 
 
 def run_smoke(smoke: Smoke, say: Callable[[str], None]) -> list[Check]:
-    """The rehearsal's smoke checks (rehearsal/smoke.py) that hold for a real deployment, each
+    """The rehearsal's smoke checks (rehearsal/checks/smoke.py) that hold for a real deployment, each
     reported in one line as Smoke.run reports it; the checks are Smoke's own methods, not copies.
 
     Run (SMOKE_CHECKS): health, replicas (every web replica answers through nginx), visit

@@ -93,7 +93,7 @@ def _unique(items: Iterable[str]) -> list[str]:
 
 def diagrams() -> dict[str, str]:
     """Each stack's diagram, from its plan (prod planned with the image dev's plan builds)."""
-    from rehearsal.stacks import plan_for_rehearsal
+    from rehearsal.runners.stacks import plan_for_rehearsal
 
     os.environ.setdefault("GIT_SHA", "0" * 40)  # the diagram does not depend on the commit
     return {stack: mermaid(plan_for_rehearsal(stack).plan) for stack in STACKS}

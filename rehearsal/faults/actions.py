@@ -1,6 +1,6 @@
 """What the faults do to the engine and ask of the stack: crash a container, wait for health,
 ask Redis and PostgreSQL, run an operator's command. Each fault's file then says only what it
-does and expects; the runner (rehearsal.fault_run) runs them under load."""
+does and expects; the runner (rehearsal.runners.faults) runs them under load."""
 
 from __future__ import annotations
 
@@ -14,12 +14,12 @@ import requests
 
 from ops.benchmark import run_ops
 from planning.harness import CONTAINER
-from rehearsal.engine import live
+from rehearsal.emulation.engine import live
 from rehearsal.errors import RehearsalError
 from rehearsal.scenarios import ScenarioFailed
 
 if TYPE_CHECKING:
-    from rehearsal.release import Context
+    from rehearsal.runners.release import Context
 
 OPS_SECONDS = 240  # one `python -m ops` command (a restore stops and starts the app)
 

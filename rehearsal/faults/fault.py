@@ -2,7 +2,7 @@
 
 A fault is something that happens to a running stack without anyone deploying: a replica
 killed, the database restarted, the broker restarted with work queued, the worker killed
-mid-task, a backup restored. `rehearsal.fault_run` runs them in this order on one booted stack,
+mid-task, a backup restored. `rehearsal.runners.faults` runs them in this order on one booted stack,
 each under steady load through nginx, and prints exactly one line per fault:
 
     fault <stack> <fault>: <N> requests, <F> failed, <L> lost
@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rehearsal.load import Report
-    from rehearsal.release import Context
+    from rehearsal.checks.load import Report
+    from rehearsal.runners.release import Context
 
 
 @dataclass(frozen=True)

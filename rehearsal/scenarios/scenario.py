@@ -2,7 +2,7 @@
 
 A scenario is a list of `Up`s, each one `pulumi up` of the running stack with a change (new
 config, another app image) and what must come of it (success or failure, and a check of the
-result on the engine). `rehearsal.release` runs them in this order on one booted stack, under
+result on the engine). `rehearsal.runners.release` runs them in this order on one booted stack, under
 steady load through nginx, and prints one line per scenario.
 """
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Union
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rehearsal.engine import UpdateResult
-    from rehearsal.release import Context
+    from rehearsal.emulation.engine import UpdateResult
+    from rehearsal.runners.release import Context
 
 
 class ScenarioFailed(Exception):
@@ -34,7 +34,7 @@ class Up:
     overrides: Union[Mapping[str, Any], Callable[["Context"], Mapping[str, Any]]] = field(default_factory=dict)
     """Stack config set before this up (and kept for the ones after), or a function of the Context giving it."""
     image: Optional[str] = None
-    """The app image variant to deploy (rehearsal.variants); None keeps the current one."""
+    """The app image variant to deploy (rehearsal.images.variants); None keeps the current one."""
     succeeds: bool = True
     """Whether `pulumi up` must succeed."""
     before: Optional[Callable[["Context"], str]] = None

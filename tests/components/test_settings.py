@@ -170,7 +170,7 @@ def test_healthcheck_durations_are_read_in_gos_spelling(given, spelled):
     assert plan.container("django-docker-web-1").inputs["healthcheck"]["interval"] == spelled
 
 
-# --- TLS: certificates generated here (rehearsal.tls.certificates_for, cryptography) --------------
+# --- TLS: certificates generated here (rehearsal.checks.tls.certificates_for, cryptography) --------------
 
 
 def _tls(cert: str, key: str) -> dict:
@@ -204,7 +204,7 @@ def _refused_before_anything(monkeypatch, secrets: dict) -> str:
 
 
 def test_a_valid_certificate_and_key_serve_https():
-    from rehearsal.tls import certificates_for
+    from rehearsal.checks.tls import certificates_for
 
     certs = certificates_for("localhost")
     plan = plan_stack("dev", secrets=_tls(certs.cert_pem, certs.key_pem))
@@ -212,7 +212,7 @@ def test_a_valid_certificate_and_key_serve_https():
 
 
 def test_a_wildcard_certificate_covers_the_server_name():
-    from rehearsal.tls import certificates_for
+    from rehearsal.checks.tls import certificates_for
 
     certs = certificates_for("app.example.com", names=["*.example.com"])
     plan = plan_stack("dev", overrides={"serverName": "app.example.com"}, secrets=_tls(certs.cert_pem, certs.key_pem))
@@ -220,7 +220,7 @@ def test_a_wildcard_certificate_covers_the_server_name():
 
 
 def test_a_key_that_is_not_the_certificates_is_refused(monkeypatch):
-    from rehearsal.tls import certificates_for
+    from rehearsal.checks.tls import certificates_for
 
     certs, other = certificates_for("localhost"), certificates_for("localhost")
     message = _refused_before_anything(monkeypatch, _tls(certs.cert_pem, other.key_pem))
@@ -228,7 +228,7 @@ def test_a_key_that_is_not_the_certificates_is_refused(monkeypatch):
 
 
 def test_an_expired_certificate_is_refused(monkeypatch):
-    from rehearsal.tls import certificates_for
+    from rehearsal.checks.tls import certificates_for
 
     until = datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     certs = certificates_for("localhost", valid_from=until - timedelta(days=90), valid_until=until)
@@ -237,7 +237,7 @@ def test_an_expired_certificate_is_refused(monkeypatch):
 
 
 def test_a_certificate_not_yet_valid_is_refused(monkeypatch):
-    from rehearsal.tls import certificates_for
+    from rehearsal.checks.tls import certificates_for
 
     start = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(days=3)
     certs = certificates_for("localhost", valid_from=start, valid_until=start + timedelta(days=90))
@@ -246,7 +246,7 @@ def test_a_certificate_not_yet_valid_is_refused(monkeypatch):
 
 
 def test_a_certificate_for_another_name_is_refused(monkeypatch):
-    from rehearsal.tls import certificates_for
+    from rehearsal.checks.tls import certificates_for
 
     certs = certificates_for("localhost", names=["www.example.org", "*.example.net"])
     message = _refused_before_anything(monkeypatch, _tls(certs.cert_pem, certs.key_pem))
@@ -255,7 +255,7 @@ def test_a_certificate_for_another_name_is_refused(monkeypatch):
 
 @pytest.mark.parametrize("which", ["tlsCertificate", "tlsKey"])
 def test_garbage_is_refused_naming_the_key(monkeypatch, which):
-    from rehearsal.tls import certificates_for
+    from rehearsal.checks.tls import certificates_for
 
     certs = certificates_for("localhost")
     secrets = _tls(certs.cert_pem, certs.key_pem)
@@ -272,7 +272,7 @@ def test_garbage_is_refused_naming_the_key(monkeypatch, which):
 
 
 def test_the_certificate_and_key_swapped_are_refused(monkeypatch):
-    from rehearsal.tls import certificates_for
+    from rehearsal.checks.tls import certificates_for
 
     certs = certificates_for("localhost")
     message = _refused_before_anything(monkeypatch, _tls(certs.key_pem, certs.cert_pem))
@@ -282,7 +282,7 @@ def test_the_certificate_and_key_swapped_are_refused(monkeypatch):
 def test_an_encrypted_key_is_refused(monkeypatch):
     from cryptography.hazmat.primitives import serialization
 
-    from rehearsal.tls import certificates_for
+    from rehearsal.checks.tls import certificates_for
 
     certs = certificates_for("localhost")
     encrypted = certs.key.private_bytes(

@@ -148,7 +148,7 @@ def test_every_fault_the_issue_names_in_order_with_its_target():
 
 def test_cli_runs_the_faults_through_rehearse_hook(monkeypatch):
     import rehearsal.__main__ as cli
-    from rehearsal.fault_run import FaultRehearsal
+    from rehearsal.runners.faults import FaultRehearsal
 
     calls = []
     monkeypatch.setattr(
@@ -168,7 +168,7 @@ def test_cli_runs_the_faults_through_rehearse_hook(monkeypatch):
 
 
 def test_the_hooks_summary_counts_faults_not_reached():
-    from rehearsal.fault_run import FaultRehearsal
+    from rehearsal.runners.faults import FaultRehearsal
 
     hook = FaultRehearsal("prod")
     assert hook.summary(phase_failed=True) == ("faults prod: 0 run, 0 as expected, 0 not, 5 not reached", 5)
@@ -176,7 +176,7 @@ def test_the_hooks_summary_counts_faults_not_reached():
 
 def test_scenarios_and_faults_are_picked_by_name_in_their_fixed_order():
     from rehearsal.errors import RehearsalError
-    from rehearsal.release import selected
+    from rehearsal.runners.release import selected
     from rehearsal.scenarios import all_scenarios
 
     assert [s.name for s in selected(all_scenarios(), ["promote", "new-commit"], "scenarios")] == [

@@ -13,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from rehearsal.load import Failure, Load, Release, Report
+from rehearsal.checks.load import Failure, Load, Release, Report
 
 SHA_A = "1a2b3c4d5e6f" + "0" * 28
 SHA_B = "9f8e7d6c5b4a" + "1" * 28

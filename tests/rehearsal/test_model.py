@@ -1,9 +1,9 @@
-"""The update model against the upstream rules it cites (rehearsal/model.py), on hand-built plans."""
+"""The update model against the upstream rules it cites (rehearsal/emulation/model.py), on hand-built plans."""
 
 import pytest
 
 from planning.harness import CONTAINER, JOB, NETWORK, Plan, PlannedResource
-from rehearsal.model import (
+from rehearsal.emulation.model import (
     AT_END,
     CREATE,
     DELETE,

@@ -1,6 +1,6 @@
-"""The provider's read-back, replayed on `docker inspect` output (rehearsal/readback.py)."""
+"""The provider's read-back, replayed on `docker inspect` output (rehearsal/emulation/readback.py)."""
 
-from rehearsal.readback import drift, provider_view
+from rehearsal.emulation.readback import drift, provider_view
 
 MIB = 1024 * 1024
 

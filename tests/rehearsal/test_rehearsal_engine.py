@@ -3,7 +3,7 @@
 import docker
 import pytest
 
-from rehearsal.engine import RUN_LABEL, STACK_LABEL, teardown
+from rehearsal.emulation.engine import RUN_LABEL, STACK_LABEL, teardown
 
 pytestmark = pytest.mark.docker
 BASE = "rehearsal-standin-base:bookworm"  # any local image will do; the stand-ins' base is small

@@ -4,7 +4,7 @@ engine (marked docker), the pinned nginx image's contract and `nginx -t` of the 
 import pytest
 
 from rehearsal.errors import RehearsalError
-from rehearsal.standins import (
+from rehearsal.images.standins import (
     RECIPES,
     SUITES,
     base_recipe,

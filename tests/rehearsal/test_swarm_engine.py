@@ -1,7 +1,7 @@
 """A 2-replica service on the private swarm engine: created, rolled out start-first, rolled back.
 
-Carried out the way the provider would (rehearsal.engine over rehearsal.model), on the private
-dockerd of rehearsal.swarm_engine, never on the main engine. Skips (with the reason) when this
+Carried out the way the provider would (rehearsal.emulation.engine over rehearsal.emulation.model), on the private
+dockerd of rehearsal.hosts.swarm_engine, never on the main engine. Skips (with the reason) when this
 machine cannot run it.
 """
 
@@ -15,9 +15,9 @@ import pulumi_docker as pd
 import pytest
 
 from planning.harness import SERVICE, plan_stack
-from rehearsal.engine import Engine
-from rehearsal.model import UPDATE, State, plan_update
-from rehearsal.swarm_engine import BesideProbe, SwarmUnavailable, copy_images, private_engine, why_unavailable
+from rehearsal.emulation.engine import Engine
+from rehearsal.emulation.model import UPDATE, State, plan_update
+from rehearsal.hosts.swarm_engine import BesideProbe, SwarmUnavailable, copy_images, private_engine, why_unavailable
 
 pytestmark = pytest.mark.docker
 IMAGE = "python:3.11.14-slim-bookworm"

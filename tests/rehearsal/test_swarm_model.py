@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from planning.harness import SECRET, SERVICE, SERVICE_CONFIG, Plan, PlannedResource
-from rehearsal.engine import _running_slots
-from rehearsal.model import (
+from rehearsal.emulation.engine import _running_slots
+from rehearsal.emulation.model import (
     DELETE_FIRST,
     DELETE_REPLACED,
     REPLACE,
@@ -16,7 +16,7 @@ from rehearsal.model import (
     plan_update,
     schema_of,
 )
-from rehearsal.translate import UnsupportedInput, service_spec, swarm_object_data
+from rehearsal.emulation.translate import UnsupportedInput, service_spec, swarm_object_data
 
 URN = "urn:pulumi:dev::p::{}::{}"
 

@@ -12,8 +12,8 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from planning.harness import plan_stack
-from rehearsal.smoke import CheckFailed, front_door, http_session
-from rehearsal.tls import _scan, _without, certificates_for, key_needles
+from rehearsal.checks.smoke import CheckFailed, front_door, http_session
+from rehearsal.checks.tls import _scan, _without, certificates_for, key_needles
 from tests.program_fixtures import dev_outputs
 
 

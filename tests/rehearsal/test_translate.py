@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal.translate import (
+from rehearsal.emulation.translate import (
     MIB,
     UnsupportedInput,
     container_spec,
@@ -236,8 +236,8 @@ def test_substitute_replaces_whole_planned_values_only():
 @pytest.mark.parametrize("stack", ["dev", "prod"])
 def test_every_planned_resource_of_the_committed_stacks_translates(stack):
     from planning.harness import JOB, PROJECT_ROOT, plan_stack
-    from rehearsal.engine import check_understood
-    from rehearsal.stacks import plan_options
+    from rehearsal.emulation.engine import check_understood
+    from rehearsal.runners.stacks import plan_options
 
     plan = plan_stack(stack, **plan_options(stack, app_ref=f"django-docker/web@sha256:{'b' * 64}"))
     check_understood(plan, project_root=PROJECT_ROOT)  # raises on anything it cannot apply
@@ -248,7 +248,7 @@ def test_every_planned_resource_of_the_committed_stacks_translates(stack):
 
 def test_unknown_resource_type_is_an_error_that_names_it():
     from planning.harness import Plan, PlannedResource
-    from rehearsal.engine import check_understood
+    from rehearsal.emulation.engine import check_understood
     from rehearsal.errors import RehearsalError
 
     svc = PlannedResource(

@@ -4,8 +4,8 @@ The real CLI cannot be installed here: a stand-in (fake_pulumi_e2e.py) on PATH r
 call and fails or hangs at a step when told to; a small Docker stand-in answers what the runner
 asks the engine (subnets in use, the stack's containers and their logs, what is left); a loopback
 HTTP server stands for nginx and reports the commit of the last `pulumi up`, so the release's
-load (rehearsal.load.Load, unchanged) counts real requests. The smoke checks themselves are
-rehearsal/smoke.py's (tested with the rehearsal); here they are replaced by a recorder, and what
+load (rehearsal.checks.load.Load, unchanged) counts real requests. The smoke checks themselves are
+rehearsal/checks/smoke.py's (tested with the rehearsal); here they are replaced by a recorder, and what
 is tested is what the runner gives them: the State built from `pulumi stack export`.
 """
 
@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from planning.harness import CONTAINER, IMAGE, JOB, NETWORK, VOLUME, Plan, plan_stack
-from rehearsal.engine import live
-from rehearsal.load import Report
-from rehearsal.smoke import Check, CheckFailed, Smoke
+from rehearsal.checks.load import Report
+from rehearsal.checks.smoke import Check, CheckFailed, Smoke
+from rehearsal.emulation.engine import live
 from tests.program_fixtures import GIT_SHA
 from tools import e2e
 

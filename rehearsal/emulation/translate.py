@@ -61,7 +61,7 @@ def _check_known(kind: str, name: str, inputs: Mapping[str, Any], known: set[str
         raise UnsupportedInput(
             f"{kind} {name}: input field{'s' if len(unknown) > 1 else ''} "
             f"{', '.join(where + k for k in unknown)} not understood by the rehearsal; "
-            "teach rehearsal/translate.py to apply it rather than dropping it"
+            "teach rehearsal/emulation/translate.py to apply it rather than dropping it"
         )
 
 

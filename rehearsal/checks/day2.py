@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from ops.benchmark import measure, run_ops
 from ops.stack import STACK
 from planning.harness import CONTAINER
-from rehearsal.engine import live
-from rehearsal.smoke import Check, require, run_checks
+from rehearsal.checks.smoke import Check, require, run_checks
+from rehearsal.emulation.engine import live
 
 OPS_SECONDS = 120  # any one command; they answer in about a second
 

@@ -1,6 +1,6 @@
 """Carry out an update's steps on a Docker engine, the way the providers would.
 
-The only module of the rehearsal that changes things on the engine. `rehearsal.model` says
+The only module of the rehearsal that changes things on the engine. `rehearsal.emulation.model` says
 what `pulumi up` does (create, update in place, replace in which order, delete at the end);
 this module does each step as the provider does it:
 - a container is created, attached to its networks, given its uploads, started, and waited
@@ -49,8 +49,7 @@ from planning.harness import (
     Plan,
     PlannedResource,
 )
-from rehearsal.errors import RehearsalError
-from rehearsal.model import (
+from rehearsal.emulation.model import (
     CREATE,
     DELETE,
     DELETE_FIRST,
@@ -65,7 +64,7 @@ from rehearsal.model import (
     next_state,
     plan_update,
 )
-from rehearsal.translate import (
+from rehearsal.emulation.translate import (
     ContainerSpec,
     container_spec,
     image_build_kwargs,
@@ -77,6 +76,7 @@ from rehearsal.translate import (
     swarm_object_data,
     volume_kwargs,
 )
+from rehearsal.errors import RehearsalError
 
 STACK_LABEL = "rehearsal.stack"
 RUN_LABEL = "rehearsal.run"
@@ -197,7 +197,7 @@ class Engine:
     # ------------------------------------------------------------------ one `pulumi up`
 
     def up(self, state: State, plan: Plan) -> UpdateResult:
-        """Plan the update (rehearsal.model) and carry it out."""
+        """Plan the update (rehearsal.emulation.model) and carry it out."""
         update = plan_update(state, plan)
         return self.apply(state, plan, update)
 
@@ -769,7 +769,7 @@ def live(state: State, type_: str) -> dict[str, dict]:
 
 def build_app_image(client, r: PlannedResource, project_root, say, *, context=None) -> str:
     """Build a planned docker.Image with the classic builder (optionally from another context)."""
-    from rehearsal.standins import stream_build
+    from rehearsal.images.standins import stream_build
 
     kwargs = image_build_kwargs(r.name, r.inputs, project_root)
     tag = kwargs.pop("tag")

@@ -53,8 +53,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from planning.harness import Plan, stack_config
-from rehearsal.engine import LOOPBACK
-from rehearsal.smoke import Check, CheckFailed, ServerNameAdapter, http_session, require, run_checks
+from rehearsal.checks.smoke import Check, CheckFailed, ServerNameAdapter, http_session, require, run_checks
+from rehearsal.emulation.engine import LOOPBACK
 
 HSTS_SECONDS = 600  # the run's djangoHstsSeconds (prod's committed value is 0: HSTS off)
 KEY_FILE = "/etc/nginx/tls/server.key"

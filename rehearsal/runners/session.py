@@ -1,10 +1,10 @@
 """One rehearsed stack on the engine, across several `pulumi up`s: images, state, checks.
 
-A `Session` keeps what a real stack keeps between updates (the state: rehearsal.model) and
+A `Session` keeps what a real stack keeps between updates (the state: rehearsal.emulation.model) and
 what the rehearsal adds (the images it built, the planned references standing for them).
 `up()` plans one `pulumi up` with the model and has the engine carry it out; after a
 successful one it checks what a `pulumi preview` would show next: nothing planned, and
-nothing the provider would read back differently (rehearsal.readback).
+nothing the provider would read back differently (rehearsal.emulation.readback).
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import Callable, Optional
 import docker
 
 from planning.harness import CONTAINER, PROJECT_ROOT, REMOTE_IMAGE, SERVICE
-from rehearsal.engine import Engine, UpdateResult, build_app_image, check_understood, live, teardown
+from rehearsal.emulation.engine import Engine, UpdateResult, build_app_image, check_understood, live, teardown
+from rehearsal.emulation.model import State, plan_update
+from rehearsal.emulation.readback import drift
 from rehearsal.errors import RehearsalError
-from rehearsal.model import State, plan_update
-from rehearsal.readback import drift
-from rehearsal.stacks import RehearsalPlan
-from rehearsal.standins import dockerfile_base_images, ensure_images
+from rehearsal.images.standins import dockerfile_base_images, ensure_images
+from rehearsal.runners.stacks import RehearsalPlan
 
 
 @dataclass
@@ -133,7 +133,7 @@ class Session:
         return f"nothing to change; provider read-back of {len(containers)} containers matches their inputs"
 
     def _real_inputs(self, inputs: dict) -> dict:
-        from rehearsal.translate import substitute
+        from rehearsal.emulation.translate import substitute
 
         mapping = self.engine.mapping(self.state)
         return substitute(inputs, mapping)

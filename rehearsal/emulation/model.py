@@ -13,7 +13,7 @@ each resource's step waits for the steps of what it depends on (the program regi
 resource only when its inputs are known); a delete-before-replace deletes first (and the
 dependents that would be replaced with it); resources replaced create-before-delete, and
 resources the program no longer declares, are deleted at the end, in reverse dependency
-order, and only when everything else succeeded. `rehearsal.engine` carries the steps out.
+order, and only when everything else succeeded. `rehearsal.emulation.engine` carries the steps out.
 """
 
 from __future__ import annotations

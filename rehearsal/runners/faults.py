@@ -1,6 +1,6 @@
 """Run the fault scenarios (rehearsal/faults/) on a booted stack, each under steady load.
 
-The same Context, boot() and Load as the release rehearsal (rehearsal.release): for each fault
+The same Context, boot() and Load as the release rehearsal (rehearsal.runners.release): for each fault
 a bounded load generator sends requests through nginx on 127.0.0.1 (reads, or writes whose
 acknowledged ids are kept), the fault is injected and waited out, what was lost is counted,
 the stack must be healthy again for the next one, and exactly one line is printed:
@@ -20,11 +20,11 @@ from typing import Optional
 import docker.errors
 import requests
 
+from rehearsal.checks.load import Load, Report
 from rehearsal.errors import RehearsalError
 from rehearsal.faults import Fault, Trial, all_faults, fault_line, summary_line, verdict
 from rehearsal.faults.actions import serves, unhealthy, wait_for
-from rehearsal.load import Load, Report
-from rehearsal.release import LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS, Context, selected
+from rehearsal.runners.release import LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS, Context, selected
 from rehearsal.scenarios import ScenarioFailed
 
 FAULT_LOAD_MAX_SECONDS = 400  # a fault's load stops by itself after this, whatever happens

@@ -1,6 +1,6 @@
 """`python -m rehearsal swarm STACK`: the stack with `target: swarm`, on a single-node swarm.
 
-The swarm runs on a private engine (rehearsal.swarm_engine): a second dockerd with its own data
+The swarm runs on a private engine (rehearsal.hosts.swarm_engine): a second dockerd with its own data
 root, socket and bridge, because entering and leaving swarm mode on this Docker 20.10 broke
 embedded DNS for containers already running on the main engine. A probe on the main engine
 (two containers that resolve and call each other) must keep answering before, during and
@@ -27,14 +27,14 @@ import docker.errors
 from docker.errors import APIError
 
 from planning.harness import JOB, SERVICE, label_in, stack_config
-from rehearsal.engine import RUN_LABEL, STACK_LABEL, live
+from rehearsal.checks.smoke import STATIC_ASSET, Check, http_session, read_file, require, run_checks
+from rehearsal.emulation.engine import RUN_LABEL, STACK_LABEL, live
 from rehearsal.errors import RehearsalError
-from rehearsal.release import LOOPBACK, Context, run_scenario
+from rehearsal.hosts.swarm_engine import BesideProbe, PrivateEngine, copy_images, start_private_engine, why_unavailable
+from rehearsal.runners.release import LOOPBACK, Context, run_scenario
+from rehearsal.runners.session import Session
+from rehearsal.runners.stacks import RehearsalPlan
 from rehearsal.scenarios import Scenario, Up, expect
-from rehearsal.session import Session
-from rehearsal.smoke import STATIC_ASSET, Check, http_session, read_file, require, run_checks
-from rehearsal.stacks import RehearsalPlan
-from rehearsal.swarm_engine import BesideProbe, PrivateEngine, copy_images, start_private_engine, why_unavailable
 
 TARGET_SECONDS = 300  # the whole swarm rehearsal on a 2-core machine
 WHOAMI_REQUESTS = 60
@@ -105,7 +105,7 @@ def _images_of(rp: RehearsalPlan) -> set[str]:
 
 
 class SwarmSmoke:
-    """The smoke checks of rehearsal.smoke, on services: through nginx's published port, and
+    """The smoke checks of rehearsal.checks.smoke, on services: through nginx's published port, and
     into the tasks' containers for what only they can tell (uid, image, files)."""
 
     def __init__(self, ctx: Context, session: SwarmSession, say: Callable[[str], None]):

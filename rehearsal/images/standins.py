@@ -234,7 +234,7 @@ RUN apt-get update \\
  && apt-get install -y --no-install-recommends nginx curl ca-certificates \\
  && rm -rf /var/lib/apt/lists/* \\
  && {{ nginx -v 2>&1 | grep -q 'nginx/{series}[.]' \\
-      || {{ echo "Debian {NGINX_SUITE} no longer carries nginx {NGINX_SERIES}: $(nginx -v 2>&1); update rehearsal/standins.py" >&2; exit 1; }}; }} \\
+      || {{ echo "Debian {NGINX_SUITE} no longer carries nginx {NGINX_SERIES}: $(nginx -v 2>&1); update rehearsal/images/standins.py" >&2; exit 1; }}; }} \\
  && rm -rf /etc/nginx/sites-enabled /etc/nginx/sites-available /etc/nginx/conf.d/* /var/lib/nginx \\
  && ln -sf /dev/stdout /var/log/nginx/access.log && ln -sf /dev/stderr /var/log/nginx/error.log \\
  && mkdir -p /var/cache/nginx /var/lib/nginx /docker-entrypoint.d \\

@@ -23,9 +23,9 @@ from requests.adapters import HTTPAdapter
 
 from planning.harness import CONTAINER, JOB, NETWORK, Plan, label_in
 from planning.harness import SERVICE as SWARM_SERVICE
-from rehearsal.engine import LOOPBACK, container_tail, live
+from rehearsal.emulation.engine import LOOPBACK, container_tail, live
+from rehearsal.emulation.model import State
 from rehearsal.errors import RehearsalError
-from rehearsal.model import State
 
 SERVICE = "django-docker.service"
 ROLE = "django-docker.role"

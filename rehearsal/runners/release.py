@@ -18,16 +18,16 @@ from typing import Callable, Optional, Protocol, TypeVar
 
 import requests
 
-from rehearsal import smoke
-from rehearsal.day2 import Day2
-from rehearsal.engine import LOOPBACK, brief
+from rehearsal.checks import smoke
+from rehearsal.checks.day2 import Day2
+from rehearsal.checks.load import Load, Report
+from rehearsal.checks.smoke import Smoke, front_door, http_session
+from rehearsal.emulation.engine import LOOPBACK, brief
 from rehearsal.errors import RehearsalError
-from rehearsal.load import Load, Report
+from rehearsal.images.variants import VARIANTS, scratch_dir
+from rehearsal.runners.session import Session
+from rehearsal.runners.stacks import RehearsalPlan, plan_for_rehearsal, promoted_ref
 from rehearsal.scenarios import Scenario, ScenarioFailed, all_scenarios
-from rehearsal.session import Session
-from rehearsal.smoke import Smoke, front_door, http_session
-from rehearsal.stacks import RehearsalPlan, plan_for_rehearsal, promoted_ref
-from rehearsal.variants import VARIANTS, scratch_dir
 
 RELEASE_TARGET_SECONDS = 30  # a new-commit release, start of the update to the old replicas gone
 LOAD_RATE = 20  # requests per second through nginx while a scenario runs
