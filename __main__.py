@@ -18,10 +18,11 @@ from components.web import Web, WebArgs
 s = settings.load_or_fail()  # every key read and checked once; a mistake stops here, nothing created
 app, deployment = s.project, s.deployment
 
-# --- the app image (built here, another stack's digest, or a pin), the networks, the volumes
-image = AppImage(f"{app}-image", AppImageArgs(image=s.image))
+# --- the app image (built from the app's project, another stack's digest, or a pin), the
+# networks, the volumes
+image = AppImage(f"{app}-image", AppImageArgs(image=s.image, app=s.app))
 net = Networks(f"{app}-net", NetworksArgs(deployment=deployment))
-vol = Volumes(f"{app}-vol", VolumesArgs(deployment=deployment))
+vol = Volumes(f"{app}-vol", VolumesArgs(deployment=deployment, static=s.app.static, media=s.app.media))
 
 # --- the accessories the app stands on: on the internal backend network only, data on volumes
 db = Postgres(
@@ -92,6 +93,7 @@ nginx = Nginx(
     NginxArgs(
         settings=s.nginx,
         deployment=deployment,
+        app=s.app,
         frontend_network=net.frontend,
         static_volume=vol.static,
         media_volume=vol.media,

@@ -1,4 +1,5 @@
-"""Celery: a worker from the app image (and, per stack, one beat scheduler).
+"""Celery: a worker from the app image (and, per stack, one beat scheduler); none at all when
+the app has no Celery app (`celeryApp` empty).
 
 On swarm (`target: swarm`) each is a service: the worker start-first, beat stop-first.
 """
@@ -6,6 +7,7 @@ On swarm (`target: swarm`) each is a service: the worker start-first, beat stop-
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 import pulumi_docker as docker
@@ -29,11 +31,24 @@ class CeleryArgs:
 
 
 class Celery(pulumi.ComponentResource):
-    worker_name: pulumi.Output[str]
+    worker_name: Optional[pulumi.Output[str]]
+    """None when the app has no Celery app."""
 
     def __init__(self, name: str, args: CeleryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Celery", name, None, opts)
         rt = args.runtime
+        cs = args.settings
+        if not cs.enabled:
+            self.worker_name = None
+            self.register_outputs({})
+            return
+        worker_command = render.worker_command(
+            cs.app,
+            concurrency=cs.concurrency,
+            pool=cs.pool,
+            max_tasks_per_child=cs.max_tasks_per_child,
+            queues=cs.queues,
+        )
         if rt.deployment.swarm:
 
             def service(role: str, command: list[str], *, start_first: bool) -> docker.Service:
@@ -53,9 +68,9 @@ class Celery(pulumi.ComponentResource):
 
             # The worker start-first (two consumers of one queue is what Celery is built for),
             # beat stop-first (two would send every scheduled task twice).
-            worker_service = service("worker", render.worker_command(args.settings.concurrency), start_first=True)
-            if args.settings.beat:
-                service("beat", render.beat_command(), start_first=False)
+            worker_service = service("worker", worker_command, start_first=True)
+            if cs.beat:
+                service("beat", render.beat_command(cs.app), start_first=False)
             self.worker_name = worker_service.name
             self.register_outputs({"worker_name": self.worker_name})
             return
@@ -76,9 +91,9 @@ class Celery(pulumi.ComponentResource):
 
         # Create-before-delete: two workers on one queue is what Celery is built for; the old
         # one keeps consuming until the new one answers its ping.
-        worker = container("worker", render.worker_command(args.settings.concurrency), delete_before_replace=False)
-        if args.settings.beat:
+        worker = container("worker", worker_command, delete_before_replace=False)
+        if cs.beat:
             # Delete-before-replace: two beats would send every scheduled task twice.
-            container("beat", render.beat_command(), delete_before_replace=True)
+            container("beat", render.beat_command(cs.app), delete_before_replace=True)
         self.worker_name = worker.name
         self.register_outputs({"worker_name": self.worker_name})

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_docker as docker
 
 from components import render
 from components.render import APP_USER
-from components.settings import Deployment, Healthcheck, StackSettings
+from components.settings import AppSettings, Deployment, Healthcheck, StackSettings
+from components.settings.app import parse_dotenv
 
 # json-file logs with rotation: a chatty container cannot fill the host's disk.
 LOG_DRIVER = "json-file"
@@ -225,8 +226,10 @@ class AppRuntime:
     """Commit of the image, for labels."""
     backend_network: NetworkRef
     """The internal backend network (postgres, redis)."""
-    media_volume: pulumi.Input[str]
-    """Volume mounted at MEDIA_ROOT."""
+    media_volume: Optional[pulumi.Input[str]]
+    """Volume mounted at the app's MEDIA_ROOT (None: the app has no media)."""
+    app: AppSettings
+    """The Django project: its media root, its server, its Celery app."""
     deployment: Deployment
     """The stack's name (labels), URL (a label, so `make status` can say it from the host alone),
     Docker host (the release jobs), restart policy and healthcheck timing."""
@@ -246,12 +249,19 @@ class AppRuntime:
         database_password: pulumi.Input[str],
         redis_url: str,
         backend_network: NetworkRef,
-        media_volume: pulumi.Input[str],
+        media_volume: Optional[pulumi.Input[str]],
     ) -> "AppRuntime":
         """The app's runtime for a stack: its environment (render.app_env) made secret once, here."""
+        app = s.app
 
-        def env(secret_key: str, database_url: str) -> list[str]:
+        def env(secret_key: str, database_url: str, secret_env: str) -> list[str]:
             return render.app_env(
+                settings_module=app.settings_module,
+                app_module=app.module,
+                port=app.port,
+                health_path=app.health_path,
+                health_checks=app.health_checks,
+                celery_app=app.celery_app,
                 secret_key=secret_key,
                 database_url=database_url,
                 redis_url=redis_url,
@@ -262,24 +272,35 @@ class AppRuntime:
                 tls=s.nginx.tls,
                 hsts_seconds=s.django.hsts_seconds,
                 log_level=s.django.log_level,
-                web_concurrency=s.web.concurrency,
-                web_timeout=s.web.timeout,
                 forwarded_allow_ips=s.deployment.frontend_subnet,
+                extra=app.env,
+                secret_extra=parse_dotenv(secret_env) if secret_env else {},
             )
 
         database_url = pulumi.Output.from_input(database_password).apply(
             lambda password: render.database_url(user=s.postgres.user, password=password, db=s.postgres.db)
         )
-        secrets = {"DJANGO_SECRET_KEY": secret_key, "DATABASE_URL": database_url}
+        secret_env = app.secret_env if app.secret_env is not None else pulumi.Output.from_input("")
+        values = pulumi.Output.all(secret_key, database_url, secret_env)
+        everything = values.apply(lambda v: env(v[0], v[1], v[2]))
+        # On swarm every secret is a file: the program's, appSecretEnv's, and any appEnv item that
+        # refers to one of them (its value holds the secret).
+        secret_names = [
+            *render.PROVIDED_SECRETS,
+            *app.secret_env_names,
+            *(name for name, value in app.env if set(render.references(value)) & set(render.PROVIDED_SECRETS)),
+        ]
+        placeholders = env("", "", "\n".join(f"{name}=" for name in app.secret_env_names))
         return cls(
             image=image,
-            env=pulumi.Output.secret(pulumi.Output.all(secret_key, database_url).apply(lambda v: env(v[0], v[1]))),
+            env=pulumi.Output.secret(everything),
             # Rendered without the secrets' values: on swarm they are files, never in the spec.
-            service_env=render.secrets_as_files(env("", ""), secrets, render.SECRETS_DIR),
-            secrets={key: pulumi.Output.secret(value) for key, value in secrets.items()},
+            service_env=render.secrets_as_files(placeholders, secret_names, render.SECRETS_DIR),
+            secrets={name: pulumi.Output.secret(everything.apply(_value_of(name))) for name in secret_names},
             git_sha=git_sha,
             backend_network=backend_network,
             media_volume=media_volume,
+            app=app,
             deployment=s.deployment,
         )
 
@@ -294,8 +315,10 @@ class AppRuntime:
     def health(self, role: str) -> docker.ContainerHealthcheckArgs:
         return healthcheck_args(render.app_healthcheck(role), self.deployment.healthcheck)
 
-    def media_mount(self) -> docker.ContainerVolumeArgs:
-        return docker.ContainerVolumeArgs(volume_name=self.media_volume, container_path=render.MEDIA_ROOT)
+    def media_mounts(self) -> list[docker.ContainerVolumeArgs]:
+        if self.media_volume is None:
+            return []
+        return [docker.ContainerVolumeArgs(volume_name=self.media_volume, container_path=self.app.media_root)]
 
     def long_running_kwargs(
         self,
@@ -315,7 +338,7 @@ class AppRuntime:
             command=list(command),
             envs=self.env,
             networks_advanced=[*networks, docker.ContainerNetworksAdvancedArgs(name=self.backend_network.name)],
-            volumes=[self.media_mount()],
+            volumes=self.media_mounts(),
             labels=label_args(self.label_map(service, **(labels or {}))),
             healthcheck=self.health(health_role),
             restart=self.deployment.restart_policy,
@@ -325,3 +348,12 @@ class AppRuntime:
             **wait_kwargs(self.deployment.healthcheck),
             **hardened_app_kwargs(),
         )
+
+
+def _value_of(name: str) -> Callable[[Sequence[str]], str]:
+    """A function that finds the value of `name` in a KEY=value list."""
+
+    def value(env: Sequence[str]) -> str:
+        return next(item.partition("=")[2] for item in env if item.partition("=")[0] == name)
+
+    return value

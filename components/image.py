@@ -1,9 +1,17 @@
 """AppImage: the app image every app container runs, by digest.
 
-Three sources (`imageSource`): `build` builds django_app/ (tag = git SHA, pushed when a registry
-is configured); `stack` promotes the digest another stack exported (prod never rebuilds);
-`pin` runs an explicit repo@sha256 reference (a rollback). Either way, containers get `ref`:
-a digest (or, for a local-only build, the image ID), never a tag (pulumi/pulumi-docker#436).
+Three sources (`imageSource`): `build` builds the app's project (`appContext`, tag = its git
+SHA, pushed when a registry is configured); `stack` promotes the digest another stack exported
+(prod never rebuilds); `pin` runs an explicit repo@sha256 reference (a rollback). Either way,
+containers get `ref`: a digest (or, for a local-only build, the image ID), never a tag
+(pulumi/pulumi-docker#436).
+
+A build first builds the runtime (runtime/: an image of its files only, FROM scratch, tagged
+with its version and content hash, never pushed) on the same Docker host, and passes its tag to
+the app's Dockerfile as the build argument DJANGO_DOCKER_RUNTIME, which the Dockerfile copies
+the runtime from (docs/adopt.md). Checked under the real provider (pulumi-docker 5.1.0, whose
+build is BuildKit's): a `FROM ${DJANGO_DOCKER_RUNTIME}` stage is found in the local image store
+without a pull.
 """
 
 from __future__ import annotations
@@ -15,7 +23,14 @@ import pulumi
 import pulumi_docker as docker
 
 from components.common import child_options
-from components.settings import IMAGE_SOURCES_DIR, PROJECT_ROOT, ImageSettings, is_digest_ref
+from components.settings import (
+    RUNTIME_BUILD_ARG,
+    RUNTIME_DIR,
+    AppSettings,
+    ImageSettings,
+    is_digest_ref,
+    runtime_image_tag,
+)
 
 LOCAL_ID_PREFIX = "sha256:"
 
@@ -24,10 +39,10 @@ LOCAL_ID_PREFIX = "sha256:"
 class AppImageArgs:
     image: ImageSettings
     """The validated image settings of the stack."""
-    context: Path = PROJECT_ROOT / IMAGE_SOURCES_DIR
-    """Build context: django_app/."""
-    dockerfile: Path = PROJECT_ROOT / IMAGE_SOURCES_DIR / "Dockerfile"
-    """The multi-stage Dockerfile inside the context."""
+    app: AppSettings
+    """The app's project: its build context and Dockerfile."""
+    runtime: Path = RUNTIME_DIR
+    """The runtime's sources (runtime/), built into the image the app's Dockerfile copies from."""
     platform: str = "linux/amd64"
     """Target platform of the build."""
 
@@ -67,13 +82,26 @@ class AppImage(pulumi.ComponentResource):
 
         if settings.source == "build":
             prefix = f"{settings.registry}/" if settings.push else ""
+            runtime_tag = runtime_image_tag(args.runtime)
+            runtime = docker.Image(
+                f"{name}-runtime",
+                image_name=runtime_tag,
+                build=docker.DockerBuildArgs(
+                    context=str(args.runtime),
+                    dockerfile=str(args.runtime / "Dockerfile"),
+                    platform=args.platform,
+                ),
+                # Only the app's build reads it, on this same host: never pushed.
+                skip_push=True,
+                opts=child,
+            )
             image = docker.Image(
                 f"{name}-build",
                 image_name=f"{prefix}{settings.repository}:{settings.tag}",
                 build=docker.DockerBuildArgs(
-                    context=str(args.context),
-                    dockerfile=str(args.dockerfile),
-                    args={"GIT_SHA": settings.git_sha},
+                    context=str(args.app.context),
+                    dockerfile=str(args.app.dockerfile),
+                    args={"GIT_SHA": settings.git_sha, RUNTIME_BUILD_ARG: runtime_tag},
                     platform=args.platform,
                 ),
                 skip_push=not settings.push,
@@ -84,7 +112,7 @@ class AppImage(pulumi.ComponentResource):
                 )
                 if settings.push
                 else None,
-                opts=child,
+                opts=child_options(self, depends_on=[runtime]),
             )
             self.ref = image.repo_digest
             self.pushed = pulumi.Output.from_input(settings.push)

@@ -13,13 +13,14 @@ a container that exits after start: terraform-provider-docker #841).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 import pulumi_docker as docker
 
 from components import render, swarm
 from components.common import Accessory, NetworkRef, accessory_container, child_options, label_args
-from components.settings import Deployment, Healthcheck, NginxSettings
+from components.settings import AppSettings, Deployment, Healthcheck, NginxSettings
 
 # nginx starts in well under a second; probe often so `pulumi up` learns it quickly.
 HEALTH = Healthcheck(interval="3s", timeout="3s", retries=3, start_period="5s")
@@ -35,10 +36,12 @@ class NginxArgs:
     """The stack's name and restart policy."""
     frontend_network: NetworkRef
     """The network it reaches the web replicas on."""
-    static_volume: pulumi.Input[str]
-    """Served at /static/ (collectstatic fills it)."""
-    media_volume: pulumi.Input[str]
-    """Served at /media/ (uploads)."""
+    app: AppSettings
+    """The app's port, and the paths its static files and uploads are served at."""
+    static_volume: Optional[pulumi.Input[str]]
+    """Served at the app's staticUrl (collectstatic fills it); None: the app has none."""
+    media_volume: Optional[pulumi.Input[str]]
+    """Served at the app's mediaUrl (uploads); None: the app has none."""
 
 
 class Nginx(pulumi.ComponentResource):
@@ -57,6 +60,9 @@ class Nginx(pulumi.ComponentResource):
             tls=ng.tls,
             public_https_port=ng.https_port,
             hsts_seconds=ng.hsts_seconds,
+            app_port=args.app.port,
+            static_url=args.app.static_url if args.static_volume is not None else None,
+            media_url=args.app.media_url if args.media_volume is not None else None,
             **({"tls_key_path": key_path} if key_path else {}),
         )
         accessory = Accessory(
@@ -100,12 +106,8 @@ class Nginx(pulumi.ComponentResource):
             accessory,
             networks=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network.name)],
             volumes=[
-                docker.ContainerVolumeArgs(
-                    volume_name=args.static_volume, container_path=render.NGINX_STATIC, read_only=True
-                ),
-                docker.ContainerVolumeArgs(
-                    volume_name=args.media_volume, container_path=render.NGINX_MEDIA, read_only=True
-                ),
+                docker.ContainerVolumeArgs(volume_name=volume, container_path=path, read_only=True)
+                for volume, path in _served(args)
             ],
             opts=opts,
             uploads=uploads,
@@ -158,8 +160,8 @@ class Nginx(pulumi.ComponentResource):
             accessory,
             networks=[swarm.network(args.frontend_network.id)],
             mounts=[
-                swarm.volume_mount(args.static_volume, render.NGINX_STATIC, read_only=True, driver_options=shared),
-                swarm.volume_mount(args.media_volume, render.NGINX_MEDIA, read_only=True, driver_options=shared),
+                swarm.volume_mount(volume, path, read_only=True, driver_options=shared)
+                for volume, path in _served(args)
             ],
             opts=opts,
             # Ports need the virtual-IP endpoint mode (resource_docker_service.go:921-923); no
@@ -168,3 +170,12 @@ class Nginx(pulumi.ComponentResource):
             configs=configs,
             secrets=secrets,
         )
+
+
+def _served(args: NginxArgs) -> list[tuple[pulumi.Input[str], str]]:
+    """(volume, where nginx has it) for the static and media volumes the stack has."""
+    return [
+        (volume, path)
+        for volume, path in ((args.static_volume, render.NGINX_STATIC), (args.media_volume, render.NGINX_MEDIA))
+        if volume is not None
+    ]

@@ -7,10 +7,11 @@ before migrate touches anything, and the old release keeps serving. It is keyed 
 (a no-op then) without a new backup.
 
 `migrate` applies migrations; `collectstatic` copies the image's static files (hashed names,
-so old and new releases coexist) into the static volume nginx serves. Each is a Job
+so old and new releases coexist) into the static volume nginx serves. Their commands are the
+stack's (`migrateCommand`, `collectstaticCommand`); an empty one is no job. Each is a Job
 (components/job.py): run to completion by `pulumi up`, recorded only when it exited 0. A
 failed job fails `pulumi up` before anything that waits for it changes, and, being recorded
-nowhere, runs again on the next `pulumi up`. `gate` resolves only when both succeeded; every
+nowhere, runs again on the next `pulumi up`. `gate` resolves only when every job succeeded; every
 long-running app container takes it as an input (a label), so none of them changes earlier,
 and all of them are replaced when the jobs ran again.
 """
@@ -18,7 +19,7 @@ and all of them are replaced when the jobs ran again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, cast
+from typing import Optional, Sequence, cast
 
 import pulumi
 import pulumi_docker as docker
@@ -54,15 +55,20 @@ class ReleaseArgs:
     pg_dump the backup runs (it is on the host already: postgres runs it)."""
     database_env: pulumi.Input[Sequence[str]]
     """PG* variables that reach the database (secret: the password)."""
-    static_volume: pulumi.Input[str]
-    """Volume nginx serves /static/ from; mounted at STATIC_ROOT for collectstatic."""
+    static_volume: Optional[pulumi.Input[str]]
+    """Volume nginx serves the static files from; mounted at the app's STATIC_ROOT for
+    collectstatic (None: the app has none)."""
     backups_volume: pulumi.Input[str]
     """Volume mounted at BACKUP_DIR."""
 
 
+# The gate's value when the stack runs no release job at all.
+NO_JOBS = "no-release-jobs"
+
+
 class Release(pulumi.ComponentResource):
     gate: pulumi.Output[str]
-    """The migrate run's id; resolves only after both jobs exited 0."""
+    """The run ids of the jobs, joined; resolves only after every job exited 0."""
 
     def __init__(self, name: str, args: ReleaseArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Release", name, None, opts)
@@ -116,13 +122,13 @@ class Release(pulumi.ComponentResource):
                 child_options(self, depends_on=waits_for, delete_before_replace=False),
             )
 
-        def job(step: str, command: list[str], volumes: list[docker.ContainerVolumeArgs], after: list) -> Job:
+        def job(step: str, command: Sequence[str], volumes: list[docker.ContainerVolumeArgs], after: list) -> Job:
             return Job(
                 f"{name}-{step}",
                 JobArgs(
                     name_prefix=f"{name}-{step}",
                     image=rt.image,
-                    command=command,
+                    command=list(command),
                     envs=rt.env,
                     networks_advanced=backend,
                     volumes=volumes,
@@ -137,13 +143,24 @@ class Release(pulumi.ComponentResource):
                 child_options(self, depends_on=waits_for + after, delete_before_replace=False),
             )
 
-        migrate = job("migrate", render.migrate_command(), [], [backup] if backup else [])
-        static = job(
-            "collectstatic",
-            render.collectstatic_command(),
-            [docker.ContainerVolumeArgs(volume_name=args.static_volume, container_path=render.STATIC_ROOT)],
-            [],
+        app = rt.app
+        jobs = []
+        if app.migrate_command:
+            jobs.append(job("migrate", app.migrate_command, [], [backup] if backup else []))
+        if app.collectstatic_command and args.static_volume is not None:
+            jobs.append(
+                job(
+                    "collectstatic",
+                    app.collectstatic_command,
+                    [docker.ContainerVolumeArgs(volume_name=args.static_volume, container_path=app.static_root)],
+                    [],
+                )
+            )
+        # The value (a label every replica carries) is the first job's run id: migrate's when
+        # there is one; it resolves once every job has run.
+        self.gate = (
+            pulumi.Output.all(*[j.run_id for j in jobs]).apply(lambda ids: ids[0])
+            if jobs
+            else pulumi.Output.from_input(NO_JOBS)
         )
-        # The value is migrate's run id (a label every replica carries); both jobs must have run.
-        self.gate = pulumi.Output.all(migrate.run_id, static.run_id).apply(lambda ids: ids[0])
         self.register_outputs({"gate": self.gate})

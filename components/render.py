@@ -7,14 +7,11 @@ contracts (paths, commands, variables) is docs/contracts.md.
 
 from __future__ import annotations
 
-from typing import Iterable, Optional, Sequence
+import re
+from typing import Iterable, Mapping, Optional, Sequence
 from urllib.parse import quote
 
 APP_USER = "10001:10001"
-APP_PORT = 8000
-APP_ROOT = "/app"
-STATIC_ROOT = "/app/staticfiles"
-MEDIA_ROOT = "/app/media"
 NGINX_STATIC = "/var/www/static"
 NGINX_MEDIA = "/var/www/media"
 NGINX_CONF = "/etc/nginx/nginx.conf"
@@ -53,30 +50,56 @@ def labels(*, service: str, role: str, stack: str, git_sha: Optional[str] = None
 # --- commands ----------------------------------------------------------------------------
 
 
-def web_command() -> list[str]:
-    return ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
+# The runtime every app image carries (runtime/django_docker_runtime; docs/adopt.md).
+RUNTIME = "django_docker_runtime"
+WEB_APPLICATIONS = {"wsgi": f"{RUNTIME}.wsgi:application", "asgi": f"{RUNTIME}.asgi:application"}
+# uvicorn-worker's worker class (uvicorn.workers.UvicornWorker is deprecated in its favour).
+ASGI_WORKER = "uvicorn_worker.UvicornWorker"
 
 
-def migrate_command() -> list[str]:
-    return ["python", "manage.py", "migrate", "--noinput"]
+def web_command(
+    *, server: str, workers: int, threads: int, timeout: int, max_requests: int, max_requests_jitter: int
+) -> list[str]:
+    """gunicorn with the runtime's config (readiness gate, drain) serving the runtime's wrapper
+    of APP_MODULE (the health endpoint ahead of the app). Every tunable is a flag, which wins
+    over the config file, so `docker inspect` shows what runs."""
+    argv = ["gunicorn", "--config", f"python:{RUNTIME}.gunicorn_conf", "--workers", str(workers)]
+    if server == "asgi":
+        argv += ["--worker-class", ASGI_WORKER]
+    elif threads > 1:
+        argv += ["--threads", str(threads)]
+    argv += ["--timeout", str(timeout), "--graceful-timeout", str(timeout)]
+    argv += ["--max-requests", str(max_requests), "--max-requests-jitter", str(max_requests_jitter)]
+    return [*argv, WEB_APPLICATIONS[server]]
 
 
-def collectstatic_command() -> list[str]:
-    return ["python", "manage.py", "collectstatic", "--noinput"]
+def worker_command(
+    app: str, *, concurrency: int, pool: str, max_tasks_per_child: int, queues: Sequence[str]
+) -> list[str]:
+    argv = ["celery", "--app", app, "worker", "--loglevel", "INFO", "--concurrency", str(concurrency)]
+    if pool != "prefork":
+        argv += ["--pool", pool]
+    if max_tasks_per_child:
+        argv += ["--max-tasks-per-child", str(max_tasks_per_child)]
+    if queues:
+        argv += ["--queues", ",".join(queues)]
+    return argv
 
 
-def worker_command(concurrency: int) -> list[str]:
-    return ["celery", "--app", "config", "worker", "--loglevel", "INFO", "--concurrency", str(concurrency)]
-
-
-def beat_command() -> list[str]:
+def beat_command(app: str) -> list[str]:
     # The schedule lives in /tmp: the root filesystem is read-only.
-    return ["celery", "--app", "config", "beat", "--loglevel", "INFO", "--schedule", "/tmp/celerybeat-schedule"]
+    return ["celery", "--app", app, "beat", "--loglevel", "INFO", "--schedule", "/tmp/celerybeat-schedule"]
+
+
+def with_secret_files(argv: Sequence[str]) -> list[str]:
+    """A command that first turns NAME_FILE secrets into NAME (the runtime's `run`): the app's
+    own settings then read a swarm secret like any variable."""
+    return ["python", "-m", f"{RUNTIME}.run", "--", *argv]
 
 
 def app_healthcheck(role: str) -> list[str]:
     """Healthcheck test for an app container: Python, not curl (python:*-slim has no curl)."""
-    return ["CMD", "python", "-m", "config.healthcheck", role]
+    return ["CMD", "python", "-m", f"{RUNTIME}.healthcheck", role]
 
 
 def postgres_healthcheck(user: str, db: str) -> list[str]:
@@ -200,8 +223,49 @@ def redis_url(*, host: str = REDIS_HOST, port: int = 6379, db: int = 0) -> str:
     return f"redis://{host}:{port}/{db}"
 
 
+# What the program sets in every app container: the contract a team's settings read
+# (docs/adopt.md), and the runtime's own. appEnv may refer to these (`${NAME}`), not replace them.
+PROVIDED_ENV = (
+    "DJANGO_SETTINGS_MODULE",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_ALLOWED_HOSTS",
+    "DJANGO_CSRF_TRUSTED_ORIGINS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "DJANGO_SECURE_SSL_REDIRECT",
+    "DJANGO_SECURE_COOKIES",
+    "DJANGO_SECURE_HSTS_SECONDS",
+    "DJANGO_LOG_LEVEL",
+    "APP_MODULE",
+    "PORT",
+    "HEALTH_PATH",
+    "HEALTH_CHECKS",
+    "CELERY_APP",
+    "FORWARDED_ALLOW_IPS",
+)
+# Of those, the secrets (on swarm: files, never in a service's spec).
+PROVIDED_SECRETS = ("DJANGO_SECRET_KEY", "DATABASE_URL")
+REFERENCE_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def references(value: str) -> list[str]:
+    """The names `value` refers to as ${NAME} ($$ is a literal $)."""
+    return [name for name in REFERENCE_RE.findall(value) if name]
+
+
+def expand(value: str, provided: Mapping[str, str]) -> str:
+    """${NAME} -> provided[NAME], $$ -> $ (references already checked by the settings)."""
+    return REFERENCE_RE.sub(lambda m: "$" if m.group(0) == "$$" else provided[m.group(1)], value)
+
+
 def app_env(
     *,
+    settings_module: str,
+    app_module: str,
+    port: int,
+    health_path: str,
+    health_checks: Sequence[str],
+    celery_app: str,
     secret_key: str,
     database_url: str,
     redis_url: str,
@@ -209,14 +273,15 @@ def app_env(
     tls: bool,
     hsts_seconds: int,
     log_level: str,
-    web_concurrency: int,
-    web_timeout: int,
     forwarded_allow_ips: str,
-    csrf_trusted_origins: Sequence[str] = (),
+    csrf_trusted_origins: Sequence[str],
+    extra: Sequence[tuple[str, str]] = (),
+    secret_extra: Mapping[str, str] = {},
 ) -> list[str]:
-    """The environment of every container that runs the app image, as KEY=value strings."""
+    """The environment of every container that runs the app image, as KEY=value strings: the
+    program's (PROVIDED_ENV), then the stack's appEnv (its ${NAME}s expanded) and appSecretEnv."""
     env = {
-        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SETTINGS_MODULE": settings_module,
         "DJANGO_SECRET_KEY": secret_key,
         "DJANGO_ALLOWED_HOSTS": ",".join(allowed_hosts),
         "DJANGO_CSRF_TRUSTED_ORIGINS": ",".join(csrf_trusted_origins),
@@ -227,17 +292,25 @@ def app_env(
         "DJANGO_SECURE_COOKIES": _bool(tls),
         "DJANGO_SECURE_HSTS_SECONDS": str(hsts_seconds if tls else 0),
         "DJANGO_LOG_LEVEL": log_level,
-        "WEB_CONCURRENCY": str(web_concurrency),
-        "GUNICORN_TIMEOUT": str(web_timeout),
+        # The runtime's (django_docker_runtime): what it serves, where, and what health checks.
+        "APP_MODULE": app_module,
+        "PORT": str(port),
+        "HEALTH_PATH": health_path,
+        "HEALTH_CHECKS": ",".join(health_checks),
         "FORWARDED_ALLOW_IPS": forwarded_allow_ips,
     }
+    if celery_app:
+        env["CELERY_APP"] = celery_app
+    provided = dict(env)
+    env.update({name: expand(value, provided) for name, value in extra})
+    env.update(secret_extra)
     return [f"{key}={value}" for key, value in env.items()]
 
 
 def secrets_as_files(env: Sequence[str], secrets: Iterable[str], directory: str) -> dict[str, str]:
     """An environment list as a mapping with each secret variable replaced by NAME_FILE, the
-    file it is mounted at (config/env.py reads it): a swarm service's spec holds no secret."""
-    names = set(secrets)
+    file it is mounted at (the runtime reads it: django_docker_runtime.env, .run): a swarm service's spec holds no secret."""
+    names = list(dict.fromkeys(secrets))
     result = {}
     for item in env:
         key, _, value = item.partition("=")
@@ -245,9 +318,12 @@ def secrets_as_files(env: Sequence[str], secrets: Iterable[str], directory: str)
             result[f"{key}_FILE"] = secret_path(directory, key)
         else:
             result[key] = value
-    missing = names - {key.removesuffix("_FILE") for key in result}
+    missing = set(names) - {key.removesuffix("_FILE") for key in result}
     if missing:
         raise ValueError(f"not in the environment: {', '.join(sorted(missing))}")
+    # Which of the NAME_FILE variables are secrets the runtime reads into NAME (its `run`): only
+    # these, as SSL_CERT_FILE and its kind are paths.
+    result["VALUES_FROM_FILES"] = ",".join(names)
     return result
 
 
@@ -298,20 +374,24 @@ def nginx_conf(
     server_name: str,
     client_max_body_size: str,
     tls: bool,
+    app_port: int,
+    static_url: Optional[str],
+    media_url: Optional[str],
     public_https_port: int = 443,
     hsts_seconds: int = 0,
     tls_key_path: str = NGINX_TLS_KEY,
 ) -> str:
-    """The whole nginx.conf: one upstream that follows the web replicas, files from volumes.
+    """The whole nginx.conf: one upstream that follows the web replicas, files from volumes
+    (static at `static_url`, uploads at `media_url`; None: the app has none).
 
-    The upstream names the replicas' shared alias with `resolve`: nginx asks Docker's DNS
-    again every second and adds or drops replicas as they start and stop, so a release or a
-    change of the replica count never touches nginx (`resolve` in nginx open source since
-    1.27.3; the pinned image is 1.28). A replica that refuses a connection (still booting,
-    or stopping) is skipped for a moment and the request goes to the next one; only
-    idempotent requests are retried (nginx's default). A retry cannot cross a re-resolution
-    (nginx ends it with "no live upstreams", a 502: ngx_http_upstream_round_robin.c), so such
-    a 502 of a repeatable request is tried once more in a named location, with the new set.
+        The upstream names the replicas' shared alias with `resolve`: nginx asks Docker's DNS
+        again every second and adds or drops replicas as they start and stop, so a release or a
+        change of the replica count never touches nginx (`resolve` in nginx open source since
+        1.27.3; the pinned image is 1.28). A replica that refuses a connection (still booting,
+        or stopping) is skipped for a moment and the request goes to the next one; only
+        idempotent requests are retried (nginx's default). A retry cannot cross a re-resolution
+        (nginx ends it with "no live upstreams", a 502: ngx_http_upstream_round_robin.c), so such
+        a 502 of a repeatable request is tried once more in a named location, with the new set.
     """
     headers = _SECURITY_HEADERS + (
         (("Strict-Transport-Security", f'"max-age={hsts_seconds}; includeSubDomains"'),) if tls and hsts_seconds else ()
@@ -347,20 +427,30 @@ def nginx_conf(
             proxy_connect_timeout 100ms;
             proxy_read_timeout 60s;"""
 
-    locations = f"""
-        location /static/ {{
+    static = (
+        f"""
+        location {static_url} {{
             alias {NGINX_STATIC}/;
             access_log off;
             expires 30d;
 {add_headers("            ", (("Cache-Control", '"public"'),))}
         }}
-
-        location /media/ {{
+"""
+        if static_url
+        else ""
+    )
+    media = (
+        f"""
+        location {media_url} {{
             alias {NGINX_MEDIA}/;
             # Uploaded files never run as HTML or script in this origin.
 {add_headers("            ", (("Content-Security-Policy", _MEDIA_CSP),))}
         }}
-
+"""
+        if media_url
+        else ""
+    )
+    locations = f"""{static}{media}
         location / {{
 {proxy}
             # nginx's own 502 (every replica it tried failed, or the replica set changed under
@@ -440,11 +530,11 @@ http {{
     upstream django {{
         zone django 64k;
         # A replica that refuses a connection (booting, or draining before it exits:
-        # django_app/gunicorn.conf.py) is skipped for a few seconds and the request retried
+        # django_docker_runtime.gunicorn_conf) is skipped for a few seconds and the request retried
         # on the next one. So no request goes to a replica's address after it died with its
         # container; such a request would wait out the connect timeout, and nginx cannot
         # retry across a re-resolution (ngx_http_upstream_round_robin.c: "no live upstreams").
-        server {WEB_HOST}:{APP_PORT} resolve max_fails=1 fail_timeout=5s;
+        server {WEB_HOST}:{app_port} resolve max_fails=1 fail_timeout=5s;
         keepalive 16;
     }}
 

@@ -203,12 +203,18 @@ def app_service(
     shared = deployment.shared_volume_options()
     container = docker.ServiceTaskSpecContainerSpecArgs(
         image=rt.image,
-        args=list(command),  # Docker's Cmd: a service's `commands` would replace the entrypoint
+        # Docker's Cmd (a service's `commands` would replace the entrypoint), behind the runtime's
+        # `run`, which turns the secret files into the variables the app's settings read.
+        args=render.with_secret_files(command),
         env=rt.service_env,
         user=render.APP_USER,
         read_only=True,
         mounts=[
-            volume_mount(rt.media_volume, render.MEDIA_ROOT, driver_options=shared),
+            *(
+                [volume_mount(rt.media_volume, rt.app.media_root, driver_options=shared)]
+                if rt.media_volume is not None
+                else []
+            ),
             tmpfs_mount("/tmp", 64),
         ],
         cap_drops=["ALL"],

@@ -1,4 +1,5 @@
-"""Volumes: PostgreSQL data, Redis data, database backups, static files, media.
+"""Volumes: PostgreSQL data, Redis data, database backups, static files, media (the last two
+only when the app has them: staticRoot, mediaRoot).
 
 With `protectData` the data volumes (backups included) are `protect`ed and `retain_on_delete`.
 What that does and does not do: `protect` does not stop a `pulumi destroy` (or an update that
@@ -13,6 +14,7 @@ data stays. `retain_on_delete` keeps the Docker volume even when the protection 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
 import pulumi_docker as docker
@@ -28,19 +30,24 @@ FILE_VOLUMES = ("static", "media")
 class VolumesArgs:
     deployment: Deployment
     """The stack's name (labels), frontend subnet, whether data is protected."""
+    static: bool
+    """The app has static files (a volume collectstatic fills and nginx serves)."""
+    media: bool
+    """The app has uploads (a volume web and Celery write, nginx serves)."""
 
 
 class Volumes(pulumi.ComponentResource):
     postgres_data: pulumi.Output[str]
     redis_data: pulumi.Output[str]
     backups: pulumi.Output[str]
-    static: pulumi.Output[str]
-    media: pulumi.Output[str]
+    static: Optional[pulumi.Output[str]]
+    media: Optional[pulumi.Output[str]]
 
     def __init__(self, name: str, args: VolumesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Volumes", name, None, opts)
         names = {}
-        for kind in DATA_VOLUMES + FILE_VOLUMES:
+        wanted = {"static": args.static, "media": args.media}
+        for kind in DATA_VOLUMES + tuple(kind for kind in FILE_VOLUMES if wanted[kind]):
             protected = args.deployment.protect_data and kind in DATA_VOLUMES
             # On swarm with shared storage, static and media are the NFS export on every node.
             shared = args.deployment.shared_volume_options() if kind in FILE_VOLUMES else None
@@ -57,8 +64,8 @@ class Volumes(pulumi.ComponentResource):
         self.postgres_data = names["postgres-data"]
         self.redis_data = names["redis-data"]
         self.backups = names["backups"]
-        self.static = names["static"]
-        self.media = names["media"]
+        self.static = names.get("static")
+        self.media = names.get("media")
         self.shared_options = args.deployment.shared_volume_options()
         """Swarm: how a service on another node mounts static and media (None: plain local volumes)."""
         self.register_outputs(dict(names))

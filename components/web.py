@@ -36,6 +36,17 @@ class WebArgs:
     """Release.gate: replicas change only after migrate and collectstatic succeeded."""
 
 
+def web_command(settings: WebSettings, rt: AppRuntime) -> list[str]:
+    return render.web_command(
+        server=rt.app.server,
+        workers=settings.concurrency,
+        threads=settings.threads,
+        timeout=settings.timeout,
+        max_requests=settings.max_requests,
+        max_requests_jitter=settings.max_requests_jitter,
+    )
+
+
 class Web(pulumi.ComponentResource):
     names: pulumi.Output[list[str]]
     """Container names (swarm: the service's name)."""
@@ -52,7 +63,7 @@ class Web(pulumi.ComponentResource):
                 name,
                 rt,
                 service="web",
-                command=render.web_command(),
+                command=web_command(args.settings, rt),
                 health_role="web",
                 grace_seconds=grace,
                 memory_mb=args.settings.memory_mb,
@@ -69,7 +80,7 @@ class Web(pulumi.ComponentResource):
                 f"{name}-{index}",
                 **rt.long_running_kwargs(
                     "web",
-                    render.web_command(),
+                    web_command(args.settings, rt),
                     health_role="web",
                     grace_seconds=grace,
                     memory_mb=args.settings.memory_mb,

@@ -28,3 +28,11 @@ def python_engine():
         pytest.skip(f"base image {PYTHON_BASE_IMAGE} is not present (no registry: build the stand-in first)")
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def runtime_image(python_engine) -> str:
+    """The runtime's image, built (the app's Dockerfile copies from it): its tag."""
+    from tools.runtime_image import build_runtime_image
+
+    return build_runtime_image(python_engine)

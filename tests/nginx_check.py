@@ -38,6 +38,10 @@ REPO = Path(__file__).resolve().parents[1]
 LABEL = "tests.nginx-check"
 
 
+# The app paths the example stack renders nginx with (Pulumi.yaml's defaults), for tests.
+APP_PATHS = dict(app_port=8000, static_url="/static/", media_url="/media/")
+
+
 def pinned_image(key: str = "nginxImage") -> str:
     """The image Pulumi.yaml pins by default for a config key (nginxImage, ...)."""
     import yaml

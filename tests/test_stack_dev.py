@@ -4,8 +4,9 @@ import json
 
 import pytest
 
+from components.settings import runtime_image_tag
 from planning.harness import CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
-from tests.program_fixtures import GIT_SHA, env_of, plan_dev
+from tests.program_fixtures import GIT_SHA, builds, env_of, plan_dev
 
 APP_SERVICES = {"migrate", "collectstatic", "web", "celery-worker", "celery-beat"}
 
@@ -35,18 +36,41 @@ def test_topology(plan):
 
 
 def test_image_is_built_locally_tagged_with_the_sha(plan):
-    (image,) = plan.of_type(IMAGE)
+    image, _ = builds(plan)
     assert image.inputs["imageName"] == f"django-docker/web:{GIT_SHA[:12]}"
     assert image.inputs["skipPush"] is True
     assert "registry" not in image.inputs
-    assert image.inputs["build"]["args"] == {"GIT_SHA": GIT_SHA}
+    assert image.inputs["build"]["args"] == {"GIT_SHA": GIT_SHA, "DJANGO_DOCKER_RUNTIME": runtime_image_tag()}
     assert image.inputs["build"]["context"].endswith("/django_app")
     assert image.inputs["build"]["dockerfile"].endswith("/django_app/Dockerfile")
     assert "latest" not in json.dumps(image.inputs)
 
 
+def test_the_runtime_is_built_first_on_the_same_host_never_pushed(plan):
+    image, runtime = builds(plan)
+    assert runtime.inputs["imageName"] == runtime_image_tag()
+    assert runtime.inputs["imageName"].startswith("django-docker-runtime:1.0.0-")
+    assert runtime.inputs["skipPush"] is True and "registry" not in runtime.inputs
+    assert runtime.inputs["build"]["context"].endswith("/runtime")
+    assert runtime.urn in image.options["dependencies"]
+    assert len(plan.of_type(IMAGE)) == 2
+
+
+def test_the_runtime_tag_follows_its_content(tmp_path):
+    import shutil
+
+    from components.settings import RUNTIME_DIR
+
+    copy = tmp_path / "runtime"
+    shutil.copytree(RUNTIME_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert runtime_image_tag(copy) == runtime_image_tag()
+    (copy / "django_docker_runtime" / "health.py").write_text("# changed\n")
+    assert runtime_image_tag(copy) != runtime_image_tag()
+    assert runtime_image_tag(copy).rsplit("-", 1)[0] == runtime_image_tag().rsplit("-", 1)[0]  # same version
+
+
 def test_app_containers_run_the_digest_not_the_tag(plan):
-    (image,) = plan.of_type(IMAGE)
+    image, _ = builds(plan)
     digest = image.outputs["repoDigest"]
     assert plan.outputs["imageRef"] == digest
     app = [c for c in plan.containers() if c.label("django-docker.service") in APP_SERVICES]
@@ -155,7 +179,7 @@ def test_healthchecks_and_wait(plan):
     by = {c.name: c for c in plan.containers()}
     web = by["django-docker-web-1"].inputs
     assert web["healthcheck"] == {
-        "tests": ["CMD", "python", "-m", "config.healthcheck", "web"],
+        "tests": ["CMD", "python", "-m", "django_docker_runtime.healthcheck", "web"],
         "interval": "5s",
         "timeout": "10s",
         "retries": 3,
@@ -188,9 +212,25 @@ def test_durations_are_spelled_as_the_provider_reads_them_back():
 
 def test_commands(plan):
     by = {c.label("django-docker.service"): c.inputs.get("command") for c in plan.containers()}
-    assert by["web"] == ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
+    assert by["web"] == [
+        "gunicorn",
+        "--config",
+        "python:django_docker_runtime.gunicorn_conf",
+        "--workers",
+        "2",
+        "--timeout",
+        "30",
+        "--graceful-timeout",
+        "30",
+        "--max-requests",
+        "1000",
+        "--max-requests-jitter",
+        "100",
+        "django_docker_runtime.wsgi:application",
+    ]
     assert by["migrate"] == ["python", "manage.py", "migrate", "--noinput"]
     assert by["collectstatic"] == ["python", "manage.py", "collectstatic", "--noinput"]
+    assert by["celery-beat"][:4] == ["celery", "--app", "config", "beat"]
     assert by["celery-worker"] == ["celery", "--app", "config", "worker", "--loglevel", "INFO", "--concurrency", "2"]
     assert by["redis"][:3] == ["redis-server", "--appendonly", "yes"]
 
@@ -282,7 +322,8 @@ def test_dirty_marker_and_registry_push(monkeypatch):
         overrides={"imageRegistry": "ghcr.io/acme", "imageRegistryUsername": "bot"},
         secrets={"imageRegistryPassword": "token-value-123"},
     )
-    (image,) = plan.of_type(IMAGE)
+    image, runtime = builds(plan)
+    assert runtime.inputs["skipPush"] is True  # only the app's image goes to the registry
     assert image.inputs["imageName"] == f"ghcr.io/acme/django-docker/web:{GIT_SHA[:12]}-dirty"
     assert image.inputs["skipPush"] is False
     assert image.inputs["registry"] == {"server": "ghcr.io", "username": "bot", "password": "token-value-123"}

@@ -43,7 +43,13 @@ def test_the_seeds_prod_settings(plan):
         # 10s, not the seed's 30s: Docker 20.10 probes a new container first after one interval,
         # so the interval bounds how fast a release can finish.
         assert (hc["interval"], hc["timeout"], hc["retries"]) == ("10s", "10s", 3)
-        assert hc["tests"] == ["CMD", "python", "-m", "config.healthcheck", "web"]  # no curl in slim images
+        assert hc["tests"] == [
+            "CMD",
+            "python",
+            "-m",
+            "django_docker_runtime.healthcheck",
+            "web",
+        ]  # no curl in slim images
     assert plan.containers("celery-beat") == []
     assert plan.containers("celery-worker")[0].inputs["command"][-1] == "4"
 

@@ -52,7 +52,10 @@ def test_commands_are_the_images_cmd_never_their_entrypoint(plan):
     for name, svc in services(plan).items():
         spec = svc.inputs["taskSpec"]["containerSpec"]
         assert "commands" not in spec, name
-    assert services(plan)["web"].inputs["taskSpec"]["containerSpec"]["args"][0] == "gunicorn"
+    # An app task's command runs behind the runtime's `run`, which turns its secret files into
+    # the variables the app's own settings read.
+    web_args = services(plan)["web"].inputs["taskSpec"]["containerSpec"]["args"]
+    assert web_args[:5] == ["python", "-m", "django_docker_runtime.run", "--", "gunicorn"]
     assert services(plan)["redis"].inputs["taskSpec"]["containerSpec"]["args"][0] == "redis-server"
 
 

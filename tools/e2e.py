@@ -224,6 +224,8 @@ SMOKE_CHECKS = (  # (name, Smoke method), in Smoke.run's order
     ("visit", "check_visit"),
     ("upload", "check_upload"),
     ("static", "check_static"),
+    ("media", "check_media"),
+    ("celery", "check_celery"),
     ("non-root", "check_non_root"),
     ("app image", "check_app_image"),
     ("backend isolation", "check_backend_isolated"),
@@ -240,7 +242,8 @@ def run_smoke(smoke: Smoke, say: Callable[[str], None]) -> list[Check]:
 
     Run (SMOKE_CHECKS): health, replicas (every web replica answers through nginx), visit
     (a row in PostgreSQL, its Celery task done), upload (media round trip), static (nginx serves
-    the static volume's file), non-root, app image (every app container runs the image the stack
+    the static volume's file), media (a file a replica writes, served by nginx), celery (the
+    worker answers a ping), non-root, app image (every app container runs the image the stack
     built) and backend isolation (its probe containers carry PROBE_LABEL). They read only the
     program's plan (logical names, labels, nginx's port), the State (container ids, network
     names: `state_from_export`) and the engine, so they mean the same on a real stack.

@@ -12,12 +12,15 @@ By concern:
   values.py    what the parts share and the day-2 commands reuse: image references, Go durations,
                healthcheck timing, SettingsError
   images.py    the app image's source (build, another stack's digest, a pin) and the accessories'
+  app.py       which Django project: its context, Dockerfile, modules, health, release commands;
+               the runtime image's tag
   identity.py  the commit an image is built from
   tls.py       the certificate and key, checked before anything is created
   provider.py  the Docker provider's own `docker:` settings
 """
 
-from components.settings.identity import IMAGE_SOURCES_DIR, PROJECT_ROOT, resolve_git_sha
+from components.settings.app import RUNTIME_BUILD_ARG, RUNTIME_DIR, AppSettings, runtime_image_tag
+from components.settings.identity import EXAMPLE_APP, PROJECT_ROOT, resolve_git_sha
 from components.settings.images import IMAGE_SOURCES, ImageSettings
 from components.settings.services import (
     CelerySettings,
@@ -49,8 +52,11 @@ from components.settings.values import (
 )
 
 __all__ = [
+    "EXAMPLE_APP",
     "IMAGE_SOURCES",
-    "IMAGE_SOURCES_DIR",
+    "RUNTIME_BUILD_ARG",
+    "RUNTIME_DIR",
+    "AppSettings",
     "LOG_LEVELS",
     "MAX_REPLICAS",
     "PROJECT",
@@ -76,4 +82,5 @@ __all__ = [
     "load_or_fail",
     "parse_image_ref",
     "resolve_git_sha",
+    "runtime_image_tag",
 ]

@@ -1,4 +1,4 @@
-"""The commit an image is built from: CI's (GIT_SHA, GITHUB_SHA) or the checkout's."""
+"""The commit an image is built from: CI's (GIT_SHA, GITHUB_SHA) or the app's checkout's."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ from components.settings.values import SHA_RE, SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent.parent
 
-# What goes into the image: only changes here make a checkout's image `-dirty`. A stack file
-# that `pulumi stack init` or `pulumi config set` just wrote (the passphrase provider's
-# encryptionsalt, a registry) changes no byte of the image, and must not change its tag.
-IMAGE_SOURCES_DIR = "django_app"
+# The example app, and the runtime every app image carries (runtime/, this repository's).
+EXAMPLE_APP = PROJECT_ROOT / "django_app"
+RUNTIME_SOURCES = PROJECT_ROOT / "runtime"
 
 
-def resolve_git_sha(root: Path = PROJECT_ROOT) -> str:
-    """The SHA the image is tagged with: CI's (GIT_SHA, then GITHUB_SHA) or the checkout's, with
-    `-dirty` when the image's build context has uncommitted changes."""
+def resolve_git_sha(context: Path = EXAMPLE_APP, runtime: Path = RUNTIME_SOURCES) -> str:
+    """The SHA the image is tagged with: CI's (GIT_SHA, then GITHUB_SHA) or the commit of the
+    app's checkout (`context`'s repository, which may be this one or the team's own), with
+    `-dirty` when what goes into the image has uncommitted changes: the build context, or the
+    runtime it copies in. A stack file that `pulumi stack init` or `pulumi config set` just wrote
+    changes no byte of the image, and does not make it dirty."""
     for variable in ("GIT_SHA", "GITHUB_SHA"):
         value = os.environ.get(variable, "").strip()
         if value:
@@ -26,12 +28,24 @@ def resolve_git_sha(root: Path = PROJECT_ROOT) -> str:
                 raise SettingsError(f"{variable}: '{value}' is not a 40-character git SHA")
             return value
     try:
-        sha = _git(root, "rev-parse", "HEAD")
-        dirty = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", IMAGE_SOURCES_DIR)
+        sha = _git(context, "rev-parse", "HEAD")
+        dirty = _changes(context)
     except (OSError, subprocess.CalledProcessError):
-        raise SettingsError("git: cannot read the checkout's commit; run from a git clone or set GIT_SHA") from None
+        raise SettingsError(
+            f"appContext: cannot read the commit of {context} (the image is tagged with it); "
+            "make it a git checkout with a commit, or set GIT_SHA"
+        ) from None
+    if not dirty and runtime.is_dir():
+        try:
+            dirty = _changes(runtime)
+        except (OSError, subprocess.CalledProcessError):
+            dirty = ""  # the program's own files outside git (an unpacked copy): nothing to compare
     return sha + ("-dirty" if dirty else "")
 
 
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True, text=True).stdout.strip()
+def _changes(path: Path) -> str:
+    return _git(path, "status", "--porcelain", "--untracked-files=normal", "--", ".")
+
+
+def _git(where: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(where), *args], check=True, capture_output=True, text=True).stdout.strip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
 import pulumi
@@ -49,7 +50,8 @@ class ImageSettings:
         return bool(self.registry)
 
 
-def read_image(read: Reader, git_sha: Optional[str]) -> ImageSettings:
+def read_image(read: Reader, git_sha: Optional[str], context: Path) -> ImageSettings:
+    """The image's source; a build's tag is the commit of `context` (the app's checkout)."""
     source = read.string("imageSource", allowed=IMAGE_SOURCES)
     repository = read.string("imageRepository")
     if not re.fullmatch(rf"{COMPONENT}(?:/{COMPONENT})*", repository):
@@ -80,7 +82,7 @@ def read_image(read: Reader, git_sha: Optional[str]) -> ImageSettings:
         source_stack=source_stack,
         pin=pin,
         # Only a build needs the checkout's SHA; promoted images carry the SHA they were built from.
-        git_sha=git_sha or (resolve_git_sha() if source == "build" else ""),
+        git_sha=git_sha or (resolve_git_sha(context) if source == "build" else ""),
     )
 
 

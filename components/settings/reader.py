@@ -4,6 +4,7 @@ when they are wrong. Every stack setting goes through one Reader, once (stack.lo
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Optional
 
@@ -54,6 +55,17 @@ class Reader:
         if not low <= number <= high:
             raise SettingsError(f"{key}: {number} is out of range; expected {low} to {high}")
         return number
+
+    def string_list(self, key: str) -> list[str]:
+        """An array of strings (Pulumi.yaml `type: array`), as the CLI passes it: JSON."""
+        raw = self._raw(key).strip()
+        try:
+            value = json.loads(raw) if raw else []
+        except ValueError:
+            value = None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise SettingsError(f'{key}: not a list of strings; expected e.g. ["NAME=value"]')
+        return value
 
     def boolean(self, key: str) -> bool:
         value = self._raw(key).strip().lower()

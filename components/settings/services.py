@@ -64,6 +64,11 @@ class WebSettings:
     """gunicorn workers per replica."""
     timeout: int
     """gunicorn's request and graceful timeout, in seconds."""
+    threads: int
+    """gunicorn threads per worker (more than 1: the gthread worker)."""
+    max_requests: int
+    """Requests after which gunicorn replaces a worker (0: never)."""
+    max_requests_jitter: int
 
     def __post_init__(self):
         if self.replicas < 1:
@@ -78,6 +83,17 @@ class CelerySettings:
     """Memory limit of the worker and of beat."""
     beat: bool
     """Run the one beat scheduler of the stack."""
+    app: str
+    """The Celery app (`celery --app`); empty: no worker and no beat."""
+    pool: str
+    max_tasks_per_child: int
+    """0: never replace a child."""
+    queues: tuple[str, ...]
+    """Empty: Celery's default queue."""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.app)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -8,6 +8,7 @@ from typing import Optional
 
 import pulumi
 
+from components.settings.app import AppSettings, project_path, read_app
 from components.settings.images import ImageSettings, accessory_image, read_image
 from components.settings.provider import check_registry_auth, docker_host
 from components.settings.reader import Reader, ip, subnet
@@ -29,6 +30,10 @@ TARGETS = ("containers", "swarm")
 NODE_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
 NFS_EXPORT_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?:/\S*$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# Pools that need nothing beyond Celery itself (gevent and eventlet need their own packages
+# and a monkey-patched app: not something a stack key can switch on safely).
+CELERY_POOLS = ("prefork", "threads", "solo")
+QUEUE_RE = re.compile(r"^[A-Za-z0-9_.:-]+$")
 MAX_REPLICAS = 50
 
 
@@ -38,6 +43,7 @@ class StackSettings:
 
     deployment: Deployment
     image: ImageSettings
+    app: AppSettings
     web: WebSettings
     celery: CelerySettings
     postgres: PostgresSettings
@@ -63,7 +69,10 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
     check_registry_auth(pulumi.Config("docker"))
 
     # --- the app image: built here, promoted from another stack, or pinned (images.py)
-    image = read_image(read, git_sha)
+    image = read_image(read, git_sha, project_path(read, "appContext"))
+    # --- the app: which Django project, how it serves, its release commands (app.py)
+    celery_beat = read.boolean("celeryBeat")
+    app = read_app(read, builds=image.source == "build", celery_beat=celery_beat)
 
     # --- the front door (nginx): the names it answers to, its ports, TLS (tls.py)
     server_name = read.string("serverName", pattern=HOST_RE, expected="a host name, e.g. example.com", required=True)
@@ -130,18 +139,26 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
             swarm_shared_storage=swarm_shared_storage,
         ),
         image=image,
+        app=app,
         # --- web (gunicorn replicas)
         web=WebSettings(
             replicas=read.integer("webReplicas", low=1, high=MAX_REPLICAS),
             memory_mb=read.memory_mb("webMemory"),
             concurrency=read.integer("webConcurrency", low=1, high=64),
+            threads=read.integer("webThreads", low=1, high=256),
             timeout=read.integer("webTimeout", low=1, high=3600),
+            max_requests=read.integer("webMaxRequests", low=0, high=2**31 - 1),
+            max_requests_jitter=read.integer("webMaxRequestsJitter", low=0, high=2**31 - 1),
         ),
-        # --- Celery (worker, beat)
+        # --- Celery (worker, beat): none without a Celery app
         celery=CelerySettings(
+            app=app.celery_app,
             concurrency=read.integer("celeryConcurrency", low=1, high=64),
             memory_mb=read.memory_mb("celeryMemory"),
-            beat=read.boolean("celeryBeat"),
+            beat=celery_beat,
+            pool=read.string("celeryPool", allowed=CELERY_POOLS),
+            max_tasks_per_child=read.integer("celeryMaxTasksPerChild", low=0, high=2**31 - 1),
+            queues=queue_names(read),
         ),
         # --- PostgreSQL and its backups
         postgres=PostgresSettings(
@@ -175,6 +192,14 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
             log_level=read.string("djangoLogLevel", allowed=LOG_LEVELS),
         ),
     )
+
+
+def queue_names(read: Reader) -> tuple[str, ...]:
+    names = tuple(q.strip() for q in read.string("celeryQueues").split(",") if q.strip())
+    for name in names:
+        if not QUEUE_RE.match(name):
+            raise SettingsError(f"celeryQueues: '{name}' is not a queue name (letters, digits, . _ : -)")
+    return names
 
 
 def load_or_fail() -> StackSettings:

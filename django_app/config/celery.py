@@ -2,9 +2,9 @@
 
 from celery import Celery
 
-from config import env
+from django_docker_runtime import env
 
-env.default_settings_module()
+env.default_settings_module("config.settings.production")
 
 app = Celery("config")
 app.config_from_object("django.conf:settings", namespace="CELERY")

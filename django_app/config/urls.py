@@ -2,7 +2,7 @@ from django.urls import path
 
 from visits import views
 
-# /health/ is answered by config.health.HealthCheckMiddleware, ahead of host validation.
+# /health/ is answered by the runtime (django_docker_runtime.health), ahead of host validation.
 urlpatterns = [
     path("", views.index, name="index"),
     path("whoami/", views.whoami, name="whoami"),

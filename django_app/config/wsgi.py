@@ -1,7 +1,7 @@
 from django.core.wsgi import get_wsgi_application
 
-from config import env
+from django_docker_runtime import env
 
-env.default_settings_module()
+env.default_settings_module("config.settings.production")
 
 application = get_wsgi_application()

@@ -1,6 +1,10 @@
 """Smoke checks of a rehearsed stack, all through nginx's published port on 127.0.0.1.
 
-Each check returns one line. The HTTP surface is docs/contracts.md's.
+Each check returns one line. Most hold for any Django project the stack runs (health and its
+checks, every replica answering, static files and uploads served by nginx from their volumes,
+the release jobs, non-root, the image, isolation, ports: docs/adopt.md's contract); the app's own
+checks come on top, for the apps the rehearsal knows: the example (docs/contracts.md's HTTP
+surface: a visit through Celery, an upload) and the sample projects (rehearsal/images/samples.py).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import docker.errors
 import requests
 from requests.adapters import HTTPAdapter
 
+from components.settings import PROJECT, PROJECT_ROOT
 from planning.harness import CONTAINER, JOB, NETWORK, Plan, label_in
 from planning.harness import SERVICE as SWARM_SERVICE
 from rehearsal.emulation.engine import LOOPBACK, container_tail, live
@@ -29,10 +34,35 @@ from rehearsal.errors import RehearsalError
 
 SERVICE = "django-docker.service"
 ROLE = "django-docker.role"
-WHOAMI_REQUESTS = 50
+REPLICA_REQUESTS = 50
 TASK_DEADLINE = 30.0  # seconds for the Celery task of a visit
 PROBE_TIMEOUT = 3  # seconds for the backend's TCP probe
-STATIC_ASSET = "visits/site.css"
+STATIC_ASSET = "visits/site.css"  # the example's
+EXAMPLE_APP = "django_app"
+SAMPLE_MARKER = ".django-docker-sample"  # a sample project's kind (rehearsal/images/samples.py)
+
+
+def app_setting(plan: Plan, key: str) -> str:
+    """A stack's app setting as the program reads it (Pulumi.yaml's default unless the stack sets it)."""
+    return str(plan.config[f"{PROJECT}:{key}"])
+
+
+def app_kind(plan: Plan) -> str:
+    """Which app the stack runs: "example" (django_app/), a sample project's kind, or "" (any other)."""
+    context = (PROJECT_ROOT / app_setting(plan, "appContext")).resolve()
+    if context == (PROJECT_ROOT / EXAMPLE_APP).resolve():
+        return "example"
+    marker = context / SAMPLE_MARKER
+    return marker.read_text().strip() if marker.is_file() else ""
+
+
+def healthy_answer(response: requests.Response, path: str) -> str:
+    """A health answer that says every check passed, in one line (or CheckFailed)."""
+    require(response.status_code == 200, f"GET {path} -> {response.status_code}: {response.text[:200]}")
+    body = response.json()
+    checks = body.get("checks") or {}
+    require(checks and all(value == "ok" for value in checks.values()), f"checks {checks}")
+    return f"GET {path} 200, {', '.join(f'{name} ok' for name in checks)}, git_sha {body.get('git_sha')}"
 
 
 @dataclass
@@ -148,6 +178,8 @@ class Smoke:
         self.say = say
         self.base, self.host, self.nginx = front_door(plan)
         self.http = http_session(self.base, self.host, tls_ca)
+        self.health_path = app_setting(plan, "healthPath")
+        self.kind = app_kind(plan)
 
     # -- helpers
 
@@ -160,21 +192,32 @@ class Smoke:
     def names(self, service: str) -> list[str]:
         return [r.name for r in self.plan.containers(service) if r.type == CONTAINER]
 
-    def run(self) -> list[Check]:
-        checks = []
-        # (name, check, the service whose logs explain a failure)
-        for name, check, culprit in [
+    def checks(self) -> list[tuple[str, Callable[[], str], Optional[str]]]:
+        """(name, check, the service whose logs explain a failure): any app's, then the app's own."""
+        generic = [
             ("health", self.check_health, "web"),
             ("replicas", self.check_replicas, "nginx"),
-            ("visit", self.check_visit, "celery-worker"),
-            ("upload", self.check_upload, "web"),
-            ("static", self.check_static, "nginx"),
+            *([("static", self.check_static, "nginx")] if app_setting(self.plan, "staticRoot") else []),
+            *([("media", self.check_media, "nginx")] if app_setting(self.plan, "mediaRoot") else []),
+            *([("celery", self.check_celery, "celery-worker")] if self.plan.containers("celery-worker") else []),
             ("migrate", self.check_migrate, "migrate"),
             ("non-root", self.check_non_root, None),
             ("app image", self.check_app_image, None),
             ("backend isolation", self.check_backend_isolated, None),
             ("published ports", self.check_ports, None),
-        ]:
+        ]
+        own: list[tuple[str, Callable[[], str], Optional[str]]] = []
+        if self.kind == "example":
+            own = [("visit", self.check_visit, "celery-worker"), ("upload", self.check_upload, "web")]
+        elif self.kind:
+            from rehearsal.checks.samples import sample_checks
+
+            own = sample_checks(self)
+        return generic[:2] + own + generic[2:]
+
+    def run(self) -> list[Check]:
+        checks = []
+        for name, check, culprit in self.checks():
             result = run_check(name, check)
             self.say(result.line())
             if not result.ok and culprit and "log lines" not in result.detail:
@@ -185,26 +228,22 @@ class Smoke:
     # -- checks
 
     def check_health(self) -> str:
-        response = self.get("/health/")
-        require(response.status_code == 200, f"GET /health/ -> {response.status_code}: {response.text[:200]}")
-        body = response.json()
-        checks = body.get("checks") or {}
-        require(checks.get("database") == "ok" and checks.get("redis") == "ok", f"checks {checks}")
-        return f"GET /health/ 200, database ok, redis ok, git_sha {body.get('git_sha')}"
+        return healthy_answer(self.get(self.health_path), self.health_path)
 
     def check_replicas(self) -> str:
+        """Every replica answers through nginx: the runtime's health answer names its container."""
         expected = {self.api.inspect_container(self.cid(n))["Config"]["Hostname"]: n for n in self.names("web")}
         seen: Counter = Counter()
-        for _ in range(WHOAMI_REQUESTS):
-            response = self.get("/whoami/")
-            require(response.status_code == 200, f"GET /whoami/ -> {response.status_code}")
+        for _ in range(REPLICA_REQUESTS):
+            response = self.get(self.health_path)
+            require(response.status_code == 200, f"GET {self.health_path} -> {response.status_code}")
             seen[response.json()["hostname"]] += 1
         stray = set(seen) - set(expected)
         missing = set(expected) - set(seen)
         require(not stray, f"answers from unknown hosts {sorted(stray)}")
         require(not missing, f"replicas never answered: {sorted(expected[h] for h in missing)}")
         spread = ", ".join(f"{expected[h]} {seen[h]}" for h in sorted(seen, key=lambda h: expected[h]))
-        return f"{WHOAMI_REQUESTS} x GET /whoami/: all {len(expected)} replicas answered ({spread})"
+        return f"{REPLICA_REQUESTS} x GET {self.health_path}: all {len(expected)} replicas answered ({spread})"
 
     def check_visit(self) -> str:
         response = self.http.post(self.base + "/visits/", timeout=10)
@@ -245,32 +284,64 @@ class Smoke:
         return f"POST /uploads/ 201, GET {url} returns the same {len(content)} bytes"
 
     def check_static(self) -> str:
-        path = f"/static/{STATIC_ASSET}"
+        """A file collectstatic put in the static volume, served at staticUrl byte for byte (the
+        example's stylesheet; for another app, the first file of the volume)."""
+        nginx = self.cid(self.nginx)
+        asset = STATIC_ASSET if self.kind == "example" else self.first_static_file(nginx)
+        path = f"{app_setting(self.plan, 'staticUrl')}{asset}"
         response = self.get(path)
         require(response.status_code == 200, f"GET {path} -> {response.status_code}")
-        # nginx serves it from the static volume: the body is that file, byte for byte.
-        on_disk = self.read_file(self.cid(self.nginx), f"/var/www/static/{STATIC_ASSET}")
-        require(response.content == on_disk, f"GET {path} differs from nginx's /var/www/static/{STATIC_ASSET}")
+        on_disk = self.read_file(nginx, f"/var/www/static/{asset}")
+        require(response.content == on_disk, f"GET {path} differs from nginx's /var/www/static/{asset}")
         return (
             f"GET {path} 200 ({response.headers.get('Content-Type')}), identical to the file in nginx's static volume"
         )
 
+    def first_static_file(self, nginx: str) -> str:
+        listing = self.exec(nginx, ["find", "/var/www/static", "-type", "f", "-not", "-name", "staticfiles.json"])
+        files = sorted(line.removeprefix("/var/www/static/") for line in listing.splitlines() if line.strip())
+        require(files, "the static volume is empty: collectstatic collected nothing")
+        return files[0]
+
+    def check_media(self) -> str:
+        """A file a web replica writes into MEDIA_ROOT (as the app user), served at mediaUrl."""
+        (web, *_) = self.names("web")
+        name = f"rehearsal-{secrets.token_hex(4)}.txt"
+        content = f"rehearsal {self.run_labels.get('rehearsal.run')} {secrets.token_hex(8)}\n"
+        target = f"{app_setting(self.plan, 'mediaRoot')}/{name}"
+        self.exec(self.cid(web), ["python", "-c", f"open({target!r}, 'x').write({content!r})"])
+        path = f"{app_setting(self.plan, 'mediaUrl')}{name}"
+        served = self.get(path)
+        require(
+            served.status_code == 200 and served.content == content.encode(),
+            f"GET {path} -> {served.status_code}, {len(served.content)} bytes (written {len(content)})",
+        )
+        return f"{web} wrote {target}; GET {path} returns the same {len(content)} bytes"
+
+    def check_celery(self) -> str:
+        """The worker answers a ping through the broker (its own healthcheck, run now)."""
+        (worker,) = self.names("celery-worker")
+        output = self.exec(self.cid(worker), ["python", "-m", "django_docker_runtime.healthcheck", "worker"])
+        return f"{worker} answers a ping through the broker{(': ' + output) if output else ''}"
+
     def check_migrate(self) -> str:
+        """Every release job ran (to exit 0, and left no container); migrate's effect too."""
         jobs = {r.name: r for r in self.plan.of_type(JOB)}
-        require(jobs, "no release jobs in the plan")
         ran: dict[str, Any] = {e.name: e.real.get("run_id") for e in self.state.entries if e.type == JOB and e.real}
         require(set(ran) == set(jobs), f"jobs that did not run: {sorted(set(jobs) - set(ran))}")
-        # The release job's effect, not only its exit: every migration is recorded as applied.
-        applied = self.psql("select count(*) from django_migrations where app = 'visits'")
-        require(applied.isdigit() and int(applied) >= 1, f"no visits migration recorded (got {applied!r})")
+        recorded = "no migrate job (migrateCommand is empty)"
+        if self.plan.containers("migrate"):
+            # The release job's effect, not only its exit: its migrations are recorded as applied.
+            applied = self.psql("select count(*) from django_migrations")
+            require(applied.isdigit() and int(applied) >= 1, f"no migration recorded (got {applied!r})")
+            recorded = f"{applied} migration(s) recorded"
         left = self.api.containers(
             all=True, filters={"label": ["django-docker.job-run", f"rehearsal.run={self.run_labels['rehearsal.run']}"]}
         )
         require(not left, f"job containers left behind: {[c['Names'] for c in left]}")
         return (
-            ", ".join(f"{n} ran (run {run[:12]})" for n, run in sorted(ran.items()))
-            + f"; {applied} visits migration(s) recorded; no job container left"
-        )
+            ", ".join(f"{n} ran (run {run[:12]})" for n, run in sorted(ran.items())) or "no release job"
+        ) + f"; {recorded}; no job container left"
 
     def check_non_root(self) -> str:
         users = {}
@@ -383,6 +454,14 @@ class Smoke:
             return container.logs().decode(errors="replace").strip() or "no output"
         finally:
             container.remove(force=True)
+
+    def exec(self, cid: str, argv: list[str]) -> str:
+        """Run argv in a running container (as its own user); its output, or CheckFailed."""
+        exec_id = self.api.exec_create(cid, argv)["Id"]
+        output = self.api.exec_start(exec_id).decode(errors="replace").strip()
+        code = self.api.exec_inspect(exec_id)["ExitCode"]
+        require(code == 0, f"{' '.join(argv[:3])} exited {code}: {output[-300:]}")
+        return output
 
     def psql(self, sql: str) -> str:
         (postgres,) = self.plan.containers("postgres")

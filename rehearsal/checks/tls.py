@@ -53,7 +53,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from planning.harness import Plan, stack_config
-from rehearsal.checks.smoke import Check, CheckFailed, ServerNameAdapter, http_session, require, run_checks
+from rehearsal.checks.smoke import (
+    Check,
+    CheckFailed,
+    ServerNameAdapter,
+    healthy_answer,
+    http_session,
+    require,
+    run_checks,
+)
 from rehearsal.emulation.engine import LOOPBACK
 
 HSTS_SECONDS = 600  # the run's djangoHstsSeconds (prod's committed value is 0: HSTS off)
@@ -272,9 +280,7 @@ class TlsChecks:
 
     def check_https(self) -> str:
         response = self.https.get(self.https_base + "/health/", timeout=10, allow_redirects=False)
-        require(response.status_code == 200, f"GET https://{self.host}/health/ -> {response.status_code}")
-        checks = response.json().get("checks") or {}
-        require(checks.get("database") == "ok" and checks.get("redis") == "ok", f"checks {checks}")
+        answer = healthy_answer(response, f"https://{self.host}/health/")
         # What nginx presents, from a handshake of our own (the same verification, for serverName).
         context = ssl.create_default_context(cafile=self.ctx.tls_ca)
         https_port = urlsplit(self.https_base).port
@@ -288,7 +294,7 @@ class TlsChecks:
         if presented is None or presented != expected:  # (what require() raises)
             raise CheckFailed("nginx presents a certificate that is not the run's")
         return (
-            f"GET https://{self.host}/health/ on {LOOPBACK}:{port} 200 (database ok, redis ok), certificate "
+            f"{answer.split(', git_sha')[0]} on {LOOPBACK}:{port}, certificate "
             f"verified against the run's CA for {self.server_name}; nginx presents the run's certificate "
             f"(sha256 {hashlib.sha256(presented).hexdigest()[:16]}), {version}"
         )

@@ -43,10 +43,9 @@ BROKEN_WSGI = '''\
 
 import rehearsal_missing_dependency  # noqa: F401
 from django.core.wsgi import get_wsgi_application
+from django_docker_runtime import env
 
-from config import env
-
-env.default_settings_module()
+env.default_settings_module("config.settings.production")
 
 application = get_wsgi_application()
 '''

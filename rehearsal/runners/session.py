@@ -50,13 +50,20 @@ class Session:
     # ------------------------------------------------------------------ images
 
     def prepare(self, rp: RehearsalPlan, *, context: Optional[Path] = None) -> str:
-        """Make every image the plan runs exist: stand-ins for pinned ones, the app image built
-        (from `context`, a variant of django_app/, when given). Returns a one-line summary."""
+        """Make every image the plan runs exist: stand-ins for pinned ones, the runtime's image
+        and then the app's built (from `context`, a variant of the app's project, when given).
+        Returns a one-line summary."""
         check_understood(rp.plan, project_root=PROJECT_ROOT)
         notes = []
         if not self.base_images_ready:
             notes.append(self._base_images(rp))
             self.base_images_ready = True
+        if rp.runtime is not None:
+            tag = rp.runtime.inputs["imageName"]
+            if tag not in self.built:
+                self.built[tag] = build_app_image(self.client, rp.runtime, PROJECT_ROOT, self.say)
+            planned = {rp.runtime.outputs.get("repoDigest"), rp.runtime.id}
+            self.images.update({p: self.built[tag] for p in planned if p})
         if rp.build is not None:
             tag = rp.build.inputs["imageName"]
             if tag not in self.built:
@@ -85,7 +92,12 @@ class Session:
         if rp.build is not None:
             build = rp.build.inputs["build"]
             dockerfile = build.get("dockerfile") or os.path.join(build["context"], "Dockerfile")
-            refs += dockerfile_base_images(Path(dockerfile).read_text(), build.get("args"))
+            built_here = {rp.runtime.inputs["imageName"]} if rp.runtime is not None else set()
+            refs += [
+                ref
+                for ref in dockerfile_base_images(Path(dockerfile).read_text(), build.get("args"))
+                if ref not in built_here
+            ]
         app = (
             {rp.build.outputs.get("repoDigest"), rp.build.id, *rp.promoted_refs} if rp.build else set(rp.promoted_refs)
         )

@@ -20,6 +20,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
+from components.settings.app import RUNTIME_REPOSITORY
 from planning.harness import IMAGE, Plan, PlanError, PlannedResource, plan_stack, stack_config
 from rehearsal.errors import RehearsalError
 
@@ -29,10 +30,12 @@ class RehearsalPlan:
     stack: str
     plan: Plan
     build: Optional[PlannedResource]
-    """The docker.Image to build (from this or the source stack); None when the stack is pinned."""
+    """The app's docker.Image to build (from this or the source stack); None when the stack is pinned."""
     build_stack: str
     promoted_refs: list[str] = field(default_factory=list)
     """Digest references in the plan that stand for `build`."""
+    runtime: Optional[PlannedResource] = None
+    """The runtime's docker.Image, built before `build` (whose Dockerfile copies from it)."""
 
 
 def promoted_ref(image_name: str) -> str:
@@ -85,7 +88,8 @@ def plan_for_rehearsal(
         with commit(git_sha):
             if source == "build":
                 plan = plan_stack(stack, overrides=overrides, secrets=secrets)
-                return RehearsalPlan(stack, plan, _the_build(plan, stack), stack)
+                build, runtime = _the_builds(plan, stack)
+                return RehearsalPlan(stack, plan, build, stack, runtime=runtime)
             if source == "pin":
                 plan = plan_stack(stack, overrides=overrides, secrets=secrets)
                 return RehearsalPlan(
@@ -98,7 +102,7 @@ def plan_for_rehearsal(
                 if not source_stack:
                     raise RehearsalError(f"{stack}: imageSource is stack but imageSourceStack is empty")
                 source_plan = plan_stack(source_stack)
-                build = _the_build(source_plan, source_stack)
+                build, runtime = _the_builds(source_plan, source_stack)
                 ref = promoted_ref(build.inputs["imageName"])
                 sha = source_plan.outputs.get("gitSha") or "rehearsal"
                 plan = plan_stack(
@@ -107,14 +111,19 @@ def plan_for_rehearsal(
                     secrets=secrets,
                     **plan_options(stack, app_ref=ref, git_sha=sha, overrides=overrides),
                 )
-                return RehearsalPlan(stack, plan, build, source_stack, [ref])
+                return RehearsalPlan(stack, plan, build, source_stack, [ref], runtime=runtime)
         raise RehearsalError(f"{stack}: imageSource={source} is not one the rehearsal knows (build, stack, pin)")
     except PlanError as error:
         raise RehearsalError(f"plan {stack}: {error}") from None
 
 
-def _the_build(plan: Plan, stack: str):
+def _the_builds(plan: Plan, stack: str) -> tuple[PlannedResource, PlannedResource]:
+    """(the app's image, the runtime's image): the two docker.Images a building stack plans."""
     images = plan.of_type(IMAGE)
-    if len(images) != 1:
-        raise RehearsalError(f"plan {stack}: expected one docker.Image to build, found {len(images)}")
-    return images[0]
+    runtime = [i for i in images if str(i.inputs["imageName"]).startswith(f"{RUNTIME_REPOSITORY}:")]
+    apps = [i for i in images if i not in runtime]
+    if len(apps) != 1 or len(runtime) != 1:
+        raise RehearsalError(
+            f"plan {stack}: expected the app's and the runtime's docker.Image, found {[i.name for i in images]}"
+        )
+    return apps[0], runtime[0]

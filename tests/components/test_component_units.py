@@ -47,7 +47,7 @@ def test_image_reference_parsing():
 
 def test_settings_sections_invariants():
     with pytest.raises(ValueError, match="replicas"):
-        WebSettings(replicas=0, memory_mb=1, concurrency=1, timeout=1)
+        WebSettings(replicas=0, memory_mb=1, concurrency=1, timeout=1, threads=1, max_requests=0, max_requests_jitter=0)
     with pytest.raises(ValueError, match="go together"):
         NginxSettings(
             image=parse_image_ref("k", "nginx:1.28.0"),

@@ -5,6 +5,7 @@ import crossplane
 import pytest
 
 from components import render
+from tests.nginx_check import APP_PATHS
 
 
 def test_labels():
@@ -17,31 +18,72 @@ def test_labels():
     assert "django-docker.git-sha" not in render.labels(service="nginx", role="accessory", stack="prod")
 
 
-def test_commands():
-    assert render.web_command() == ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
-    assert render.migrate_command() == ["python", "manage.py", "migrate", "--noinput"]
-    assert render.collectstatic_command() == ["python", "manage.py", "collectstatic", "--noinput"]
-    assert render.worker_command(3) == [
+WEB = dict(workers=2, threads=1, timeout=30, max_requests=1000, max_requests_jitter=100)
+
+
+def test_web_command_serves_the_runtimes_wrapper_with_every_tunable_as_a_flag():
+    assert render.web_command(server="wsgi", **WEB) == [
+        "gunicorn",
+        "--config",
+        "python:django_docker_runtime.gunicorn_conf",
+        "--workers",
+        "2",
+        "--timeout",
+        "30",
+        "--graceful-timeout",
+        "30",
+        "--max-requests",
+        "1000",
+        "--max-requests-jitter",
+        "100",
+        "django_docker_runtime.wsgi:application",
+    ]
+    threaded = render.web_command(server="wsgi", **{**WEB, "threads": 4})
+    assert threaded[5:7] == ["--threads", "4"]  # gunicorn picks its gthread worker
+    asgi = render.web_command(server="asgi", **{**WEB, "threads": 4})
+    assert asgi[5:7] == ["--worker-class", "uvicorn_worker.UvicornWorker"]
+    assert "--threads" not in asgi  # the uvicorn worker has no threads
+    assert asgi[-1] == "django_docker_runtime.asgi:application"
+
+
+def test_celery_commands_name_the_app_and_only_the_flags_set():
+    assert render.worker_command("proj", concurrency=3, pool="prefork", max_tasks_per_child=0, queues=()) == [
         "celery",
         "--app",
-        "config",
+        "proj",
         "worker",
         "--loglevel",
         "INFO",
         "--concurrency",
         "3",
     ]
-    assert render.beat_command() == [
+    assert render.worker_command(
+        "proj.celery:app", concurrency=1, pool="threads", max_tasks_per_child=50, queues=("high", "low")
+    )[8:] == ["--pool", "threads", "--max-tasks-per-child", "50", "--queues", "high,low"]
+    assert render.beat_command("proj") == [
         "celery",
         "--app",
-        "config",
+        "proj",
         "beat",
         "--loglevel",
         "INFO",
         "--schedule",
         "/tmp/celerybeat-schedule",
     ]
-    assert render.app_healthcheck("web") == ["CMD", "python", "-m", "config.healthcheck", "web"]
+    assert render.with_secret_files(["celery", "--app", "proj", "worker"]) == [
+        "python",
+        "-m",
+        "django_docker_runtime.run",
+        "--",
+        "celery",
+        "--app",
+        "proj",
+        "worker",
+    ]
+
+
+def test_healthchecks():
+    assert render.app_healthcheck("web") == ["CMD", "python", "-m", "django_docker_runtime.healthcheck", "web"]
     assert render.postgres_healthcheck("app", "db") == [
         "CMD",
         "pg_isready",
@@ -77,21 +119,27 @@ def test_database_url_quotes_the_password():
     assert render.redis_url() == "redis://redis:6379/0"
 
 
+APP_ENV = dict(
+    settings_module="config.settings.production",
+    app_module="config.wsgi:application",
+    port=8000,
+    health_path="/health/",
+    health_checks=("database", "cache", "broker"),
+    celery_app="config",
+    secret_key="k",
+    database_url="postgres://x",
+    redis_url="redis://r",
+    allowed_hosts=["a.example", "b.example"],
+    tls=False,
+    hsts_seconds=3600,
+    log_level="INFO",
+    forwarded_allow_ips="10.0.0.0/24",
+    csrf_trusted_origins=["http://a.example"],
+)
+
+
 def test_app_env_plain_http():
-    env = render.app_env(
-        secret_key="k",
-        database_url="postgres://x",
-        redis_url="redis://r",
-        allowed_hosts=["a.example", "b.example"],
-        tls=False,
-        hsts_seconds=3600,
-        log_level="INFO",
-        web_concurrency=2,
-        web_timeout=30,
-        forwarded_allow_ips="10.0.0.0/24",
-        csrf_trusted_origins=["http://a.example"],
-    )
-    assert env == [
+    assert render.app_env(**APP_ENV) == [
         "DJANGO_SETTINGS_MODULE=config.settings.production",
         "DJANGO_SECRET_KEY=k",
         "DJANGO_ALLOWED_HOSTS=a.example,b.example",
@@ -102,33 +150,39 @@ def test_app_env_plain_http():
         "DJANGO_SECURE_COOKIES=false",
         "DJANGO_SECURE_HSTS_SECONDS=0",  # no HSTS over plain HTTP, whatever the stack asks
         "DJANGO_LOG_LEVEL=INFO",
-        "WEB_CONCURRENCY=2",
-        "GUNICORN_TIMEOUT=30",
+        "APP_MODULE=config.wsgi:application",
+        "PORT=8000",
+        "HEALTH_PATH=/health/",
+        "HEALTH_CHECKS=database,cache,broker",
         "FORWARDED_ALLOW_IPS=10.0.0.0/24",
+        "CELERY_APP=config",
     ]
+    # the program sets exactly the names it says it sets (appEnv is refused any of them)
+    assert {item.split("=", 1)[0] for item in render.app_env(**APP_ENV)} == set(render.PROVIDED_ENV)
+
+
+def test_app_env_without_celery_names_no_app():
+    env = render.app_env(**{**APP_ENV, "celery_app": ""})
+    assert not any(item.startswith("CELERY_APP=") for item in env)
 
 
 def test_app_env_tls_turns_on_https_settings():
-    env = dict(
-        e.split("=", 1)
-        for e in render.app_env(
-            secret_key="k",
-            database_url="d",
-            redis_url="r",
-            allowed_hosts=["a"],
-            tls=True,
-            hsts_seconds=3600,
-            log_level="INFO",
-            web_concurrency=1,
-            web_timeout=1,
-            forwarded_allow_ips="x",
-        )
-    )
+    env = dict(e.split("=", 1) for e in render.app_env(**{**APP_ENV, "tls": True}))
     assert (env["DJANGO_SECURE_SSL_REDIRECT"], env["DJANGO_SECURE_COOKIES"], env["DJANGO_SECURE_HSTS_SECONDS"]) == (
         "true",
         "true",
         "3600",
     )
+
+
+def test_app_env_adds_the_stacks_own_variables_with_references_expanded():
+    env = render.app_env(
+        **APP_ENV,
+        extra=[("SECRET_KEY", "${DJANGO_SECRET_KEY}"), ("PRICE", "$$5 at ${PORT}"), ("PLAIN", "x")],
+        secret_extra={"SENTRY_DSN": "https://key@sentry.example/1"},
+    )
+    assert env[-4:] == ["SECRET_KEY=k", "PRICE=$5 at 8000", "PLAIN=x", "SENTRY_DSN=https://key@sentry.example/1"]
+    assert render.references("a ${B} $$ ${C}") == ["B", "C"]
 
 
 def test_urls_and_origins():
@@ -162,7 +216,7 @@ def _find(block, directive):
 
 
 def test_nginx_conf_structure(tmp_path):
-    conf = render.nginx_conf(server_name="example.com", client_max_body_size="10m", tls=False)
+    conf = render.nginx_conf(server_name="example.com", client_max_body_size="10m", tls=False, **APP_PATHS)
     parsed = _parse(conf, tmp_path)
     assert [d["args"] for d in _find(parsed, "user")] == [["nginx"]]
     # One upstream that follows the replicas' shared alias through Docker's DNS.
@@ -225,6 +279,7 @@ def test_secrets_as_files_names_each_secret_by_its_file_and_keeps_the_rest():
         "DJANGO_SECRET_KEY_FILE": "/run/secrets/django-secret-key",
         "DATABASE_URL_FILE": "/run/secrets/database-url",
         "B": "two=2",
+        "VALUES_FROM_FILES": "DJANGO_SECRET_KEY,DATABASE_URL",  # the runtime reads only these back
     }
     assert "s3cret" not in str(result) and "u:p" not in str(result)
     with pytest.raises(ValueError, match="not in the environment: REDIS_PASSWORD"):
@@ -242,12 +297,41 @@ def test_nginx_conf_does_not_depend_on_the_replicas():
         "public_https_port",
         "hsts_seconds",
         "tls_key_path",  # where the key is: a file in the container (swarm: a secret's)
+        "app_port",  # the app's port and paths: settings of the app, not of a release
+        "static_url",
+        "media_url",
     }
+
+
+def test_nginx_conf_follows_the_apps_port_and_paths_and_leaves_out_what_it_has_not(tmp_path):
+    conf = render.nginx_conf(
+        server_name="example.com",
+        client_max_body_size="10m",
+        tls=False,
+        app_port=9000,
+        static_url="/assets/",
+        media_url=None,
+    )
+    parsed = _parse(conf, tmp_path)
+    (upstream,) = _find(parsed, "upstream")
+    assert ["web:9000", "resolve", "max_fails=1", "fail_timeout=5s"] in [d["args"] for d in upstream["block"]]
+    locations = {d["args"][0]: d["block"] for d in _find(parsed, "location")}
+    assert set(locations) == {"=", "/assets/", "/", "@again"}  # "=": the health door's `location = /nginx-health`
+    assert [d["args"] for d in locations["/assets/"] if d["directive"] == "alias"] == [["/var/www/static/"]]
+    bare = render.nginx_conf(
+        server_name="example.com", client_max_body_size="10m", tls=False, app_port=8000, static_url=None, media_url=None
+    )
+    assert "/var/www/" not in bare
 
 
 def test_nginx_conf_tls_redirects_and_adds_hsts(tmp_path):
     conf = render.nginx_conf(
-        server_name="example.com", client_max_body_size="1m", tls=True, public_https_port=8443, hsts_seconds=600
+        **APP_PATHS,
+        server_name="example.com",
+        client_max_body_size="1m",
+        tls=True,
+        public_https_port=8443,
+        hsts_seconds=600,
     )
     parsed = _parse(conf, tmp_path)
     assert [d["args"] for d in _find(parsed, "listen")] == [

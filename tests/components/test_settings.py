@@ -303,9 +303,10 @@ def test_tls_in_plain_text_is_refused_before_it_is_parsed():
     )
 
 
-def test_only_changes_to_the_image_sources_make_the_tag_dirty(tmp_path, monkeypatch):
+def test_only_changes_to_what_goes_into_the_image_make_the_tag_dirty(tmp_path, monkeypatch):
     """`pulumi stack init` writes an encryptionsalt into Pulumi.<stack>.yaml: no byte of the image
-    changes, so the tag must stay the clean commit's; an edit under django_app/ is `-dirty`."""
+    changes, so the tag must stay the clean commit's; an edit under the app's context, or under
+    the runtime it copies in, is `-dirty`."""
     import subprocess
 
     from components.settings import resolve_git_sha
@@ -314,18 +315,43 @@ def test_only_changes_to_the_image_sources_make_the_tag_dirty(tmp_path, monkeypa
     monkeypatch.delenv("GITHUB_SHA", raising=False)
     git = ["git", "-C", str(tmp_path), "-c", "user.email=t@example.com", "-c", "user.name=t"]
     subprocess.run([*git, "init", "-q"], check=True)
-    (tmp_path / "django_app").mkdir()
-    (tmp_path / "django_app" / "app.py").write_text("x = 1\n")
+    for folder in ("django_app", "runtime"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "app.py").write_text("x = 1\n")
     (tmp_path / "Pulumi.dev.yaml").write_text("config: {}\n")
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "first"], check=True)
     clean = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    sha = lambda: resolve_git_sha(tmp_path / "django_app", runtime=tmp_path / "runtime")  # noqa: E731
     (tmp_path / "Pulumi.dev.yaml").write_text("encryptionsalt: v1:abc\nconfig: {}\n")
     (tmp_path / ".pulumi-state").mkdir()
     (tmp_path / ".pulumi-state" / "x.json").write_text("{}")
-    assert resolve_git_sha(tmp_path) == clean
+    assert sha() == clean
+    (tmp_path / "runtime" / "new.py").write_text("y = 2\n")
+    assert sha() == clean + "-dirty"
+    (tmp_path / "runtime" / "new.py").unlink()
     (tmp_path / "django_app" / "new.py").write_text("y = 2\n")
-    assert resolve_git_sha(tmp_path) == clean + "-dirty"
+    assert sha() == clean + "-dirty"
+
+
+def test_an_app_in_its_own_repository_is_tagged_with_its_own_commit(tmp_path, monkeypatch):
+    import subprocess
+
+    from components.settings import SettingsError, resolve_git_sha
+
+    monkeypatch.delenv("GIT_SHA", raising=False)
+    monkeypatch.delenv("GITHUB_SHA", raising=False)
+    app = tmp_path / "team-app"
+    app.mkdir()
+    with pytest.raises(SettingsError, match=r"^appContext: cannot read the commit of .*team-app"):
+        resolve_git_sha(app, runtime=tmp_path / "none")
+    git = ["git", "-C", str(app), "-c", "user.email=t@example.com", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (app / "manage.py").write_text("")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "first"], check=True)
+    theirs = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    assert resolve_git_sha(app, runtime=tmp_path / "none") == theirs
 
 
 REGISTRY_AUTH = '[{"address": "ghcr.io", "username": "deploy", "password": "token-123"}]'

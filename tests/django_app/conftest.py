@@ -1,4 +1,4 @@
-"""Fixtures for tests/django_app; helpers live in django_app_support.py."""
+"""Fixtures for tests/django_app; helpers live in tests/django_support.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django_app_support import APP_DIR, app_env, run_app, stop, test_database_url, wait_until
+
+from tests.django_support import APP_DIR, app_env, run_app, stop, test_database_url, wait_until
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -35,7 +36,10 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Pop
     with django_db_blocker.unblock():
         database_url = test_database_url()
     env = app_env(
-        DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=database_url, REDIS_URL=settings.REDIS_URL
+        CELERY_APP="config",
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=database_url,
+        REDIS_URL=settings.REDIS_URL,
     )
     process = subprocess.Popen(
         ["celery", "--app", "config", "worker", "--loglevel", "INFO", "--concurrency", "1"],
@@ -51,7 +55,7 @@ def celery_worker(django_db_setup, django_db_blocker) -> Iterator[subprocess.Pop
         # Ready when it answers a ping through the broker, as the worker healthcheck does.
         wait_until(
             lambda: process.poll() is not None
-            or run_app(sys.executable, "-m", "config.healthcheck", "worker", env=env).returncode == 0,
+            or run_app(sys.executable, "-m", "django_docker_runtime.healthcheck", "worker", env=env).returncode == 0,
             timeout=60,
             what="the celery worker to answer a ping",
         )

@@ -9,7 +9,8 @@ import socket
 import time
 
 import pytest
-from django_app_support import APP_DIR, production_env, test_database_url, wait_until
+
+from tests.django_support import APP_DIR, production_env, test_database_url, wait_until
 
 docker = pytest.importorskip("docker")
 
@@ -17,7 +18,12 @@ pytestmark = [pytest.mark.docker, pytest.mark.django_db]
 
 TAG = "django-app-tests:pytest"
 GIT_SHA = "feedfacefeedfacefeedfacefeedfacefeedface"
-WEB_ARGV = ["gunicorn", "--config", "gunicorn.conf.py", "config.wsgi:application"]
+WEB_ARGV = [
+    "gunicorn",
+    "--config",
+    "python:django_docker_runtime.gunicorn_conf",
+    "django_docker_runtime.wsgi:application",
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +32,14 @@ def engine(python_engine):
 
 
 @pytest.fixture(scope="module")
-def image(engine):
-    built, _ = engine.images.build(path=str(APP_DIR), tag=TAG, buildargs={"GIT_SHA": GIT_SHA}, rm=True, pull=False)
+def image(engine, runtime_image):
+    built, _ = engine.images.build(
+        path=str(APP_DIR),
+        tag=TAG,
+        buildargs={"GIT_SHA": GIT_SHA, "DJANGO_DOCKER_RUNTIME": runtime_image},
+        rm=True,
+        pull=False,
+    )
     return built
 
 
@@ -43,17 +55,20 @@ def test_image_config_follows_the_contract(image):
     assert config["Entrypoint"] is None
     assert config["Cmd"] == WEB_ARGV
     assert config["WorkingDir"] == "/app"
-    assert config["Healthcheck"]["Test"] == ["CMD", "python", "-m", "config.healthcheck", "web"]
+    assert config["Healthcheck"]["Test"] == ["CMD", "python", "-m", "django_docker_runtime.healthcheck", "web"]
     assert "8000/tcp" in config["ExposedPorts"]
     assert config["Labels"]["org.opencontainers.image.revision"] == GIT_SHA
     assert {
-        k: env[k] for k in ("GIT_SHA", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "DJANGO_SETTINGS_MODULE")
+        k: env[k]
+        for k in ("GIT_SHA", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "DJANGO_SETTINGS_MODULE", "APP_MODULE")
     } == {
         "GIT_SHA": GIT_SHA,
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "APP_MODULE": "config.wsgi:application",
     }
+    assert env["PYTHONPATH"] == "/opt/django-docker-runtime"
 
 
 def test_no_secret_in_any_layer_or_in_history(engine, image):
@@ -95,7 +110,7 @@ def test_web_container_becomes_healthy_read_only_and_stops_gracefully(engine, im
         if probe.connect_ex(("127.0.0.1", 8000)) == 0:
             pytest.skip("port 8000 is busy on this host (the host network is needed for loopback services)")
     env = production_env(DATABASE_URL=test_database_url(), WEB_CONCURRENCY="2")
-    env = {k: v for k, v in env.items() if k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "WEB_"))}
+    env = {k: v for k, v in env.items() if k.startswith(("DJANGO_", "DATABASE_", "REDIS_", "WEB_", "CELERY_APP"))}
     container = engine.containers.run(
         TAG,
         detach=True,

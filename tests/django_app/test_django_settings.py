@@ -7,7 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from django_app_support import APP_DIR, VENV_BIN, production_env, run_app
+
+from tests.django_support import APP_DIR, VENV_BIN, production_env, run_app
 
 
 def settings_db_name() -> str:
@@ -150,13 +151,13 @@ def test_production_settings_use_the_contract_paths_and_persistent_checked_conne
     ]
 
 
-# --- the env module is the one reader of the environment, and .env.example lists it all
+# --- the runtime's env module is the one reader of the environment, and .env.example lists it all
 
 ENV_CALL = re.compile(r"""env\.(?:string|boolean|integer|csv_list)\(\s*["']([A-Z0-9_]+)["']""")
 PYTHON_SOURCES = [p for p in APP_DIR.rglob("*.py") if "migrations" not in p.parts]
 
 
-def test_only_config_env_reads_the_environment():
+def test_only_the_runtimes_env_module_reads_the_environment():
     readers = [
         str(path.relative_to(APP_DIR))
         for path in PYTHON_SOURCES
@@ -196,6 +197,7 @@ def test_dockerfile_builds_with_the_classic_builder_and_buildkit_alike():
     assert not re.search(r"^#\s*syntax\s*=", text, re.MULTILINE | re.IGNORECASE)
     assert not any("--mount" in line for line in instructions)
     assert [line.split()[1] for line in instructions if line.startswith("FROM ")] == [
+        "${DJANGO_DOCKER_RUNTIME}",  # the runtime's image, which the program builds and names
         "python:3.11.14-slim-bookworm",
         "python:3.11.14-slim-bookworm",
     ]

@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
-from django_app_support import APP_DIR, app_env, closed_port, run_app, stop, test_database_url, wait_until
 
+from tests.django_support import APP_DIR, app_env, closed_port, run_app, stop, test_database_url, wait_until
 from visits.models import Visit
 from visits.tasks import enqueue_unprocessed_visits
 
@@ -92,7 +92,10 @@ def test_beats_sweep_enqueues_lost_visits_again_for_the_worker(celery_worker):
 def test_celery_beat_starts_with_the_contract_command(settings, tmp_path):
     log = tmp_path / "beat.log"
     env = app_env(
-        DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=settings.DATABASE_URL, REDIS_URL=settings.REDIS_URL
+        CELERY_APP="config",
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=settings.DATABASE_URL,
+        REDIS_URL=settings.REDIS_URL,
     )
     schedule = tmp_path / "celerybeat-schedule"  # the contract's is /tmp/celerybeat-schedule
     with log.open("w") as output:
@@ -107,24 +110,30 @@ def test_celery_beat_starts_with_the_contract_command(settings, tmp_path):
         try:
             wait_until(lambda: "beat: Starting..." in log.read_text(), timeout=30, what="beat to start")
             # The container healthcheck of the beat role passes while beat runs...
-            assert run_app(sys.executable, "-m", "config.healthcheck", "beat", env=env).returncode == 0
+            assert run_app(sys.executable, "-m", "django_docker_runtime.healthcheck", "beat", env=env).returncode == 0
             # ...and fails when its broker is gone.
             no_broker = {**env, "REDIS_URL": f"redis://127.0.0.1:{closed_port()}/0"}
-            assert run_app(sys.executable, "-m", "config.healthcheck", "beat", env=no_broker).returncode == 1
+            assert (
+                run_app(sys.executable, "-m", "django_docker_runtime.healthcheck", "beat", env=no_broker).returncode
+                == 1
+            )
         finally:
             stop(process)
     assert "Traceback" not in log.read_text()
     # ...and fails once beat has stopped.
-    assert run_app(sys.executable, "-m", "config.healthcheck", "beat", env=env).returncode == 1
+    assert run_app(sys.executable, "-m", "django_docker_runtime.healthcheck", "beat", env=env).returncode == 1
 
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_healthcheck_pings_its_own_node(celery_worker, settings):
     env = app_env(
-        DJANGO_SETTINGS_MODULE="config.settings.test", DATABASE_URL=test_database_url(), REDIS_URL=settings.REDIS_URL
+        CELERY_APP="config",
+        DJANGO_SETTINGS_MODULE="config.settings.test",
+        DATABASE_URL=test_database_url(),
+        REDIS_URL=settings.REDIS_URL,
     )
 
-    assert run_app(sys.executable, "-m", "config.healthcheck", "worker", env=env).returncode == 0
+    assert run_app(sys.executable, "-m", "django_docker_runtime.healthcheck", "worker", env=env).returncode == 0
 
 
 def test_celery_is_configured_for_reliability(settings):

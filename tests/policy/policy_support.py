@@ -101,7 +101,7 @@ def web_container(**overrides: Any) -> dict[str, Any]:
         "memory": 512,
         "restart": "unless-stopped",
         "healthcheck": {
-            "tests": ["CMD", "python", "-m", "config.healthcheck", "web"],
+            "tests": ["CMD", "python", "-m", "django_docker_runtime.healthcheck", "web"],
             "interval": "10s",
             "timeout": "5s",
             "retries": 3,
@@ -201,7 +201,10 @@ def app_service(service: str = "web", **overrides: Any) -> dict[str, Any]:
                     "DJANGO_SECRET_KEY_FILE": "/run/secrets/django-secret-key",
                     "DATABASE_URL_FILE": "/run/secrets/database-url",
                 },
-                "healthcheck": {"tests": ["CMD", "python", "-m", "config.healthcheck", "web"], "interval": "10s"},
+                "healthcheck": {
+                    "tests": ["CMD", "python", "-m", "django_docker_runtime.healthcheck", "web"],
+                    "interval": "10s",
+                },
                 "secrets": [{"secretId": "s1", "secretName": "web-database-url", "fileName": "database-url"}],
             },
             "resources": {"limits": {"memoryBytes": 512 * MIB}},

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 docker = pytest.importorskip("docker")
 
 from components import render  # noqa: E402 (after the skip: this module needs the Docker SDK)
-from tests.nginx_check import NGINX_IMAGE, archive, docker_client, ensure_image, pinned_image  # noqa: E402
+from tests.nginx_check import APP_PATHS, NGINX_IMAGE, archive, docker_client, ensure_image, pinned_image  # noqa: E402
 
 pytestmark = pytest.mark.docker
 
@@ -233,7 +233,7 @@ def stack():
     try:
         stack.replica("r1")
         stack.replica("r2")
-        conf = render.nginx_conf(server_name="example.test", client_max_body_size="10m", tls=False)
+        conf = render.nginx_conf(server_name="example.test", client_max_body_size="10m", tls=False, **APP_PATHS)
         stack.nginx = client.containers.create(
             NGINX_IMAGE,
             name=f"nginx-resolve-{run}-nginx",
@@ -346,7 +346,7 @@ def test_d_a_replica_that_refuses_connections_costs_no_request(stack):
     assert client.failures == []
     # Not vacuous: nginx did try the replica while it refused, and passed the request on.
     assert "(111: Connection refused) while connecting to upstream" in errors
-    assert f'upstream: "http://{address}:{render.APP_PORT}/"' in errors
+    assert f'upstream: "http://{address}:{APP_PATHS["app_port"]}/"' in errors
 
 
 def test_e_health_door_answers_204_inside_and_the_healthcheck_turns_healthy(stack):

@@ -15,7 +15,7 @@ from rehearsal.images.standins import (
     recipe_hash,
     split_ref,
 )
-from tests.nginx_check import nginx_image  # noqa: F401  (a fixture)
+from tests.nginx_check import APP_PATHS, nginx_image  # noqa: F401  (a fixture)
 
 
 def test_split_ref_strips_registry_and_library():
@@ -221,7 +221,12 @@ def test_rendered_nginx_conf_passes_nginx_t_unedited(nginx_image, tls, tmp_path)
             render.NGINX_TLS_KEY: ((tmp_path / "key").read_bytes(), 0o600),
         }
     conf = render.nginx_conf(
-        server_name="example.test", client_max_body_size="10m", tls=tls, public_https_port=8443, hsts_seconds=3600
+        **APP_PATHS,
+        server_name="example.test",
+        client_max_body_size="10m",
+        tls=tls,
+        public_https_port=8443,
+        hsts_seconds=3600,
     )
 
     result = nginx_test(conf, files, image=nginx_image)

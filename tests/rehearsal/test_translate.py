@@ -25,7 +25,7 @@ WEB = {
     "networksAdvanced": [{"name": "front-real", "aliases": ["web-1"]}, {"name": "back-real"}],
     "volumes": [{"volumeName": "media-real", "containerPath": "/app/media"}],
     "healthcheck": {
-        "tests": ["CMD", "python", "-m", "config.healthcheck", "web"],
+        "tests": ["CMD", "python", "-m", "django_docker_runtime.healthcheck", "web"],
         "interval": "5s",
         "timeout": "10s",
         "startPeriod": "20s",
@@ -60,7 +60,7 @@ def test_web_container_translates_field_by_field():
         "stop_timeout": 35,
         "labels": {"django-docker.service": "web", **RUN},
         "healthcheck": {
-            "test": ["CMD", "python", "-m", "config.healthcheck", "web"],
+            "test": ["CMD", "python", "-m", "django_docker_runtime.healthcheck", "web"],
             "interval": 5 * 10**9,
             "timeout": 10 * 10**9,
             "start_period": 20 * 10**9,

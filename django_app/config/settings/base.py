@@ -1,8 +1,8 @@
 """Settings shared by every environment.
 
 Nothing here requires a variable: the service URLs and the secret are read by
-`production.py` (required) and `test.py` (loopback defaults), and `build.py` needs none,
-so `collectstatic` can run at image build time without any secret.
+`production.py` (required) and `test.py` (loopback defaults). The environment is read through
+django_docker_runtime.env (required values fail in one line; NAME_FILE secrets).
 """
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from dj_database_url import DBConfig
 
-from config import env
+from django_docker_runtime import env
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -25,11 +25,8 @@ INSTALLED_APPS = [
     "visits",
 ]
 
+# /health/ is answered by the runtime ahead of all of these (django_docker_runtime.health).
 MIDDLEWARE = [
-    # First: answers /health/ before SecurityMiddleware (SSL redirect) and before
-    # CommonMiddleware validates the Host header, so the container healthcheck can use
-    # http://127.0.0.1:8000 without 127.0.0.1 being an allowed host for everything else.
-    "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

@@ -1,11 +1,11 @@
 """Production settings: every deployed container (web, migrate, collectstatic, celery).
 
-Required variables stop the process with a one-line error naming them (config/env.py).
+Required variables stop the process with a one-line error naming them (django_docker_runtime.env).
 HTTPS behaviour is switched by variables so that a plain-HTTP dev stack runs these same
 settings with the redirect, HSTS and secure cookies off.
 """
 
-from config import env
+from django_docker_runtime import env
 
 from .base import *  # noqa: F403
 from .base import cache, database

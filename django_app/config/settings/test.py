@@ -1,7 +1,7 @@
 """Settings for the test suite: the real PostgreSQL and Redis that
 scripts/start-services.sh starts on loopback (its printed URLs are the defaults)."""
 
-from config import env
+from django_docker_runtime import env
 
 from .base import *  # noqa: F403
 from .base import cache, database

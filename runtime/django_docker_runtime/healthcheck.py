@@ -1,9 +1,10 @@
-"""Container healthchecks without curl: `python -m config.healthcheck web|worker|beat`.
+"""Container healthchecks without curl: `python -m django_docker_runtime.healthcheck web|worker|beat`.
 
-web:    GET http://127.0.0.1:8000/health/; exit 0 on 200.
-worker: celery ping of this container's own node (celery@<hostname>); exit 0 on a reply.
+web:    GET http://127.0.0.1:PORT/HEALTH_PATH; exit 0 on 200.
+worker: celery ping of this container's own node (celery@<hostname>) through the broker.
 beat:   a `celery beat` process runs in this container and the broker answers (beat has no
         control channel to ping, so this is the most a probe can say about it).
+The worker and beat find the Celery app as `celery --app` does, from CELERY_APP.
 """
 
 from __future__ import annotations
@@ -16,13 +17,20 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from django_docker_runtime import env
+
 TIMEOUT_SECONDS = 5
-HEALTH_URL = "http://127.0.0.1:8000/health/"
 
 
-def web(url: str = HEALTH_URL) -> int:
+def health_url() -> str:
+    from django_docker_runtime import health
+
+    return f"http://127.0.0.1:{env.integer('PORT', default=8000)}{health.path()}"
+
+
+def web(url: str | None = None) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(url or health_url(), timeout=TIMEOUT_SECONDS) as response:
             return 0 if response.status == 200 else 1
     except urllib.error.HTTPError as exc:  # 503 carries the failing check in its body
         print(exc.read().decode(errors="replace")[:500], file=sys.stderr)
@@ -33,10 +41,10 @@ def web(url: str = HEALTH_URL) -> int:
 
 
 def worker() -> int:
-    from config.celery import app
+    from django_docker_runtime.health import celery_app
 
     node = f"celery@{socket.gethostname()}"
-    replies = app.control.ping(destination=[node], timeout=TIMEOUT_SECONDS)
+    replies = celery_app().control.ping(destination=[node], timeout=TIMEOUT_SECONDS)
     if any(node in reply for reply in replies):
         return 0
     print(f"worker healthcheck: no reply from {node}", file=sys.stderr)
@@ -61,10 +69,10 @@ def beat() -> int:
     if not _beat_running():
         print("beat healthcheck: no celery beat process", file=sys.stderr)
         return 1
-    from config.celery import app
+    from django_docker_runtime.health import celery_app
 
     try:
-        with app.connection_for_write() as connection:
+        with celery_app().connection_for_write() as connection:
             connection.ensure_connection(max_retries=1, timeout=TIMEOUT_SECONDS)
     except Exception as exc:  # kombu raises several types for one fact: no broker
         print(f"beat healthcheck: broker unreachable: {exc}", file=sys.stderr)
@@ -75,8 +83,9 @@ def beat() -> int:
 def main(argv: list[str]) -> int:
     roles: dict[str, Callable[[], int]] = {"web": web, "worker": worker, "beat": beat}
     if len(argv) != 1 or argv[0] not in roles:
-        print("usage: python -m config.healthcheck web|worker|beat", file=sys.stderr)
+        print("usage: python -m django_docker_runtime.healthcheck web|worker|beat", file=sys.stderr)
         return 2
+    env.expand_files(os.environ)  # a swarm task's secrets are files; the app's settings read NAME
     return roles[argv[0]]()
 
 

@@ -1,11 +1,13 @@
-"""gunicorn settings for the web role: `gunicorn --config gunicorn.conf.py config.wsgi:application`.
+"""gunicorn settings for the web role: `gunicorn --config python:django_docker_runtime.gunicorn_conf
+django_docker_runtime.wsgi:application` (or `.asgi:application` with the uvicorn worker).
 
 nginx finds the web replicas through a Docker DNS alias (every running replica, healthy or
 not) and re-resolves it every second; it skips a replica that *refuses* a connection and
 retries the next one at once. Two things follow, and this file does both:
 - A replica opens its port only once it can really serve: the master imports the app
-  (`preload_app`) and its URL configuration, and waits until PostgreSQL and Redis answer,
-  before it binds. Until then connections are refused.
+  (`preload_app`) and its URL configuration, and waits until its health checks pass (the
+  database, the cache, the broker: django_docker_runtime.health), before it binds. Until then
+  connections are refused.
 - A replica's address must never die while nginx may still choose it. Docker drops a
   container from DNS only when it exits, and its address dies with it; a request nginx sends
   to a dead address waits out the connect timeout, and if nginx re-resolves meanwhile it
@@ -30,9 +32,10 @@ import os
 import signal
 import time
 
-from config import env
+from django_docker_runtime import env
 
-bind = "0.0.0.0:8000"
+PORT = env.integer("PORT", default=8000)
+bind = f"0.0.0.0:{PORT}"
 
 # Import the WSGI app (Django) in the master, before the socket is bound (see above): an
 # app that fails to import never listens.
@@ -46,9 +49,11 @@ DRAIN_SECONDS = env.integer("WEB_DRAIN_SECONDS", default=2)
 # (2 x CPUs) + 1, as gunicorn suggests, but at most 4: the container has a memory limit,
 # and the stack scales out with web replicas rather than with workers per replica.
 # sched_getaffinity counts the CPUs this container may use, not the host's.
+# The program passes --workers, --threads, --timeout, --graceful-timeout and --max-requests on
+# the command line (which wins over this file); these are the defaults for anyone else.
 workers = env.integer("WEB_CONCURRENCY", default=min(2 * len(os.sched_getaffinity(0)) + 1, 4))
 
-timeout = env.integer("GUNICORN_TIMEOUT", default=30)
+timeout = 30
 # On SIGTERM workers get as long to finish as a request may take; the container's stop
 # timeout (the program's destroy grace) must be longer than this plus the drain.
 graceful_timeout = timeout
@@ -99,16 +104,16 @@ signal.signal(signal.SIGTERM, _stop_requested)  # gunicorn replaces it once it l
 def on_starting(server):
     """Runs in the master before it binds: settings, URL configuration, then readiness.
 
-    preload_app has already imported config.wsgi, which loaded the settings, so a missing
-    variable has stopped the start with its one-line message (config/env.py) instead of
-    failing every worker boot in a loop; the fallback covers an app that did not set Django up.
+    preload_app has already imported the app (APP_MODULE, through django_docker_runtime.wsgi or
+    .asgi), which loaded the settings, so a missing variable has stopped the start with its
+    one-line message instead of failing every worker boot in a loop; the fallback covers an app
+    that did not set Django up.
     """
     import django
     from django.apps import apps
     from django.urls import get_resolver
 
     if not apps.ready:
-        env.default_settings_module()
         django.setup(set_prefix=False)
     # Django imports the URL configuration (and so every view module) on the first request;
     # import it now, so a release whose views cannot import never listens either.
@@ -135,22 +140,23 @@ class _OncePerMessage:
 
 
 def _wait_until_ready(server) -> None:
-    """Poll config.health's checks until all pass, however long that takes (a database still
+    """Poll the health checks until all pass, however long that takes (a database still
     starting after a host reboot comes up eventually; the replica then serves). Meanwhile the
     port stays closed and the container's healthcheck fails, so `pulumi up` reports it. The
     master's connections are closed before it goes on, so no worker inherits a socket."""
     from django.core.cache import caches
     from django.db import connections
 
-    from config import health
+    from django_docker_runtime import health
 
+    names = health.applicable()
     once = _OncePerMessage()
     health.logger.addFilter(once)  # each distinct failure (with its detail) is logged once
     started = reminded = time.monotonic()
     waited = False
     try:
         while True:
-            failed = {name: value for name, value in health.run_checks().items() if value != "ok"}
+            failed = {name: value for name, value in health.run_checks(names).items() if value != "ok"}
             if not failed:
                 break
             reasons = ", ".join(f"{name} {value}" for name, value in failed.items())
@@ -161,11 +167,25 @@ def _wait_until_ready(server) -> None:
             connections.close_all()  # a fresh connection on the next poll
             time.sleep(READY_POLL_SECONDS)
         if waited:
-            server.log.info("Ready: %s answer", ", ".join(health.CHECKS))
+            server.log.info("Ready: %s answer", ", ".join(names))
     finally:
         health.logger.removeFilter(once)
         connections.close_all()  # the database check's connection (persistent: CONN_MAX_AGE)
-        caches.close_all()  # unused by the checks; closed in case the app's import opened one
+        _disconnect_caches(caches)
+
+
+def _disconnect_caches(caches) -> None:
+    """Close the connections the cache check opened, so no forked worker inherits them.
+
+    `close()` is a cache's documented hook, but Django's own RedisCache keeps its connection
+    pools across it (django/core/cache/backends/redis.py 5.2: RedisCacheClient._pools, no
+    close()); redis-py resets a pool in a forked child without closing the parent's sockets
+    (redis/connection.py ConnectionPool._checkpid). So its pools are disconnected here too.
+    """
+    for cache in caches.all(initialized_only=True):
+        cache.close()
+        for pool in getattr(getattr(cache, "_cache", None), "_pools", {}).values():
+            pool.disconnect()
 
 
 def _at_exit() -> None:

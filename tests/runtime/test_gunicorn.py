@@ -1,8 +1,10 @@
-"""The web role as the container runs it: gunicorn with the committed gunicorn.conf.py and
-production settings, over real HTTP."""
+"""The web role as the container runs it: gunicorn with the runtime's config
+(django_docker_runtime.gunicorn_conf) serving the runtime's wrapper of the example app, with its
+production settings, over real HTTP against the real PostgreSQL and Redis."""
 
 import json
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -13,8 +15,12 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
-from django_app_support import (
+
+from django_docker_runtime import healthcheck
+from tests.django_support import (
     APP_DIR,
+    GUNICORN_CONFIG,
+    WEB_APPLICATION,
     DelayedForwarder,
     accepts,
     closed_port,
@@ -26,8 +32,6 @@ from django_app_support import (
     test_database_url,
     wait_until,
 )
-
-from config import healthcheck
 
 # pytest-django creates the test database only when some collected test asks for it.
 pytestmark = pytest.mark.django_db
@@ -50,9 +54,9 @@ def get(url: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str,
         return error.code, dict(error.headers), error.read()
 
 
-def gunicorn_argv(port: int) -> list[str]:
-    # The contract's web argv, with a free loopback port instead of 0.0.0.0:8000.
-    return ["gunicorn", "--config", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}", "config.wsgi:application"]
+def gunicorn_argv(port: int, *flags: str) -> list[str]:
+    # The program's web argv (render.web_command), with a free loopback port instead of 0.0.0.0:PORT.
+    return ["gunicorn", "--config", GUNICORN_CONFIG, *flags, "--bind", f"127.0.0.1:{port}", WEB_APPLICATION]
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +64,9 @@ def server(django_db_setup, django_db_blocker) -> Iterator[tuple[str, subprocess
     with django_db_blocker.unblock():
         database_url = test_database_url()
     port = closed_port()
-    env = production_env(DATABASE_URL=database_url, GIT_SHA=GIT_SHA, WEB_CONCURRENCY="2", GUNICORN_TIMEOUT="10")
+    env = production_env(DATABASE_URL=database_url, GIT_SHA=GIT_SHA)
     process = subprocess.Popen(
-        gunicorn_argv(port),
+        gunicorn_argv(port, "--workers", "2", "--timeout", "10", "--graceful-timeout", "10"),
         cwd=APP_DIR,
         env=env,
         stdout=subprocess.PIPE,
@@ -94,7 +98,14 @@ def test_health_over_http_reports_the_image_revision(server):
     status, _, body = get(f"{base}/health/")
 
     assert status == 200
-    assert json.loads(body) == {"status": "ok", "checks": {"database": "ok", "redis": "ok"}, "git_sha": GIT_SHA}
+    answer = json.loads(body)
+    assert answer == {
+        "status": "ok",
+        "checks": {"database": "ok", "cache": "ok", "broker": "ok"},
+        "git_sha": GIT_SHA,
+        "hostname": answer["hostname"],
+    }
+    assert answer["hostname"] == socket.gethostname()  # the replica that answered
 
 
 def test_web_healthcheck_command_passes_against_gunicorn(server):
@@ -128,9 +139,9 @@ def test_sigterm_shuts_down_gracefully_with_access_logs_on_stdout(django_db_setu
     with django_db_blocker.unblock():
         database_url = test_database_url()
     port = closed_port()
-    env = production_env(DATABASE_URL=database_url, WEB_CONCURRENCY="1", DJANGO_SECURE_SSL_REDIRECT="false")
+    env = production_env(DATABASE_URL=database_url, DJANGO_SECURE_SSL_REDIRECT="false")
     process = subprocess.Popen(
-        gunicorn_argv(port),
+        gunicorn_argv(port, "--workers", "1"),
         cwd=APP_DIR,
         env=env,
         stdout=subprocess.PIPE,
@@ -212,8 +223,9 @@ def test_a_missing_setting_stops_the_start_with_one_line_and_the_replica_stays_d
 
 def test_a_release_whose_app_fails_to_import_never_listens_and_stays_down_quietly():
     port = closed_port()
-    env = production_env(PYTHONPATH=str(Path(__file__).resolve().parent), WEB_DRAIN_SECONDS="1")
-    took, output = parked([*gunicorn_argv(port)[:-1], "broken_release_wsgi:application"], env, port)
+    env = production_env(APP_MODULE="broken_release_wsgi:application", WEB_DRAIN_SECONDS="1")
+    env["PYTHONPATH"] += f":{Path(__file__).resolve().parent}"
+    took, output = parked(gunicorn_argv(port), env, port)
 
     assert 1 <= took < 5  # told to stop, it drains like any other exit
     assert "broken release: the app fails to import" in output
@@ -244,9 +256,9 @@ def test_gunicorn_listens_once_the_database_answers_and_forks_workers_without_it
     port = closed_port()
     with DelayedForwarder((database_url.hostname, database_url.port or 5432)) as database:
         late_url = database_url._replace(netloc=database_url.netloc.rsplit("@", 1)[0] + f"@127.0.0.1:{database.port}")
-        env = production_env(DATABASE_URL=late_url.geturl(), WEB_CONCURRENCY="2")
+        env = production_env(DATABASE_URL=late_url.geturl())
         started = time.monotonic()
-        process = start_gunicorn(gunicorn_argv(port), env)
+        process = start_gunicorn(gunicorn_argv(port, "--workers", "2"), env)
         try:
             # The database refuses for 2 s, then answers; gunicorn must not accept before that.
             while not accepts(port, timeout=0.2):
@@ -273,9 +285,9 @@ def test_gunicorn_listens_once_the_database_answers_and_forks_workers_without_it
             stop(process)
             output = process.stdout.read()
 
-    assert (status, json.loads(body)["checks"]) == (200, {"database": "ok", "redis": "ok"}), output
+    assert (status, json.loads(body)["checks"]) == (200, {"database": "ok", "cache": "ok", "broker": "ok"}), output
     assert "web: not ready after 0s: database error: OperationalError; not listening until it is" in output
-    assert output.index("Ready: database, redis answer") < output.index("Listening at")
+    assert output.index("Ready: database, cache, broker answer") < output.index("Listening at")
 
 
 # --- a stopping replica refuses connections for WEB_DRAIN_SECONDS before it exits
@@ -296,8 +308,8 @@ def test_sigterm_closes_the_port_at_once_then_drains_before_exiting(django_db_se
     with django_db_blocker.unblock():
         database_url = test_database_url()
     port = closed_port()
-    env = production_env(DATABASE_URL=database_url, WEB_CONCURRENCY="1", WEB_DRAIN_SECONDS="2")
-    process = start_gunicorn(gunicorn_argv(port), env)
+    env = production_env(DATABASE_URL=database_url, WEB_DRAIN_SECONDS="2")
+    process = start_gunicorn(gunicorn_argv(port, "--workers", "1"), env)
     try:
         wait_until(lambda: accepts(port), timeout=30, what="gunicorn to listen")
         process.send_signal(signal.SIGTERM)

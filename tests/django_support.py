@@ -1,7 +1,8 @@
-"""Helpers for tests/django_app: real PostgreSQL and Redis on loopback
-(scripts/start-services.sh), real subprocesses for gunicorn, celery and manage.py.
+"""Helpers for tests/django_app and tests/runtime: real PostgreSQL and Redis on loopback
+(scripts/start-services.sh), real subprocesses for gunicorn, celery and manage.py of the
+example app, with the runtime (runtime/django_docker_runtime) on their path as in the image.
 
-A uniquely named module rather than `from conftest import`: several test folders have a
+A module of its own rather than `from conftest import`: several test folders have a
 conftest.py, and which one `conftest` names depends on collection order."""
 
 from __future__ import annotations
@@ -21,7 +22,11 @@ import dj_database_url
 from django.conf import settings
 from django.db import connections
 
-APP_DIR = Path(__file__).resolve().parents[2] / "django_app"
+APP_DIR = Path(__file__).resolve().parents[1] / "django_app"
+RUNTIME_DIR = APP_DIR.parent / "runtime"
+# What the program runs in the web containers (render.web_command), the bind aside.
+WEB_APPLICATION = "django_docker_runtime.wsgi:application"
+GUNICORN_CONFIG = "python:django_docker_runtime.gunicorn_conf"
 VENV_BIN = Path(sys.executable).parent
 # A deploy-check-strength key that is obviously not anyone's secret.
 FAKE_SECRET_KEY = "x" * 20 + "-not-a-secret-only-for-tests-" + "abcdefghijklmnopqrstuvwxyz0123456789"
@@ -178,11 +183,22 @@ def app_env(**overrides: str) -> dict[str, str]:
     base = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("DJANGO_", "GUNICORN_", "CELERY_"))
+        if not key.startswith(("DJANGO_", "GUNICORN_", "CELERY_", "HEALTH_"))
         and key
-        not in {"DATABASE_URL", "REDIS_URL", "WEB_CONCURRENCY", "WEB_DRAIN_SECONDS", "FORWARDED_ALLOW_IPS", "GIT_SHA"}
+        not in {
+            "DATABASE_URL",
+            "REDIS_URL",
+            "WEB_CONCURRENCY",
+            "WEB_DRAIN_SECONDS",
+            "FORWARDED_ALLOW_IPS",
+            "GIT_SHA",
+            "APP_MODULE",
+            "PORT",
+            "PYTHONPATH",
+        }
     }
     base["PATH"] = f"{VENV_BIN}{os.pathsep}{base.get('PATH', '')}"
+    base["PYTHONPATH"] = str(RUNTIME_DIR)  # as the image's ENV PYTHONPATH=/opt/django-docker-runtime
     base["PYTHONDONTWRITEBYTECODE"] = "1"
     base["WEB_DRAIN_SECONDS"] = "0"  # the drain has its own test; elsewhere it only slows stops
     return {**base, **overrides}
@@ -200,6 +216,9 @@ def production_env(**overrides: str) -> dict[str, str]:
         "DJANGO_SECURE_COOKIES": "true",
         "DATABASE_URL": settings.DATABASE_URL,
         "REDIS_URL": settings.REDIS_URL,
+        # What the program sets for the runtime (render.app_env).
+        "APP_MODULE": "config.wsgi:application",
+        "CELERY_APP": "config",
     }
     return app_env(**{**production, **overrides})
 
