@@ -7,7 +7,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Import name -> distribution, where they differ.
-DISTRIBUTION = {"pulumi_docker": "pulumi-docker", "pulumi_random": "pulumi-random"}
+DISTRIBUTION = {"pulumi_docker": "pulumi-docker", "pulumi_random": "pulumi-random", "yaml": "pyyaml"}
 
 
 def pins(path: Path) -> dict[str, str]:
