@@ -61,12 +61,13 @@ def read_image(read: Reader, git_sha: Optional[str]) -> ImageSettings:
         required=True,
     )
     registry = read.string("imageRegistry", pattern=REGISTRY_RE, expected="a registry server, e.g. ghcr.io/acme")
-    if registry and repository and len(f"{registry}/{repository}") > REFERENCE_NAME_MAX:
+    name = f"{registry}/{repository}" if registry else repository
+    if read.ok("imageRegistry", "imageRepository") and len(name) > REFERENCE_NAME_MAX:
         # distribution/reference NameTotalLengthMax: Docker refuses a longer name.
+        keys = "imageRegistry, imageRepository" if registry else "imageRepository"
         read.refuse(
-            f"imageRegistry, imageRepository: '{registry}/{repository}' is {len(registry) + 1 + len(repository)} "
-            f"characters; an image name has at most {REFERENCE_NAME_MAX}",
-            "imageRegistry",
+            f"{keys}: the image name is {len(name)} characters; Docker takes at most {REFERENCE_NAME_MAX}",
+            "imageRepository",
         )
     username = read.string("imageRegistryUsername")
     password = read.secret("imageRegistryPassword", token=True)
