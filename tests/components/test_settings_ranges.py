@@ -444,7 +444,7 @@ REGISTRY_SECRET = "hunter2-registry-token"
             "expected a registry host like ghcr.io",
         ),
         (
-            f'[{{"address": "ghcr.io", "username": "bot", "password": 12345}}]',
+            '[{"address": "ghcr.io", "username": "bot", "password": 12345}]',
             "docker:registryAuth[0].password: expected a string",
         ),
     ],
