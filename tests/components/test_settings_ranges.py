@@ -17,15 +17,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def refused(stack: str = "dev", **kwargs) -> list[str]:
     """The program's refusal of this config: its lines (one per problem)."""
-    runner = plan_prod if stack == "prod" else plan_stack
     with pytest.raises(PlanError) as error:
-        runner(**kwargs) if stack == "prod" else runner(stack, **kwargs)
+        if stack == "prod":
+            plan_prod(**kwargs)
+        else:
+            plan_stack(stack, **kwargs)
     return str(error.value).splitlines()
 
 
 # --- unknown keys and namespaces -------------------------------------------------------------
 
-UNKNOWN_KEYS = [
+UNKNOWN_KEYS: list[tuple[dict[str, object], str]] = [
     (
         {"django-docker:webReplica": 5},
         "django-docker:webReplica: unknown key; did you mean django-docker:webReplicas? "
@@ -120,7 +122,7 @@ def test_an_unknown_key_is_refused_before_anything_is_created(monkeypatch):
 # --- numbers, sizes and durations at and past their limits -----------------------------------
 
 MEMORY = "expected a size like 512M or 1G (at least 6M)"
-RANGES = [
+RANGES: list[tuple[dict[str, object], str]] = [
     ({"webReplicas": "99999999999999999999"}, "webReplicas: 99999999999999999999 is out of range; expected 1 to 50"),
     ({"webReplicas": "1_000"}, "webReplicas: '1_000' is not a whole number; expected 1 to 50"),
     ({"webReplicas": "NaN"}, "webReplicas: 'NaN' is not a whole number; expected 1 to 50"),
@@ -217,7 +219,7 @@ def test_settings_import_no_docker_sdk():
 # --- strings: empty, whitespace, what the server behind them refuses --------------------------
 
 LABEL = "a" * 64
-STRINGS = [
+STRINGS: list[tuple[dict[str, object], str]] = [
     ({"serverName": "   "}, "serverName: empty; expected a host name, e.g. example.com"),
     (
         {"serverName": f"{LABEL}.example.com"},
@@ -313,7 +315,7 @@ def test_nfs_exports_by_name_and_address_are_taken():
 # --- keys that mean nothing for the stack's choices, and contradictions ------------------------
 
 DIGEST = "registry.example.com/acme/web@sha256:" + "b" * 64
-CONTRADICTIONS = [
+CONTRADICTIONS: list[tuple[dict[str, object], str]] = [
     (
         {"imagePin": DIGEST},
         "imagePin: set, but imageSource is build, so the pin is ignored; set imageSource: pin to run it "
