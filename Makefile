@@ -1,5 +1,5 @@
 # Two commands on a fresh Debian machine (as root, like CI):
-#   make up     set up, then `pulumi up` on the dev stack (needs the Pulumi CLI and a Docker engine)
+#   make up     .venv with requirements.txt, a Docker engine that answers, then `pulumi up` on the dev stack
 #   make test   set up, start PostgreSQL, Redis and a Docker engine, run every test
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -7,24 +7,28 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
-# A self-managed backend and a dev passphrase, so no Pulumi Cloud account is needed.
-# Override both for shared stacks (CI uses repository secrets).
-export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
-export PULUMI_CONFIG_PASSPHRASE ?= dev-only-passphrase
+# The Pulumi CLI, the state backend and the secrets passphrase: set up in one place for every
+# command that runs the CLI (scripts/with-pulumi.sh; docs/operations.md says where each comes from).
+WITH_PULUMI := VENV=$(VENV) bash scripts/with-pulumi.sh
+PULUMI := STACK=$(STACK) $(WITH_PULUMI)
 # Services and the engine need root: use sudo where we are not (GitHub's runners).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# A leading -T in ARGS is the day-2 command's own (no TTY, as compose's -T), not the command's.
+TTY_ARGS = $(if $(filter -T,$(firstword $(ARGS))),-T -- $(wordlist 2,$(words $(ARGS)),$(ARGS)),-- $(ARGS))
 
-.PHONY: help host-packages policy-venv setup services docker up preview lint test rehearse rehearse-release rehearse-faults rehearse-tls rehearse-swarm rehearse-down benchmark promote rollback \
-	status ps logs manage shell exec backup backups restore benchmark-ops
+.PHONY: help host-packages runtime policy-venv setup services docker engine check up preview destroy lint test \
+	rehearse rehearse-release rehearse-faults rehearse-tls rehearse-swarm rehearse-down benchmark promote rollback \
+	status ps logs manage shell exec backup backups restore benchmark-ops docs docs-check compose-import e2e
 
-help:
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/'
+help: ## Every target, and what it does
+	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { rows[++n] = $$1; text[n] = $$2; if (length($$1) > w) w = length($$1) } \
+	    END { for (i = 1; i <= n; i++) printf "  make %-*s  %s\n", w, rows[i], text[i] }' $(MAKEFILE_LIST)
 
 # Host packages the install and the tests need: libpq headers (psycopg[c] builds from source),
 # nginx (the rendered config is checked with `nginx -t`), openssl. Installed only when missing.
 HOST_PACKAGES := pg_config:libpq-dev nginx:nginx-light openssl:openssl
 
-host-packages:
+host-packages: ## Debian packages the tests need (libpq-dev, nginx, openssl); installed only when missing
 	@missing=""; for pair in $(HOST_PACKAGES); do \
 	    command -v $${pair%%:*} >/dev/null || [ -x /usr/sbin/$${pair%%:*} ] || missing="$$missing $${pair#*:}"; done; \
 	if [ -n "$$missing" ]; then \
@@ -36,9 +40,18 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt django_app/requirement
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip==25.3
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(VENV)/.runtime $@
+
+setup: $(VENV)/.installed ## .venv with everything pinned (requirements-dev.txt): tests, rehearsal, day-2, tools
+
+# What `pulumi up` itself needs: the program's requirements only, no apt package.
+$(VENV)/.runtime: requirements.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip==25.3
+	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-setup: $(VENV)/.installed ## Create .venv with the pinned requirements
+runtime: $(VENV)/.runtime ## .venv with only what the program imports (requirements.txt): what make up installs
 
 services: ## Start PostgreSQL and Redis on loopback for the Django tests (root; installs them if missing)
 	$(SUDO) bash scripts/start-services.sh
@@ -46,13 +59,18 @@ services: ## Start PostgreSQL and Redis on loopback for the Django tests (root; 
 docker: ## Make sure a Docker engine answers (root; installs docker.io if missing)
 	$(SUDO) bash scripts/start-docker.sh
 
-up: setup ## pulumi up on STACK (default dev); fetches the pinned Pulumi CLI into .tools/ when none is on PATH
-	@cli=$$(bash scripts/pulumi-cli.sh) || exit 1; \
-	export PATH="$$(dirname "$$cli"):$(CURDIR)/$(VENV)/bin:$$PATH"; \
-	mkdir -p .pulumi-state && \
-	pulumi login "$$PULUMI_BACKEND_URL" && \
-	pulumi stack select --create $(STACK) && \
-	pulumi up --stack $(STACK)
+engine: runtime ## Whether STACK's Docker engine answers (docker:host, DOCKER_HOST or the local socket); installs nothing
+	@$(PY) -m ops engine $(STACK)
+
+check: runtime ## STACK's configuration as `pulumi up` would take it: no CLI, no engine; every problem, or one ok line
+	@$(PULUMI) --check $(PY) -m planning.check $(STACK)
+
+up: runtime engine ## pulumi up on STACK (default dev); fetches the pinned Pulumi CLI into .tools/ when none is on PATH
+	@$(PULUMI) pulumi stack select --create --stack $(STACK)
+	@$(PULUMI) pulumi up --stack $(STACK) $(ARGS)
+
+destroy: runtime ## pulumi destroy on STACK (asks first; prod's protected volumes stop it: docs/operations.md)
+	@$(PULUMI) pulumi destroy --stack $(STACK) $(ARGS)
 
 policy/venv/.installed: policy/requirements.txt
 	python3 -m venv policy/venv
@@ -61,8 +79,8 @@ policy/venv/.installed: policy/requirements.txt
 
 policy-venv: policy/venv/.installed ## The policy pack's own virtualenv (pulumi runs the pack from it)
 
-preview: setup policy-venv ## pulumi preview --diff on STACK with the policy pack
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" pulumi preview --stack $(STACK) --diff --policy-pack policy
+preview: runtime policy-venv ## pulumi preview --diff on STACK with the policy pack
+	@$(PULUMI) pulumi preview --stack $(STACK) --diff --policy-pack policy $(ARGS)
 
 lint: setup ## ruff (lint and format) and mypy, as pyproject.toml configures them
 	$(PY) -m ruff check .
@@ -93,12 +111,12 @@ rehearse-down: setup ## Remove what `make rehearse ARGS=--keep` left running for
 benchmark: setup ## How long evaluating each stack's program takes (3 and 50 web replicas)
 	$(PY) scripts/benchmark.py
 
-promote: setup ## Preview, then apply, prod running dev's pushed digest
-	bash scripts/promote.sh $(ARGS)
+promote: runtime ## Preview, then apply, prod running dev's pushed digest (ARGS=--yes, --unpin)
+	@STACK=prod $(WITH_PULUMI) bash scripts/promote.sh $(ARGS)
 
-rollback: setup ## Pin prod to an earlier digest: make rollback DIGEST=repo@sha256:...
+rollback: runtime ## Pin prod to an earlier digest: make rollback DIGEST=repo@sha256:...
 	@test -n "$(DIGEST)" || { echo "make rollback: set DIGEST=repo@sha256:<64 hex>" >&2; exit 2; }
-	bash scripts/rollback.sh "$(DIGEST)" $(ARGS)
+	@STACK=prod $(WITH_PULUMI) bash scripts/rollback.sh "$(DIGEST)" $(ARGS)
 
 # Day-2 commands (ops/): they find STACK's containers by label on the stack's own Docker host
 # (`docker:host`, else DOCKER_HOST, else the local socket) and change none of its resources.
@@ -111,14 +129,14 @@ ps: setup ## STACK's containers, like `docker compose ps`
 logs: setup ## Logs of SERVICE (default: all), replicas interleaved: make logs STACK=prod SERVICE=web ARGS="--since 10m -f"
 	@$(PY) -m ops logs $(STACK) $(if $(SERVICE),--service $(SERVICE)) $(ARGS)
 
-manage: setup ## python manage.py ARGS in a one-off container of the running release: make manage STACK=prod ARGS="createsuperuser"
-	@$(PY) -m ops manage $(STACK) -- $(ARGS)
+manage: setup ## python manage.py ARGS in a one-off container of the running release: make manage STACK=prod ARGS="createsuperuser" (ARGS="-T ...": no TTY)
+	@$(PY) -m ops manage $(STACK) $(TTY_ARGS)
 
-shell: setup ## Django's shell in a one-off container of the running release
-	@$(PY) -m ops shell $(STACK) -- $(ARGS)
+shell: setup ## Django's shell in a one-off container of the running release (ARGS=-T: no TTY, e.g. a piped script)
+	@$(PY) -m ops shell $(STACK) $(TTY_ARGS)
 
-exec: setup ## ARGS in one running container of SERVICE: make exec STACK=prod SERVICE=web [REPLICA=2] ARGS="sh"
-	@$(PY) -m ops exec $(STACK) --service $(or $(SERVICE),web) $(if $(REPLICA),--replica $(REPLICA)) -- $(ARGS)
+exec: setup ## ARGS in one running container of SERVICE: make exec STACK=prod SERVICE=web [REPLICA=2] ARGS="sh" (ARGS="-T ...": no TTY)
+	@$(PY) -m ops exec $(STACK) --service $(or $(SERVICE),web) $(if $(REPLICA),--replica $(REPLICA)) $(TTY_ARGS)
 
 backup: setup ## pg_dump STACK's database into its backups volume now
 	@$(PY) -m ops backup $(STACK)
@@ -132,3 +150,19 @@ restore: setup ## Replace STACK's database with BACKUP=<name> (ARGS=--stop-app s
 
 benchmark-ops: setup ## How long each day-2 command takes on STACK's running containers
 	$(PY) -m ops.benchmark $(STACK)
+
+# Tools (tools/), so that no documented command needs the virtualenv activated.
+docs: setup ## Regenerate docs/configuration.md's key table and the topology diagrams after Pulumi.yaml changes
+	$(PY) -m tools.config_reference --write
+	$(PY) -m tools.topology --write
+
+docs-check: setup ## Exit 1 when a generated table or diagram differs from what Pulumi.yaml and the plan say
+	$(PY) -m tools.config_reference --check
+	$(PY) -m tools.topology --check
+
+compose-import: setup ## Pulumi.STACK.yaml from compose files: make compose-import STACK=staging FILES="docker-compose.yml docker-compose.prod.yml"
+	@test -n "$(FILES)" || { echo "make compose-import: set FILES=\"docker-compose.yml [docker-compose.prod.yml]\"" >&2; exit 2; }
+	$(PY) -m tools.compose_import $(FILES) --stack $(STACK) $(ARGS)
+
+e2e: setup ## The end-to-end run with the real Pulumi CLI: up, smoke, preview, a second release, destroy (docs/delivery.md)
+	$(PY) -m tools.e2e $(ARGS)

@@ -9,6 +9,7 @@
   backup STACK                      pg_dump the database into the stack's backups volume now
   backups STACK                     the backups there, oldest first
   restore STACK NAME [--stop-app | --force]   replace the database with a backup (a pre-restore backup first)
+  engine STACK                      whether the stack's Docker engine answers (what `make up` checks first)
 Every command finds the stack by its labels on the stack's own Docker host, and changes none of
 its resources. Refusals are one line; the exit code of manage and exec is the command's.
 """
@@ -81,6 +82,20 @@ def _restore(stack: StackOnHost, args) -> int:
     return restore(stack, args.name, stop_app=args.stop_app, force=args.force)
 
 
+def _engine(stack: str) -> int:
+    from ops.stack import describe_host, engine_client, known_stacks, stack_docker_host
+
+    if stack not in known_stacks():
+        raise OpsError(
+            f"unknown stack '{stack}'; stacks: {', '.join(known_stacks()) or 'none'} (from Pulumi.<stack>.yaml)"
+        )
+    docker_host = stack_docker_host(stack)
+    client = engine_client(stack, docker_host)
+    version = client.version().get("Version", "?")
+    print(f"Docker engine {version} answers at {describe_host(client, docker_host)} for stack {stack}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="python -m ops", description=__doc__.split("\n\n")[0])
     sub = top.add_subparsers(dest="command", required=True)
@@ -119,6 +134,7 @@ def parser() -> argparse.ArgumentParser:
         "--stop-app", action="store_true", help="stop web, worker and beat for the restore, then start them"
     )
     how.add_argument("--force", action="store_true", help="restore under the running app")
+    command("engine", None, "whether the stack's Docker engine answers (make up checks it first)")
     return top
 
 
@@ -134,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     elif unknown or rest:
         top.error(f"unrecognized arguments: {' '.join(unknown + rest)}")
     try:
+        if args.command == "engine":
+            return _engine(args.stack)
         stack = StackOnHost(args.stack)
         return args.run(stack, args)
     except OpsError as error:

@@ -12,6 +12,7 @@ the provider reads it), else DOCKER_HOST, else the local socket.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -163,6 +164,52 @@ def stack_docker_host(stack: str, root: Optional[Path] = None) -> str:
     return str(host).strip()
 
 
+LOCAL_SOCKET = "unix:///var/run/docker.sock"
+
+
+def engine_client(stack: str, docker_host: str, timeout: int = 30) -> docker.DockerClient:
+    """A client of the stack's Docker engine that answered a ping; else OpsError saying what to do."""
+    where = docker_host or os.environ.get("DOCKER_HOST") or LOCAL_SOCKET
+    try:
+        client = connect(docker_host, timeout=timeout)
+        client.ping()
+    except docker.errors.DockerException as error:
+        raise OpsError(engine_problem(error, where, stack)) from None
+    return client
+
+
+def engine_problem(error: BaseException, where: str, stack: str) -> str:
+    """One line: why no engine answers at `where`, in words (no exception repr), and what to do."""
+    causes: list[BaseException] = []
+    current: Optional[BaseException] = error
+    while current is not None and len(causes) < 10:
+        causes.append(current)
+        current = current.__cause__ or current.__context__
+    text = " ".join(str(c) for c in causes)
+    kinds = tuple(type(c) for c in causes)
+    if any(issubclass(k, FileNotFoundError) for k in kinds) or "No such file or directory" in text:
+        why = "there is no socket there"
+    elif any(issubclass(k, PermissionError) for k in kinds) or "Permission denied" in text:
+        why = "permission denied on the socket (run as root, or as a member of the docker group)"
+    elif any(issubclass(k, ConnectionRefusedError) for k in kinds) or "Connection refused" in text:
+        why = "the connection was refused"
+    elif "timed out" in text or "Read timed out" in text:
+        why = "it did not answer in time"
+    elif "Name or service not known" in text or "nodename nor servname" in text or "Temporary failure in name" in text:
+        why = "its host name does not resolve"
+    else:
+        last = str(causes[-1]).splitlines()[0] if str(causes[-1]) else type(causes[-1]).__name__
+        why = re.sub(r"\(.*", "", last).strip()[:160] or type(causes[-1]).__name__
+    if where == LOCAL_SOCKET or where.startswith("unix://"):
+        todo = (
+            "start one here (`make docker`, as root), or point the stack at its host with docker:host in "
+            f"Pulumi.{stack}.yaml or DOCKER_HOST"
+        )
+    else:
+        todo = f"check that the host is up and that `docker -H {where} info` works from here"
+    return f"no Docker engine answers at {where} for stack {stack}: {why}; {todo}"
+
+
 def describe_host(client: docker.DockerClient, docker_host: str) -> str:
     return (
         docker_host
@@ -181,13 +228,7 @@ class StackOnHost:
         self.stack = stack
         docker_host = stack_docker_host(stack, root)
         if client is None:
-            where = docker_host or os.environ.get("DOCKER_HOST") or "the local socket"
-            try:
-                client = connect(docker_host, timeout=30)
-                client.ping()
-            except docker.errors.DockerException as error:
-                text = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-                raise OpsError(f"no Docker engine answers at {where} for stack {stack} ({text[:160]})") from None
+            client = engine_client(stack, docker_host)
         self.client = client
         self.where = describe_host(client, docker_host)
         self.boxes = self.refresh()

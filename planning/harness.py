@@ -22,12 +22,13 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, cast
 
 import pulumi
-import yaml
 from google.protobuf import json_format
 from pulumi.runtime import rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import Stack, run_pulumi_func
+
+from planning.stackfile import StackConfig, StackFileError, read_stack
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = PROJECT_ROOT / "__main__.py"
@@ -125,26 +126,17 @@ def _config_string(value: Any) -> str:
 
 
 def stack_config(stack: str, root: Path = PROJECT_ROOT) -> tuple[dict[str, str], str]:
-    """The config `pulumi up` would pass (project defaults, then the stack file), and the project's namespace."""
-    project = yaml.safe_load((root / "Pulumi.yaml").read_text())
-    namespace = project["name"]
-    config: dict[str, str] = {}
-    for key, declaration in (project.get("config") or {}).items():
-        full = key if ":" in key else f"{namespace}:{key}"
-        if isinstance(declaration, dict):
-            if "default" in declaration:
-                config[full] = _config_string(declaration["default"])
-        else:
-            config[full] = _config_string(declaration)
-    stack_file = root / f"Pulumi.{stack}.yaml"
-    if not stack_file.exists():
-        raise PlanError(f"{stack_file.name}: no such stack file")
-    for key, value in ((yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}).items():
-        full = key if ":" in key else f"{namespace}:{key}"
-        if isinstance(value, dict) and "secure" in value:
-            raise PlanError(f"{stack_file.name}: {key} is encrypted; pass it to plan_stack(secrets=...)")
-        config[full] = _config_string(value)
-    return config, namespace
+    """The config `pulumi up` would pass (project defaults, then the stack file), and the project's
+    namespace: the stack file read as the CLI reads it (stackfile.py)."""
+    try:
+        loaded = read_stack(stack, root)
+    except StackFileError as error:
+        raise PlanError(str(error)) from None
+    if loaded.opaque:
+        raise PlanError(f"Pulumi.{stack}.yaml: {loaded.opaque[0]} is encrypted; pass it to plan_stack(secrets=...)")
+    if loaded.problems:
+        raise PlanError("\n".join(f"Pulumi.{stack}.yaml: {problem}" for problem in loaded.problems))
+    return loaded.config, loaded.namespace
 
 
 # --- mocks -------------------------------------------------------------------------------
@@ -318,16 +310,21 @@ def plan_stack(
     preview: bool = False,
     root: Path = PROJECT_ROOT,
     program: Optional[Callable[[], object]] = None,
+    loaded: Optional[StackConfig] = None,
 ) -> Plan:
     """Run the program for `stack` under mocks and return every resource it registers.
 
     overrides/secrets: extra config (keys without namespace are the project's), as if set with
     `pulumi config set` / `--secret`. stack_references: outputs of other stacks by name.
     program: run this instead of __main__.py (a test of one component under the same mocks).
+    loaded: the stack's config already read (stackfile.read_stack: `make check`), secrets included.
     Raises PlanError with the program's one-line message when the config is refused.
     """
-    config, namespace = stack_config(stack, root)
-    secret_keys: set[str] = set()
+    if loaded is not None:
+        config, namespace, secret_keys = dict(loaded.config), loaded.namespace, set(loaded.secret_keys)
+    else:
+        config, namespace = stack_config(stack, root)
+        secret_keys = set()
 
     def full(key: str) -> str:
         return key if ":" in key else f"{namespace}:{key}"

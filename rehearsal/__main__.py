@@ -128,7 +128,7 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
             base, host, _ = front_door(ctx.current_plan().plan)
             say(
                 f"  kept running: {ctx.current_plan().plan.outputs.get('url')} (try: curl -H 'Host: {host}' {base}/health/); "
-                f"tear down with `python -m rehearsal down {stack}` (make rehearse-down STACK={stack})"
+                f"tear down with `make rehearse-down STACK={stack}`"
             )
     except PhaseFailed as failure:
         failed_phase = failure
@@ -150,7 +150,7 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
                         a + b for a, b in zip(removed, late)
                     )
             elif failed_phase is not None:
-                say(f"  --keep: left the failed rehearsal running; `python -m rehearsal down {stack}` removes it")
+                say(f"  --keep: left the failed rehearsal running; `make rehearse-down STACK={stack}` removes it")
 
     passed = sum(c.ok for c in checks)
     failed = sum(not c.ok for c in checks) + (1 if failed_phase else 0)

@@ -7,7 +7,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Import name -> distribution, where they differ.
-DISTRIBUTION = {"pulumi_docker": "pulumi-docker", "pulumi_random": "pulumi-random", "dotenv": "python-dotenv"}
+DISTRIBUTION = {
+    "pulumi_docker": "pulumi-docker",
+    "pulumi_random": "pulumi-random",
+    "dotenv": "python-dotenv",
+    "yaml": "pyyaml",
+}
 
 
 def pins(path: Path) -> dict[str, str]:

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PROJECT = ROOT / "Pulumi.yaml"
 DOC = ROOT / "docs" / "configuration.md"
 STACKS = ("dev", "prod")
-BEGIN, END = "<!-- config:begin (python -m tools.config_reference --write) -->", "<!-- config:end -->"
+BEGIN, END = "<!-- config:begin (make docs) -->", "<!-- config:end -->"
 
 
 def _load(path: Path) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def write_or_check(wanted: dict[Path, str], *, root: Path, tool: str, source: st
     stale = [name for name, (path, text) in zip(names, wanted.items()) if not path.exists() or path.read_text() != text]
     if stale:
         verb = "differ" if len(stale) > 1 else "differs"
-        print(f"{tool}: {', '.join(stale)} {verb} from {source}; run `python -m tools.{tool} --write`", file=sys.stderr)
+        print(f"{tool}: {', '.join(stale)} {verb} from {source}; run `make docs`", file=sys.stderr)
         return 1
     print(f"{tool}: {', '.join(names)} {'match' if len(names) > 1 else 'matches'} {source}")
     return 0

@@ -29,7 +29,7 @@ DOC = ROOT / "docs" / "topology.md"
 README = ROOT / "README.md"
 STACKS = ("dev", "prod")
 README_STACK = "prod"
-BEGIN, END = "<!-- topology:begin (python -m tools.topology --write) -->", "<!-- topology:end -->"
+BEGIN, END = "<!-- topology:begin (make docs) -->", "<!-- topology:end -->"
 SERVICE = "django-docker.service"
 
 
@@ -102,7 +102,7 @@ def diagrams() -> dict[str, str]:
 def doc_text(found: dict[str, str]) -> str:
     parts = [
         "# Topology of each stack\n",
-        "Generated from the plan by `python -m tools.topology --write`; a test fails when it drifts.\n"
+        "Generated from the plan by `make docs`; a test fails when it drifts.\n"
         "Containers and release jobs by service, the networks they join, the volumes they mount "
         "(dotted: read-only), and the ports published on the host.\n",
     ]

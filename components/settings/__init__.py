@@ -1,14 +1,17 @@
 """Typed stack settings: the one place that reads `pulumi.Config` (and the git SHA).
 
 `load()` reads every key declared in Pulumi.yaml once, validates it, and returns a frozen
-`StackSettings`. A user's mistake raises `SettingsError` with one line that names the key and
-says what is expected; `__main__.py` turns it into a clean exit before any resource exists.
+`StackSettings`. The user's mistakes raise one `SettingsError` with one line each, naming the
+key and saying what is expected (every mistake of the stack, not only the first; a key no one
+reads is one too); `__main__.py` turns it into a clean exit before any resource exists.
 Defaults live only in Pulumi.yaml (the Pulumi CLI applies them); nothing here repeats them.
 
 By concern:
   stack.py     StackSettings and load(): every key read once, section by section
   services.py  the sections: Deployment (what every resource shares), then one per service
-  reader.py    the Reader every key goes through once (strings, numbers, sizes, durations, secrets)
+  reader.py    the Reader every key goes through once (strings, numbers, sizes, durations, secrets);
+               it collects the problems
+  keys.py      the known keys (Pulumi.yaml's config, the Docker provider's), unknown ones refused
   values.py    what the parts share and the day-2 commands reuse: image references, Go durations,
                healthcheck timing, SettingsError
   images.py    the app image's source (build, another stack's digest, a pin) and the accessories'
@@ -17,6 +20,7 @@ By concern:
   identity.py  the commit an image is built from
   tls.py       the certificate and key, checked before anything is created
   provider.py  the Docker provider's own `docker:` settings
+  registry.py  docker:registryAuth, checked in its whole shape without echoing it
 """
 
 from components.settings.app import RUNTIME_BUILD_ARG, RUNTIME_DIR, AppSettings, runtime_image_tag

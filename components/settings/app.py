@@ -12,6 +12,7 @@ names its version and content (`runtime_image_tag`): an app's Dockerfile copies 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import re
@@ -98,23 +99,27 @@ class AppSettings:
 
 
 def read_app(read: Reader, *, builds: bool, celery_beat: bool) -> AppSettings:
-    """The app keys, checked; the project's files too when the stack builds its image."""
+    """The app keys, checked (each problem noted, the reading goes on: Reader); the project's
+    files too when the stack builds its image."""
     server = read.string("appServer", allowed=APP_SERVERS)
     module = read.string("appModule", pattern=APP_MODULE_RE, expected="module.path:attribute", required=True)
     settings_module = read.string(
         "djangoSettingsModule", pattern=MODULE_RE, expected="a dotted module path like config.settings", required=True
     )
     celery_app = read.string("celeryApp", pattern=APP_MODULE_RE, expected="a module path like config (or empty)")
-    if celery_beat and not celery_app:
-        raise SettingsError("celeryBeat: true needs celeryApp (the app beat schedules tasks for); set it, or false")
+    if celery_beat and not celery_app and read.ok("celeryApp", "celeryBeat"):
+        read.refuse(
+            "celeryBeat: true needs celeryApp (the app beat schedules tasks for); set it, or false", "celeryBeat"
+        )
     health_path = url_path(read, "healthPath")
     checks = tuple(c.strip() for c in read.string("healthChecks").split(",") if c.strip())
     unknown = [c for c in checks if c not in HEALTH_CHECKS]
     if unknown or len(set(checks)) != len(checks):
-        raise SettingsError(f"healthChecks: '{','.join(checks)}' is not a list of {', '.join(HEALTH_CHECKS)}")
+        read.refuse(f"healthChecks: '{','.join(checks)}' is not a list of {', '.join(HEALTH_CHECKS)}", "healthChecks")
+        checks = HEALTH_CHECKS
     static_root, media_root = container_dir(read, "staticRoot"), container_dir(read, "mediaRoot")
     if static_root and media_root and _nested(static_root, media_root):
-        raise SettingsError(f"mediaRoot: {media_root} and staticRoot {static_root} overlap; expected two apart")
+        read.refuse(f"mediaRoot: {media_root} and staticRoot {static_root} overlap; expected two apart", "mediaRoot")
     static_url, media_url = url_path(read, "staticUrl"), url_path(read, "mediaUrl")
     # The paths nginx and the runtime answer themselves must not hide each other, nor the app.
     served = {"healthPath": health_path}
@@ -124,10 +129,11 @@ def read_app(read: Reader, *, builds: bool, celery_beat: bool) -> AppSettings:
         served["mediaUrl"] = media_url
     for key, path in served.items():
         if path == "/":
-            raise SettingsError(f"{key}: '/' would hide the whole app; expected a path like /static/")
+            read.refuse(f"{key}: '/' would hide the whole app; expected a path like /static/", key)
+            continue
         for other, other_path in served.items():
-            if key < other and (path.startswith(other_path) or other_path.startswith(path)):
-                raise SettingsError(f"{key}: {path} overlaps {other} {other_path}; expected separate paths")
+            if key < other and other_path != "/" and (path.startswith(other_path) or other_path.startswith(path)):
+                read.refuse(f"{key}: {path} overlaps {other} {other_path}; expected separate paths", key, other)
     context = project_path(read, "appContext")
     dockerfile = context / read.string("appDockerfile", required=True, expected="a Dockerfile path")
     app = AppSettings(
@@ -149,8 +155,8 @@ def read_app(read: Reader, *, builds: bool, celery_beat: bool) -> AppSettings:
         env=app_env(read),
         **secret_env(read),
     )
-    if builds:
-        check_project(app)
+    if builds and read.ok("appContext", "appDockerfile", "appModule", "djangoSettingsModule", "celeryApp"):
+        read.attempt(lambda: check_project(app), "appContext")
     return app
 
 
@@ -162,16 +168,18 @@ def url_path(read: Reader, key: str) -> str:
 
 
 def container_dir(read: Reader, key: str) -> str:
-    """An absolute directory in the image, normalised; empty stays empty."""
+    """An absolute directory in the image, normalised; empty stays empty (and so does a refused one)."""
     value = read.string(key)
     if not value:
         return ""
     path = PurePosixPath(value)
     if not path.is_absolute() or ".." in path.parts or any(c in value for c in " \t\n:,"):
-        raise SettingsError(f"{key}: '{value}' is not an absolute path in the image; expected e.g. /app/staticfiles")
+        read.refuse(f"{key}: '{value}' is not an absolute path in the image; expected e.g. /app/staticfiles", key)
+        return ""
     normal = str(path)
     if any(normal == root or (root != "/" and normal.startswith(root + "/")) for root in RESERVED_ROOTS):
-        raise SettingsError(f"{key}: {normal} is a system or runtime path; expected a directory of the app's")
+        read.refuse(f"{key}: {normal} is a system or runtime path; expected a directory of the app's", key)
+        return ""
     return normal
 
 
@@ -184,7 +192,8 @@ def command(read: Reader, key: str) -> tuple[str, ...]:
     try:
         return tuple(shlex.split(value))
     except ValueError as error:
-        raise SettingsError(f"{key}: '{value}' cannot be split into arguments ({error})") from None
+        read.refuse(f"{key}: '{value}' cannot be split into arguments ({error})", key)
+        return ()
 
 
 def project_path(read: Reader, key: str) -> Path:
@@ -193,8 +202,9 @@ def project_path(read: Reader, key: str) -> Path:
     return (PROJECT_ROOT / value).resolve()
 
 
-def check_value(key: str, name: str, value: str) -> None:
-    """An extra variable may not replace one the program sets, and refers only to those."""
+def check_value(key: str, name: str, value: str) -> bool:
+    """An extra variable may not replace one the program sets, and refers only to those (True),
+    or SettingsError."""
     if name in render.PROVIDED_ENV:
         raise SettingsError(f"{key}: {name} is set by the program; refer to it as ${{{name}}} under another name")
     if "$" in render.REFERENCE_RE.sub("", value):
@@ -205,18 +215,20 @@ def check_value(key: str, name: str, value: str) -> None:
                 f"{key}: {name} refers to ${{{reference}}}, which the program does not set; "
                 f"expected one of {', '.join(render.PROVIDED_ENV)}"
             )
+    return True
 
 
 def app_env(read: Reader) -> tuple[tuple[str, str], ...]:
-    items = read.string_list("appEnv")
     pairs = []
-    for index, item in enumerate(items):
+    for index, item in enumerate(read.string_list("appEnv")):
         name, sep, value = item.partition("=")
         if not sep or not ENV_NAME_RE.match(name):
-            raise SettingsError(f"appEnv[{index}]: '{item}' is not NAME=value")
-        check_value(f"appEnv[{index}]", name, value)
+            read.refuse(f"appEnv[{index}]: '{item}' is not NAME=value", "appEnv")
+            continue
+        if not read.attempt(functools.partial(check_value, f"appEnv[{index}]", name, value), "appEnv"):
+            continue
         pairs.append((name, value))
-    _unique("appEnv", [name for name, _ in pairs])
+    read.attempt(lambda: _unique("appEnv", [name for name, _ in pairs]), "appEnv")
     return tuple(pairs)
 
 
@@ -232,6 +244,15 @@ def secret_env(read: Reader) -> dict:
     if secret is None:
         return {}
     text = read.secret_text("appSecretEnv")
+    if text is None:  # `make check` without the passphrase: present, its contents unknown
+        return {"secret_env": secret}
+    found = read.attempt(lambda: _secret_names(text), "appSecretEnv")
+    if found is None:
+        return {}
+    return {"secret_env_names": tuple(found), "secret_env": secret}
+
+
+def _secret_names(text: str) -> list[str]:
     names = list(parse_dotenv(text))
     meaningful = [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
     if not names or len(names) < len(meaningful):
@@ -245,7 +266,7 @@ def secret_env(read: Reader) -> dict:
         if name in render.PROVIDED_ENV:
             raise SettingsError(f"appSecretEnv: {name} is set by the program; use another name")
     _unique("appSecretEnv", names)
-    return {"secret_env_names": tuple(names), "secret_env": secret}
+    return names
 
 
 def _unique(key: str, names: list[str]) -> None:

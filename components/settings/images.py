@@ -14,13 +14,16 @@ from components.settings.identity import resolve_git_sha
 from components.settings.reader import Reader
 from components.settings.values import (
     COMPONENT,
+    DIGEST_REF_RE,
+    REFERENCE_NAME_MAX,
     REGISTRY_RE,
     STACK_REF_RE,
     ImageRef,
     SettingsError,
-    is_digest_ref,
     parse_image_ref,
 )
+
+REPOSITORY_RE = re.compile(rf"^{COMPONENT}(?:/{COMPONENT})*$")
 
 IMAGE_SOURCES = ("build", "stack", "pin")
 
@@ -53,26 +56,70 @@ class ImageSettings:
 def read_image(read: Reader, git_sha: Optional[str], context: Path) -> ImageSettings:
     """The image's source; a build's tag is the commit of `context` (the app's checkout)."""
     source = read.string("imageSource", allowed=IMAGE_SOURCES)
-    repository = read.string("imageRepository")
-    if not re.fullmatch(rf"{COMPONENT}(?:/{COMPONENT})*", repository):
-        raise SettingsError(
-            f"imageRepository: '{repository}' is not a repository name; expected e.g. acme/web (no registry, no tag)"
-        )
+    repository = read.string(
+        "imageRepository",
+        pattern=REPOSITORY_RE,
+        expected="a repository name like acme/web (lowercase, no registry, no tag)",
+        required=True,
+    )
     registry = read.string("imageRegistry", pattern=REGISTRY_RE, expected="a registry server, e.g. ghcr.io/acme")
+    name = f"{registry}/{repository}" if registry else repository
+    if read.ok("imageRegistry", "imageRepository") and len(name) > REFERENCE_NAME_MAX:
+        # distribution/reference NameTotalLengthMax: Docker refuses a longer name.
+        keys = "imageRegistry, imageRepository" if registry else "imageRepository"
+        read.refuse(
+            f"{keys}: the image name is {len(name)} characters; Docker takes at most {REFERENCE_NAME_MAX}",
+            "imageRepository",
+        )
     username = read.string("imageRegistryUsername")
-    password = read.secret("imageRegistryPassword")
-    if registry and source == "build" and (not username or password is None):
-        raise SettingsError(
-            "imageRegistryUsername, imageRegistryPassword: required (the password as a secret) to push to imageRegistry"
+    password = read.secret("imageRegistryPassword", token=True)
+    has_password = not read.is_default("imageRegistryPassword")
+    if source == "build" and registry and read.ok("imageRegistryPassword") and (not username or password is None):
+        read.refuse(
+            "imageRegistryUsername, imageRegistryPassword: required (the password as a secret) to push to imageRegistry",
+            "imageRegistryUsername",
         )
-    source_stack = read.string("imageSourceStack")
-    pin = read.string("imagePin")
-    if source == "stack" and not STACK_REF_RE.match(source_stack):
-        raise SettingsError(
-            f"imageSourceStack: '{source_stack}' is not a stack; expected org/project/stack, e.g. organization/django-docker/dev"
+    if not registry and read.ok("imageRegistry") and (username or has_password):
+        read.refuse(
+            f"{'imageRegistryUsername' if username else 'imageRegistryPassword'}: set without imageRegistry; "
+            "set imageRegistry (the server to push to) too, or remove it",
+            "imageRegistryUsername",
         )
-    if source == "pin" and not is_digest_ref(pin):
-        raise SettingsError(f"imagePin: '{pin}' is not a digest reference; expected repo@sha256:<64 hex>")
+    if source != "build" and read.ok("imageSource") and registry:
+        # Only a build pushes; a promoted or pinned image is pulled with the provider's registryAuth.
+        read.refuse(
+            f"imageRegistry: set, but imageSource is {source}, which pushes nothing; remove it (pulls "
+            "from a private registry authenticate with docker:registryAuth)",
+            "imageRegistry",
+        )
+    source_stack = read.string(
+        "imageSourceStack",
+        pattern=STACK_REF_RE,
+        expected="org/project/stack, e.g. organization/django-docker/dev",
+    )
+    pin = read.string("imagePin", pattern=DIGEST_REF_RE, expected="repo@sha256:<64 hex>")
+    if read.ok("imageSource", "imageSourceStack"):
+        if source == "stack" and not source_stack:
+            read.refuse(
+                "imageSourceStack: empty, but imageSource is stack; expected org/project/stack, e.g. organization/django-docker/dev",
+                "imageSourceStack",
+            )
+        if source == "build" and source_stack:
+            read.refuse(
+                "imageSourceStack: set, but imageSource is build, which ignores it; set imageSource: stack to "
+                "promote that stack's image, or remove imageSourceStack",
+                "imageSourceStack",
+            )
+    if read.ok("imageSource", "imagePin"):
+        if source == "pin" and not pin:
+            read.refuse("imagePin: empty, but imageSource is pin; expected repo@sha256:<64 hex>", "imagePin")
+        if source != "pin" and pin:
+            # A rollback pin that is not followed would look like a rollback and run something else.
+            read.refuse(
+                f"imagePin: set, but imageSource is {source}, so the pin is ignored; set imageSource: pin to "
+                "run it (make rollback does both), or remove imagePin",
+                "imagePin",
+            )
     return ImageSettings(
         source=source,
         repository=repository,
@@ -82,8 +129,13 @@ def read_image(read: Reader, git_sha: Optional[str], context: Path) -> ImageSett
         source_stack=source_stack,
         pin=pin,
         # Only a build needs the checkout's SHA; promoted images carry the SHA they were built from.
-        git_sha=git_sha or (resolve_git_sha(context) if source == "build" else ""),
+        git_sha=git_sha or (_git_sha(read, context) if source == "build" else ""),
     )
+
+
+def _git_sha(read: Reader, context: Path) -> str:
+    sha = read.attempt(lambda: resolve_git_sha(context), "appContext")
+    return sha if sha is not None else "0" * 40
 
 
 def accessory_image(read: Reader, key: str, repository: str, major: str, parts: int) -> ImageRef:
@@ -91,17 +143,21 @@ def accessory_image(read: Reader, key: str, repository: str, major: str, parts: 
 
     `parts` is how many numbers a release tag has for this image (postgres 15.14, redis 7.4.5).
     """
-    ref = parse_image_ref(key, read.string(key))
-    if ref.repository.rsplit("/", 1)[-1] != repository:
-        raise SettingsError(f"{key}: '{ref.text}' is not a {repository} image")
-    if ref.digest is None:
-        version = re.match(r"^[0-9]+(?:\.[0-9]+)*", ref.tag or "")
-        numbers = version.group(0).split(".") if version else []
-        example = ".".join([major or "1"] + ["x"] * (parts - 1))
-        if len(numbers) < parts:
-            raise SettingsError(f"{key}: '{ref.tag}' is not a pinned release; expected {repository}:{example}")
-        if major and numbers[0] != major:
-            raise SettingsError(
-                f"{key}: '{ref.tag}' is not {major}.x; this stack's data needs {repository} {major} (a major upgrade is a migration)"
-            )
-    return ref
+
+    def parse(raw: str) -> ImageRef:
+        ref = parse_image_ref(key, raw.strip())
+        if ref.repository.rsplit("/", 1)[-1] != repository:
+            raise SettingsError(f"{key}: '{ref.text}' is not a {repository} image")
+        if ref.digest is None:
+            version = re.match(r"^[0-9]+(?:\.[0-9]+)*", ref.tag or "")
+            numbers = version.group(0).split(".") if version else []
+            example = ".".join([major or "1"] + ["x"] * (parts - 1))
+            if len(numbers) < parts:
+                raise SettingsError(f"{key}: '{ref.tag}' is not a pinned release; expected {repository}:{example}")
+            if major and numbers[0] != major:
+                raise SettingsError(
+                    f"{key}: '{ref.tag}' is not {major}.x; this stack's data needs {repository} {major} (a major upgrade is a migration)"
+                )
+        return ref
+
+    return read._typed(key, parse)

@@ -15,23 +15,45 @@ DOMAIN = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z
 REPOSITORY = rf"(?:{DOMAIN}/)?{COMPONENT}(?:/{COMPONENT})*"
 TAG = r"[\w][\w.-]{0,127}"
 REFERENCE_RE = re.compile(rf"^(?P<repo>{REPOSITORY})(?::(?P<tag>{TAG}))?(?:@(?P<digest>sha256:[0-9a-f]{{64}}))?$")
+# distribution/reference (reference.go, NameTotalLengthMax): an image name is at most 255 characters.
+REFERENCE_NAME_MAX = 255
 DIGEST_REF_RE = re.compile(rf"^{REPOSITORY}@sha256:[0-9a-f]{{64}}$")
 REGISTRY_RE = re.compile(rf"^{DOMAIN}(?:/{COMPONENT})*$")
 DURATION_RE = re.compile(r"^(?:[0-9]+(?:ms|s|m|h))+$")
 # Every unit of Go's time.ParseDuration, as the provider parses a healthcheck duration.
 DURATION_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ns|us|µs|ms|s|m|h)")
 NS_PER_UNIT = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-NGINX_SIZE_RE = re.compile(r"^[0-9]+[kKmMgG]?$")
+NGINX_SIZE_RE = re.compile(r"^([0-9]+)([kKmMgG]?)$")
+# A memory size as the Docker SDK and CLI read one (docker-py 7.2.0 utils.parse_bytes: digits, an
+# optional fraction, b/k/m/g with an optional trailing b). Parsed here, exactly, so that no value
+# (NaN, inf, 1e400) can reach a float and end in a traceback.
+MEMORY_SIZE_RE = re.compile(r"^([0-9]+)(?:\.([0-9]+))?([bkmg]b?)?$", re.IGNORECASE)
+BYTES_PER_UNIT = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 HOST_RE = re.compile(
     r"^(?:\.?[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*$"
 )
+# Go's int64 (time.Duration is one; so are Docker's sizes and nginx's off_t): the largest number
+# any of them holds. time.ParseDuration refuses a duration past it ("invalid duration").
+INT64_MAX = 2**63 - 1
+# DNS (RFC 1035 2.3.4): a label is at most 63 octets, a name at most 253 characters as written.
+DNS_LABEL_MAX, DNS_NAME_MAX = 63, 253
 STACK_REF_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 PG_NAME_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 SHA_RE = re.compile(r"^[0-9a-f]{40}(?:-dirty)?$")
 
 
 class SettingsError(Exception):
-    """A stack setting is wrong. The message is one line that names the key."""
+    """One or more stack settings are wrong: one line each, naming the key; str() is the lines."""
+
+    def __init__(self, *problems: str):
+        super().__init__("\n".join(problems))
+        self.problems: tuple[str, ...] = problems
+
+
+# What `make check` gives the program for a secret it cannot decrypt (no passphrase): the secret is
+# present, its contents unknown, so the checks of its contents are skipped. A real `pulumi up`
+# always decrypts (or fails first), so the program never meets this value there.
+OPAQUE_SECRET = "\x00django-docker:encrypted-secret-not-decrypted\x00"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +73,10 @@ def parse_image_ref(key: str, text: str) -> ImageRef:
         raise SettingsError(
             f"{key}: '{text}' is not an image reference; expected repository:tag or repository@sha256:<64 hex>"
         )
+    if len(match["repo"]) > REFERENCE_NAME_MAX:
+        raise SettingsError(
+            f"{key}: the repository name is {len(match['repo'])} characters; at most {REFERENCE_NAME_MAX}"
+        )
     tag, digest = match["tag"], match["digest"]
     if tag is None and digest is None:
         raise SettingsError(f"{key}: '{text}' has no tag; pin a version, e.g. {match['repo']}:1.2.3")
@@ -68,6 +94,40 @@ def duration_ns(text: str) -> Optional[int]:
     if not parts or "".join(number + unit for number, unit in parts) != text:
         return None
     return sum(round(float(number) * NS_PER_UNIT[unit]) for number, unit in parts)
+
+
+def memory_bytes(text: str) -> Optional[int]:
+    """A memory size (512M, 1g, 1.5G, 64mb, 1048576) in bytes; None when it is not one."""
+    match = MEMORY_SIZE_RE.match(text.strip())
+    if not match:
+        return None
+    whole, fraction, unit = match.group(1), match.group(2) or "", (match.group(3) or "").lower()
+    scale = BYTES_PER_UNIT[unit[:1]]
+    # whole.fraction * scale, rounded down as docker-py's int(float * unit) does, in integers.
+    return (int(whole + fraction) * scale) // 10 ** len(fraction)
+
+
+def nginx_size_bytes(text: str) -> Optional[int]:
+    """An nginx size (10m, 512k, 1g, 0) in bytes, as ngx_parse_offset reads it; None when it is not
+    one or is past what nginx holds (off_t: nginx -t refuses it as "invalid value")."""
+    match = NGINX_SIZE_RE.match(text.strip())
+    if not match:
+        return None
+    size = int(match.group(1)) * BYTES_PER_UNIT[match.group(2).lower()]
+    return size if size <= INT64_MAX else None
+
+
+def host_name_problem(name: str) -> Optional[str]:
+    """Why `name` is not a DNS host name (a label over 63 octets, a name over 253), or None."""
+    bare = name.lstrip(".")
+    if not HOST_RE.match(name):
+        return "is not a host name (letters, digits, - and . only)"
+    if len(bare) > DNS_NAME_MAX:
+        return f"is {len(bare)} characters; a host name has at most {DNS_NAME_MAX}"
+    longest = max(bare.split("."), key=len)
+    if len(longest) > DNS_LABEL_MAX:
+        return f"has a label of {len(longest)} characters; a DNS label has at most {DNS_LABEL_MAX}"
+    return None
 
 
 def valid_ns(text: str) -> int:

@@ -42,11 +42,11 @@ BAD_CONFIG: list[tuple[dict[str, object], str]] = [
     ({"imageSource": "registry"}, "imageSource: 'registry' is not one of build, stack, pin"),
     (
         {"imageSource": "pin", "imagePin": "acme/web:1.2.3"},
-        "imagePin: 'acme/web:1.2.3' is not a digest reference; expected repo@sha256:<64 hex>",
+        "imagePin: 'acme/web:1.2.3' is not valid; expected repo@sha256:<64 hex>",
     ),
     (
         {"imageSource": "stack", "imageSourceStack": "dev"},
-        "imageSourceStack: 'dev' is not a stack; expected org/project/stack, e.g. organization/django-docker/dev",
+        "imageSourceStack: 'dev' is not valid; expected org/project/stack, e.g. organization/django-docker/dev",
     ),
     (
         {"imageRegistry": "ghcr.io/acme"},
@@ -54,14 +54,20 @@ BAD_CONFIG: list[tuple[dict[str, object], str]] = [
     ),
     (
         {"imageRepository": "ghcr.io/acme/web:1"},
-        "imageRepository: 'ghcr.io/acme/web:1' is not a repository name; expected e.g. acme/web (no registry, no tag)",
+        "imageRepository: 'ghcr.io/acme/web:1' is not valid; expected a repository name like acme/web (lowercase, no registry, no tag)",
     ),
     ({"djangoLogLevel": "LOUD"}, "djangoLogLevel: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR"),
-    ({"djangoAllowedHosts": "ok.example.com,bad host"}, "djangoAllowedHosts: 'bad host' is not a host name"),
-    ({"clientMaxBodySize": "ten"}, "clientMaxBodySize: 'ten' is not valid; expected an nginx size like 10m"),
+    (
+        {"djangoAllowedHosts": "ok.example.com,bad host"},
+        "djangoAllowedHosts: 'bad host' is not a host name (letters, digits, - and . only)",
+    ),
+    (
+        {"clientMaxBodySize": "ten"},
+        "clientMaxBodySize: 'ten' is not valid; expected an nginx size like 10m, 512k or 1g (0: no limit)",
+    ),
     (
         {"postgresUser": "Robert'); DROP"},
-        "postgresUser: 'Robert'); DROP' is not valid; expected a role name (lowercase letters, digits, _)",
+        "postgresUser: 'Robert'); DROP' is not valid; expected a role name (lowercase letters, digits, _), at most 63",
     ),
 ]
 
@@ -297,10 +303,10 @@ def test_an_encrypted_key_is_refused(monkeypatch):
 def test_tls_in_plain_text_is_refused_before_it_is_parsed():
     with pytest.raises(PlanError) as error:
         plan_stack("dev", overrides={"tlsCertificate": "x", "tlsKey": "y"})
-    assert (
-        str(error.value)
-        == "tlsCertificate: stored in plain text; set it with `pulumi config set --secret tlsCertificate`"
-    )
+    assert str(error.value).splitlines() == [
+        "tlsCertificate: stored in plain text; set it with `pulumi config set --secret tlsCertificate`",
+        "tlsKey: stored in plain text; set it with `pulumi config set --secret tlsKey`",
+    ]
 
 
 def test_only_changes_to_what_goes_into_the_image_make_the_tag_dirty(tmp_path, monkeypatch):
@@ -377,7 +383,8 @@ def test_prod_pulls_from_a_private_registry_with_the_providers_registry_auth():
         ),
         (
             {"overrides": {"docker:registryAuth": '{"address": "ghcr.io"}'}},
-            "docker:registryAuth: not a list of {address, username, password}",
+            "docker:registryAuth: not a list of {address, username, password}; set it with "
+            "`pulumi config set --path 'docker:registryAuth[0].address' ghcr.io` (and --secret for the password)",
         ),
     ],
 )

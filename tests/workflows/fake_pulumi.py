@@ -5,7 +5,8 @@ file named by FAKE_PULUMI_STATE: each stack's outputs and config, and every
 call made. `up` "deploys" what the stack's config says prod runs (the pin, or
 dev's imageRef), so a script's final check against prod's outputs means
 something. `FAIL` in the state names a command ("preview", "up") that fails;
-`DEV_AFTER_PREVIEW` is an imageRef dev moves to while a preview runs.
+`DEV_AFTER_PREVIEW` is an imageRef dev moves to while a preview runs. Each call's
+environment as the CLI reads it (backend, passphrase, the first PATH entry) goes to `envs`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ def main(argv: list[str]) -> int:
     with open(path) as f:
         state = json.load(f)
     state.setdefault("calls", []).append(argv)
+    state.setdefault("envs", []).append(
+        {
+            "PULUMI_BACKEND_URL": os.environ.get("PULUMI_BACKEND_URL"),
+            "PULUMI_CONFIG_PASSPHRASE": os.environ.get("PULUMI_CONFIG_PASSPHRASE"),
+            "PATH0": os.environ.get("PATH", "").split(os.pathsep)[0],
+        }
+    )
     try:
         return run(state, argv)
     finally:
@@ -48,7 +56,7 @@ def _key(name: str) -> str:
 
 def run(state: dict, argv: list[str]) -> int:
     command, args = argv[:2], argv[2:]
-    if argv[:1] in (["preview"], ["up"]):
+    if argv[:1] in (["preview"], ["up"], ["destroy"]):
         command, args = argv[:1], argv[1:]
     stack, rest = _take_stack(args)
     config = state.setdefault("config", {}).setdefault(stack, {})
@@ -76,6 +84,14 @@ def run(state: dict, argv: list[str]) -> int:
     if command == ["config", "rm"]:
         config.pop(_key(rest[0]), None)
         return 0
+    if command == ["stack", "select"]:
+        if stack not in state["config"] and "--create" not in rest:
+            print(f"error: no stack named '{stack}' found", file=sys.stderr)
+            return 255
+        return 0
+    if command == ["destroy"]:
+        outputs.pop(stack, None)
+        return 0
     if command in (["preview"], ["up"]):
         if state.get("FAIL") == command[0]:
             print(f"error: {command[0]} failed", file=sys.stderr)
@@ -87,6 +103,8 @@ def run(state: dict, argv: list[str]) -> int:
             source = config.get(_key("imageSource"))
             if source == "pin":
                 deployed = config[_key("imagePin")]
+            elif source in (None, "build"):
+                deployed = f"django-docker/web@sha256:{'e' * 64}"
             else:
                 source_stack = config[_key("imageSourceStack")].rsplit("/", 1)[-1]
                 deployed = outputs[source_stack]["imageRef"]

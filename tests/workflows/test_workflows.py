@@ -191,7 +191,15 @@ def test_pull_request_runs_tests_rehearsal_then_previews_both_stacks_with_policy
     workflow = by_name("pull-request.yml")
     assert set(triggers(workflow)) == {"pull_request"}
     jobs = workflow["jobs"]
-    assert any(step.get("run") == "make test" for step in jobs["test"]["steps"])
+    test_runs = [step.get("run") for step in jobs["test"]["steps"]]
+    assert test_runs.index("make check STACK=dev && make check STACK=prod") < test_runs.index("make test")
+    # make check with the stack's secrets runs right before its preview
+    preview_steps = jobs["preview"]["steps"]
+    check_at = next(
+        i for i, step in enumerate(preview_steps) if step.get("run") == "make check STACK=${{ matrix.stack }}"
+    )
+    assert preview_steps[check_at + 1]["uses"].startswith("pulumi/actions@")
+    assert preview_steps[check_at + 1]["with"]["command"] == "preview"
     assert jobs["rehearse"]["strategy"]["matrix"]["include"] == [
         {"stack": "dev", "target": "rehearse"},
         {"stack": "prod", "target": "rehearse-release"},
