@@ -254,7 +254,7 @@ class AppRuntime:
         """The app's runtime for a stack: its environment (render.app_env) made secret once, here."""
         app = s.app
 
-        def env(secret_key: str, database_url: str, secret_env: str) -> list[str]:
+        def env(secret_key: str, password: str, secret_env: str) -> list[str]:
             return render.app_env(
                 settings_module=app.settings_module,
                 app_module=app.module,
@@ -263,7 +263,7 @@ class AppRuntime:
                 health_checks=app.health_checks,
                 celery_app=app.celery_app,
                 secret_key=secret_key,
-                database_url=database_url,
+                database={"user": s.postgres.user, "password": password, "db": s.postgres.db},
                 redis_url=redis_url,
                 allowed_hosts=s.django.allowed_hosts,
                 csrf_trusted_origins=render.csrf_origins(
@@ -277,11 +277,8 @@ class AppRuntime:
                 secret_extra=parse_dotenv(secret_env) if secret_env else {},
             )
 
-        database_url = pulumi.Output.from_input(database_password).apply(
-            lambda password: render.database_url(user=s.postgres.user, password=password, db=s.postgres.db)
-        )
         secret_env = app.secret_env if app.secret_env is not None else pulumi.Output.from_input("")
-        values = pulumi.Output.all(secret_key, database_url, secret_env)
+        values = pulumi.Output.all(secret_key, database_password, secret_env)
         everything = values.apply(lambda v: env(v[0], v[1], v[2]))
         # On swarm every secret is a file: the program's, appSecretEnv's, and any appEnv item that
         # refers to one of them (its value holds the secret).

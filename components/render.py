@@ -21,6 +21,7 @@ POSTGRES_DATA = "/var/lib/postgresql/data"
 REDIS_DATA = "/data"
 BACKUP_DIR = "/backups"
 POSTGRES_HOST = "postgres"
+POSTGRES_PORT = 5432
 REDIS_HOST = "redis"
 # Every web replica carries this one alias on the frontend network: Docker's DNS answers it
 # with the address of each running replica, and nginx re-resolves it (nginx_conf).
@@ -215,7 +216,7 @@ def postgres_client_env(*, user: str, password: str, db: str, host: str = POSTGR
 # --- environment -------------------------------------------------------------------------
 
 
-def database_url(*, user: str, password: str, db: str, host: str = POSTGRES_HOST, port: int = 5432) -> str:
+def database_url(*, user: str, password: str, db: str, host: str = POSTGRES_HOST, port: int = POSTGRES_PORT) -> str:
     return f"postgres://{quote(user, safe='')}:{quote(password, safe='')}@{host}:{port}/{quote(db, safe='')}"
 
 
@@ -231,6 +232,12 @@ PROVIDED_ENV = (
     "DJANGO_ALLOWED_HOSTS",
     "DJANGO_CSRF_TRUSTED_ORIGINS",
     "DATABASE_URL",
+    # The same database in the parts many settings read it as (the postgres image's names).
+    "POSTGRES_HOST",
+    "POSTGRES_PORT",
+    "POSTGRES_DB",
+    "POSTGRES_USER",
+    "POSTGRES_PASSWORD",
     "REDIS_URL",
     "DJANGO_SECURE_SSL_REDIRECT",
     "DJANGO_SECURE_COOKIES",
@@ -244,7 +251,7 @@ PROVIDED_ENV = (
     "FORWARDED_ALLOW_IPS",
 )
 # Of those, the secrets (on swarm: files, never in a service's spec).
-PROVIDED_SECRETS = ("DJANGO_SECRET_KEY", "DATABASE_URL")
+PROVIDED_SECRETS = ("DJANGO_SECRET_KEY", "DATABASE_URL", "POSTGRES_PASSWORD")
 REFERENCE_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -267,7 +274,7 @@ def app_env(
     health_checks: Sequence[str],
     celery_app: str,
     secret_key: str,
-    database_url: str,
+    database: Mapping[str, str],
     redis_url: str,
     allowed_hosts: Sequence[str],
     tls: bool,
@@ -276,16 +283,22 @@ def app_env(
     forwarded_allow_ips: str,
     csrf_trusted_origins: Sequence[str],
     extra: Sequence[tuple[str, str]] = (),
-    secret_extra: Mapping[str, str] = {},
+    secret_extra: Optional[Mapping[str, str]] = None,
 ) -> list[str]:
     """The environment of every container that runs the app image, as KEY=value strings: the
-    program's (PROVIDED_ENV), then the stack's appEnv (its ${NAME}s expanded) and appSecretEnv."""
+    program's (PROVIDED_ENV), then the stack's appEnv (its ${NAME}s expanded) and appSecretEnv.
+    `database`: user, password, db (database_parts)."""
     env = {
         "DJANGO_SETTINGS_MODULE": settings_module,
         "DJANGO_SECRET_KEY": secret_key,
         "DJANGO_ALLOWED_HOSTS": ",".join(allowed_hosts),
         "DJANGO_CSRF_TRUSTED_ORIGINS": ",".join(csrf_trusted_origins),
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": database_url(user=database["user"], password=database["password"], db=database["db"]),
+        "POSTGRES_HOST": POSTGRES_HOST,
+        "POSTGRES_PORT": str(POSTGRES_PORT),
+        "POSTGRES_DB": database["db"],
+        "POSTGRES_USER": database["user"],
+        "POSTGRES_PASSWORD": database["password"],
         "REDIS_URL": redis_url,
         # HTTPS behaviour follows whether nginx terminates TLS: a plain-HTTP stack still works.
         "DJANGO_SECURE_SSL_REDIRECT": _bool(tls),
@@ -303,7 +316,7 @@ def app_env(
         env["CELERY_APP"] = celery_app
     provided = dict(env)
     env.update({name: expand(value, provided) for name, value in extra})
-    env.update(secret_extra)
+    env.update(secret_extra or {})
     return [f"{key}={value}" for key, value in env.items()]
 
 

@@ -68,7 +68,7 @@ def test_the_app_runs_hardened_and_its_secrets_are_files_not_environment(plan):
         assert env["DJANGO_SECRET_KEY_FILE"] == "/run/secrets/django-secret-key"
         assert env["DATABASE_URL_FILE"] == "/run/secrets/database-url"
         mounted = {s["fileName"]: s for s in spec["secrets"]}
-        assert set(mounted) == {"django-secret-key", "database-url"}
+        assert set(mounted) == {"django-secret-key", "database-url", "postgres-password"}
         assert {s["fileMode"] for s in mounted.values()} == {0o400}
         assert {s["fileUid"] for s in mounted.values()} == {"10001"}
     # every secret's data is a secret in the state, and is the base64 the provider expects

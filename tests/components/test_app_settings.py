@@ -178,7 +178,13 @@ def test_on_swarm_the_apps_secrets_and_what_refers_to_them_are_files(tmp_path):
     env = web.inputs["taskSpec"]["containerSpec"]["env"]
     assert env["SENTRY_ENVIRONMENT"] == "prod"
     assert {"SECRET_KEY_FILE", "SENTRY_DSN_FILE", "DJANGO_SECRET_KEY_FILE", "DATABASE_URL_FILE"} <= set(env)
-    assert set(env["VALUES_FROM_FILES"].split(",")) == {"DJANGO_SECRET_KEY", "DATABASE_URL", "SENTRY_DSN", "SECRET_KEY"}
+    assert set(env["VALUES_FROM_FILES"].split(",")) == {
+        "DJANGO_SECRET_KEY",
+        "DATABASE_URL",
+        "POSTGRES_PASSWORD",
+        "SENTRY_DSN",
+        "SECRET_KEY",
+    }
     assert "sentry.example" not in json.dumps(web.inputs)
 
 

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from django_docker_runtime import app, env, run
+from django_docker_runtime import app, env
 from tests.django_support import app_env
 
 
@@ -80,19 +80,6 @@ def test_run_passes_the_commands_exit_status_through_and_names_a_missing_command
         == "django_docker_runtime.run: cannot run no-such-command-here: No such file or directory"
     )
     assert _run().returncode == 2
-
-
-def test_run_build_gives_placeholders_that_are_no_secret_for_that_command_only():
-    code = "import os; print(os.environ['DJANGO_SECRET_KEY'], os.environ['DATABASE_URL'], os.environ['REDIS_URL'])"
-
-    result = _run("--build", "--", sys.executable, "-c", code)
-    kept = _run("--build", "--", sys.executable, "-c", code, REDIS_URL="redis://set:6379/1")
-
-    key, database, redis = result.stdout.split()
-    assert key.startswith("build-time-placeholder-not-a-secret-")
-    assert database.endswith("@build.invalid:5432/build") and redis == "redis://build.invalid:6379/0"
-    assert kept.stdout.split()[2] == "redis://set:6379/1"  # a variable already set keeps its value
-    assert set(run.BUILD_PLACEHOLDERS) <= {"DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL"}
 
 
 def test_app_module_names_the_application_and_a_wrong_one_is_one_line(monkeypatch):
