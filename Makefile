@@ -18,7 +18,8 @@ TTY_ARGS = $(if $(filter -T,$(firstword $(ARGS))),-T -- $(wordlist 2,$(words $(A
 
 .PHONY: help host-packages runtime policy-venv setup services docker engine check up preview destroy lint test \
 	rehearse rehearse-release rehearse-faults rehearse-tls rehearse-swarm rehearse-down benchmark promote rollback \
-	status ps logs manage shell exec backup backups restore benchmark-ops docs docs-check compose-import e2e
+	status ps logs manage shell exec backup backups restore benchmark-ops docs docs-check compose-import e2e \
+	adopt sample runtime-image
 
 help: ## Every target, and what it does
 	@awk -F ':.*## ' '/^[a-z][a-z0-9-]*:.*## / { rows[++n] = $$1; text[n] = $$2; if (length($$1) > w) w = length($$1) } \
@@ -159,6 +160,17 @@ docs: setup ## Regenerate docs/configuration.md's key table and the topology dia
 docs-check: setup ## Exit 1 when a generated table or diagram differs from what Pulumi.yaml and the plan say
 	$(PY) -m tools.config_reference --check
 	$(PY) -m tools.topology --check
+
+adopt: setup docker ## Deploy your own Django project: make adopt APP=../myproject STACK=myproject (writes its Dockerfile and Pulumi.STACK.yaml; docs/adopt.md)
+	@test -n "$(APP)" || { echo "make adopt: set APP=<the Django project's directory> and STACK=<a stack name>" >&2; exit 2; }
+	@$(PY) -m tools.adopt "$(APP)" --stack $(STACK) $(ARGS)
+
+sample: setup ## A sample Django project made the way a team has one, to try adopt on: make sample KIND=split|single DIR=/tmp/shop
+	@test -n "$(KIND)" -a -n "$(DIR)" || { echo "make sample: set KIND=split|single and DIR=<an empty directory>" >&2; exit 2; }
+	$(PY) -m rehearsal sample $(KIND) "$(DIR)"
+
+runtime-image: setup ## Build the runtime's image on the local engine, for a plain `docker build` of an app's Dockerfile
+	$(PY) -m tools.runtime_image
 
 compose-import: setup ## Pulumi.STACK.yaml from compose files: make compose-import STACK=staging FILES="docker-compose.yml docker-compose.prod.yml"
 	@test -n "$(FILES)" || { echo "make compose-import: set FILES=\"docker-compose.yml [docker-compose.prod.yml]\"" >&2; exit 2; }

@@ -28,6 +28,7 @@ import signal
 import sys
 import time
 from contextlib import contextmanager
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -228,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     p_swarm.add_argument("stack")
     p_down = sub.add_parser("down", help="remove everything a rehearsal of STACK created")
     p_down.add_argument("stack")
+    p_sample = sub.add_parser("sample", help="make a sample Django project (split or single) in DIR, to adopt")
+    p_sample.add_argument("kind")
+    p_sample.add_argument("dir", type=Path)
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -249,6 +253,11 @@ def main(argv: list[str] | None = None) -> int:
             from rehearsal.runners.swarm import rehearse_swarm
 
             return rehearse_swarm(args.stack, say, phase, connect, PhaseFailed)
+        if args.command == "sample":
+            from rehearsal.images.samples import generate
+
+            say(f"sample {args.kind}: {generate(args.kind, args.dir)}")
+            return 0
         return down(args.stack)
     except RehearsalError as error:
         say(f"rehearsal: {error}")
