@@ -891,9 +891,9 @@ class Outcome:
     written: list[Path] = field(default_factory=list)
 
 
-def _other_stacks(stack: str) -> dict[str, dict]:
+def _other_stacks(stack: str, where: Path) -> dict[str, dict]:
     found = {}
-    for path in sorted(PROJECT_ROOT.glob("Pulumi.*.yaml")):
+    for path in sorted({*PROJECT_ROOT.glob("Pulumi.*.yaml"), *where.glob("Pulumi.*.yaml")}):
         name = path.name.removeprefix("Pulumi.").removesuffix(".yaml")
         if name != stack:
             found[name] = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
@@ -904,7 +904,8 @@ def run(app: Path, stack: str, options: argparse.Namespace, say=print) -> Outcom
     out = Outcome(code=0)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", stack):
         raise Refused(f"STACK: '{stack}' is not a stack name (letters, digits, _ . -)")
-    stack_file = PROJECT_ROOT / f"Pulumi.{stack}.yaml"
+    out_dir = options.out_dir or PROJECT_ROOT
+    stack_file = out_dir / f"Pulumi.{stack}.yaml"
     if stack_file.exists() and not options.force:
         raise Refused(f"{stack_file.name}: exists; pass --force to overwrite it")
     p = inspect(app, options)
@@ -939,7 +940,7 @@ def run(app: Path, stack: str, options: argparse.Namespace, say=print) -> Outcom
             f"at {found['static_url']}, media {found['media_root'] or 'none'} at {found['media_url']}"
         )
     order, defaults = project_defaults(PROJECT_ROOT)
-    values = stack_values(p, found, _other_stacks(stack))
+    values = stack_values(p, found, _other_stacks(stack, out_dir))
     if p.extra_env:
         values["appEnv"] = [*values["appEnv"], *p.extra_env]
     text = render_stack(p, values, order, defaults)
@@ -983,7 +984,23 @@ def run(app: Path, stack: str, options: argparse.Namespace, say=print) -> Outcom
     return out
 
 
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    return _parser().parse_args(argv)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args.app, args.stack, args).code
+    except Refused as error:
+        print(f"adopt: refused: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"adopt: {error.filename}: {error.strerror}", file=sys.stderr)
+        return 1
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tools.adopt", description=__doc__.splitlines()[0])
     parser.add_argument("app", type=Path, help="the Django project's directory")
     parser.add_argument("--stack", required=True, help="the stack to write (Pulumi.<stack>.yaml)")
@@ -1001,15 +1018,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     )
     parser.add_argument("--no-probe", action="store_true", help="do not build the image and import the settings")
     parser.add_argument("--force", action="store_true", help="overwrite the stack file and what adopt wrote before")
-    args = parser.parse_args(argv)
-    try:
-        return run(args.app, args.stack, args).code
-    except Refused as error:
-        print(f"adopt: refused: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:
-        print(f"adopt: {error.filename}: {error.strerror}", file=sys.stderr)
-        return 1
+    parser.add_argument(
+        "--out-dir", type=Path, help="where to write Pulumi.<STACK>.yaml (default: this program's directory)"
+    )
+    return parser
 
 
 if __name__ == "__main__":
