@@ -76,7 +76,11 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from components import render
 from components import settings as stack_settings
+from components.settings.app import RUNTIME_ARG_RE, RUNTIME_BUILD_ARG
+from tools import compose_app
+from tools.compose_app import Finding
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 NAMESPACE = stack_settings.PROJECT
@@ -132,8 +136,8 @@ OWNED_KEYS = {
     "platform",
     "domainname",
 }
-# Owned for app services only (the image and the program decide them).
-APP_OWNED_KEYS = {"build", "entrypoint", "user", "read_only", "tmpfs", "cap_drop", "stop_grace_period"}
+# Owned for app services only (the program sets them on every app container).
+APP_OWNED_KEYS = {"user", "read_only", "tmpfs", "cap_drop", "stop_grace_period"}
 REFUSED_KEYS = {
     "privileged": "the program runs no privileged container; remove it",
     "network_mode": "the program puts every container on its own frontend/backend networks; remove it",
@@ -174,47 +178,53 @@ REFUSED_KEYS = {
     "pids_limit": "the provider has no pids limit; remove it",
     "profiles": "a service behind a profile is not part of the program; remove the service",
 }
-# App environment the program renders itself (render.app_env) or the image sets.
-APP_ENV_OWNED = {
-    "DJANGO_SETTINGS_MODULE",
-    "DJANGO_CSRF_TRUSTED_ORIGINS",
-    "CSRF_TRUSTED_ORIGINS",
-    "DJANGO_SECURE_SSL_REDIRECT",
-    "DJANGO_SECURE_COOKIES",
-    "FORWARDED_ALLOW_IPS",
-    "PYTHONUNBUFFERED",
-    "PYTHONDONTWRITEBYTECODE",
-    "GIT_SHA",
-    "USE_DOCKER",
-    "POSTGRES_HOST",
-    "POSTGRES_PORT",
-    "REDIS_HOST",
-    "REDIS_PORT",
-    "DJANGO_READ_DOT_ENV_FILE",
-}
-URL_ENV = {"DATABASE_URL": "db", "REDIS_URL": "redis", "CELERY_BROKER_URL": "redis", "CELERY_RESULT_BACKEND": "redis"}
-APP_ENV_KEYS = {
-    "DJANGO_LOG_LEVEL": "djangoLogLevel",
-    "LOG_LEVEL": "djangoLogLevel",
-    "WEB_CONCURRENCY": "webConcurrency",
-    "GUNICORN_TIMEOUT": "webTimeout",
-    "DJANGO_SECURE_HSTS_SECONDS": "djangoHstsSeconds",
+# The app's environment (services web, worker, beat). What the program sets itself
+# (render.PROVIDED_ENV) is understood, its value mapped to the stack key it comes from; a name
+# a team's settings read for one of those (SECRET_KEY, DB_HOST, CELERY_BROKER_URL, ...: the
+# aliases `make adopt` knows) becomes an appEnv entry referring to the program's
+# (`SECRET_KEY=${DJANGO_SECRET_KEY}`); every other variable is copied into appEnv, or, when its
+# name or value says it is a secret, named for appSecretEnv (its value never read).
+PROVIDED_KEYS = {
+    "DJANGO_SETTINGS_MODULE": "djangoSettingsModule",
     "POSTGRES_DB": "postgresDb",
     "POSTGRES_USER": "postgresUser",
+    "DJANGO_SECURE_HSTS_SECONDS": "djangoHstsSeconds",
+    "DJANGO_LOG_LEVEL": "djangoLogLevel",
+    "APP_MODULE": "appModule",
+    "PORT": "appPort",
+    "HEALTH_PATH": "healthPath",
+    "HEALTH_CHECKS": "healthChecks",
+    "CELERY_APP": "celeryApp",
 }
-SECRET_ENV = {
-    "POSTGRES_PASSWORD": "postgresPassword",
-    "DJANGO_SECRET_KEY": "djangoSecretKey",
-    "SECRET_KEY": "djangoSecretKey",
+PROVIDED_SECRETS = {"DJANGO_SECRET_KEY": "djangoSecretKey", "POSTGRES_PASSWORD": "postgresPassword"}
+# Decided by the program from other keys: the compose file's value is not needed.
+PROVIDED_DERIVED = {
+    "DJANGO_CSRF_TRUSTED_ORIGINS": "the origins of serverName and djangoAllowedHosts",
+    "DJANGO_SECURE_SSL_REDIRECT": "on when nginx serves HTTPS (tlsCertificate, tlsKey)",
+    "DJANGO_SECURE_COOKIES": "on when nginx serves HTTPS (tlsCertificate, tlsKey)",
+    "FORWARDED_ALLOW_IPS": "the frontend network (frontendSubnet)",
+    "POSTGRES_PORT": "PostgreSQL's 5432",
 }
+URL_ROLE = {"DATABASE_URL": "db", "REDIS_URL": "redis"}
+# Other names a team's settings read that the program has a value for.
+EXTRA_ALIASES = {"LOG_LEVEL": "DJANGO_LOG_LEVEL", "CELERY_RESULT_BACKEND": "REDIS_URL"}
+# Not PROVIDED_ENV, but fixed by the program: the host and port of its own Redis.
+FIXED_ENV = {"REDIS_HOST": ("redis", render.REDIS_HOST), "REDIS_PORT": ("redis", "6379")}
+# The environment the example's gunicorn.conf.py read before the runtime: still mapped.
+GUNICORN_ENV = {"WEB_CONCURRENCY": "webConcurrency", "GUNICORN_TIMEOUT": "webTimeout"}
 INTEGER_KEYS = {
     "webReplicas",
     "webConcurrency",
+    "webThreads",
     "webTimeout",
+    "webMaxRequests",
+    "webMaxRequestsJitter",
     "healthcheckRetries",
     "celeryConcurrency",
+    "celeryMaxTasksPerChild",
     "httpPort",
     "httpsPort",
+    "appPort",
     "djangoHstsSeconds",
 }
 _INTERPOLATION = re.compile(r"\$\{?[A-Za-z_]")
@@ -423,30 +433,7 @@ def compose_duration(path: str, value: Any) -> str:
 
 def command_words(value: Any) -> list[str]:
     """A command as words; `sh -c "..."` is unwrapped to the words of its script."""
-    if value is None:
-        return []
-    words = [str(w) for w in value] if isinstance(value, list) else shlex.split(str(value))
-    if len(words) >= 3 and words[0] in ("sh", "bash", "/bin/sh", "/bin/bash") and words[1] == "-c":
-        return shlex.split(words[2])
-    return words
-
-
-def _option(words: list[str], *names: str) -> Optional[str]:
-    """The value of an option given as `--name V`, `--name=V` or `-n V` / `-nV`."""
-    for index, word in enumerate(words):
-        for name in names:
-            if word == name and index + 1 < len(words):
-                return words[index + 1]
-            if name.startswith("--") and word.startswith(name + "="):
-                return word[len(name) + 1 :]
-            if (
-                not name.startswith("--")
-                and word.startswith(name)
-                and len(word) > len(name)
-                and word[len(name)].isdigit()
-            ):
-                return word[len(name) :]
-    return None
+    return compose_app.script_words(value)
 
 
 def _image_repository(image: str) -> str:
@@ -494,6 +481,23 @@ class Translation:
     optional_secrets: dict[str, str] = field(default_factory=dict)
     defaults: dict[str, Any] = field(default_factory=dict)
     """Pulumi.yaml's defaults, for the notes."""
+    app_env: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """appEnv: name -> (value, the compose key it came from)."""
+    secret_env: dict[str, str] = field(default_factory=dict)
+    """appSecretEnv: name -> the compose key it came from (values never read)."""
+    secret_env_files: list[str] = field(default_factory=list)
+    """env_file keys: their secrets go in appSecretEnv too."""
+    soft: list[tuple[str, Any, str]] = field(default_factory=list)
+    """(key, value, source): taken unless the compose file sets the key itself (the Dockerfile's
+    CMD and ENV, which compose's own command and environment override; gunicorn's --log-level)."""
+    builds: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    """role -> (the compose key, build:), read once every service is known."""
+    images: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """app role -> (the compose key, image:)."""
+    commands: set[str] = field(default_factory=set)
+    """App roles whose service has a command."""
+    by_role: dict[str, str] = field(default_factory=dict)
+    """role -> the compose service that has it."""
 
     def set(self, key: str, value: Any, source: str, shown: Optional[str] = None) -> None:
         """Map `source` to `key`; a second, different value for the same key is a refusal."""
@@ -522,6 +526,12 @@ class Options:
     """More than one compose file: bind mounts of code and published database ports are refused."""
     default_images: bool = False
     image_source_stack: str = ""
+    base_dir: Path = PROJECT_ROOT
+    """The first compose file's directory: Compose resolves every relative path from it
+    (docker/docs content/manuals/compose/how-tos/multiple-compose-files/merge.md: "Paths are
+    evaluated relative to the base file")."""
+    root: Path = PROJECT_ROOT
+    """The program's directory: appContext is written relative to it."""
 
 
 def translate(compose: dict, options: Options, defaults: dict[str, Any]) -> Translation:
@@ -566,12 +576,19 @@ def translate(compose: dict, options: Options, defaults: dict[str, Any]) -> Tran
             )
             continue
         by_role[role] = name
+    t.by_role = by_role
 
     if "web" not in by_role:
         t.refuse(
             "services", "no web service (one running gunicorn or manage.py runserver, or named web, app or django)"
         )
-    for role in ("worker", "db", "redis", "nginx"):
+    if "worker" not in by_role and "beat" not in by_role:
+        # No Celery in the compose file: none in the stack either (no worker, no beat, no broker check).
+        t.set("celeryApp", "", "services (no Celery worker)")
+        t.note("services", "no Celery worker service: celeryApp is empty (no worker nor beat; health checks no broker)")
+    elif "worker" not in by_role:
+        t.note("services", f"no {ROLE_TEXT['worker']} service; the program runs one beside beat")
+    for role in ("db", "redis", "nginx"):
         if role not in by_role:
             t.note("services", f"no {ROLE_TEXT[role]} service; the program runs one anyway")
     if "beat" in by_role:
@@ -582,6 +599,10 @@ def translate(compose: dict, options: Options, defaults: dict[str, Any]) -> Tran
     for role in ("db", "redis", "nginx", "web", "worker", "beat"):
         if role in by_role:
             _service(t, role, by_role[role], services[by_role[role]], by_role, options, restart_sources)
+    if "web" in by_role:
+        _app_image(t, by_role, options)
+    _finish_env(t)
+    _apply_soft(t)
     if not restart_sources and by_role:
         t.note(
             "services.*.restart",
@@ -606,16 +627,28 @@ def _service(
             t.understood.append(path)
         elif key in REFUSED_KEYS:
             t.refuse(path, REFUSED_KEYS[key])
+        elif key == "build" and app:
+            t.builds[role] = (path, value)  # read once every service is known (_app_image)
         elif key == "build":
             t.refuse(
                 path,
                 f"the program runs the official {ACCESSORY[role][1]} image ({ACCESSORY[role][0]}); remove the build",
             )
+        elif key == "entrypoint" and app:
+            t.note(
+                path,
+                "not used: the program gives app containers no entrypoint, so the image's own ENTRYPOINT (the "
+                "Dockerfile's) runs each of its commands; put it in the Dockerfile",
+            )
         elif key in ("entrypoint", "user", "read_only", "tmpfs", "cap_drop", "stop_grace_period"):
             t.refuse(path, f"the program runs {ROLE_TEXT[role]} with its image's defaults; remove it")
+        elif key == "image" and app:
+            t.images[role] = (path, str(value))  # read with the build (_app_image)
         elif key == "image":
             _image(t, role, path, str(value), options)
         elif key == "command":
+            if app:
+                t.commands.add(role)
             _command(t, role, path, value)
         elif key == "environment":
             _environment(t, role, path, value, by_role)
@@ -625,11 +658,12 @@ def _service(
             if app:
                 t.secret("djangoSecretKey", path)
                 t.secret("postgresPassword", path)
+                t.secret_env_files.append(f"{shown} ({path})")
             t.note(
                 path,
                 f"{shown} not read (it holds secrets, and is not in the repository): the app gets only the "
-                "variables the program renders (render.app_env); put each setting in its stack key, secrets "
-                "with the commands below",
+                "variables the program sets (render.app_env); put each setting in its stack key or appEnv, "
+                "secrets with the commands below",
             )
         elif key == "ports":
             _ports(t, role, path, value, by_role, options)
@@ -656,18 +690,6 @@ def _pin_example(role: str) -> str:
 
 
 def _image(t: Translation, role: str, path: str, image: str, options: Options) -> None:
-    if role not in ACCESSORY:
-        if options.image_source_stack:
-            t.set("imageSource", "stack", path)
-            t.set("imageSourceStack", options.image_source_stack, "--image-source-stack")
-            t.note(path, f"'{image}' replaced by the digest {options.image_source_stack} exported (imageSource: stack)")
-        else:
-            t.note(
-                path,
-                f"'{image}' not used: the program builds django_app/ and runs it by digest; to run the "
-                "digest a dev stack proved instead (no build here), pass --image-source-stack ORG/django-docker/dev",
-            )
-        return
     key, repository, major, parts = ACCESSORY[role]
     if _INTERPOLATION.search(image):
         t.refuse(
@@ -725,48 +747,181 @@ def _parse_or_none(key: str, image: str) -> Optional[stack_settings.ImageRef]:
 
 def _command(t: Translation, role: str, path: str, value: Any) -> None:
     words = command_words(value)
-    if role == "web":
-        if "gunicorn" in " ".join(words):
-            workers = _option(words, "--workers", "-w")
-            timeout = _option(words, "--timeout", "-t")
-            if workers is not None:
-                _integer(t, "webConcurrency", workers, path + " --workers")
-            if timeout is not None:
-                _integer(t, "webTimeout", timeout, path + " --timeout")
-        elif "runserver" in words:
-            t.note(
-                path, "manage.py runserver is a development server; the program runs gunicorn (webConcurrency workers)"
-            )
-        t.understood.append(path)
-    elif role in ("worker", "beat"):
-        if role == "worker":
-            for flag, what in (
-                ("-Q", "queues"),
-                ("--queues", "queues"),
-                ("--autoscale", "autoscaling"),
-                ("-P", "pool"),
-                ("--pool", "pool"),
-            ):
-                if _option(words, flag) is not None:
-                    t.refuse(f"{path} {flag}", f"the program's worker has no {what} setting; remove it")
-            concurrency = _option(words, "--concurrency", "-c")
-            if concurrency is not None:
-                _integer(t, "celeryConcurrency", concurrency, path + " --concurrency")
-            else:
-                t.note(
-                    path,
-                    "no --concurrency (Celery starts one process per CPU); the program runs celeryConcurrency "
-                    f"{t.defaults['celeryConcurrency']}",
-                )
-            if "-B" in words or "--beat" in words:
-                t.set("celeryBeat", True, path + " --beat")
-        t.understood.append(path)
+    if role in ("web", "worker", "beat"):
+        _apply(t, path, read_app_command(role, words))
     elif role == "redis" and words[:1] == ["redis-server"] and words[1:] in ([], ["--appendonly", "yes"]):
         t.understood.append(path)
     elif role == "nginx" and words in (["nginx", "-g", "daemon off;"],):
         t.understood.append(path)
     else:
         t.refuse(path, f"the program runs {ROLE_TEXT[role]} with its own command; remove it")
+
+
+# Words before a program that only wait for the database, reload on changes, or wrap the process.
+_WAITING = re.compile(r"wait|dockerize")
+_RELOADING = re.compile(r"watchmedo|nodemon|reflex|entr")
+
+
+def _prefix_reason(prefix: list[str]) -> str:
+    first = compose_app._basename(prefix[0])
+    if _WAITING.search(first):
+        return "the program starts app containers once PostgreSQL and Redis are healthy"
+    if _RELOADING.search(first):
+        return "live reload is a development tool: the program runs the built image"
+    if all(re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w) for w in prefix):
+        return "variables for one command: put them in appEnv"
+    return "the program starts the process itself"
+
+
+def read_app_command(role: str, words: list[str]) -> list[Finding]:
+    """An app service's command (or Dockerfile CMD): each command of the script read by what it runs."""
+    commands, redirected = compose_app.segments(words)
+    findings: list[Finding] = []
+    if redirected:
+        findings.append(
+            Finding("note", text=f"not mapped: {' '.join(redirected)} (the engine collects stdout and stderr)")
+        )
+    servers = 0
+    for command in commands:
+        program = compose_app.program_of(command)
+        if program is not None and program.prefix:
+            findings.append(
+                Finding(
+                    "note",
+                    text=f"not mapped: '{compose_app.shown(program.prefix)}' before {program.name} "
+                    f"({_prefix_reason(program.prefix)})",
+                )
+            )
+        if program is None:
+            if command[0] == "set" or command == ["true"]:
+                continue  # shell options, a no-op
+            reason = (
+                "the program runs commands in the image's WORKDIR"
+                if command[0] == "cd"
+                else "the program runs only its own command here"
+            )
+            findings.append(Finding("note", text=f"not mapped: '{compose_app.shown(command)}' ({reason})"))
+            continue
+        if program.name in ("manage.py", "django-admin"):
+            sub = compose_app.manage_subcommand(program.args)
+            if sub in compose_app.RELEASE_KEYS:
+                findings += compose_app.read_release(program)
+            elif sub in ("runserver", "runserver_plus") and role == "web":
+                servers += 1
+                findings.append(
+                    Finding(
+                        "note",
+                        text="manage.py runserver is a development server; the program runs gunicorn "
+                        "(webConcurrency workers) serving appModule",
+                    )
+                )
+            else:
+                reason = (
+                    "the program starts app containers once PostgreSQL and Redis are healthy"
+                    if "wait" in sub
+                    else "the program runs no other manage.py command at start: run it at build time in the "
+                    "Dockerfile, or once with `make manage`"
+                )
+                findings.append(
+                    Finding(
+                        "note", text=f"not mapped: '{compose_app.shown([*program.head, *program.args])}' ({reason})"
+                    )
+                )
+        elif program.name in compose_app.SERVERS and role == "web":
+            servers += 1
+            findings += (
+                compose_app.read_gunicorn(program.args)
+                if program.name == "gunicorn"
+                else compose_app.read_asgi_server(program.name, program.args)
+            )
+        elif program.name == "celery" and role in ("worker", "beat"):
+            command_name, read = compose_app.read_celery(program.args)
+            findings += read
+            if role == "worker" and command_name == "worker":
+                servers += 1
+                set_keys = {f.key for f in read if f.kind == "set"}
+                autoscale = any(f.kind == "note" and "--autoscale" in f.text for f in read)
+                if "celeryConcurrency" not in set_keys:
+                    findings.append(Finding("missing-concurrency", value=autoscale))
+            elif role == "beat" and command_name == "beat":
+                servers += 1
+        else:
+            findings.append(
+                Finding(
+                    "refuse",
+                    text=f"'{compose_app.shown(command)}' runs {program.name} in the {ROLE_TEXT[role]} service; "
+                    "the program runs it in its own container",
+                )
+            )
+    if servers > 1:
+        findings.append(Finding("refuse", text=f"runs {servers} servers; the program runs one per container"))
+    elif servers == 0 and role == "web":
+        findings.append(
+            Finding(
+                "note",
+                text=f"'{compose_app.shown(words)}' runs no server the importer reads (gunicorn, uvicorn, daphne); "
+                "the program runs gunicorn serving appModule"
+                if words
+                else "no command; the program runs gunicorn serving appModule",
+            )
+        )
+    return findings
+
+
+def _apply(t: Translation, path: str, findings: list[Finding], *, soft: bool = False) -> None:
+    """Findings of a command, each under `path` (the compose key it came from)."""
+    for finding in findings:
+        where = f"{path} {finding.where}" if finding.where else path
+        if finding.kind in ("set", "release") or (finding.kind == "soft" and not soft):
+            if finding.kind == "release":
+                t.note(path, finding.text)
+            if finding.kind == "soft":
+                t.soft.append((finding.key, finding.value, where))
+            elif soft:
+                t.soft.append((finding.key, _typed(finding.key, finding.value), where))
+            elif finding.key in INTEGER_KEYS:
+                _integer(t, finding.key, finding.value, where)
+            else:
+                t.set(finding.key, finding.value, where)
+        elif finding.kind == "soft":
+            t.soft.append((finding.key, finding.value, where))
+        elif finding.kind == "note":
+            t.note(path, finding.text)
+        elif finding.kind == "refuse":
+            t.refuse(where, finding.text)
+        elif finding.kind == "env":
+            _app_variable(t, where, finding.key, finding.value, t.by_role)
+        elif finding.kind == "missing-concurrency":
+            why = "beside --autoscale" if finding.value else "(Celery starts one process per CPU)"
+            t.note(
+                path, f"no --concurrency {why}; the program runs celeryConcurrency {t.defaults['celeryConcurrency']}"
+            )
+    t.understood.append(path)
+
+
+def _typed(key: str, value: Any) -> Any:
+    if key in INTEGER_KEYS:
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            return value
+    return value
+
+
+def _apply_soft(t: Translation) -> None:
+    """Values the compose file may set otherwise: the first of each key, unless it is set."""
+    for key, value, source in t.soft:
+        if key not in t.values:
+            if key in INTEGER_KEYS:
+                _integer(t, key, value, source)
+            else:
+                t.set(key, value, source)
+        elif t.values[key] != value and key == "djangoLogLevel":
+            t.note(
+                source,
+                f"not mapped: {value} (djangoLogLevel, Django's and the server's one level, is "
+                f"{t.values[key]} from {t.sources[key]})",
+            )
 
 
 def _integer(t: Translation, key: str, text: Any, source: str) -> None:
@@ -779,47 +934,429 @@ def _integer(t: Translation, key: str, text: Any, source: str) -> None:
         t.refuse(source, f"'{text}' is not a whole number ({key})")
 
 
+# --- the app's image: build, image, and the Dockerfile's CMD and ENV ------------------------
+
+_REMOTE_CONTEXT = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|git@)|\.git(?:#.*)?$", re.IGNORECASE)
+# build: keys the program has nothing for, and why (the program builds with pulumi-docker's
+# Image: context, dockerfile, its own args, the Docker host's platform).
+BUILD_NOTES = {
+    "cache_from": "the program's build uses the Docker host's own cache",
+    "cache_to": "the program's build uses the Docker host's own cache",
+    "no_cache": "the program's build uses the Docker host's own cache",
+    "pull": "the program's build uses the base images the Docker host has (they are patch-pinned)",
+    "labels": "the Dockerfile's LABELs are the image's; the program labels its containers",
+    "tags": "the program tags the image with the git SHA",
+    "platforms": "the program builds for the Docker host's platform",
+    "shm_size": "the program's build keeps Docker's default",
+    "network": "the program's build uses Docker's default build network",
+    "isolation": "the program's build uses Docker's default isolation",
+}
+BUILD_REFUSED = {
+    "ssh": "the program's build forwards no SSH agent; fetch private dependencies before the build",
+    "secrets": "the program's build mounts no build secrets; fetch private dependencies before the build",
+    "additional_contexts": "the program builds from one context (appContext); move what it needs into it",
+    "dockerfile_inline": "the program builds from a Dockerfile in the context (appDockerfile); write it to a file",
+    "extra_hosts": "the program's build adds no /etc/hosts entries; remove it",
+    "privileged": "the program's build is not privileged; remove it",
+    "ulimits": "the program's build sets no ulimits; remove it",
+    "entitlements": "the program's build grants no entitlements; remove it",
+}
+COMMIT_ARGS = re.compile(
+    r"^(?:GIT_)?(?:COMMIT|REV|REVISION|SHA|HASH)(?:_?SHA|_?HASH|_?ID)?$|^(?:VCS_REF|SOURCE_COMMIT|BUILD_SHA)$"
+)
+ADOPTED_DOCKERFILE = "Dockerfile.django-docker"  # what `make adopt` writes beside a team's own
+
+
+@dataclass(frozen=True)
+class Build:
+    path: str
+    context: str
+    dockerfile: str
+    args: dict[str, Optional[str]]
+    target: str
+    form: str
+    """How compose wrote it: 'string' (build: .) or 'mapping'."""
+
+
+def _read_build(t: Translation, path: str, value: Any) -> Optional[Build]:
+    if isinstance(value, str):
+        return Build(path, value, "", {}, "", "string")
+    if not isinstance(value, dict):
+        t.refuse(path, "expected a directory or a mapping (context, dockerfile, args, target)")
+        return None
+    for key in value:
+        where = f"{path}.{key}"
+        if key in BUILD_NOTES:
+            t.note(where, f"not mapped ({BUILD_NOTES[key]})")
+        elif key in BUILD_REFUSED:
+            t.refuse(where, BUILD_REFUSED[key])
+        elif key not in ("context", "dockerfile", "args", "target") and not str(key).startswith("x-"):
+            t.refuse(where, "not a build key the importer knows; nothing in the program maps it")
+    args = value.get("args") or {}
+    if isinstance(args, list):
+        args = _env_map(f"{path}.args", args)
+    return Build(
+        path,
+        str(value.get("context") or "."),
+        str(value.get("dockerfile") or ""),
+        {str(k): (None if v is None else str(v)) for k, v in dict(args).items()},
+        str(value.get("target") or ""),
+        "mapping",
+    )
+
+
+def _app_image(t: Translation, by_role: dict, options: Options) -> None:
+    """The app's image: the program builds it from appContext (or promotes another stack's).
+    Web, worker and beat run one image: one build, one context, one Dockerfile."""
+    web_image = t.images.get("web")
+    builds = [b for b in (_read_build(t, *t.builds[r]) for r in ("web", "worker", "beat") if r in t.builds) if b]
+    if options.image_source_stack:
+        t.set("imageSource", "stack", web_image[0] if web_image else "--image-source-stack")
+        t.set("imageSourceStack", options.image_source_stack, "--image-source-stack")
+        for path, image in t.images.values():
+            t.note(path, f"'{image}' replaced by the digest {options.image_source_stack} exported (imageSource: stack)")
+        for build in builds:
+            t.note(
+                build.path,
+                f"not used: the program runs the digest {options.image_source_stack} exported (imageSource: stack); "
+                "that stack builds it (its appContext)",
+            )
+        if builds:  # what the image runs (its CMD, its ENV) still names the app keys of this stack
+            context = _context_dir(t, builds[0], options)
+            if context is not None:
+                _runtime_keys(t, builds[0], _load_dockerfile(context / (builds[0].dockerfile or "Dockerfile")))
+        return
+    if not builds:
+        if not t.builds:  # (a build: that was itself refused is reported already)
+            path, what = web_image if web_image else (f"services.{by_role['web']}", "")
+            t.refuse(
+                path,
+                (f"'{what}' is an image built elsewhere; " if what else "no build: ")
+                + "the program builds the app's image itself, from its source with the runtime (appContext): "
+                "add a build: (the project's directory), or pass --image-source-stack to run a stack's digest",
+            )
+        return
+    first = builds[0]  # web's when it has one: the roles are read web, worker, beat
+    for build in builds:
+        context = _context_dir(t, build, options)
+        if context is None:
+            continue
+        where = build.path if build.form == "string" else f"{build.path}.context"
+        written = build.context if Path(build.context).is_absolute() else os.path.relpath(context, options.root)
+        t.set("appContext", written, where)
+        # Compose's default Dockerfile is the context's `Dockerfile`, as appDockerfile's is.
+        t.set(
+            "appDockerfile",
+            str(Path(build.dockerfile or "Dockerfile")),
+            f"{build.path}.dockerfile" if build.dockerfile else where,
+        )
+        if build is not first:
+            if (build.args, build.target) != (first.args, first.target):
+                t.refuse(
+                    build.path,
+                    f"builds other args or another target than {first.path}; the program builds one image for "
+                    "web, worker and beat",
+                )
+            else:
+                t.understood.append(build.path)
+    dockerfile = _dockerfile(t, first, options)
+    _build_args(t, first, dockerfile)
+    _app_images(t, by_role)
+
+
+def _context_dir(t: Translation, build: Build, options: Options) -> Optional[Path]:
+    """The build's context as a directory (relative to the first compose file's), or a refusal."""
+    where = build.path if build.form == "string" else f"{build.path}.context"
+    if _INTERPOLATION.search(build.context) or _INTERPOLATION.search(build.dockerfile):
+        t.refuse(where, "needs variable interpolation; the importer reads no environment: write the path")
+        return None
+    if _REMOTE_CONTEXT.search(build.context):
+        t.refuse(where, f"'{build.context}' is a remote context; the program builds a directory (appContext)")
+        return None
+    directory = Path(build.context)
+    return directory if directory.is_absolute() else (options.base_dir / directory).resolve()
+
+
+def _load_dockerfile(path: Path) -> Optional[tuple[str, compose_app.Dockerfile]]:
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None  # the program's settings refuse it, naming the build (validate)
+    return text, compose_app.read_dockerfile(text)
+
+
+def _dockerfile(t: Translation, build: Build, options: Options) -> Optional[compose_app.Dockerfile]:
+    """The Dockerfile the compose file builds: what the program builds instead when it does not
+    take the runtime, its target, its ENTRYPOINT, then the app keys its CMD and ENV name."""
+    if "appContext" not in t.values:
+        return None
+    context = (options.root / str(t.values["appContext"])).resolve()
+    name = str(t.values["appDockerfile"])
+    loaded = _load_dockerfile(context / name)
+    if loaded is None:
+        return None
+    text, parsed = loaded
+    built = parsed
+    where = f"{build.path}.dockerfile" if build.dockerfile else build.path
+    if not RUNTIME_ARG_RE.search(text):
+        adopted = _load_dockerfile(context / ADOPTED_DOCKERFILE)
+        if adopted is not None and RUNTIME_ARG_RE.search(adopted[0]):
+            t.values["appDockerfile"] = ADOPTED_DOCKERFILE
+            t.sources["appDockerfile"] = f"{where} ({ADOPTED_DOCKERFILE} beside it)"
+            t.note(
+                where,
+                f"{name} does not take the runtime (no ARG {RUNTIME_BUILD_ARG}); the program builds "
+                f"{ADOPTED_DOCKERFILE}, which `make adopt` wrote beside it",
+            )
+            built = adopted[1]
+    if build.target:
+        stage = parsed.stage(build.target)
+        last = parsed.stages[-1].name if parsed.stages else ""
+        if built is not parsed:
+            t.note(f"{build.path}.target", f"not used: the program builds {ADOPTED_DOCKERFILE}'s last stage")
+        elif stage is None:
+            t.refuse(f"{build.path}.target", f"'{build.target}' is not a stage of {name}")
+        elif stage is parsed.stages[-1]:
+            t.note(
+                f"{build.path}.target",
+                f"'{build.target}' is {name}'s last stage, the one the program builds (it passes no target)",
+            )
+        else:
+            t.refuse(
+                f"{build.path}.target",
+                f"'{build.target}' is not {name}'s last stage ('{last or 'unnamed'}'); the program builds the last "
+                "stage (it passes no target): put that stage last, or build from a Dockerfile whose last stage it is",
+            )
+    final = built.stage()
+    if final is not None and final.entrypoint:
+        runs = compose_app.entrypoint_runs_server(final.entrypoint)
+        shown = compose_app.shown(final.entrypoint)
+        if runs:
+            t.refuse(
+                where,
+                f"the Dockerfile's ENTRYPOINT '{shown}' starts {runs} itself, so every command the program gives "
+                "(web, worker, beat, the release jobs) would become its arguments; make it CMD",
+            )
+        else:
+            t.note(
+                where,
+                f"the Dockerfile's ENTRYPOINT '{shown}' runs before each command the program gives (web, worker, "
+                'beat, the release jobs): it must end by running them (exec "$@")',
+            )
+    _runtime_keys(t, build, loaded)
+    return parsed
+
+
+def _runtime_keys(t: Translation, build: Build, loaded: Optional[tuple[str, compose_app.Dockerfile]]) -> None:
+    """What the compose file ran of the image: the Dockerfile's CMD when the web service has no
+    command, and the ENV the program sets itself (so its value must come to the stack)."""
+    stage = (loaded[1].stage(build.target) or loaded[1].stage()) if loaded is not None else None
+    if stage is None:
+        return
+    web = t.builds.get("web", (build.path, None))[0].rsplit(".build", 1)[0]
+    if "web" not in t.commands and stage.cmd:
+        t.note(
+            f"{web}.build",
+            f"the web service has no command: its Dockerfile's CMD '{compose_app.shown(stage.cmd)}' is read instead",
+        )
+        _apply(t, f"{web}.build (Dockerfile CMD)", read_app_command("web", command_words(stage.cmd)), soft=True)
+    for variable, key in (
+        ("DJANGO_SETTINGS_MODULE", "djangoSettingsModule"),
+        ("APP_MODULE", "appModule"),
+        ("CELERY_APP", "celeryApp"),
+        ("PORT", "appPort"),
+    ):
+        if variable in stage.env and not _INTERPOLATION.search(stage.env[variable]):
+            t.soft.append((key, _typed(key, stage.env[variable]), f"{web}.build (Dockerfile ENV {variable})"))
+
+
+def _build_args(t: Translation, build: Build, dockerfile: Optional[compose_app.Dockerfile]) -> None:
+    """What the program passes is its own (GIT_SHA, the runtime); the rest is listed, one line."""
+    if not build.args:
+        return
+    own, unmapped, commits = [], [], []
+    for name, value in build.args.items():
+        if name in ("GIT_SHA", RUNTIME_BUILD_ARG):
+            own.append(name)
+        elif dockerfile is not None and value is not None and dockerfile.arg_default(name, build.target) == value:
+            continue  # the Dockerfile's default already: the program's build gets the same
+        else:
+            unmapped.append(name)
+            if COMMIT_ARGS.match(name):
+                commits.append(name)
+    where = f"{build.path}.args"
+    if own:
+        t.note(where, f"{', '.join(own)}: the program passes its own (the commit, the runtime's image)")
+    if unmapped:
+        hint = f"; {', '.join(commits)}: the program passes the commit as GIT_SHA" if commits else ""
+        t.note(
+            where,
+            f"not mapped: {', '.join(unmapped)} (the program's build passes only its own GIT_SHA and "
+            f"{RUNTIME_BUILD_ARG}: give each ARG its value as a default in the Dockerfile{hint})",
+        )
+    t.understood.append(where)
+
+
+_REGISTRY_HOST = re.compile(r"^(?:localhost|[^/]*[.:][^/]*)$")
+
+
+def _app_images(t: Translation, by_role: dict) -> None:
+    """image: beside build: names what is built. A plain repository name is imageRepository."""
+    web = t.images.get("web")
+    for role, (path, image) in t.images.items():
+        if role != "web":
+            if web is not None and image == web[1]:
+                t.understood.append(path)  # the web service's image: the same one
+            else:
+                t.note(path, f"'{image}' not used: every app container runs the one image the program builds")
+            continue
+        if _INTERPOLATION.search(image) or "@" in image:
+            t.note(path, f"'{image}' not used: the program builds appContext and tags it with the git SHA")
+            continue
+        name, _, tag = image.rpartition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+        first = name.split("/", 1)[0]
+        if "/" in name and _REGISTRY_HOST.match(first):
+            registry, _, repository = name.rpartition("/")
+            t.note(
+                path,
+                f"'{image}' not used: to push to {registry}, set imageRegistry {registry} and imageRepository "
+                f"{repository} with imageRegistryUsername and imageRegistryPassword (the program tags with the git SHA)",
+            )
+            continue
+        t.set("imageRepository", name, path)
+        if tag:
+            t.note(path, f"':{tag}' not used: the program tags the image with the git SHA")
+
+
+# --- the environment ----------------------------------------------------------------------
+
+
+def aliases() -> dict[str, str]:
+    """Names settings read for what the program provides, and the program's name for it."""
+    from tools.adopt import ALIASES  # late: tools.adopt imports this module
+
+    return {**ALIASES, **EXTRA_ALIASES}
+
+
 def _environment(t: Translation, role: str, path: str, env: dict, by_role: dict) -> None:
     app = role in ("web", "worker", "beat")
     for name, value in env.items():
         where = f"{path}.{name}"
-        if name in SECRET_ENV and (app or (role == "db" and name == "POSTGRES_PASSWORD")):
-            t.secret(SECRET_ENV[name], where)  # the value is never read further, nor shown
-            continue
-        if role == "db":
-            if name in ("POSTGRES_DB", "POSTGRES_USER"):
-                _plain(t, APP_ENV_KEYS[name], value, where)
+        if app:
+            _app_variable(t, where, name, value, by_role)
+        elif role == "db":
+            if name == "POSTGRES_PASSWORD":
+                t.secret("postgresPassword", where)  # the value is never read further, nor shown
+            elif name in ("POSTGRES_DB", "POSTGRES_USER"):
+                _plain(t, PROVIDED_KEYS[name], value, where)
             elif name == "PGDATA":
                 t.understood.append(where)
             else:
                 t.refuse(where, "the program sets PostgreSQL's environment itself and has no key for it; remove it")
-            continue
-        if not app:
-            t.refuse(where, f"the program sets {ROLE_TEXT[role]}'s environment itself and has no key for it; remove it")
-            continue
-        if name in APP_ENV_OWNED:
-            t.understood.append(where)
-        elif name in URL_ENV:
-            _url(t, where, value, URL_ENV[name], by_role)
-        elif name in APP_ENV_KEYS:
-            _plain(t, APP_ENV_KEYS[name], value, where)
-        elif name in ("DJANGO_ALLOWED_HOSTS", "ALLOWED_HOSTS"):
-            _allowed_hosts(t, where, value)
-        elif name in ("DEBUG", "DJANGO_DEBUG"):
-            if str(value).strip().lower() in ("", "0", "false", "no", "off"):
-                t.understood.append(where)
-            else:
-                t.note(
-                    where,
-                    "DEBUG is never on: every stack runs config.settings.production (djangoLogLevel DEBUG "
-                    "gives verbose logs)",
-                )
         else:
+            t.refuse(where, f"the program sets {ROLE_TEXT[role]}'s environment itself and has no key for it; remove it")
+
+
+def _app_variable(t: Translation, where: str, name: str, value: Optional[str], by_role: dict) -> None:
+    """One variable of an app service: the program's own (mapped or understood), an alias of one
+    (mapped, and an appEnv reference), or the app's (appEnv, or appSecretEnv for a secret)."""
+    provided = name if name in render.PROVIDED_ENV else aliases().get(name)
+    if provided:
+        _provided(t, where, name, provided, value, by_role)
+        if provided != name:
+            reference = "${%s}" % provided
+            database = _url_path(value) if provided == "REDIS_URL" else ""
+            if database.isdigit() and database != "0":  # another database than REDIS_URL's: kept apart
+                reference = render.redis_url(db=int(database))
+            _add_env(t, name, reference, where)
+        return
+    if name in GUNICORN_ENV:
+        _plain(t, GUNICORN_ENV[name], value, where)
+    elif name == "GUNICORN_CMD_ARGS":
+        words = shlex.split(value or "")
+        _apply(t, where, compose_app.read_gunicorn(words, application=False))
+    elif name in FIXED_ENV:
+        role, fixed = FIXED_ENV[name]
+        if name.endswith("_HOST") and value is not None and value != by_role.get(role):
             t.refuse(
                 where,
-                "the program renders the app's environment itself (render.app_env) and has no key for "
-                "it; add a stack key for it or remove it",
+                f"points at host '{value}', not the compose file's {ROLE_TEXT[role]} service; the program runs its own "
+                f"{ROLE_TEXT[role]}",
             )
+            return
+        _add_env(t, name, fixed, where)
+    elif name == "GIT_SHA":
+        t.note(
+            where,
+            "not copied: the program passes the commit as the build argument GIT_SHA (the Dockerfile's "
+            "`ARG GIT_SHA` and `ENV GIT_SHA=$GIT_SHA` give it to the app)",
+        )
+    elif compose_app.secret_name(name) or (value is not None and compose_app.has_credentials(value)):
+        t.secret_env.setdefault(name, where)  # never read further, nor shown
+    elif value is None or _INTERPOLATION.search(value):
+        t.refuse(where, "needs a value from the environment; the importer reads no environment: write the value")
+    else:
+        if name in ("DEBUG", "DJANGO_DEBUG") and value.strip().lower() not in ("", "0", "false", "no", "off"):
+            t.note(
+                where,
+                f"{value}: Django's DEBUG shows tracebacks and settings to anyone who meets an error; "
+                "set it off for a stack people use",
+            )
+        _add_env(t, name, value, where)
+
+
+def _provided(t: Translation, where: str, name: str, provided: str, value: Optional[str], by_role: dict) -> None:
+    """A variable the program sets: its value becomes the stack key the program sets it from."""
+    if provided in PROVIDED_SECRETS:
+        t.secret(PROVIDED_SECRETS[provided], where)  # the value is never read further, nor shown
+    elif provided in URL_ROLE:
+        _url(t, where, value, URL_ROLE[provided], by_role)
+        database = _url_path(value) if name == "REDIS_URL" else ""
+        if database not in ("", "0"):
+            t.note(where, f"Redis database {database}: the program's REDIS_URL is database 0")
+    elif provided == "POSTGRES_HOST":
+        if value is not None and not _INTERPOLATION.search(value) and value != by_role.get("db"):
+            t.refuse(
+                where,
+                f"points at host '{value}', not the compose file's PostgreSQL service; the program runs its own "
+                "PostgreSQL",
+            )
+        else:
+            t.understood.append(where)
+    elif provided == "DJANGO_ALLOWED_HOSTS":
+        _allowed_hosts(t, where, value)
+    elif provided in PROVIDED_KEYS:
+        _plain(t, PROVIDED_KEYS[provided], value, where)
+    else:  # PROVIDED_DERIVED: the program decides it from other keys
+        t.understood.append(where)
+
+
+def _url_path(value: Optional[str]) -> str:
+    """A URL's path without slashes (a Redis URL's database number), or ''."""
+    if not value or _INTERPOLATION.search(value):
+        return ""
+    try:
+        return urlsplit(value).path.strip("/")
+    except ValueError:
+        return ""
+
+
+def _add_env(t: Translation, name: str, value: str, where: str) -> None:
+    """An appEnv entry: one value for every app container."""
+    if name in t.app_env and t.app_env[name][0] != value:
+        t.refuse(
+            where,
+            f"'{value}' differs from {t.app_env[name][1]} '{t.app_env[name][0]}'; appEnv has one {name} "
+            "for every app container",
+        )
+        return
+    t.app_env.setdefault(name, (value, where))
+
+
+def _finish_env(t: Translation) -> None:
+    if t.app_env:
+        t.values["appEnv"] = [f"{name}={value}" for name, (value, _) in t.app_env.items()]
+        t.sources["appEnv"] = ", ".join(source for _, source in t.app_env.values())
 
 
 def _plain(t: Translation, key: str, value: Optional[str], where: str) -> None:
@@ -1054,7 +1591,7 @@ def _healthcheck(t: Translation, role: str, path: str, check: dict) -> None:
         elif item == "test":
             t.note(
                 where,
-                "replaced by the program's own probe (python -m config.healthcheck web; slim images have no curl)",
+                "replaced by the program's own probe (python -m django_docker_runtime.healthcheck web; slim images have no curl)",
             )
         elif item == "disable":
             t.note(where, "the program always checks the web replicas' health (a release waits for it)")
@@ -1087,7 +1624,15 @@ def stack_values(t: Translation, order: list[str], defaults: dict[str, Any]) -> 
     return {key: t.values[key] for key in order if key in t.values and not _same(key, t.values[key], defaults[key])}
 
 
-def render_stack_file(values: dict[str, Any], sources: dict[str, str], files: list[str], secrets: Iterable[str]) -> str:
+def render_stack_file(
+    values: dict[str, Any],
+    sources: dict[str, str],
+    files: list[str],
+    secrets: Iterable[str],
+    item_sources: Optional[dict[str, list[str]]] = None,
+) -> str:
+    """The stack file: one line per key naming the compose key it came from; a list (appEnv)
+    one item per line, each naming its own."""
     lines = [
         f"# Written by tools/compose_import.py from {' + '.join(files)}. Only what differs from Pulumi.yaml's defaults.",
         "# Each value names the compose key it came from.",
@@ -1101,6 +1646,13 @@ def render_stack_file(values: dict[str, Any], sources: dict[str, str], files: li
     if not values:
         lines[-1] = "config: {}"
     for key, value in values.items():
+        if isinstance(value, list):
+            lines.append(f"  {NAMESPACE}:{key}:")
+            item_source = (item_sources or {}).get(key, [])
+            for index, item in enumerate(value):
+                source = f"  # {item_source[index]}" if index < len(item_source) else ""
+                lines.append(f"    - {_scalar(item)}{source}")
+            continue
         dumped = yaml.safe_dump({f"{NAMESPACE}:{key}": value}, default_flow_style=False, width=1000).strip()
         lines.append(f"  {dumped}  # {sources[key]}")
     return "\n".join(lines) + "\n"
@@ -1110,11 +1662,44 @@ def _scalar(value: Any) -> str:
     return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
 
 
-def validate(text: str, stack: str, root: Path, *, secrets: Iterable[str], image_source_stack: str) -> Optional[str]:
-    """Plan the stack with the program's own settings; the settings' one-line error, or None."""
+def validate(
+    text: str,
+    stack: str,
+    root: Path,
+    *,
+    secrets: Iterable[str],
+    image_source_stack: str,
+    secret_env_names: Iterable[str] = (),
+) -> Optional[str]:
+    """Plan the stack with the program's own settings: their problems in one line, or None."""
+    problems = validate_lines(
+        text,
+        stack,
+        root,
+        secrets=secrets,
+        image_source_stack=image_source_stack,
+        secret_env_names=secret_env_names,
+    )
+    return "; ".join(problems) if problems else None
+
+
+def validate_lines(
+    text: str,
+    stack: str,
+    root: Path,
+    *,
+    secrets: Iterable[str],
+    image_source_stack: str,
+    secret_env_names: Iterable[str] = (),
+) -> list[str]:
+    """Plan the stack with the program's own settings (placeholders for the secrets it would be
+    given); every problem they report, one line each."""
     from planning.harness import PlanError, plan_stack  # imported late: the SDK is slow to import
 
     placeholders = {key: PLACEHOLDER_SECRETS[key] for key in secrets if key in PLACEHOLDER_SECRETS}
+    names = list(secret_env_names)
+    if names:  # the names are checked as the program checks them; the values are placeholders
+        placeholders["appSecretEnv"] = "".join(f"{name}=compose-import-placeholder\n" for name in names)
     references = (
         {image_source_stack: {"imageRef": PLACEHOLDER_DIGEST, "imagePushed": True, "gitSha": PLACEHOLDER_SHA}}
         if image_source_stack
@@ -1131,14 +1716,15 @@ def validate(text: str, stack: str, root: Path, *, secrets: Iterable[str], image
         try:
             plan_stack(stack, root=temp_root, secrets=placeholders, stack_references=references)
         except PlanError as error:
-            return str(error).strip().splitlines()[-1] if str(error).strip() else "the program refused the stack"
+            lines = [line for line in str(error).strip().splitlines() if line.strip()]
+            return lines or ["the program refused the stack"]
         finally:
             for name, value in saved.items():
                 if value is None:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-    return None
+    return []
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -1184,7 +1770,13 @@ def run(
         out.code = 2
         return out
     compose = merge_files(documents)
-    options = Options(production=len(files) > 1, default_images=default_images, image_source_stack=image_source_stack)
+    options = Options(
+        production=len(files) > 1,
+        default_images=default_images,
+        image_source_stack=image_source_stack,
+        base_dir=files[0].resolve().parent,
+        root=root,
+    )
     t = translate(compose, options, defaults)
     if t.refusals:
         out.stderr.extend(t.refusals)
@@ -1194,11 +1786,15 @@ def run(
     values = stack_values(t, order, defaults)
     names = [path.name for path in files]
     secrets = [key for key in SECRET_STACK_KEYS if key in t.secrets]
-    text = render_stack_file(values, t.sources, names, secrets)
-    refusal = validate(text, stack, root, secrets=secrets, image_source_stack=image_source_stack)
-    if refusal:
-        key = refusal.split(":", 1)[0]
-        out.stderr.append(f"{t.sources[key]}: {refusal}" if key in t.sources else refusal)
+    secret_env = list(t.secret_env)
+    shown_secrets = secrets + (["appSecretEnv"] if secret_env or t.secret_env_files else [])
+    item_sources = {"appEnv": [source for _, source in t.app_env.values()]}
+    text = render_stack_file(values, t.sources, names, shown_secrets, item_sources)
+    problems = validate_lines(
+        text, stack, root, secrets=secrets, image_source_stack=image_source_stack, secret_env_names=secret_env
+    )
+    if problems:
+        out.stderr.extend(_settings_source(t, problem, defaults) for problem in problems)
         out.stderr.append("compose_import: the program's settings refused the result; nothing written")
         out.code = 2
         return out
@@ -1219,6 +1815,11 @@ def run(
         out.stdout.extend(
             f"  pulumi config set --secret --stack {stack} {key}   # replaces {t.secrets[key]}" for key in secrets
         )
+    if secret_env or t.secret_env_files:
+        what = [f"{name} ({source})" for name, source in t.secret_env.items()]
+        what += [f"the lines of {files} your app reads that the program does not set" for files in t.secret_env_files]
+        out.stdout.append("the app's own secrets: never copied; one NAME=value line each in a file, then:")
+        out.stdout.append(f"  pulumi config set --secret --stack {stack} appSecretEnv < app.env   # {'; '.join(what)}")
     if t.optional_secrets:
         out.stdout.append("to serve HTTPS on httpsPort (needs both):")
         out.stdout.extend(
@@ -1226,6 +1827,22 @@ def run(
             for key in t.optional_secrets
         )
     return out
+
+
+def _settings_source(t: Translation, problem: str, defaults: dict[str, Any]) -> str:
+    """A problem the program's settings found, after the compose key its value came from."""
+    key = problem.split(":", 1)[0]
+    item = re.match(r"^(\w+)\[(\d+)\]$", key)
+    if item and item.group(1) == "appEnv" and int(item.group(2)) < len(t.app_env):
+        return f"{list(t.app_env.values())[int(item.group(2))][1]}: {problem}"
+    if key in t.sources:
+        return f"{t.sources[key]}: {problem}"
+    if key == "appSecretEnv" and t.secret_env:
+        named = next((source for name, source in t.secret_env.items() if f" {name} " in f" {problem} "), None)
+        return f"{named}: {problem}" if named else problem
+    if key in defaults:
+        return f"{problem} (Pulumi.yaml's default: the compose files do not set {key})"
+    return problem
 
 
 def main(argv: Optional[list[str]] = None) -> int:

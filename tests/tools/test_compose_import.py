@@ -10,12 +10,13 @@ import pytest
 import yaml
 
 from planning.harness import plan_stack
-from tests.program_fixtures import dev_outputs
+from tests.program_fixtures import dev_outputs, env_of
 from tools import compose_import
-from tools.compose_import import main, merge_files, run
+from tools.compose_import import Options, Translation, main, merge_files, run, translate
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SEED = FIXTURES / "seed"
+TEAM = FIXTURES / "team"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SEED_LESSON = PROJECT_ROOT.parent / "shared" / "seeds" / "000_383d617d54ff1a8a.txt"
 
@@ -27,7 +28,30 @@ SECRET_VALUES = (
     "quickstart-pw-77",
     "hostnet-dev-secret-555",
     "abc123@o1.ingest.sentry.io",
+    "team-db-pass-31x",
+    "team-secret-key-q8w7e6r5t4y3",
+    "f00d4a@o42.ingest.sentry.io",
+    "sk_live_team_stripe_51",
+    "tmp-secret-value-71",
 )
+# What the program's settings need of a project (tests that write compose files of their own):
+# a Dockerfile that takes the runtime, the settings, application and Celery modules.
+RUNTIME_DOCKERFILE = (
+    "ARG DJANGO_DOCKER_RUNTIME=django-docker-runtime:1.0.0\n"
+    "FROM ${DJANGO_DOCKER_RUNTIME} AS django-docker-runtime\n"
+    "FROM python:3.11.14-slim-bookworm\n"
+)
+
+
+def project(root: Path, package: str = "config", dockerfile: str = RUNTIME_DOCKERFILE) -> Path:
+    """A Django project as far as the settings check it: config.settings.production,
+    config.wsgi, config.asgi, the Celery app config."""
+    (root / package / "settings").mkdir(parents=True, exist_ok=True)
+    for name in ("__init__.py", "settings/__init__.py", "settings/production.py", "wsgi.py", "asgi.py"):
+        (root / package / name).write_text("")
+    (root / "manage.py").write_text("")
+    (root / "Dockerfile").write_text(dockerfile)
+    return root
 
 
 def importer(tmp_path, *files, stack="imported", **kwargs):
@@ -38,6 +62,17 @@ def importer(tmp_path, *files, stack="imported", **kwargs):
     for value in SECRET_VALUES:
         assert value not in everything
     return outcome
+
+
+def translated(tmp_path: Path, services: dict, *, production: bool = False) -> Translation:
+    """The translation of a compose file's services (no validation: what each key maps to)."""
+    _, defaults = compose_import.project_defaults(PROJECT_ROOT)
+    return translate({"services": services}, Options(production=production, base_dir=tmp_path), defaults)
+
+
+def notes_of(t: Translation, path: str) -> list[str]:
+    """The notes of one compose key, without the key."""
+    return [note.removeprefix(f"{path}: ") for note in t.notes if note.startswith(f"{path}: ")]
 
 
 def written(outcome) -> str:
@@ -71,6 +106,11 @@ SEED_DEV = """\
 # Each value names the compose key it came from.
 # Secrets (pulumi config set --secret ...), never copied from the compose files: postgresPassword.
 config:
+  django-docker:appContext: tests/tools/fixtures/seed  # services.web.build
+  django-docker:appDockerfile: Dockerfile.django-docker  # services.web.build (Dockerfile.django-docker beside it)
+  django-docker:appModule: myproject.wsgi:application  # services.web.build (Dockerfile CMD)
+  django-docker:djangoSettingsModule: myproject.settings.production  # services.web.environment.DJANGO_SETTINGS_MODULE
+  django-docker:celeryApp: myproject  # services.celery.command --app
   django-docker:postgresDb: myproject  # services.db.environment.POSTGRES_DB
   django-docker:postgresUser: postgres  # services.db.environment.POSTGRES_USER
   django-docker:httpPort: 80  # services.nginx.ports '80:80'
@@ -80,8 +120,13 @@ config:
 SEED_PROD = """\
 # Written by tools/compose_import.py from docker-compose.yml + docker-compose.prod.yml. Only what differs from Pulumi.yaml's defaults.
 # Each value names the compose key it came from.
-# Secrets (pulumi config set --secret ...), never copied from the compose files: postgresPassword, djangoSecretKey.
+# Secrets (pulumi config set --secret ...), never copied from the compose files: postgresPassword, djangoSecretKey, appSecretEnv.
 config:
+  django-docker:appContext: tests/tools/fixtures/seed  # services.web.build
+  django-docker:appDockerfile: Dockerfile.django-docker  # services.web.build (Dockerfile.django-docker beside it)
+  django-docker:appModule: myproject.wsgi:application  # services.web.build (Dockerfile CMD)
+  django-docker:djangoSettingsModule: myproject.settings.production  # services.web.environment.DJANGO_SETTINGS_MODULE
+  django-docker:celeryApp: myproject  # services.celery.command --app
   django-docker:restartPolicy: always  # services.web.restart
   django-docker:webReplicas: 3  # services.web.deploy.replicas
   django-docker:healthcheckInterval: 30s  # services.web.healthcheck.interval
@@ -110,34 +155,46 @@ def test_seed_dev_from_docker_compose_yml_alone(tmp_path):
     outcome = importer(tmp_path, "seed/docker-compose.yml", stack="dev", default_images=True)
     assert written(outcome) == SEED_DEV
     assert outcome.stdout[0] == (
-        "wrote Pulumi.dev.yaml from docker-compose.yml: postgresDb=myproject, "
+        "wrote Pulumi.dev.yaml from docker-compose.yml: appContext=tests/tools/fixtures/seed, "
+        "appDockerfile=Dockerfile.django-docker, appModule=myproject.wsgi:application, "
+        "djangoSettingsModule=myproject.settings.production, celeryApp=myproject, postgresDb=myproject, "
         "postgresUser=postgres, httpPort=80, bindAddress=0.0.0.0"
     )
-    assert (
-        "note: services.web.ports: '8000:8000' not published: web replicas are reached only through nginx (httpPort)"
-        in outcome.stdout
-    )
-    assert (
+    for line in (
+        "note: services.web.ports: '8000:8000' not published: web replicas are reached only through nginx (httpPort)",
         "note: services.db.image: postgres:15 is not pinned; using the program's pinned postgres:15.14-bookworm "
-        "(--default-images)"
-    ) in outcome.stdout
-    assert (
-        "  pulumi config set --secret --stack dev postgresPassword   # replaces services.db.environment.POSTGRES_PASSWORD"
-        in outcome.stdout
-    )
+        "(--default-images)",
+        # The seed's own Dockerfile does not take the runtime; `make adopt` wrote one beside it.
+        "note: services.web.build: Dockerfile does not take the runtime (no ARG DJANGO_DOCKER_RUNTIME); the program "
+        "builds Dockerfile.django-docker, which `make adopt` wrote beside it",
+        # The web service has no command: what it ran is its Dockerfile's CMD.
+        "note: services.web.build: the web service has no command: its Dockerfile's CMD "
+        "'gunicorn --bind 0.0.0.0:8000 myproject.wsgi:application' is read instead",
+        "note: services.celery.command: not mapped: -l info (the program runs Celery at INFO; djangoLogLevel is "
+        "Django's)",
+        "note: services.celery.command: no --concurrency (Celery starts one process per CPU); the program runs "
+        "celeryConcurrency 2",
+        "  pulumi config set --secret --stack dev postgresPassword   # replaces services.db.environment.POSTGRES_PASSWORD",
+    ):
+        assert line in outcome.stdout
     summary = next(line for line in outcome.stdout if line.startswith("understood, no config"))
     for key in (
-        "services.web.build",
         "services.web.volumes",
         "services.web.depends_on",
         "services.nginx.volumes",
         "services.celery.command",
+        "services.celery.build",
         "services.web.environment.DATABASE_URL",
     ):
         assert key in summary
     plan = plan_written(tmp_path, outcome)
     assert plan.config["django-docker:httpPort"] == "80"
     assert len(plan.containers("web")) == 2  # the program's default: compose said nothing
+    (web,) = plan.containers("web")[:1]
+    assert env_of(web)["APP_MODULE"] == "myproject.wsgi:application"
+    assert env_of(web)["DJANGO_SETTINGS_MODULE"] == "myproject.settings.production"
+    (worker,) = plan.containers("celery-worker")
+    assert "--app myproject worker" in " ".join(worker.inputs["command"])
 
 
 def test_seed_prod_from_both_files(tmp_path):
@@ -145,19 +202,22 @@ def test_seed_prod_from_both_files(tmp_path):
         tmp_path, "seed/docker-compose.yml", "seed/docker-compose.prod.yml", stack="prod", default_images=True
     )
     assert written(outcome) == SEED_PROD
-    assert outcome.stdout[-6:] == [
+    assert outcome.stdout[-8:] == [
         "secrets: never copied; run these (each prompts for the value; unset, the program generates one):",
         "  pulumi config set --secret --stack prod postgresPassword   # replaces services.db.environment.POSTGRES_PASSWORD",
         "  pulumi config set --secret --stack prod djangoSecretKey   # replaces services.web.env_file",
+        "the app's own secrets: never copied; one NAME=value line each in a file, then:",
+        "  pulumi config set --secret --stack prod appSecretEnv < app.env   # the lines of .env.production "
+        "(services.web.env_file) your app reads that the program does not set",
         "to serve HTTPS on httpsPort (needs both):",
         "  pulumi config set --secret --stack prod tlsCertificate < fullchain.pem",
         "  pulumi config set --secret --stack prod tlsKey < privkey.pem",
     ]
     assert any(line.startswith("note: services.web.env_file: .env.production not read") for line in outcome.stdout)
-    assert any(
-        line.startswith("note: services.web.image: 'myregistry.com/myproject:${TAG:-latest}' not used")
-        for line in outcome.stdout
-    )
+    assert (
+        "note: services.web.image: 'myregistry.com/myproject:${TAG:-latest}' not used: the program builds "
+        "appContext and tags it with the git SHA"
+    ) in outcome.stdout
     plan = plan_written(tmp_path, outcome, secrets={"postgresPassword": "x" * 20, "djangoSecretKey": "y" * 50})
     assert len(plan.containers("web")) == 3
 
@@ -174,6 +234,13 @@ def test_seed_prod_promoting_a_dev_stacks_digest(tmp_path):
     text = written(outcome)
     assert "  django-docker:imageSource: stack  # services.web.image\n" in text
     assert "  django-docker:imageSourceStack: organization/django-docker/dev  # --image-source-stack\n" in text
+    # No build here, but what the image runs still names the app: the Dockerfile's CMD and the environment.
+    assert "  django-docker:appModule: myproject.wsgi:application  # services.web.build (Dockerfile CMD)\n" in text
+    assert "appContext" not in text
+    assert (
+        "note: services.web.build: not used: the program runs the digest organization/django-docker/dev exported "
+        "(imageSource: stack); that stack builds it (its appContext)"
+    ) in outcome.stdout
     plan_written(tmp_path, outcome, stack_references=dev_outputs())
 
 
@@ -184,6 +251,13 @@ TUTORIAL = """\
 # Each value names the compose key it came from.
 # Secrets (pulumi config set --secret ...), never copied from the compose files: postgresPassword, djangoSecretKey.
 config:
+  django-docker:appContext: tests/tools/fixtures/tutorial  # services.app.build.context
+  django-docker:appModule: shop.wsgi:application  # services.app.command
+  django-docker:djangoSettingsModule: shop.settings.prod  # services.app.environment.DJANGO_SETTINGS_MODULE
+  django-docker:celeryApp: shop  # services.worker.command --app
+  django-docker:appEnv:
+    - CELERY_BROKER_URL=redis://redis:6379/1  # services.app.environment.CELERY_BROKER_URL
+    - DEBUG=0  # services.app.environment.DEBUG
   django-docker:webReplicas: 4  # services.app.scale
   django-docker:webMemory: 768M  # services.app.mem_limit
   django-docker:webConcurrency: 3  # services.app.command --workers
@@ -214,6 +288,9 @@ def test_tutorial_list_environment_scale_and_commands(tmp_path):
     assert written(outcome) == TUTORIAL
     plan = plan_written(tmp_path, outcome, secrets={"postgresPassword": "x" * 20, "djangoSecretKey": "y" * 50})
     assert len(plan.containers("web")) == 4
+    # The broker's own Redis database (1) stays apart from REDIS_URL's cache (0): Django's
+    # cache.clear() would flush the queued tasks with it.
+    assert env_of(plan.containers("web")[0])["CELERY_BROKER_URL"] == "redis://redis:6379/1"
 
 
 def test_cookiecutter_production_is_refused_key_by_key(tmp_path):
@@ -239,9 +316,7 @@ def test_unpinned_latest_images_are_refused_even_with_default_images(tmp_path):
     assert outcome.stderr == [
         "services.db.image: postgres:latest is mutable (latest); the program needs postgres:15.x (pin a patch release)",
         "services.redis.image: redis is mutable (latest); the program needs redis:7.x.y (pin a patch release)",
-        "services.web.environment.POSTGRES_NAME: the program renders the app's environment itself (render.app_env) "
-        "and has no key for it; add a stack key for it or remove it",
-        "compose_import: 3 compose key(s) refused; nothing written",
+        "compose_import: 2 compose key(s) refused; nothing written",
     ]
 
 
@@ -255,38 +330,21 @@ def test_host_network_and_privileges_in_a_production_override_are_refused(tmp_pa
         "program keeps its data in its own volume and runs no init scripts; remove it",
         "services.web.volumes: './src:/app/src' bind-mounts a host path; the program runs the built image and mounts "
         "nothing from the host; remove it",
-        "services.web.environment.SENTRY_DSN: the program renders the app's environment itself (render.app_env) and "
-        "has no key for it; add a stack key for it or remove it",
         "services.web.network_mode: the program puts every container on its own frontend/backend networks; remove it",
         "services.web.privileged: the program runs no privileged container; remove it",
         "services.web.cap_add: the program adds no capabilities; remove it",
         "services.web.deploy.resources.limits.cpus: the program sets no CPU limits; remove it",
-        "compose_import: 9 compose key(s) refused; nothing written",
+        "compose_import: 8 compose key(s) refused; nothing written",
     ]
 
 
-def test_the_base_file_alone_notes_dev_conveniences_and_refuses_queues(tmp_path):
-    outcome = importer(tmp_path, "hostnet/docker-compose.yml")
-    # The published database and the code bind mount are development conveniences: notes, not refusals.
-    assert outcome.stderr == [
-        "services.web.environment.SENTRY_DSN: the program renders the app's environment itself (render.app_env) and "
-        "has no key for it; add a stack key for it or remove it",
-        "services.worker.command -Q: the program's worker has no queues setting; remove it",
-        "compose_import: 2 compose key(s) refused; nothing written",
-    ]
-
-
-def test_dev_conveniences_are_notes(tmp_path):
-    compose = tmp_path / "in" / "docker-compose.yml"
-    compose.parent.mkdir()
-    compose.write_text(
-        (FIXTURES / "hostnet/docker-compose.yml")
-        .read_text()
-        .replace("      SENTRY_DSN: https://abc123@o1.ingest.sentry.io/42\n", "")
-        .replace(" -Q default,emails", "")
-    )
-    outcome = run([compose], "dev", out_dir=tmp_path)
-    assert outcome.code == 0, outcome.stderr
+def test_the_base_file_alone_notes_dev_conveniences(tmp_path):
+    # The published database and the code bind mount are development conveniences: notes, not
+    # refusals. The worker's queues are celeryQueues; the DSN, a secret, is for appSecretEnv.
+    outcome = importer(tmp_path, "hostnet/docker-compose.yml", stack="dev")
+    text = written(outcome)
+    assert "  django-docker:celeryQueues: default,emails  # services.worker.command --queues\n" in text
+    assert "  django-docker:appModule: config.wsgi  # services.web.command\n" in text
     assert (
         "note: services.db.ports: '5432:5432' not published: the program never publishes PostgreSQL (reach it with "
         "`make exec STACK=<stack> SERVICE=postgres`)" in outcome.stdout
@@ -296,17 +354,42 @@ def test_dev_conveniences_are_notes(tmp_path):
         "change needs `pulumi up` (no live reload)"
     ) in outcome.stdout
     assert "httpPort=8000" in outcome.stdout[0]  # no nginx: web's published port becomes nginx's
+    assert outcome.stdout[-3:] == [
+        "  pulumi config set --secret --stack dev djangoSecretKey   # replaces services.web.environment.DJANGO_SECRET_KEY",
+        "the app's own secrets: never copied; one NAME=value line each in a file, then:",
+        "  pulumi config set --secret --stack dev appSecretEnv < app.env   # SENTRY_DSN "
+        "(services.web.environment.SENTRY_DSN)",
+    ]
+    plan = plan_written(
+        tmp_path,
+        outcome,
+        secrets={"djangoSecretKey": "y" * 50, "appSecretEnv": "SENTRY_DSN=https://k@sentry.example/1\n"},
+    )
+    (worker,) = plan.containers("celery-worker")
+    assert worker.inputs["command"][-2:] == ["--queues", "default,emails"]
 
 
 # --- settings validation, secrets, overwriting ---------------------------------------------------
 
 
 def test_a_value_the_settings_refuse_is_refused_with_the_settings_line(tmp_path):
-    compose = tmp_path / "in.yml"
+    compose = project(tmp_path) / "in.yml"
     compose.write_text("services:\n  web:\n    build: .\n    healthcheck:\n      interval: 1.5s\n")
     outcome = run([compose], "x", out_dir=tmp_path)
     assert outcome.code == 2 and not (tmp_path / "Pulumi.x.yaml").exists()
     assert outcome.stderr == [
+        "services.web.healthcheck.interval: healthcheckInterval: '1.5s' is not valid; expected a duration like 30s or 1m30s",
+        "compose_import: the program's settings refused the result; nothing written",
+    ]
+
+
+def test_every_problem_the_settings_find_is_one_line_after_its_compose_key(tmp_path):
+    # No project where the build points, and a duration the program refuses: both, in one run.
+    compose = tmp_path / "in.yml"
+    compose.write_text("services:\n  web:\n    build: .\n    healthcheck:\n      interval: 1.5s\n")
+    outcome = run([compose], "x", out_dir=tmp_path)
+    assert outcome.stderr == [
+        f"services.web.build: appDockerfile: {tmp_path}/Dockerfile does not exist",
         "services.web.healthcheck.interval: healthcheckInterval: '1.5s' is not valid; expected a duration like 30s or 1m30s",
         "compose_import: the program's settings refused the result; nothing written",
     ]
@@ -401,6 +484,7 @@ def test_merge_follows_composes_rules():
 
 
 def test_list_environment_merges_by_name(tmp_path):
+    project(tmp_path)
     (tmp_path / "a.yml").write_text(
         "services:\n  web:\n    build: .\n    environment:\n      - DJANGO_LOG_LEVEL=INFO\n"
     )
