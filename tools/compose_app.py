@@ -468,7 +468,7 @@ def _application(positionals: list[str], where: str, server: str) -> list[Findin
             )
         ]
     if len(positionals) > 1:
-        return [_refuse(where, f"'{shown(positionals)}': {server} serves one application (appModule); remove the rest")]
+        return [_refuse(where, f"`{shown(positionals)}`: {server} serves one application (appModule); remove the rest")]
     app = positionals[0]
     if _INTERPOLATION.search(app):
         return [_refuse(where, f"'{app}' needs variable interpolation; the importer reads no environment: write it")]
@@ -741,7 +741,7 @@ def read_asgi_server(server: str, args: list[str]) -> list[Finding]:
 
 CELERY_CONFIG = "no stack key: set {} in the app's Celery configuration"
 CELERY_LOGS = "Celery logs to stderr, for the engine to collect"
-SCHEDULE = "the program's beat keeps its schedule in /tmp/celerybeat-schedule (the root filesystem is read-only)"
+SCHEDULE = "the program's beat keeps its schedule in /tmp/celerybeat-schedule: the root filesystem is read-only"
 CELERY_USER = "the program runs the worker as uid 10001"
 
 CELERY_GLOBAL = (
@@ -845,7 +845,7 @@ def read_celery(args: list[str]) -> tuple[str, list[Finding]]:
     except ArgvError as error:
         return command, [_refuse("", str(error))]
     if extra:
-        return command, [_refuse("", f"'{shown(extra)}': celery {command} takes no arguments")]
+        return command, [_refuse("", f"`{shown(extra)}`: celery {command} takes no arguments")]
     findings: list[Finding] = []
     for item in [*given, *more]:
         flag, value = item.flag, item.value or ""
@@ -928,7 +928,7 @@ def read_release(program: Program) -> list[Finding]:
             key=RELEASE_KEYS[sub],
             value=shown(words),
             where=f"({sub})",
-            text=f"'{shown([*program.head, *program.args])}' runs as the release's {job} job ({RELEASE_KEYS[sub]}), "
+            text=f"`{shown([*program.head, *program.args])}` runs as the release's {job} job ({RELEASE_KEYS[sub]}), "
             "once per release before web and Celery change, not at every start",
         ),
     )

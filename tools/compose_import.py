@@ -498,6 +498,8 @@ class Translation:
     """App roles whose service has a command."""
     by_role: dict[str, str] = field(default_factory=dict)
     """role -> the compose service that has it."""
+    no_celery: bool = False
+    """No Celery worker nor beat service: celeryApp is empty, whatever names an app."""
 
     def set(self, key: str, value: Any, source: str, shown: Optional[str] = None) -> None:
         """Map `source` to `key`; a second, different value for the same key is a refusal."""
@@ -585,6 +587,7 @@ def translate(compose: dict, options: Options, defaults: dict[str, Any]) -> Tran
     if "worker" not in by_role and "beat" not in by_role:
         # No Celery in the compose file: none in the stack either (no worker, no beat, no broker check).
         t.set("celeryApp", "", "services (no Celery worker)")
+        t.no_celery = True
         t.note("services", "no Celery worker service: celeryApp is empty (no worker nor beat; health checks no broker)")
     elif "worker" not in by_role:
         t.note("services", f"no {ROLE_TEXT['worker']} service; the program runs one beside beat")
@@ -788,19 +791,21 @@ def read_app_command(role: str, words: list[str]) -> list[Finding]:
             findings.append(
                 Finding(
                     "note",
-                    text=f"not mapped: '{compose_app.shown(program.prefix)}' before {program.name} "
+                    text=f"not mapped: `{compose_app.shown(program.prefix)}` before {program.name} "
                     f"({_prefix_reason(program.prefix)})",
                 )
             )
         if program is None:
             if command[0] == "set" or command == ["true"]:
                 continue  # shell options, a no-op
+            if len(commands) == 1 and role == "web":
+                continue  # the one command, and no server: said below
             reason = (
                 "the program runs commands in the image's WORKDIR"
                 if command[0] == "cd"
                 else "the program runs only its own command here"
             )
-            findings.append(Finding("note", text=f"not mapped: '{compose_app.shown(command)}' ({reason})"))
+            findings.append(Finding("note", text=f"not mapped: `{compose_app.shown(command)}` ({reason})"))
             continue
         if program.name in ("manage.py", "django-admin"):
             sub = compose_app.manage_subcommand(program.args)
@@ -824,16 +829,17 @@ def read_app_command(role: str, words: list[str]) -> list[Finding]:
                 )
                 findings.append(
                     Finding(
-                        "note", text=f"not mapped: '{compose_app.shown([*program.head, *program.args])}' ({reason})"
+                        "note", text=f"not mapped: `{compose_app.shown([*program.head, *program.args])}` ({reason})"
                     )
                 )
         elif program.name in compose_app.SERVERS and role == "web":
             servers += 1
-            findings += (
-                compose_app.read_gunicorn(program.args)
-                if program.name == "gunicorn"
-                else compose_app.read_asgi_server(program.name, program.args)
-            )
+            if servers == 1:  # a second server is refused below, not read
+                findings += (
+                    compose_app.read_gunicorn(program.args)
+                    if program.name == "gunicorn"
+                    else compose_app.read_asgi_server(program.name, program.args)
+                )
         elif program.name == "celery" and role in ("worker", "beat"):
             command_name, read = compose_app.read_celery(program.args)
             findings += read
@@ -841,7 +847,7 @@ def read_app_command(role: str, words: list[str]) -> list[Finding]:
                 servers += 1
                 set_keys = {f.key for f in read if f.kind == "set"}
                 autoscale = any(f.kind == "note" and "--autoscale" in f.text for f in read)
-                if "celeryConcurrency" not in set_keys:
+                if "celeryConcurrency" not in set_keys and not any(f.kind == "refuse" for f in read):
                     findings.append(Finding("missing-concurrency", value=autoscale))
             elif role == "beat" and command_name == "beat":
                 servers += 1
@@ -849,7 +855,7 @@ def read_app_command(role: str, words: list[str]) -> list[Finding]:
             findings.append(
                 Finding(
                     "refuse",
-                    text=f"'{compose_app.shown(command)}' runs {program.name} in the {ROLE_TEXT[role]} service; "
+                    text=f"`{compose_app.shown(command)}` runs {program.name} in {ROLE_TEXT[role]}'s service; "
                     "the program runs it in its own container",
                 )
             )
@@ -859,7 +865,7 @@ def read_app_command(role: str, words: list[str]) -> list[Finding]:
         findings.append(
             Finding(
                 "note",
-                text=f"'{compose_app.shown(words)}' runs no server the importer reads (gunicorn, uvicorn, daphne); "
+                text=f"`{compose_app.shown(words)}` runs no server the importer reads (gunicorn, uvicorn, daphne); "
                 "the program runs gunicorn serving appModule"
                 if words
                 else "no command; the program runs gunicorn serving appModule",
@@ -1134,13 +1140,13 @@ def _dockerfile(t: Translation, build: Build, options: Options) -> Optional[comp
         if runs:
             t.refuse(
                 where,
-                f"the Dockerfile's ENTRYPOINT '{shown}' starts {runs} itself, so every command the program gives "
+                f"the Dockerfile's ENTRYPOINT `{shown}` starts {runs} itself, so every command the program gives "
                 "(web, worker, beat, the release jobs) would become its arguments; make it CMD",
             )
         else:
             t.note(
                 where,
-                f"the Dockerfile's ENTRYPOINT '{shown}' runs before each command the program gives (web, worker, "
+                f"the Dockerfile's ENTRYPOINT `{shown}` runs before each command the program gives (web, worker, "
                 'beat, the release jobs): it must end by running them (exec "$@")',
             )
     _runtime_keys(t, build, loaded)
@@ -1157,7 +1163,7 @@ def _runtime_keys(t: Translation, build: Build, loaded: Optional[tuple[str, comp
     if "web" not in t.commands and stage.cmd:
         t.note(
             f"{web}.build",
-            f"the web service has no command: its Dockerfile's CMD '{compose_app.shown(stage.cmd)}' is read instead",
+            f"the web service has no command: its Dockerfile's CMD `{compose_app.shown(stage.cmd)}` is read instead",
         )
         _apply(t, f"{web}.build (Dockerfile CMD)", read_app_command("web", command_words(stage.cmd)), soft=True)
     for variable, key in (
@@ -1326,6 +1332,9 @@ def _provided(t: Translation, where: str, name: str, provided: str, value: Optio
     elif provided == "DJANGO_ALLOWED_HOSTS":
         _allowed_hosts(t, where, value)
     elif provided in PROVIDED_KEYS:
+        if PROVIDED_KEYS[provided] == "celeryApp" and t.no_celery:
+            t.note(where, "not mapped: no Celery worker or beat service, so the stack runs no Celery (celeryApp empty)")
+            return
         _plain(t, PROVIDED_KEYS[provided], value, where)
     else:  # PROVIDED_DERIVED: the program decides it from other keys
         t.understood.append(where)
