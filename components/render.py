@@ -252,6 +252,31 @@ PROVIDED_ENV = (
 )
 # Of those, the secrets (on swarm: files, never in a service's spec).
 PROVIDED_SECRETS = ("DJANGO_SECRET_KEY", "DATABASE_URL", "POSTGRES_PASSWORD")
+# Names many settings read for one of those, and the program's name for it: `make adopt` and the
+# compose importer give each as an appEnv reference (`SECRET_KEY=${DJANGO_SECRET_KEY}`).
+PROVIDED_ALIASES = {
+    "SECRET_KEY": "DJANGO_SECRET_KEY",
+    "DJANGO_SECRET": "DJANGO_SECRET_KEY",
+    "ALLOWED_HOSTS": "DJANGO_ALLOWED_HOSTS",
+    "CSRF_TRUSTED_ORIGINS": "DJANGO_CSRF_TRUSTED_ORIGINS",
+    "DB_URL": "DATABASE_URL",
+    "DB_HOST": "POSTGRES_HOST",
+    "DATABASE_HOST": "POSTGRES_HOST",
+    "DB_PORT": "POSTGRES_PORT",
+    "DATABASE_PORT": "POSTGRES_PORT",
+    "DB_NAME": "POSTGRES_DB",
+    "DATABASE_NAME": "POSTGRES_DB",
+    "POSTGRES_NAME": "POSTGRES_DB",
+    "DB_USER": "POSTGRES_USER",
+    "DATABASE_USER": "POSTGRES_USER",
+    "DB_PASSWORD": "POSTGRES_PASSWORD",
+    "DATABASE_PASSWORD": "POSTGRES_PASSWORD",
+    "CELERY_BROKER_URL": "REDIS_URL",
+    "BROKER_URL": "REDIS_URL",
+    "CELERY_BROKER": "REDIS_URL",
+    "CACHE_URL": "REDIS_URL",
+    "REDIS_CACHE_URL": "REDIS_URL",
+}
 REFERENCE_RE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 

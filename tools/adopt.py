@@ -70,29 +70,7 @@ LOCK_FILES = {
     "pdm.lock": "pdm export --prod --without-hashes -o requirements.txt",
 }
 # What settings read under their own names, and the program's variable that holds it.
-ALIASES = {
-    "SECRET_KEY": "DJANGO_SECRET_KEY",
-    "DJANGO_SECRET": "DJANGO_SECRET_KEY",
-    "ALLOWED_HOSTS": "DJANGO_ALLOWED_HOSTS",
-    "CSRF_TRUSTED_ORIGINS": "DJANGO_CSRF_TRUSTED_ORIGINS",
-    "DB_URL": "DATABASE_URL",
-    "DB_HOST": "POSTGRES_HOST",
-    "DATABASE_HOST": "POSTGRES_HOST",
-    "DB_PORT": "POSTGRES_PORT",
-    "DATABASE_PORT": "POSTGRES_PORT",
-    "DB_NAME": "POSTGRES_DB",
-    "DATABASE_NAME": "POSTGRES_DB",
-    "POSTGRES_NAME": "POSTGRES_DB",
-    "DB_USER": "POSTGRES_USER",
-    "DATABASE_USER": "POSTGRES_USER",
-    "DB_PASSWORD": "POSTGRES_PASSWORD",
-    "DATABASE_PASSWORD": "POSTGRES_PASSWORD",
-    "CELERY_BROKER_URL": "REDIS_URL",
-    "BROKER_URL": "REDIS_URL",
-    "CELERY_BROKER": "REDIS_URL",
-    "CACHE_URL": "REDIS_URL",
-    "REDIS_CACHE_URL": "REDIS_URL",
-}
+ALIASES = render.PROVIDED_ALIASES
 # The probe's stand-ins for what the stack provides: recognisable, and never a secret.
 PROBE_ENV = {
     "DJANGO_SECRET_KEY": "adopt-probe-placeholder-not-a-secret-" + "k" * 24,

@@ -21,22 +21,67 @@ postgres, redis and nginx (by image, else by name). Every other service is refus
 runs exactly these.
 
 What is mapped (compose key -> stack key):
-  web  deploy.replicas | scale                       -> webReplicas
+  web / worker / beat  build: (a directory, or context / dockerfile / args / target)
+                                                      -> appContext (the context, which Compose resolves from the first
+                                                         compose file's directory, written relative to this program's),
+                                                         appDockerfile (relative to the context; Dockerfile.django-docker
+                                                         when the team's takes no runtime and `make adopt` wrote that);
+                                                         one image for all three: another context, target or args refused
+     build.target                                    -> noted when it is the Dockerfile's last stage (what the program
+                                                         builds, passing no target), else refused
+     build.args                                      -> GIT_SHA and DJANGO_DOCKER_RUNTIME are the program's own; an arg
+                                                         the Dockerfile's ARG default already has is understood; the rest
+                                                         in one line, not mapped (the program's build passes only its own)
+  web  image (beside build:)                         -> imageRepository when a plain repository name (a tag is noted:
+                                                         the program tags with the git SHA); a registry's is noted
+  web  command (else the Dockerfile's CMD), split as a shell runs it (sh -c, &&, ;, |, exec, wrappers before it):
+       gunicorn / python -m gunicorn  -w/--workers, --threads, -t/--timeout, --max-requests, --max-requests-jitter,
+                                      -k/--worker-class (uvicorn[_worker].UvicornWorker: asgi), -b/--bind's port,
+                                      the application, -e/--env, --log-level
+                                                      -> webConcurrency, webThreads, webTimeout, webMaxRequests,
+                                                         webMaxRequestsJitter, appServer, appPort, appModule, appEnv,
+                                                         djangoLogLevel (unless the environment sets it)
+       uvicorn / daphne               the application, --port/-p, --workers, --limit-max-requests
+                                                      -> appServer asgi, appModule, appPort, webConcurrency, webMaxRequests
+       manage.py / django-admin migrate, collectstatic -> migrateCommand, collectstaticCommand (the release's jobs)
+       every other option of gunicorn 27 / uvicorn / daphne: one line `not mapped: <option> (<reason>)`, or refused
+       when the program cannot run it (gevent, a UNIX socket, --daemon, a factory); an unknown option is refused
+  worker / beat command  celery -A/--app, -c/--concurrency, -P/--pool, --max-tasks-per-child, -Q/--queues, -B/--beat;
+                         a beat service           -> celeryApp, celeryConcurrency, celeryPool (gevent, eventlet refused),
+                                                         celeryMaxTasksPerChild, celeryQueues, celeryBeat; every other
+                                                         option of Celery 5.7 in one line each, or refused (--detach)
+  no worker nor beat service                         -> celeryApp empty: no Celery at all
   web / worker+beat / db / redis / nginx  deploy.resources.limits.memory | mem_limit
                                                       -> webMemory / celeryMemory / postgresMemory / redisMemory / nginxMemory
+  web  deploy.replicas | scale                       -> webReplicas
   db / redis / nginx  image                          -> postgresImage / redisImage / nginxImage (pinned to a patch release)
   nginx ports "[ip:]P:80" / "[ip:]P:443"             -> httpPort / httpsPort, bindAddress (no nginx: web's port -> httpPort)
   restart | deploy.restart_policy.condition          -> restartPolicy (one for every container)
   web healthcheck interval/timeout/retries/start_period -> healthcheck* (Go durations)
-  web command gunicorn --workers/-w, --timeout/-t    -> webConcurrency, webTimeout
-  worker command celery --concurrency/-c, -B; a beat service -> celeryConcurrency, celeryBeat
-  environment POSTGRES_DB/USER (db or app), DATABASE_URL's user and database -> postgresDb, postgresUser
-  environment DJANGO_ALLOWED_HOSTS | ALLOWED_HOSTS  -> serverName (the first host) + djangoAllowedHosts (the rest),
-              as Pulumi.yaml describes serverName: "also the first of Django's allowed hosts"
-  environment DJANGO_LOG_LEVEL | LOG_LEVEL, WEB_CONCURRENCY, GUNICORN_TIMEOUT, DJANGO_SECURE_HSTS_SECONDS
-                                                      -> djangoLogLevel, webConcurrency, webTimeout, djangoHstsSeconds
-  environment POSTGRES_PASSWORD, DJANGO_SECRET_KEY | SECRET_KEY (and every env_file)
-              -> never copied: the `pulumi config set --secret` command to run is printed, without the value.
+  environment of web, worker and beat:
+     what the program sets itself (render.PROVIDED_ENV): DJANGO_SETTINGS_MODULE, APP_MODULE, PORT, CELERY_APP,
+     DJANGO_LOG_LEVEL, DJANGO_SECURE_HSTS_SECONDS, POSTGRES_DB/USER, DATABASE_URL's user and database,
+     DJANGO_ALLOWED_HOSTS      -> djangoSettingsModule, appModule, appPort, celeryApp, djangoLogLevel,
+                                  djangoHstsSeconds, postgresDb, postgresUser, serverName (the first host) +
+                                  djangoAllowedHosts (the rest); the others are understood (the program decides them)
+     a name settings read for one of those (SECRET_KEY, ALLOWED_HOSTS, DB_HOST, CELERY_BROKER_URL, LOG_LEVEL, ...:
+     `make adopt`'s aliases) -> the same keys, and appEnv NAME=${PROGRAMS_NAME} (a Redis URL of another database
+                                  keeps its database apart: redis://redis:6379/N)
+     REDIS_HOST, REDIS_PORT    -> appEnv with the program's Redis (redis, 6379)
+     WEB_CONCURRENCY, GUNICORN_TIMEOUT, GUNICORN_CMD_ARGS -> webConcurrency, webTimeout, gunicorn's options as above
+     every other variable      -> appEnv (plain values); a name or value that looks like a secret (SECRET, PASSWORD,
+                                  TOKEN, KEY, DSN, ...; a URL with a password) is named for appSecretEnv, its value
+                                  never read
+  environment POSTGRES_DB/USER of db                 -> postgresDb, postgresUser
+  POSTGRES_PASSWORD, DJANGO_SECRET_KEY | SECRET_KEY (and every env_file), the app's secrets
+              -> never copied: the `pulumi config set --secret` commands to run are printed, without the value.
+
+The Dockerfile. When the web service has no command, what Compose ran is the image's CMD: it is
+read as the command is (and its ENV DJANGO_SETTINGS_MODULE / APP_MODULE / CELERY_APP / PORT,
+which the program's environment would override); the compose file's own command and environment
+win over it, as in Compose. An ENTRYPOINT runs before every command the program gives: noted,
+or refused when it starts a server itself. Without a build (`--image-source-stack`) the
+Dockerfile is still read for those app keys.
 
 `env_file` is not read, and that is a note, not a refusal: such files hold the secrets (which the
 importer must never copy) and are usually kept out of the repository (the seed's .dockerignore
@@ -44,9 +89,14 @@ excludes `.env*`), so reading them would make the result depend on the machine i
 program passes the app only the variables `render.app_env` sets, so the note lists the stack keys
 and secrets that replace the file.
 
+Validation. The written file is planned by the program (its settings check the project's files:
+the context, the Dockerfile and its runtime, the settings, application and Celery modules); every
+problem it reports is one line after the compose key the value came from, or, for a key the
+compose files do not set, says it is Pulumi.yaml's default.
+
 Refusals and notes. An operator must never silently lose a setting, so every compose key is
-either mapped, understood (the program owns it: build, volumes, networks, depends_on, web's
-command, ...: one summary line), noted (the program does the same thing its own way, or the
+either mapped, understood (the program owns it: volumes, networks, depends_on, ...: one
+summary line), noted (the program does the same thing its own way, or the
 setting is a development convenience: one `note:` line each) or refused (one line naming the key
 path, exit 2, nothing written). A key the importer does not know is refused. With more than one
 file (`-f base -f prod`, the production convention) bind mounts of the app's code and published
@@ -1239,9 +1289,7 @@ def _app_images(t: Translation, by_role: dict) -> None:
 
 def aliases() -> dict[str, str]:
     """Names settings read for what the program provides, and the program's name for it."""
-    from tools.adopt import ALIASES  # late: tools.adopt imports this module
-
-    return {**ALIASES, **EXTRA_ALIASES}
+    return {**render.PROVIDED_ALIASES, **EXTRA_ALIASES}
 
 
 def _environment(t: Translation, role: str, path: str, env: dict, by_role: dict) -> None:
