@@ -654,6 +654,15 @@ def translate(compose: dict, options: Options, defaults: dict[str, Any]) -> Tran
             _service(t, role, by_role[role], services[by_role[role]], by_role, options, restart_sources)
     if "web" in by_role:
         _app_image(t, by_role, options)
+    for role, command in (
+        ("web", "gunicorn serving appModule"),
+        ("worker", "`celery --app <celeryApp> worker`"),
+        ("beat", "`celery --app <celeryApp> beat`"),
+    ):
+        if role in by_role and role not in t.commands:
+            t.note(
+                f"services.{by_role[role]}", f"no command (and none in a Dockerfile read); the program runs {command}"
+            )
     _finish_env(t)
     _apply_soft(t)
     if not restart_sources and by_role:
@@ -1078,7 +1087,7 @@ def _app_image(t: Translation, by_role: dict, options: Options) -> None:
                 "that stack builds it (its appContext)",
             )
         if builds:  # what the image runs (its CMD, its ENV) still names the app keys of this stack
-            context = _context_dir(t, builds[0], options)
+            context = _context_dir(t, builds[0], options, quiet=True)
             if context is not None:
                 _runtime_keys(t, builds[0], _load_dockerfile(context / (builds[0].dockerfile or "Dockerfile")))
         return
@@ -1120,14 +1129,17 @@ def _app_image(t: Translation, by_role: dict, options: Options) -> None:
     _app_images(t, by_role)
 
 
-def _context_dir(t: Translation, build: Build, options: Options) -> Optional[Path]:
-    """The build's context as a directory (relative to the first compose file's), or a refusal."""
+def _context_dir(t: Translation, build: Build, options: Options, *, quiet: bool = False) -> Optional[Path]:
+    """The build's context as a directory (relative to the first compose file's), or a refusal
+    (quiet: None, when the build is not used)."""
     where = build.path if build.form == "string" else f"{build.path}.context"
     if _INTERPOLATION.search(build.context) or _INTERPOLATION.search(build.dockerfile):
-        t.refuse(where, "needs variable interpolation; the importer reads no environment: write the path")
+        if not quiet:
+            t.refuse(where, "needs variable interpolation; the importer reads no environment: write the path")
         return None
     if _REMOTE_CONTEXT.search(build.context):
-        t.refuse(where, f"'{build.context}' is a remote context; the program builds a directory (appContext)")
+        if not quiet:
+            t.refuse(where, f"'{build.context}' is a remote context; the program builds a directory (appContext)")
         return None
     directory = Path(build.context)
     return directory if directory.is_absolute() else (options.base_dir / directory).resolve()
@@ -1211,6 +1223,7 @@ def _runtime_keys(t: Translation, build: Build, loaded: Optional[tuple[str, comp
         return
     web = t.builds.get("web", (build.path, None))[0].rsplit(".build", 1)[0]
     if "web" not in t.commands and stage.cmd:
+        t.commands.add("web")  # read: the image's command is the web service's
         t.note(
             f"{web}.build",
             f"the web service has no command: its Dockerfile's CMD `{compose_app.shown(stage.cmd)}` is read instead",
@@ -1242,7 +1255,8 @@ def _build_args(t: Translation, build: Build, dockerfile: Optional[compose_app.D
                 commits.append(name)
     where = f"{build.path}.args"
     if own:
-        t.note(where, f"{', '.join(own)}: the program passes its own (the commit, the runtime's image)")
+        meaning = {"GIT_SHA": "the commit", RUNTIME_BUILD_ARG: "the runtime's image"}
+        t.note(where, f"{', '.join(f'{name} ({meaning[name]})' for name in own)}: the program passes its own")
     if unmapped:
         hint = f"; {', '.join(commits)}: the program passes the commit as GIT_SHA" if commits else ""
         t.note(

@@ -869,7 +869,7 @@ STAGED_DOCKERFILE = RUNTIME_DOCKERFILE + (
                 },
             },
             [
-                "services.web.build.args: GIT_SHA: the program passes its own (the commit, the runtime's image)",
+                "services.web.build.args: GIT_SHA (the commit): the program passes its own",
                 "services.web.build.args: not mapped: PIP_INDEX_URL, VCS_REF (the program's build passes only its own "
                 "GIT_SHA and DJANGO_DOCKER_RUNTIME: give each ARG its value as a default in the Dockerfile; VCS_REF: "
                 "the program passes the commit as GIT_SHA)",
@@ -1751,3 +1751,16 @@ def test_app_secrets_are_named_for_app_secret_env_and_checked_by_the_program(tmp
         "  pulumi config set --secret --stack x appSecretEnv < app.env   # SENTRY_DSN (services.web.environment.SENTRY_DSN)",
     ]
     assert "tmp-secret-value-71" not in "\n".join(outcome.stdout + outcome.stderr) + text
+
+
+def test_services_without_a_command_say_what_the_program_runs(tmp_path):
+    t = translated(tmp_path, {"web": {"build": "."}, "worker": {"build": "."}, "beat": {"build": "."}})
+    assert notes_of(t, "services.web") == [
+        "no command (and none in a Dockerfile read); the program runs gunicorn serving appModule"
+    ]
+    assert notes_of(t, "services.worker") == [
+        "no command (and none in a Dockerfile read); the program runs `celery --app <celeryApp> worker`"
+    ]
+    assert notes_of(t, "services.beat") == [
+        "no command (and none in a Dockerfile read); the program runs `celery --app <celeryApp> beat`"
+    ]
