@@ -13,7 +13,7 @@ would run it: `sh -c "..."` / `bash -c` are unwrapped, `&&`, `||`, `;` and `|` s
 Options are read as each program reads them, from tables of every option its pinned release has
 (tests/tools/test_compose_import.py checks them against gunicorn's and Celery's own): gunicorn and
 daphne parse with argparse (`--workers=4`, `--workers 4`, `-w4`, `-w 4`, and unique prefixes such
-as `--work 4`), Celery and uvicorn with click (no prefixes). An option the table does not have is
+as `--thr 4` for `--threads`), Celery and uvicorn with click (no prefixes). An option the table does not have is
 refused: its value could not be told from the application argument.
 
 Every option is mapped to a stack key, or named in one line `not mapped: <option as written>
@@ -75,9 +75,14 @@ def _basename(word: str) -> str:
     return PurePosixPath(word).name
 
 
+_FD = re.compile(r"(^|\s)([0-9]+)(?=[<>])")  # `2>&1`: a file descriptor right before a redirection
+_FD_WORD = re.compile(r"^__fd([0-9]+)__$")
+
+
 def _shell_words(script: str) -> list[str]:
-    """A shell script's words, its operators (&&, ;, >, ...) as words of their own."""
-    lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
+    """A shell script's words, its operators (&&, ;, >, ...) as words of their own; the file
+    descriptor of a redirection (`2>`) marked, so that it is never taken for an argument (`-w 2 >`)."""
+    lexer = shlex.shlex(_FD.sub(r"\1__fd\2__ ", script), posix=True, punctuation_chars=True)
     lexer.whitespace_split = True
     lexer.commenters = ""
     return list(lexer)
@@ -104,7 +109,10 @@ def segments(words: list[str]) -> tuple[list[list[str]], list[str]]:
             result.append([])
         elif word in REDIRECTIONS:
             current = result[-1]
-            prefix = current.pop() if current and current[-1].isdigit() else ""
+            fd = _FD_WORD.match(current[-1]) if current else None
+            prefix = fd.group(1) if fd else ""
+            if fd:
+                current.pop()
             target = words[index + 1] if index + 1 < len(words) else ""
             redirected.append(f"{prefix}{word}{target}")
             index += 1
@@ -289,7 +297,8 @@ def has_credentials(value: str) -> bool:
 def written(given: Given) -> str:
     """An option as written, or only its name when its value may be a secret."""
     if given.flag.secret or (given.value and has_credentials(given.value)):
-        return given.text.split("=", 1)[0].split(" ", 1)[0] + " <value not shown>"
+        name = given.text.split("=", 1)[0].split(" ", 1)[0] if given.text.startswith("--") else given.text[:2]
+        return f"{name} <value not shown>"
     return given.text
 
 

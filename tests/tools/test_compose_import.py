@@ -1285,7 +1285,8 @@ def test_a_secret_in_a_command_is_never_shown(tmp_path):
             "web": {"build": ".", "command": "uvicorn proj.asgi:app --ssl-keyfile-password tmp-secret-value-71"},
             "worker": {
                 "build": ".",
-                "command": "celery -b redis://:tmp-secret-value-71@redis:6379/0 -A proj worker -c 2",
+                "command": "celery -bredis://:tmp-secret-value-71@redis:6379/0 -A proj worker -c 2 "
+                "--result-backend=redis://:tmp-secret-value-71@redis:6379/1",
             },
         },
     )
@@ -1295,7 +1296,8 @@ def test_a_secret_in_a_command_is_never_shown(tmp_path):
     )
     assert notes_of(t, "services.worker.command") == [
         "not mapped: -b <value not shown> (the program's Redis is the broker: the app's Celery configuration reads "
-        "REDIS_URL)"
+        "REDIS_URL)",
+        "not mapped: --result-backend <value not shown> (the app's Celery configuration sets result_backend)",
     ]
     assert "tmp-secret-value-71" not in "\n".join(t.notes + t.refusals)
 
@@ -1336,6 +1338,11 @@ def test_a_secret_in_a_command_is_never_shown(tmp_path):
                 "PostgreSQL and Redis are healthy)",
                 "not mapped: `tee /var/log/web.log` (the program runs only its own command here)",
             ],
+        ),
+        (
+            'sh -c "gunicorn proj.wsgi -w 2 > /var/log/web.log 2>&1"',  # `-w 2 >`: 2 is the workers, not a descriptor
+            {"webConcurrency": 2},
+            ["not mapped: >/var/log/web.log 2>&1 (the engine collects stdout and stderr)"],
         ),
         (
             "sh -c 'python manage.py wait_for_db && python manage.py compilemessages && ddtrace-run gunicorn proj.wsgi'",
