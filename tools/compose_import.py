@@ -810,127 +810,13 @@ def _parse_or_none(key: str, image: str) -> Optional[stack_settings.ImageRef]:
 def _command(t: Translation, role: str, path: str, value: Any) -> None:
     words = command_words(value)
     if role in ("web", "worker", "beat"):
-        _apply(t, path, read_app_command(role, words))
+        _apply(t, path, compose_app.read_app_command(role, words))
     elif role == "redis" and words[:1] == ["redis-server"] and words[1:] in ([], ["--appendonly", "yes"]):
         t.understood.append(path)
     elif role == "nginx" and words in (["nginx", "-g", "daemon off;"],):
         t.understood.append(path)
     else:
         t.refuse(path, f"the program runs {ROLE_TEXT[role]} with its own command; remove it")
-
-
-# Words before a program that only wait for the database, reload on changes, or wrap the process.
-_WAITING = re.compile(r"wait|dockerize")
-_RELOADING = re.compile(r"watchmedo|nodemon|reflex|entr")
-
-
-def _prefix_reason(prefix: list[str]) -> str:
-    first = compose_app._basename(prefix[0])
-    if _WAITING.search(first):
-        return "the program starts app containers once PostgreSQL and Redis are healthy"
-    if _RELOADING.search(first):
-        return "live reload is a development tool: the program runs the built image"
-    if all(re.match(r"^[A-Za-z_][A-Za-z0-9_]*=", w) for w in prefix):
-        return "variables for one command: put them in appEnv"
-    return "the program starts the process itself"
-
-
-def read_app_command(role: str, words: list[str]) -> list[Finding]:
-    """An app service's command (or Dockerfile CMD): each command of the script read by what it runs."""
-    commands, redirected = compose_app.segments(words)
-    findings: list[Finding] = []
-    if redirected:
-        findings.append(
-            Finding("note", text=f"not mapped: {' '.join(redirected)} (the engine collects stdout and stderr)")
-        )
-    servers = 0
-    for command in commands:
-        program = compose_app.program_of(command)
-        if program is not None and program.prefix:
-            findings.append(
-                Finding(
-                    "note",
-                    text=f"not mapped: `{compose_app.shown(program.prefix)}` before {program.name} "
-                    f"({_prefix_reason(program.prefix)})",
-                )
-            )
-        if program is None:
-            if command[0] == "set" or command == ["true"]:
-                continue  # shell options, a no-op
-            if len(commands) == 1 and role == "web":
-                continue  # the one command, and no server: said below
-            reason = (
-                "the program runs commands in the image's WORKDIR"
-                if command[0] == "cd"
-                else "the program runs only its own command here"
-            )
-            findings.append(Finding("note", text=f"not mapped: `{compose_app.shown(command)}` ({reason})"))
-            continue
-        if program.name in ("manage.py", "django-admin"):
-            sub = compose_app.manage_subcommand(program.args)
-            if sub in compose_app.RELEASE_KEYS:
-                findings += compose_app.read_release(program)
-            elif sub in ("runserver", "runserver_plus") and role == "web":
-                servers += 1
-                findings.append(
-                    Finding(
-                        "note",
-                        text="manage.py runserver is a development server; the program runs gunicorn "
-                        "(webConcurrency workers) serving appModule",
-                    )
-                )
-            else:
-                reason = (
-                    "the program starts app containers once PostgreSQL and Redis are healthy"
-                    if "wait" in sub
-                    else "the program runs no other manage.py command at start: run it at build time in the "
-                    "Dockerfile, or once with `make manage`"
-                )
-                findings.append(
-                    Finding(
-                        "note", text=f"not mapped: `{compose_app.shown([*program.head, *program.args])}` ({reason})"
-                    )
-                )
-        elif program.name in compose_app.SERVERS and role == "web":
-            servers += 1
-            if servers == 1:  # a second server is refused below, not read
-                findings += (
-                    compose_app.read_gunicorn(program.args)
-                    if program.name == "gunicorn"
-                    else compose_app.read_asgi_server(program.name, program.args)
-                )
-        elif program.name == "celery" and role in ("worker", "beat"):
-            command_name, read = compose_app.read_celery(program.args)
-            findings += read
-            if role == "worker" and command_name == "worker":
-                servers += 1
-                set_keys = {f.key for f in read if f.kind == "set"}
-                autoscale = any(f.kind == "note" and "--autoscale" in f.text for f in read)
-                if "celeryConcurrency" not in set_keys and not any(f.kind == "refuse" for f in read):
-                    findings.append(Finding("missing-concurrency", value=autoscale))
-            elif role == "beat" and command_name == "beat":
-                servers += 1
-        else:
-            findings.append(
-                Finding(
-                    "refuse",
-                    text=f"`{compose_app.shown(command)}` runs {program.name} in {ROLE_TEXT[role]}'s service; "
-                    "the program runs it in its own container",
-                )
-            )
-    if servers > 1:
-        findings.append(Finding("refuse", text=f"runs {servers} servers; the program runs one per container"))
-    elif servers == 0 and role == "web":
-        findings.append(
-            Finding(
-                "note",
-                text=f"`{compose_app.shown(words)}` runs no server the importer reads (gunicorn, uvicorn, daphne); "
-                "the program runs gunicorn serving appModule"
-                if words
-                else "no command; the program runs gunicorn serving appModule",
-            )
-        )
-    return findings
 
 
 def _apply(t: Translation, path: str, findings: list[Finding], *, soft: bool = False) -> None:
@@ -1228,7 +1114,9 @@ def _runtime_keys(t: Translation, build: Build, loaded: Optional[tuple[str, comp
             f"{web}.build",
             f"the web service has no command: its Dockerfile's CMD `{compose_app.shown(stage.cmd)}` is read instead",
         )
-        _apply(t, f"{web}.build (Dockerfile CMD)", read_app_command("web", command_words(stage.cmd)), soft=True)
+        _apply(
+            t, f"{web}.build (Dockerfile CMD)", compose_app.read_app_command("web", command_words(stage.cmd)), soft=True
+        )
     for variable, key in (
         ("DJANGO_SETTINGS_MODULE", "djangoSettingsModule"),
         ("APP_MODULE", "appModule"),

@@ -1542,7 +1542,7 @@ def test_celery_beat_options(tmp_path):
         ("celery -A proj worker -c", "services.worker.command: -c of celery worker needs a value"),
         (
             "celery -A proj worker -c 2 & gunicorn proj.wsgi",
-            "services.worker.command: `gunicorn proj.wsgi` runs gunicorn in the Celery worker's service; the program "
+            "services.worker.command: `gunicorn proj.wsgi` runs gunicorn in the worker service; the program "
             "runs it in its own container",
         ),
     ],
