@@ -1199,8 +1199,7 @@ WEB = "services.web.command"
 def test_web_command_options(tmp_path, command, values, notes):
     t = translated(tmp_path, {"web": {"build": ".", "command": command}})
     assert t.refusals == []
-    _apply_soft_values = {k: t.values[k] for k in values}
-    assert _apply_soft_values == values
+    assert {k: t.values[k] for k in values} == values
     assert notes_of(t, WEB) == notes
 
 
