@@ -167,6 +167,7 @@ class Smoke:
         run_labels: dict[str, str],
         say: Callable[[str], None],
         tls_ca: Optional[str] = None,
+        own_checks: Optional[Callable[["Smoke"], list[tuple[str, Callable[[], str], Optional[str]]]]] = None,
     ):
         self.client = client
         self.api = client.api
@@ -180,6 +181,8 @@ class Smoke:
         self.http = http_session(self.base, self.host, tls_ca)
         self.health_path = app_setting(plan, "healthPath")
         self.kind = app_kind(plan)
+        self.own_checks = own_checks
+        """The app's own checks, for an app other than the example (a sample's: checks/samples.py)."""
 
     # -- helpers
 
@@ -209,10 +212,8 @@ class Smoke:
         own: list[tuple[str, Callable[[], str], Optional[str]]] = []
         if self.kind == "example":
             own = [("visit", self.check_visit, "celery-worker"), ("upload", self.check_upload, "web")]
-        elif self.kind:
-            from rehearsal.checks.samples import sample_checks
-
-            own = sample_checks(self)
+        elif self.own_checks is not None:
+            own = self.own_checks(self)
         return generic[:2] + own + generic[2:]
 
     def run(self) -> list[Check]:

@@ -21,9 +21,11 @@ import requests
 from rehearsal.checks import smoke
 from rehearsal.checks.day2 import Day2
 from rehearsal.checks.load import Load, Report
-from rehearsal.checks.smoke import Smoke, front_door, http_session
+from rehearsal.checks.samples import sample_checks
+from rehearsal.checks.smoke import Smoke, app_kind, front_door, http_session
 from rehearsal.emulation.engine import LOOPBACK, brief
 from rehearsal.errors import RehearsalError
+from rehearsal.images.samples import SAMPLES
 from rehearsal.images.variants import VARIANTS, scratch_dir
 from rehearsal.runners.session import Session
 from rehearsal.runners.stacks import RehearsalPlan, plan_for_rehearsal, promoted_ref
@@ -206,6 +208,8 @@ def boot(ctx: Context, phase) -> list:
             run_labels=ctx.session.run_labels,
             say=ctx.say,
             tls_ca=ctx.tls_ca,
+            # a sample project's own checks (the example's are Smoke's; any other app: none)
+            own_checks=sample_checks if app_kind(rp.plan) in SAMPLES else None,
         )
         checks = smoke.run()
         info["text"] = (
