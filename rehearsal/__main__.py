@@ -163,7 +163,15 @@ def rehearse(
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if record is not None and isinstance(session, RealSession):
             record.write_text(
-                json.dumps({"stack": stack, "version": session.version, "ups": session.records}, indent=1)
+                json.dumps(
+                    {
+                        "stack": stack,
+                        "version": session.version,
+                        "scenarios": [o.scenario.name for o in outcomes],
+                        "ups": session.records,
+                    },
+                    indent=1,
+                )
             )
             say(f"  calibration records of {len(session.records)} `pulumi up`s: {record}")
         if session is not None:

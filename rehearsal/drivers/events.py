@@ -45,7 +45,11 @@ CBD, DBR = "create-before-delete", "delete-before-replace"
 # pulumi/pulumi sdk/go/common/resource/resource_status.go: 0 ok, 1 partial failure (the
 # resource exists, with an initialization error), 2 unknown.
 STATUS_PARTIAL = 1
-SKIPPED_OPS = {"read", "replace", "refresh", "discard-replaced", "remove-pending-replace", "import"}
+# Not steps the model plans: `read` and `discard` (a StackReference read, and dropped from the state
+# when the program no longer declares it: step.go ReadStep, ReadDiscardStep), `replace` (the
+# marker between a replacement's create and delete), and the rest that `pulumi up` does not emit
+# for this program.
+SKIPPED_OPS = {"read", "discard", "replace", "refresh", "discard-replaced", "remove-pending-replace", "import"}
 
 
 class EventLogError(Exception):

@@ -132,6 +132,8 @@ def state_from_export(export: Mapping[str, Any]) -> State:
                     "dependencies": resource.get("dependencies") or [],
                     "property_dependencies": resource.get("propertyDependencies") or {},
                     "protect": bool(resource.get("protect")),
+                    # A read (a StackReference) is `external` in the state: not the stack's to delete.
+                    **({"read": True} if resource.get("external") else {}),
                 },
                 real=real,
                 init_error="; ".join(resource.get("initErrors") or []),
@@ -153,6 +155,7 @@ def state_summary(state: State) -> list[dict]:
             **({"init_error": True} if e.init_error else {}),
         }
         for e in state.entries
+        if not e.options.get("read")
     ]
 
 
