@@ -105,7 +105,7 @@ def test_the_model_plans_the_steps_the_engine_took(replayed):
         extra = sorted(set(real) - set(planned))
         if extra:
             wrong.append(f"{up['label']} (failed): the engine took {extra}, which the model did not plan")
-        for index, step in enumerate(update.steps):
+        for step in update.steps:
             if key(step) not in real:
                 continue
             skipped = [update.steps[a] for a in step.after if key(update.steps[a]) not in real]
