@@ -68,11 +68,13 @@ def cli_version() -> Optional[str]:
     return result.stdout.strip()
 
 
-def checkout_sha(root: Path = PROJECT_ROOT) -> str:
+def checkout_sha() -> str:
+    """The app checkout's commit (what `pulumi up` would tag without GIT_SHA), less `-dirty`: a
+    project copy is no git checkout, so each command gets it as GIT_SHA."""
     from components.settings import SettingsError, resolve_git_sha
 
     try:
-        return resolve_git_sha(root).removesuffix("-dirty")
+        return resolve_git_sha().removesuffix("-dirty")
     except SettingsError as error:
         raise RehearsalError(str(error)) from None
 

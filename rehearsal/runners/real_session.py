@@ -143,7 +143,7 @@ class RealSession:
             builder.mkdir()
             shutil.copy(project / "Pulumi.yaml", builder / "Pulumi.yaml")
             (builder / "__main__.py").write_text(BUILDER_PROGRAM)
-            for name in ("components", "django_app", ".venv"):
+            for name in ("components", "runtime", "django_app", ".venv"):
                 if (project / name).exists():
                     (builder / name).symlink_to((project / name).resolve())
         return builder
@@ -156,7 +156,12 @@ class RealSession:
         if rp.build is not None:
             build = rp.build.inputs["build"]
             dockerfile = build.get("dockerfile") or str(Path(build["context"]) / "Dockerfile")
-            refs += dockerfile_base_images(Path(dockerfile).read_text(), build.get("args"))
+            built_here = {rp.runtime.inputs["imageName"]} if rp.runtime is not None else set()  # the runtime's
+            refs += [
+                ref
+                for ref in dockerfile_base_images(Path(dockerfile).read_text(), build.get("args"))
+                if ref not in built_here
+            ]
         refs += [
             r.inputs["image"]
             for r in rp.plan.containers()
@@ -338,7 +343,7 @@ from components import settings
 from components.image import AppImage, AppImageArgs
 
 s = settings.load_or_fail()
-image = AppImage(f"{s.project}-image", AppImageArgs(image=s.image))
+image = AppImage(f"{s.project}-image", AppImageArgs(image=s.image, app=s.app))
 pulumi.export("imageRef", image.ref)
 pulumi.export("imagePushed", image.pushed)
 pulumi.export("gitSha", image.git_sha)
