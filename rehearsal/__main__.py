@@ -169,6 +169,7 @@ def rehearse(
                         "version": session.version,
                         "scenarios": [o.scenario.name for o in outcomes],
                         "ups": session.records,
+                        "readback": session.readbacks,
                     },
                     indent=1,
                 )

@@ -64,6 +64,8 @@ def fixture(record: dict, *, engine: dict[str, str], date: Optional[str] = None)
         "date": date or datetime.date.today().isoformat(),
         "engine": {"pulumi": record.get("version", ""), **engine},
         "ups": [{"label": name, **up} for name, up in zip(names, record["ups"])],
+        # After the last scenario's refresh: each container's inspect fields and the real Read.
+        "readback": record.get("readback") or [],
     }
 
 

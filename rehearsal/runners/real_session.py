@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
 import docker
+import docker.errors
 
 from planning.harness import CONTAINER, IMAGE, stack_config
 from rehearsal.drivers import registry as private_registry
@@ -44,6 +45,7 @@ from rehearsal.drivers.pulumi_cli import (
 )
 from rehearsal.emulation.engine import StepReport, UpdateResult, brief, live
 from rehearsal.emulation.model import State, Step
+from rehearsal.emulation.readback import inspect_subset, provider_view, readback_normal
 from rehearsal.errors import RehearsalError
 from rehearsal.images.standins import dockerfile_base_images, ensure_images
 from rehearsal.runners.stacks import RehearsalPlan, promoted_ref
@@ -75,6 +77,8 @@ class RealSession:
     version: str = ""
     """`pulumi version`."""
     base_images_ready: bool = False
+    readbacks: list[dict] = field(default_factory=list)
+    """The read-back comparison of the last refresh (compare_readback)."""
 
     def __post_init__(self):
         self.cli = PulumiCLI(self.work, self.say)
@@ -134,7 +138,21 @@ class RealSession:
             raise CLIError(f"{source} built {tag} but exports imageRef {ref!r}, not a pushed digest")
         self.pushed[tag] = ref
         self.built[tag] = self.client.api.inspect_image(ref)["Id"]
+        self._forget_locally(ref, tag)
         return "; ".join(notes + [f"{source} (build only) built and pushed {tag} as {ref} ({command.seconds:.0f}s)"])
+
+    def _forget_locally(self, ref: str, tag: str) -> None:
+        """Drop the builder's local names of the pushed image, so that the promoting stack's
+        RemoteImage really pulls it from the registry, with `docker:registryAuth` (the provider
+        pulls only what the engine does not have: terraform-provider-docker v4.5.0
+        resource_docker_image_funcs.go findImage, then pullImage). Names still in use (an image
+        some container runs) stay; the pull is then not exercised for that one."""
+        repository = ref.split("@", 1)[0]
+        for name in (ref, f"{repository}:{tag.rsplit(':', 1)[-1]}"):
+            try:
+                self.client.api.remove_image(name, noprune=True)
+            except docker.errors.APIError:
+                pass
 
     def _builder(self, project: Path) -> Path:
         """The source stack's project for one variant: the build-only program beside it."""
@@ -267,7 +285,40 @@ class RealSession:
         if command.code != 0:
             changes = "; ".join(s.describe() for s in command.update.changes) or last_error(command.output)
             raise RehearsalError(f"`pulumi refresh --expect-no-changes` found drift: {changes}")
-        return f"refresh: no drift; then {self.preview_after(rp)}"
+        self.state = state_from_export(self.cli.export(self.project, self.stack))
+        compared = self.compare_readback()
+        differ = {c["name"]: c["differs"] for c in compared if c["differs"]}
+        if differ:
+            raise RehearsalError(f"readback.py does not predict the provider's Read: {differ}")
+        return (
+            f"refresh: no drift; readback.py predicts the provider's Read of {len(compared)} containers "
+            f"({', '.join(sorted({k for c in compared for k in c['read']}))}); then {self.preview_after(rp)}"
+        )
+
+    def compare_readback(self) -> list[dict]:
+        """The emulation's read-back (rehearsal/emulation/readback.py provider_view, from `docker
+        inspect`) against what the real provider's Read stored in the state after a refresh, for
+        every live container; each kept in `self.readbacks` with the inspect fields provider_view
+        reads (no environment, nothing secret) for tests/calibration/."""
+        compared = []
+        for entry in self.state.entries:
+            if entry.type != CONTAINER or not entry.real or entry.delete:
+                continue
+            inspect = self.client.api.inspect_container(entry.real["id"])
+            view = provider_view(inspect, str(entry.inputs.get("image", "")))
+            read = {k: entry.outputs.get(k) for k in view}
+            differs = sorted(k for k in view if readback_normal(view[k], k) != readback_normal(read[k], k))
+            compared.append(
+                {
+                    "name": entry.name,
+                    "image": str(entry.inputs.get("image", "")),
+                    "inspect": inspect_subset(inspect),
+                    "read": read,
+                    "differs": differs,
+                }
+            )
+        self.readbacks = compared
+        return compared
 
     # ------------------------------------------------------------------ looking at it
 
