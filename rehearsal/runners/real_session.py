@@ -28,8 +28,9 @@ from typing import Any, Callable, Mapping, Optional
 
 import docker
 import docker.errors
+import yaml
 
-from planning.harness import CONTAINER, IMAGE, stack_config
+from planning.harness import CONTAINER, IMAGE, PROJECT_ROOT, stack_config
 from rehearsal.drivers import registry as private_registry
 from rehearsal.drivers.events import RealStep
 from rehearsal.drivers.pulumi_cli import (
@@ -88,9 +89,15 @@ class RealSession:
     # ------------------------------------------------------------------ config
 
     def _config(self, stack: str, overrides: Mapping[str, Any], extra: Mapping[str, Any]) -> dict:
-        committed, ns = stack_config(stack)
-        full = lambda k: k if ":" in k else f"{ns}:{k}"  # noqa: E731
-        return {**committed, **{full(k): v for k, v in extra.items()}, **{full(k): v for k, v in overrides.items()}}
+        """The committed Pulumi.<stack>.yaml's config (only what it sets: the project's defaults
+        stay Pulumi.yaml's, typed), then `extra`, then the scenario's overrides."""
+        committed = (yaml.safe_load((PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}).get("config") or {}
+        full = lambda k: k if ":" in k else f"{self.namespace}:{k}"  # noqa: E731
+        return {
+            **{full(k): v for k, v in committed.items()},
+            **{full(k): v for k, v in extra.items()},
+            **{full(k): v for k, v in overrides.items()},
+        }
 
     def _source_stack(self, rp: RehearsalPlan) -> Optional[str]:
         return rp.build_stack if rp.build_stack != rp.stack else None
