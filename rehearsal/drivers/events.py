@@ -26,6 +26,7 @@ so "A ended before B started" is `A.end < B.start`.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Optional
 
@@ -146,10 +147,23 @@ def _counts(metadata: dict) -> bool:
     return bool(state.get("custom")) and not metadata.get("type", "").startswith("pulumi:providers:")
 
 
+EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*: ")
+
+
 def _error_text(message: str) -> str:
-    """A diagnostic's message in one line, without the provider's decoration."""
+    """A diagnostic's message in one line, without the provider's decoration.
+
+    A dynamic provider's failure arrives as the Python traceback of its exception (the SDK aborts
+    the gRPC call with traceback.format_exc(): pulumi sdk/python/lib/pulumi/dynamic/__main__.py,
+    _abort_with_traceback); what it says is its last exception line, kept from there on.
+    """
     lines = [line.strip() for line in message.splitlines() if line.strip()]
     lines = [line for line in lines if line not in ("1 error occurred:",)]
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        frames = [i for i, line in enumerate(lines) if line.startswith('File "')]
+        after = frames[-1] + 1 if frames else 0
+        first = next((i for i in range(after, len(lines)) if EXCEPTION_LINE.match(lines[i])), after)
+        lines = lines[first:]
     return " ".join(line.lstrip("* ") for line in lines)[:600]
 
 

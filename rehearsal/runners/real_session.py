@@ -72,6 +72,8 @@ class RealSession:
     keep_work: bool = False
     cli: PulumiCLI = field(init=False)
     registry: Optional[private_registry.Registry] = None
+    pushes_itself: bool = False
+    """The stack builds and pushes to the run's registry (dev), rather than promoting."""
     project: Optional[Path] = None
     """The project copy of the variant being deployed."""
     variant: str = "current"
@@ -212,7 +214,18 @@ class RealSession:
         assert self.project is not None
         extra: dict[str, Any] = {}
         secret: dict[str, str] = {}
-        if self.registry is not None and self._source_stack(rp):
+        if rp.build is not None and self._source_stack(rp) is None and self.registry is None:
+            # A stack that builds pushes too, so that any of its builds can be pinned later
+            # (imageSource: pin takes a registry digest, never a local image id).
+            self.registry = private_registry.start(self.work / "registry")
+            self.pushes_itself = True
+            self.say(f"  a private registry for the builds: {self.registry.address} (basic auth, loopback)")
+        if self.registry is not None:
+            # Kept on every later up too, as an operator keeps them once set.
+            if self.pushes_itself:
+                extra["imageRegistry"] = self.registry.address
+                extra["imageRegistryUsername"] = self.registry.username
+                secret[f"{self.namespace}:imageRegistryPassword"] = self.registry.password
             extra["docker:registryAuth"] = [{"address": self.registry.address, "username": self.registry.username}]
             secret["docker:registryAuth[0].password"] = self.registry.password
         for key, value in (rp.secrets or {}).items():
@@ -237,7 +250,15 @@ class RealSession:
         self.state = state_from_export(self.cli.export(self.project, self.stack))
         for e in self.state.entries:
             if e.type == IMAGE and not e.delete and e.real.get("name"):
-                self.built[e.real["name"]] = self.client.api.inspect_image(e.real["name"])["Id"]
+                name = e.real["name"]
+                # Also by the tag the rehearsal's plan names it (without the run's registry).
+                names = {name, name.removeprefix(f"{self.registry.address}/") if self.registry else name}
+                image_id = self.client.api.inspect_image(name)["Id"]
+                digest = e.outputs.get("repoDigest")
+                for n in names:
+                    self.built[n] = image_id
+                    if self.pushes_itself and isinstance(digest, str) and "@sha256:" in digest:
+                        self.pushed[n] = digest
         update = command.update
         error = None
         if command.code != 0:
@@ -247,7 +268,10 @@ class RealSession:
             if r.step.op != "same" or not r.ok:
                 self.say(f"  {r.step.describe():<64} {'ok' if r.ok else brief(r.what, 200)} ({r.seconds:.0f}s)")
         promoted = self.pushed.get(rp.build.inputs["imageName"], "") if rp.build is not None else ""
-        self.records.append(record(rp, overrides, git_sha, self.variant, command, self.state, promoted))
+        planned_with = {**overrides, **{k: v for k, v in extra.items() if ":" not in k}}  # what the model plans with
+        self.records.append(
+            record(rp, planned_with, git_sha, self.variant, command, self.state, promoted, sorted(secret))
+        )
         return UpdateResult(reports, self.state, error, command.seconds)
 
     def _fake_refs(self) -> dict[str, str]:
@@ -367,6 +391,15 @@ class RealSession:
         self.cli.stacks.clear()
         if self.registry is not None:
             self.registry.stop()
+            # The names the run gave its pushes (the registry is gone with the run); the image
+            # itself stays where another name or a stand-in cache keeps it.
+            for image in self.client.api.images():
+                for name in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
+                    if name.startswith(f"{self.registry.address}/"):
+                        try:
+                            self.client.api.remove_image(name, noprune=True)
+                        except docker.errors.APIError:
+                            pass
         left = self._sweep()
         if not self.keep_work:
             shutil.rmtree(self.work / "projects", ignore_errors=True)
@@ -431,6 +464,7 @@ def record(
     command: Command,
     state: State,
     promoted: str = "",
+    secret_keys: Optional[list[str]] = None,
 ) -> dict:
     """One real `pulumi up` as the calibration keeps it (tests/calibration/): what was deployed
     (the config overrides, the variant and its commit, the promoted digest), what the engine did
@@ -440,7 +474,7 @@ def record(
         "variant": variant,
         "git_sha": git_sha,
         "overrides": {k: v for k, v in overrides.items()},
-        "secrets": sorted(rp.secrets or {}),
+        "secrets": sorted(secret_keys if secret_keys is not None else (rp.secrets or {})),
         **({"promoted": promoted} if promoted else {}),
         "ok": command.code == 0,
         "error": (command.update.error or "")[:300],

@@ -147,3 +147,24 @@ def test_the_fixture_form_keeps_names_and_order_not_values_or_times():
 def test_an_unreadable_line_is_refused_with_its_number():
     with pytest.raises(EventLogError, match="line 2"):
         read_events([json.dumps({"sequence": 1}), "not json"])
+
+
+def test_a_dynamic_provider_s_traceback_is_read_as_its_exception():
+    traceback = (
+        "Traceback (most recent call last):\n"
+        '  File "/x/pulumi/dynamic/__main__.py", line 84, in wrapper\n'
+        "    return fn(self, request, context)\n"
+        '  File "/x/components/job.py", line 354, in create\n'
+        "    outs = run_job(props)\n"
+        "components.job.JobFailed: django-docker-release-migrate exited 1 after 2.0s; nothing after it was changed\n"
+        "django.db.utils.IntegrityError: check constraint\n"
+    )
+    job = (
+        STACK
+        + "django-docker:components:Release$pulumi-python:dynamic/django-docker:Job::django-docker-release-migrate"
+    )
+    log = Log().pre("create-replacement", job, keys=["image"]).error(job, traceback).failed("create-replacement", job)
+    assert steps_of(log.events).error == (
+        "django-docker-release-migrate: components.job.JobFailed: django-docker-release-migrate exited 1 after "
+        "2.0s; nothing after it was changed django.db.utils.IntegrityError: check constraint"
+    )
