@@ -209,7 +209,7 @@ def steps_of(events: list[dict]) -> RealUpdate:
             if op == "create-replacement":
                 creates[urn] = step
             elif op == "delete-replaced" and urn not in creates:
-                first_deletes[urn] = seq
+                first_deletes.setdefault(urn, seq)  # first, if a create-replacement follows (below)
             continue
         found = open_steps.pop(key, None)
         if found is None:
@@ -219,6 +219,10 @@ def steps_of(events: list[dict]) -> RealUpdate:
         if kind == "resOpFailedEvent":
             found.ok = False
             found.partial = event[kind].get("status") == STATUS_PARTIAL
+    # A delete-replaced is the first half of a delete-before-replace only when this update then
+    # creates the replacement; otherwise it deletes what a failed update left for deletion, at
+    # the end (step_generator.go GenerateDeletes: `res.Delete`).
+    first_deletes = {u: s for u, s in first_deletes.items() if u in creates and creates[u].start > s}
     # Name them as the model does.
     for step in update.steps:
         if step.op == "create-replacement":

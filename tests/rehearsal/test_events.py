@@ -168,3 +168,16 @@ def test_a_dynamic_provider_s_traceback_is_read_as_its_exception():
         "django-docker-release-migrate: components.job.JobFailed: django-docker-release-migrate exited 1 after "
         "2.0s; nothing after it was changed django.db.utils.IntegrityError: check constraint"
     )
+
+
+def test_a_leftover_of_a_failed_update_is_deleted_at_the_end_not_first():
+    # The old run of a job a failed update replaced: deleted by the next update, after the rest.
+    job = (
+        STACK
+        + "django-docker:components:Release$pulumi-python:dynamic/django-docker:Job::django-docker-release-collectstatic"
+    )
+    log = Log().pre("same", job).done("same", job).pre("delete-replaced", job).done("delete-replaced", job)
+    assert [(s.op, s.name) for s in steps_of(log.events).steps] == [
+        ("same", "django-docker-release-collectstatic"),
+        ("delete-replaced", "django-docker-release-collectstatic"),
+    ]
