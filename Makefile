@@ -7,6 +7,8 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STACK ?= dev
+# Who carries out each `pulumi up` of a rehearsal: the emulation, or `pulumi` (the real CLI on PATH).
+ENGINE ?= emulation
 # A self-managed backend and a dev passphrase, so no Pulumi Cloud account is needed.
 # Override both for shared stacks (CI uses repository secrets).
 export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
@@ -72,11 +74,11 @@ lint: setup ## ruff (lint and format) and mypy, as pyproject.toml configures the
 test: setup services docker lint ## Lint and types, then every test: program (mocks), Django (real PostgreSQL/Redis), policy, workflows, rehearsal units
 	$(PY) -m pytest
 
-rehearse: setup docker ## Boot STACK's planned topology on the local Docker engine, smoke-test it, tear it down (ARGS=--keep keeps it)
-	$(PY) -m rehearsal up $(STACK) $(ARGS)
+rehearse: setup docker ## Boot STACK's planned topology on the local Docker engine, smoke-test it, tear it down (ARGS=--keep keeps it; ENGINE=pulumi: with the real Pulumi CLI)
+	$(PY) -m rehearsal up $(STACK) --engine $(ENGINE) $(ARGS)
 
-rehearse-release: setup docker ## Boot STACK as `make rehearse` does, then rehearse every release scenario under load (ARGS="--scenario NAME" for some, ARGS=--faults then the faults too)
-	$(PY) -m rehearsal release $(STACK) $(ARGS)
+rehearse-release: setup docker ## Boot STACK as `make rehearse` does, then rehearse every release scenario under load (ARGS="--scenario NAME" for some, ARGS=--faults then the faults too; ENGINE=pulumi: the real Pulumi CLI on PATH carries out each up)
+	$(PY) -m rehearsal release $(STACK) --engine $(ENGINE) $(ARGS)
 
 rehearse-faults: setup docker ## Boot STACK as `make rehearse` does, then rehearse every fault under load (ARGS="--fault NAME" for some)
 	$(PY) -m rehearsal faults $(STACK) $(ARGS)
