@@ -310,8 +310,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.keep,
                 args.scenario if args.command == "release" else None,
                 hook=faults,
-                engine=getattr(args, "engine", "emulation"),
-                record=getattr(args, "record", None),
+                **({"engine": args.engine, "record": args.record} if args.command == "release" else {}),
             )
         if args.command == "tls":
             from rehearsal.checks.tls import TlsRehearsal

@@ -38,7 +38,9 @@ def provider_view(inspect: Mapping[str, Any], configured_image: str) -> dict[str
         "shmSize": host.get("ShmSize", 0) // MIB,  # :945
         "logDriver": host["LogConfig"]["Type"],  # :951
         "logOpts": host["LogConfig"].get("Config") or None,  # :952 (only when configured)
-        "stopTimeout": config.get("StopTimeout"),  # :978
+        # :978, a pointer: unset (Docker reports none) is stored as 0, SDKv2's zero value (seen in
+        # the real provider's Read of postgres, redis and nginx; tests/calibration).
+        "stopTimeout": config.get("StopTimeout") or 0,
     }
     if host.get("CapAdd") or host.get("CapDrop"):  # :868-876
         view["capabilities"] = {"adds": host.get("CapAdd") or [], "drops": host.get("CapDrop") or []}

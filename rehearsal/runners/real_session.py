@@ -401,8 +401,11 @@ class RealSession:
                         except docker.errors.APIError:
                             pass
         left = self._sweep()
-        if not self.keep_work:
+        if not self.keep_work:  # the CLI's logs and event logs stay (small), the copies and pushes go
             shutil.rmtree(self.work / "projects", ignore_errors=True)
+            shutil.rmtree(self.work / "registry" / "data", ignore_errors=True)
+            shutil.rmtree(self.work / "backend", ignore_errors=True)
+        self.say(f"  the real engine's logs (every command's output and event log): {self.work / 'logs'}")
         return left
 
     def _sweep(self) -> tuple[int, int, int]:
