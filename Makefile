@@ -11,6 +11,8 @@ STACK ?= dev
 # command that runs the CLI (scripts/with-pulumi.sh; docs/operations.md says where each comes from).
 WITH_PULUMI := VENV=$(VENV) bash scripts/with-pulumi.sh
 PULUMI := STACK=$(STACK) $(WITH_PULUMI)
+# Who carries out each `pulumi up` of a rehearsal: the emulation, or `pulumi` (the real CLI on PATH).
+ENGINE ?= emulation
 # Services and the engine need root: use sudo where we are not (GitHub's runners).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # A leading -T in ARGS is the day-2 command's own (no TTY, as compose's -T), not the command's.
@@ -91,11 +93,11 @@ lint: setup ## ruff (lint and format) and mypy, as pyproject.toml configures the
 test: setup services docker lint ## Lint and types, then every test: program (mocks), Django (real PostgreSQL/Redis), policy, workflows, rehearsal units
 	$(PY) -m pytest
 
-rehearse: setup docker ## Boot STACK's planned topology on the local Docker engine, smoke-test it, tear it down (ARGS=--keep keeps it)
-	$(PY) -m rehearsal up $(STACK) $(ARGS)
+rehearse: setup docker ## Boot STACK's planned topology on the local Docker engine, smoke-test it, tear it down (ARGS=--keep keeps it; ENGINE=pulumi: with the real Pulumi CLI)
+	$(PY) -m rehearsal up $(STACK) --engine $(ENGINE) $(ARGS)
 
-rehearse-release: setup docker ## Boot STACK as `make rehearse` does, then rehearse every release scenario under load (ARGS="--scenario NAME" for some, ARGS=--faults then the faults too)
-	$(PY) -m rehearsal release $(STACK) $(ARGS)
+rehearse-release: setup docker ## Boot STACK as `make rehearse` does, then rehearse every release scenario under load (ARGS="--scenario NAME" for some, ARGS=--faults then the faults too; ENGINE=pulumi: the real Pulumi CLI on PATH carries out each up)
+	$(PY) -m rehearsal release $(STACK) --engine $(ENGINE) $(ARGS)
 
 rehearse-faults: setup docker ## Boot STACK as `make rehearse` does, then rehearse every fault under load (ARGS="--fault NAME" for some)
 	$(PY) -m rehearsal faults $(STACK) $(ARGS)

@@ -28,6 +28,7 @@ jobs stay Jobs on swarm too, held to the container rules.
 During `pulumi preview` a value the engine does not know yet (the digest of an
 image that has not been built) makes pulumi_policy skip that rule for that
 resource with a notice; the rule runs again with the real value in `pulumi up`.
+So the rules read only what they need (a label by its key, not every label).
 """
 
 from __future__ import annotations
@@ -82,9 +83,36 @@ _PINNED_BY_DIGEST_RE = re.compile(r"[^@\s]+@" + _DIGEST)
 # --- reading resources -------------------------------------------------------
 
 
-def labels(props: Mapping[str, Any]) -> dict[str, str]:
-    """The `labels` input ([{label, value}, ...]) as a dict."""
-    return {item.get("label"): item.get("value") for item in props.get("labels") or ()}
+class Labels(Mapping[str, Any]):
+    """The `labels` input ([{label, value}, ...]) read by key: only the value asked for is read.
+
+    During `pulumi preview` pulumi_policy skips a rule for a resource as soon as the rule reads a
+    value the engine does not know yet. An app container's labels include the release gate's run
+    id, unknown until the release jobs ran: reading every label (as a dict of them would) made
+    the real engine skip every app-container rule in every release's preview ("can't run policy
+    ... string value at .labels.1.value can't be known during preview", pulumi v3.259.0); the
+    rules need only the role, service and stack labels, which are known.
+    """
+
+    def __init__(self, items: Any):
+        self._items = list(items or ())
+
+    def __getitem__(self, key: str) -> Any:
+        for item in self._items:
+            if item.get("label") == key:
+                return item.get("value")
+        raise KeyError(key)
+
+    def __iter__(self):
+        return (item.get("label") for item in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def labels(props: Mapping[str, Any]) -> Labels:
+    """The `labels` input, by key (see Labels)."""
+    return Labels(props.get("labels"))
 
 
 def stack_of(args: ResourceValidationArgs) -> Optional[str]:

@@ -22,6 +22,7 @@ One line per phase with its duration; a final summary line; exit 1 on any failur
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import signal
@@ -36,6 +37,7 @@ import docker.errors
 from rehearsal.checks.smoke import front_door
 from rehearsal.emulation.engine import RUN_LABEL, STACK_LABEL
 from rehearsal.errors import RehearsalError
+from rehearsal.runners.real_session import RealSession
 from rehearsal.runners.release import Context, boot, run_scenarios
 from rehearsal.runners.session import Session
 from rehearsal.scenarios import ScenarioFailed
@@ -91,13 +93,19 @@ def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> int:
+def rehearse(
+    stack: str, keep: bool, scenarios: list[str] | None, hook=None, engine: str = "emulation", record=None
+) -> int:
     """`up` (scenarios is None) or `release` (scenarios: [] for all, or the names to run).
 
     hook: runs with the boot (`tls`, `faults`, `release --faults`): `before_boot(ctx)` sets config,
     `after_boot(ctx, phase)` its checks on the booted stack, `after_scenarios(ctx, phase)` (when
     it has one) what runs on the stack the scenarios left, `summary(phase_failed)` its final
     line and failure count.
+
+    engine: "emulation" (the model plans each `pulumi up`, rehearsal/emulation carries it out) or
+    "pulumi" (the real Pulumi CLI on PATH runs it: rehearsal/runners/real_session.py); record: a
+    file that receives, with the real engine, every `pulumi up`'s calibration record (JSON).
     """
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGINT, _terminate)  # also when started in the background with SIGINT ignored
@@ -109,7 +117,11 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
             client = connect()
             version = client.version()
             info["text"] = f"Docker {version.get('Version')} (API {version.get('ApiVersion')}), run {run}"
-            session = Session(client, stack, {STACK_LABEL: stack, RUN_LABEL: run}, say)
+            if engine == "pulumi":
+                session = real_session(client, stack, {STACK_LABEL: stack, RUN_LABEL: run})
+                info["text"] += f"; the real engine: Pulumi CLI {session.version}"
+            else:
+                session = Session(client, stack, {STACK_LABEL: stack, RUN_LABEL: run}, say)
             leftovers = session.teardown()
             if any(leftovers):
                 say(
@@ -123,6 +135,14 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
             hook.after_boot(ctx, phase)
         if scenarios is not None and all(c.ok for c in checks):
             outcomes = run_scenarios(ctx, phase, scenarios)
+        if (
+            isinstance(session, RealSession)
+            and scenarios is not None
+            and all(c.ok for c in checks)
+            and all(o.ok for o in outcomes)
+        ):
+            with phase("refresh", info):  # the provider's Read of every resource against the state
+                info["text"] = session.refresh_then_preview(ctx.current_plan())
         if getattr(hook, "after_scenarios", None) and all(c.ok for c in checks) and all(o.ok for o in outcomes):
             hook.after_scenarios(ctx, phase)  # the faults, on the stack the scenarios left
         if keep:
@@ -141,6 +161,20 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
         # A second Ctrl-C must not leave half a teardown behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        if record is not None and isinstance(session, RealSession):
+            record.write_text(
+                json.dumps(
+                    {
+                        "stack": stack,
+                        "version": session.version,
+                        "scenarios": [o.scenario.name for o in outcomes],
+                        "ups": session.records,
+                        "readback": session.readbacks,
+                    },
+                    indent=1,
+                )
+            )
+            say(f"  calibration records of {len(session.records)} `pulumi up`s: {record}")
         if session is not None:
             if not keep:
                 with phase("teardown", info):
@@ -176,6 +210,21 @@ def rehearse(stack: str, keep: bool, scenarios: list[str] | None, hook=None) -> 
     return 1 if failed else 0
 
 
+def real_session(client, stack: str, labels: dict[str, str]):
+    """The real engine's session, or a one-line refusal when no Pulumi CLI is on PATH."""
+    from rehearsal.drivers.pulumi_cli import cli_version
+
+    version = cli_version()
+    if version is None:
+        raise RehearsalError(
+            "ENGINE=pulumi needs the Pulumi CLI and its plugins (pulumi-language-python, pulumi-resource-docker, "
+            "pulumi-resource-random) on PATH; none found"
+        )
+    session = RealSession(client, stack, labels, say)
+    session.version = version
+    return session
+
+
 def _scenario_count() -> int:
     from rehearsal.scenarios import all_scenarios
 
@@ -194,12 +243,26 @@ def down(stack: str) -> int:
     return 0
 
 
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=("emulation", "pulumi"),
+        default=os.environ.get("ENGINE") or "emulation",
+        help="who carries out each `pulumi up`: the emulation (default) or the real Pulumi CLI on PATH",
+    )
+    parser.add_argument(
+        "--record", type=Path, metavar="FILE", help="with --engine pulumi: write every `pulumi up`'s steps here (JSON)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rehearsal", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p_up = sub.add_parser("up", help="plan, boot, smoke-test and tear down a stack")
     p_up.add_argument("stack")
     p_up.add_argument("--keep", action="store_true", help="leave the stack running and print its URL")
+    for p in (p_up,):
+        _engine_arguments(p)
     p_release = sub.add_parser("release", help="boot a stack, then rehearse every release scenario under load")
     p_release.add_argument("stack")
     p_release.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
@@ -211,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         help="run only this scenario (repeatable; they run in their fixed order)",
     )
     p_release.add_argument("--faults", action="store_true", help="then every fault, on the same stack")
+    _engine_arguments(p_release)
     p_faults = sub.add_parser("faults", help="boot a stack, then rehearse every fault under load")
     p_faults.add_argument("stack")
     p_faults.add_argument("--keep", action="store_true", help="leave the stack running afterwards")
@@ -235,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
-            return rehearse(args.stack, args.keep, None)
+            return rehearse(args.stack, args.keep, None, engine=args.engine, record=args.record)
         if args.command in ("release", "faults"):
             from rehearsal.runners.faults import FaultRehearsal
 
@@ -244,7 +308,13 @@ def main(argv: list[str] | None = None) -> int:
                 if args.command == "faults" or args.faults
                 else None
             )
-            return rehearse(args.stack, args.keep, args.scenario if args.command == "release" else None, hook=faults)
+            return rehearse(
+                args.stack,
+                args.keep,
+                args.scenario if args.command == "release" else None,
+                hook=faults,
+                **({"engine": args.engine, "record": args.record} if args.command == "release" else {}),
+            )
         if args.command == "tls":
             from rehearsal.checks.tls import TlsRehearsal
 

@@ -4,8 +4,9 @@ Layers, bottom up (a package imports only packages below it):
   components           the program (settings and render at its bottom: they import no component)
   planning, ops        the plan harness; the day-2 commands (neither knows the other)
   rehearsal            the proof on a real engine (plans with planning, reads stacks with ops); inside
-                       it, bottom up: images and hosts, the emulation, the checks, then the runners,
-                       scenarios and faults, which use them all
+                       it, bottom up: images and hosts, the emulation, the drivers of the real
+                       Pulumi CLI and the checks, then the runners, scenarios and faults, which use
+                       them all
   tools                generators and the end-to-end runner
 tests import anything; nothing imports tests.
 """
@@ -98,6 +99,9 @@ REHEARSAL_BELOW = {
     "rehearsal.hosts": ("emulation", "checks", "runners", "scenarios", "faults"),
     "rehearsal.emulation": ("checks", "runners", "scenarios", "faults", "hosts"),
     "rehearsal.checks": ("runners", "scenarios", "faults"),
+    # The real Pulumi CLI, run (drivers/): above the emulation (it reads events into the model's
+    # steps), below the runners that take a stack through its updates with it.
+    "rehearsal.drivers": ("checks", "runners", "scenarios", "faults", "hosts"),
 }
 
 

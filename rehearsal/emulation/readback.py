@@ -38,7 +38,9 @@ def provider_view(inspect: Mapping[str, Any], configured_image: str) -> dict[str
         "shmSize": host.get("ShmSize", 0) // MIB,  # :945
         "logDriver": host["LogConfig"]["Type"],  # :951
         "logOpts": host["LogConfig"].get("Config") or None,  # :952 (only when configured)
-        "stopTimeout": config.get("StopTimeout"),  # :978
+        # :978, a pointer: unset (Docker reports none) is stored as 0, SDKv2's zero value (seen in
+        # the real provider's Read of postgres, redis and nginx; tests/calibration).
+        "stopTimeout": config.get("StopTimeout") or 0,
     }
     if host.get("CapAdd") or host.get("CapDrop"):  # :868-876
         view["capabilities"] = {"adds": host.get("CapAdd") or [], "drops": host.get("CapDrop") or []}
@@ -89,4 +91,44 @@ def _normal(value: Any) -> Any:
         return {k: _normal(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_normal(v) for v in value]
+    return value
+
+
+# The `docker inspect` fields provider_view reads: what a calibration record keeps of a container
+# (nothing else: no environment, no labels, so nothing secret).
+INSPECT_FIELDS = {
+    "Config": ("Image", "Cmd", "User", "StopTimeout", "Healthcheck"),
+    "HostConfig": (
+        "SecurityOpt",
+        "RestartPolicy",
+        "Init",
+        "Tmpfs",
+        "ReadonlyRootfs",
+        "Memory",
+        "MemorySwap",
+        "ShmSize",
+        "LogConfig",
+        "CapAdd",
+        "CapDrop",
+    ),
+}
+
+
+def inspect_subset(inspect: Mapping[str, Any]) -> dict[str, Any]:
+    subset: dict[str, Any] = {"Image": inspect["Image"]}
+    for part, keys in INSPECT_FIELDS.items():
+        subset[part] = {k: inspect[part].get(k) for k in keys if k in inspect[part]}
+    return subset
+
+
+def readback_normal(value: Any, key: str) -> Any:
+    """A value as the provider's state and provider_view both mean it: an unset healthcheck
+    sub-field is its default, an empty list or map is none (SDKv2 stores zero values as null)."""
+    value = _normal(value)
+    if key == "healthcheck" and isinstance(value, dict):
+        value = {**HEALTHCHECK_DEFAULTS, **{k: v for k, v in value.items() if v is not None}}
+    if key == "capabilities" and isinstance(value, dict):
+        value = {"adds": value.get("adds") or [], "drops": value.get("drops") or []}
+    if value in ([], {}, "", None):
+        return None
     return value

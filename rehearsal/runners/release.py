@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol, TypeVar
+from typing import Callable, Optional, Protocol, TypeVar, Union
 
 import requests
 
@@ -27,6 +27,7 @@ from rehearsal.emulation.engine import LOOPBACK, brief
 from rehearsal.errors import RehearsalError
 from rehearsal.images.samples import SAMPLES
 from rehearsal.images.variants import VARIANTS, scratch_dir
+from rehearsal.runners.real_session import RealSession
 from rehearsal.runners.session import Session
 from rehearsal.runners.stacks import RehearsalPlan, plan_for_rehearsal, promoted_ref
 from rehearsal.scenarios import Scenario, ScenarioFailed, all_scenarios
@@ -42,7 +43,7 @@ SETTLE_SECONDS = 1.0  # load before the first and after the last `pulumi up` of 
 class Context:
     """What a scenario's checks see: the session, the front door, the images by variant."""
 
-    session: Session
+    session: Union[Session, RealSession]
     stack: str
     say: Callable[[str], None]
     overrides: dict = field(default_factory=dict)
@@ -83,10 +84,12 @@ class Context:
         note = self.session.prepare(rp, context=VARIANTS[self.variant].context(self.scratch))
         if rp.build is not None:
             tag = rp.build.inputs["imageName"]
-            self.tags[self.variant], self.images[self.variant] = tag, self.session.built[tag]
+            self.tags[self.variant] = tag
             self.shas[self.variant] = rp.build.inputs["build"]["args"]["GIT_SHA"]
-            # Any image built here can be pinned later (imageSource: pin), as a rollback would.
-            self.session.images[promoted_ref(tag)] = self.session.built[tag]
+            if tag in self.session.built:  # else the real engine builds it in `pulumi up` (image_of)
+                self.images[self.variant] = self.session.built[tag]
+                # Any image built here can be pinned later (imageSource: pin), as a rollback would.
+                self.session.images[promoted_ref(tag)] = self.session.built[tag]
         return note
 
     # -- looking at the stack
@@ -125,7 +128,7 @@ class Context:
         )
 
     def image_of(self, variant: str) -> str:
-        return self.images[variant]
+        return self.images.get(variant) or self.session.built[self.tags[variant]]
 
     def sha_of(self, variant: str) -> str:
         return self.shas[variant]

@@ -36,6 +36,12 @@ class RehearsalPlan:
     """Digest references in the plan that stand for `build`."""
     runtime: Optional[PlannedResource] = None
     """The runtime's docker.Image, built before `build` (whose Dockerfile copies from it)."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+    """The config it was planned with on top of Pulumi.<stack>.yaml (`pulumi config set`)."""
+    secrets: dict[str, Any] = field(default_factory=dict)
+    """The secret config it was planned with (`pulumi config set --secret`)."""
+    git_sha: Optional[str] = None
+    """The commit it was planned for (GIT_SHA); None: the checkout's."""
 
 
 def promoted_ref(image_name: str) -> str:
@@ -82,6 +88,7 @@ def plan_for_rehearsal(
     git_sha: Optional[str] = None,
 ) -> RehearsalPlan:
     overrides = dict(overrides or {})
+    planned_with: dict[str, Any] = {"overrides": overrides, "secrets": dict(secrets or {}), "git_sha": git_sha}
     try:
         config, ns = stack_config(stack)
         source = overrides.get("imageSource", config.get(f"{ns}:imageSource", "build"))
@@ -89,11 +96,16 @@ def plan_for_rehearsal(
             if source == "build":
                 plan = plan_stack(stack, overrides=overrides, secrets=secrets)
                 build, runtime = _the_builds(plan, stack)
-                return RehearsalPlan(stack, plan, build, stack, runtime=runtime)
+                return RehearsalPlan(stack, plan, build, stack, runtime=runtime, **planned_with)
             if source == "pin":
                 plan = plan_stack(stack, overrides=overrides, secrets=secrets)
                 return RehearsalPlan(
-                    stack, plan, None, stack, [overrides.get("imagePin") or config.get(f"{ns}:imagePin", "")]
+                    stack,
+                    plan,
+                    None,
+                    stack,
+                    [overrides.get("imagePin") or config.get(f"{ns}:imagePin", "")],
+                    **planned_with,
                 )
             if source == "stack":
                 source_stack = str(overrides.get("imageSourceStack", config.get(f"{ns}:imageSourceStack", ""))).rsplit(
@@ -111,7 +123,7 @@ def plan_for_rehearsal(
                     secrets=secrets,
                     **plan_options(stack, app_ref=ref, git_sha=sha, overrides=overrides),
                 )
-                return RehearsalPlan(stack, plan, build, source_stack, [ref], runtime=runtime)
+                return RehearsalPlan(stack, plan, build, source_stack, [ref], runtime=runtime, **planned_with)
         raise RehearsalError(f"{stack}: imageSource={source} is not one the rehearsal knows (build, stack, pin)")
     except PlanError as error:
         raise RehearsalError(f"plan {stack}: {error}") from None

@@ -1,5 +1,5 @@
 """nginx-config: a new client_max_body_size; nginx is replaced delete-before-replace (its host
-port cannot be held twice), a second or so of refused connections."""
+port cannot be held twice), a second or two of refused connections."""
 
 from rehearsal.scenarios.scenario import Scenario, Up, expect
 
@@ -15,5 +15,9 @@ def check(ctx, result) -> str:
 SCENARIO = Scenario(
     "nginx-config",
     (Up("clientMaxBodySize 10m -> 20m", overrides={"clientMaxBodySize": "20m"}, check=check),),
-    max_failed_seconds=1,
+    # At most 2 whole seconds: the real provider's replacement leaves the port closed longer than
+    # the emulation's (it creates the container on `bridge`, disconnects it, connects each
+    # network, uploads nginx.conf, then starts it): 7 requests failed over 1.4 s, in 2 seconds,
+    # under pulumi-docker 5.1.0 (docs/rehearsal.md, Calibration); the emulation's in 1.
+    max_failed_seconds=2,
 )

@@ -4,10 +4,14 @@ old replicas serve throughout; a good release then cleans everything up."""
 
 from rehearsal.scenarios.scenario import Scenario, Up, expect
 
+UNHEALTHY = ("not healthy within wait_timeout", "container failed to be in healthy state")
+
 
 def failed(ctx, result) -> str:
     expect((result.error or "").startswith("django-docker-web-"), f"failed elsewhere: {result.error}")
-    expect("not healthy within wait_timeout" in (result.error or ""), result.error or "")
+    # The emulation's words, or the provider's (terraform-provider-docker v4.5.0
+    # resource_docker_container_funcs.go:40, errContainerFailedToBeInHealthyState).
+    expect(any(p in (result.error or "") for p in UNHEALTHY), result.error or "")
     sha = ctx.serving_sha()
     expect(sha == ctx.serving_before, f"/health/ reports {sha}, not the release that ran before")
     return f"`pulumi up` failed: {result.error.splitlines()[0][:90]}...; {sha[:12]} still serves"

@@ -668,3 +668,23 @@ def test_policy_venv_pins_agree_with_the_project():
     pack = pins(ROOT / "policy" / "requirements.txt")
     assert set(pack) == {"pulumi", "pulumi-policy"}
     assert all(project[name] == version for name, version in pack.items())
+
+
+def test_a_label_unknown_in_preview_does_not_stop_the_rules_that_need_other_labels():
+    # A release's preview: the release gate's run id label and the image digest are not known
+    # yet. Seen on the real engine: reading every label made pulumi_policy skip every app rule.
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    labels = web_container()["labels"] + [{"label": "django-docker.release", "value": unknown}]
+    args = make_args(C, web_container(labels=labels, image=unknown))
+    label_rules = [
+        r.validate_resources_labelled,
+        r.validate_app_memory_limit,
+        r.validate_app_restart_policy,
+        r.validate_app_healthcheck,
+        r.validate_app_non_root,
+        r.validate_only_nginx_publishes_ports,
+    ]
+    for rule in label_rules:
+        assert violations(rule, args) == [], rule.__name__
+    with pytest.raises(UnknownValueError):  # the image rules do skip: the digest is what they judge
+        violations(r.validate_app_image_by_digest, args)

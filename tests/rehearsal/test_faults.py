@@ -152,7 +152,9 @@ def test_cli_runs_the_faults_through_rehearse_hook(monkeypatch):
 
     calls = []
     monkeypatch.setattr(
-        cli, "rehearse", lambda stack, keep, scenarios, hook=None: calls.append((stack, keep, scenarios, hook)) or 0
+        cli,
+        "rehearse",
+        lambda stack, keep, scenarios, hook=None, **engine: calls.append((stack, keep, scenarios, hook)) or 0,
     )
     assert cli.main(["faults", "prod", "--fault", "kill-web", "--fault", "restore"]) == 0
     assert cli.main(["release", "prod", "--faults", "--keep"]) == 0

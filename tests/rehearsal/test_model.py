@@ -2,7 +2,7 @@
 
 import pytest
 
-from planning.harness import CONTAINER, JOB, NETWORK, Plan, PlannedResource
+from planning.harness import CONTAINER, JOB, NETWORK, VOLUME, Plan, PlannedResource
 from rehearsal.emulation.model import (
     AT_END,
     CREATE,
@@ -175,16 +175,30 @@ def test_replace_on_any_change_turns_those_updates_into_replacements():
 
 def test_init_errors_replace_only_with_star():
     # step_generator_test.go TestApplyReplaceOnChanges: an empty diff with init errors is a
-    # replacement with ["*"], an empty update otherwise (step_generator.go:2182-2198).
+    # replacement with ["*"], an empty update otherwise (step_generator.go:2182-2198). A volume's
+    # diff is empty; a container's is not (below).
     for roc, expected in ((["*"], REPLACE), ([], UPDATE)):
+        p = plan(res("data", type_=VOLUME, inputs={"name": "data"}, dbr=False, roc=roc))
+        state = applied(p, partial={"data"})
+        first = plan_update(state, p).steps[0]
+        assert first.op == expected
+        if expected == REPLACE:
+            assert first.keys == ("#initerror",)
+
+
+def test_a_container_that_failed_its_health_wait_is_replaced_with_what_its_state_never_read():
+    # Its partial state never had the provider's last Read (model.UNREAD_AFTER_FAILED_CREATE): the
+    # diff reports entrypoint and network_data, as the real engine did (tests/calibration); the
+    # entrypoint is ForceNew, so the provider replaces it even without "*" (the model's reading
+    # of SDKv2's diff; the program always sets "*", which is what was run).
+    for roc in (["*"], []):
         p = plan(res("web", dbr=False, roc=roc))
         state = applied(p, partial={"web"})
         (entry,) = [e for e in state.entries if e.name == "web"]
         assert entry.init_error == "never healthy"
         first = plan_update(state, p).steps[0]
-        assert first.op == expected
-        if expected == REPLACE:
-            assert first.keys == ("#initerror",)
+        assert (first.op, first.mode) == (REPLACE, "create-before-delete")
+        assert "entrypoints" in first.keys  # ForceNew (resource_docker_container.go:172); networkDatas too with "*"
 
 
 def test_a_failed_create_before_delete_keeps_the_old_one_until_a_later_update_succeeds():

@@ -1,0 +1,34 @@
+"""The emulation's read-back (rehearsal/emulation/readback.py) against the real provider's Read.
+
+After the release scenarios, the real-engine run refreshes the stack (`pulumi refresh`: the
+provider's Read of every container into the state) and keeps, per container, the `docker inspect`
+fields `provider_view` reads and what the real Read stored for the same inputs (the fixture's
+`readback`). `provider_view` must compute exactly that from the inspect: it is what the
+emulation's second-up check (`Session.preview_after`) trusts to find a perpetual diff.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rehearsal.emulation.readback import provider_view, readback_normal
+
+FIXTURES = sorted(Path(__file__).resolve().parent.glob("*.json"))
+CONTAINERS = [(path.stem, c) for path in FIXTURES for c in json.loads(path.read_text()).get("readback") or []]
+
+
+def test_some_fixture_compares_every_kind_of_container():
+    services = {c["name"].removeprefix("django-docker-").rstrip("0123456789-") for _, c in CONTAINERS}
+    assert {"web", "nginx", "postgres", "redis", "celery-worker"} <= services, services
+
+
+@pytest.mark.parametrize("fixture, container", CONTAINERS, ids=[f"{f}:{c['name']}" for f, c in CONTAINERS])
+def test_provider_view_is_what_the_real_read_stored(fixture, container):
+    inspect, read = container["inspect"], container["read"]
+    view = provider_view(inspect, container["image"])  # the image as the program configured it
+    assert set(view) == set(read)
+    differs = {k: (view[k], read[k]) for k in view if readback_normal(view[k], k) != readback_normal(read[k], k)}
+    assert differs == {}
