@@ -3,8 +3,10 @@
 The program labels everything it creates (`components.render.labels`, `AppRuntime.label_map`):
 `django-docker.stack`, `.service`, `.role`, and on the app's containers `.git-sha`, `.release`,
 `.url` and (web) `.replica`. So the host alone answers "what runs in prod": no Pulumi CLI, no
-state file, no secret. The host is the stack's own (`docker:host` in Pulumi.<stack>.yaml, as
-the provider reads it), else DOCKER_HOST, else the local socket.
+state file, no secret. The host is the stack's own, reached as the provider reaches it
+(components.dockerhost): `docker:host`, `docker:sshOpts`, `docker:certPath` and the
+`docker:*Material` keys in Pulumi.<stack>.yaml, else DOCKER_HOST and the other environment
+variables, else the local socket.
 
 `Box` is a container as ops shows it, built from the engine's inspect data by a pure function.
 """
@@ -21,7 +23,7 @@ import docker
 import docker.errors
 import yaml
 
-from components.dockerhost import connect
+from components import dockerhost
 from components.render import LABEL_PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -145,11 +147,16 @@ def known_stacks(root: Optional[Path] = None) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
-def stack_docker_host(stack: str, root: Optional[Path] = None) -> str:
-    """`docker:host` of the stack as the provider would read it ('' = DOCKER_HOST or the local socket).
+def stack_docker_host(
+    stack: str, root: Optional[Path] = None, env: Optional[Mapping[str, str]] = None
+) -> dockerhost.DockerHost:
+    """The stack's Docker host as the provider reaches it: the `docker:` settings of
+    Pulumi.<stack>.yaml (Pulumi.yaml declares none), then their environment variables.
 
-    Pulumi.yaml declares no default for it, so the stack file is the only place it can be set.
+    ops decrypts nothing: an encrypted setting (`pulumi config set --secret`, e.g. the TLS key)
+    must come from its environment variable (DOCKER_KEY_MATERIAL, ...), or from docker:certPath.
     """
+    env = os.environ if env is None else env
     stack_file = (root or PROJECT_ROOT) / f"Pulumi.{stack}.yaml"
     try:
         config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
@@ -157,18 +164,27 @@ def stack_docker_host(stack: str, root: Optional[Path] = None) -> str:
         raise OpsError(
             f"{stack_file.name}: cannot read it ({error.__class__.__name__}: {str(error).splitlines()[0]})"
         ) from None
-    host = config.get("docker:host") or ""
-    if isinstance(host, dict):  # `pulumi config set --secret docker:host` (an address with credentials)
-        raise OpsError(f"{stack_file.name}: docker:host is encrypted; export DOCKER_HOST for ops instead")
-    return str(host).strip()
+    settings: dict[str, Any] = {}
+    for key, variable in dockerhost.ENVIRONMENT.items():
+        value = config.get(f"docker:{key}")
+        if isinstance(value, dict) and "secure" in value:
+            if not env.get(variable):
+                raise OpsError(
+                    f"{stack_file.name}: docker:{key} is encrypted and ops decrypts nothing; "
+                    f'export {variable} for ops (e.g. {variable}="$(pulumi config get docker:{key})")'
+                )
+            continue  # the variable stands in for it
+        settings[key] = value
+    try:
+        found = dockerhost.resolve(settings, env)
+        dockerhost.check(found)
+    except dockerhost.HostError as error:
+        raise OpsError(f"{stack_file.name}: {error}") from None
+    return found
 
 
-def describe_host(client: docker.DockerClient, docker_host: str) -> str:
-    return (
-        docker_host
-        or os.environ.get("DOCKER_HOST")
-        or client.api.base_url.replace("http+docker://localhost", "unix:///var/run/docker.sock")
-    )
+def describe_host(host: dockerhost.DockerHost) -> str:
+    return host.describe()
 
 
 class StackOnHost:
@@ -179,17 +195,15 @@ class StackOnHost:
         if stack not in stacks:
             raise OpsError(f"unknown stack '{stack}'; stacks: {', '.join(stacks) or 'none'} (from Pulumi.<stack>.yaml)")
         self.stack = stack
-        docker_host = stack_docker_host(stack, root)
+        host = stack_docker_host(stack, root)
         if client is None:
-            where = docker_host or os.environ.get("DOCKER_HOST") or "the local socket"
             try:
-                client = connect(docker_host, timeout=30)
-                client.ping()
-            except docker.errors.DockerException as error:
-                text = str(error).splitlines()[0] if str(error) else error.__class__.__name__
-                raise OpsError(f"no Docker engine answers at {where} for stack {stack} ({text[:160]})") from None
+                client = dockerhost.connect(host, timeout=30)
+            except dockerhost.HostError as error:
+                raise OpsError(f"no Docker engine answers for stack {stack}: {error}") from None
         self.client = client
-        self.where = describe_host(client, docker_host)
+        self.host = host
+        self.where = describe_host(host)
         self.boxes = self.refresh()
         if not self.boxes:
             summaries = client.api.containers(all=True, filters={"label": STACK})

@@ -29,6 +29,8 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import Stack, run_pulumi_func
 
+from components.settings.provider import SKIP_PROBE_ENV
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PROGRAM = PROJECT_ROOT / "__main__.py"
 
@@ -300,6 +302,21 @@ def _close_this_threads_loop() -> None:
 
 
 @contextlib.contextmanager
+def _host_probe(wanted: bool):
+    """The program's probe of its Docker host (components.settings.provider), for the plan only."""
+    name = SKIP_PROBE_ENV
+    before = os.environ.get(name)
+    os.environ[name] = "0" if wanted else "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+@contextlib.contextmanager
 def _working_directory(path: Path):
     previous = Path.cwd()
     os.chdir(path)
@@ -318,12 +335,15 @@ def plan_stack(
     preview: bool = False,
     root: Path = PROJECT_ROOT,
     program: Optional[Callable[[], object]] = None,
+    probe_host: bool = False,
 ) -> Plan:
     """Run the program for `stack` under mocks and return every resource it registers.
 
     overrides/secrets: extra config (keys without namespace are the project's), as if set with
     `pulumi config set` / `--secret`. stack_references: outputs of other stacks by name.
     program: run this instead of __main__.py (a test of one component under the same mocks).
+    probe_host: let the program connect to its Docker host before registering anything, as a
+    real `pulumi up` does (off by default: a plan needs no engine; the remote rehearsal turns it on).
     Raises PlanError with the program's one-line message when the config is refused.
     """
     config, namespace = stack_config(stack, root)
@@ -369,7 +389,7 @@ def plan_stack(
         return outputs
 
     try:
-        with _working_directory(root):
+        with _working_directory(root), _host_probe(probe_host):
             outputs = loop.run_until_complete(run())
     except pulumi.RunError as error:
         raise PlanError(str(error)) from None

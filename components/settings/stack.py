@@ -10,7 +10,7 @@ import pulumi
 
 from components.settings.app import AppSettings, project_path, read_app
 from components.settings.images import ImageSettings, accessory_image, read_image
-from components.settings.provider import check_registry_auth, docker_host
+from components.settings.provider import check_registry_auth, probe_docker_host, read_docker_host
 from components.settings.reader import Reader, ip, subnet
 from components.settings.services import (
     CelerySettings,
@@ -64,8 +64,9 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
     """Read and validate every stack setting once, section by section."""
     read = Reader(config or pulumi.Config(PROJECT))
 
-    # --- the Docker provider: where the engine is, and what its image pulls authenticate with
-    host = docker_host()
+    # --- the Docker provider: where the engine is and how it is reached (ssh, TLS; checked
+    # without connecting), and what its image pulls authenticate with
+    _, docker_access = read_docker_host()
     check_registry_auth(pulumi.Config("docker"))
 
     # --- the app image: built here, promoted from another stack, or pinned (images.py)
@@ -123,7 +124,7 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         deployment=Deployment(
             project=PROJECT,
             stack=pulumi.get_stack(),
-            docker_host=host,
+            docker=docker_access,
             restart_policy=read.string("restartPolicy", allowed=RESTART_POLICIES),
             healthcheck=Healthcheck(
                 interval=read.duration("healthcheckInterval"),
@@ -204,8 +205,15 @@ def queue_names(read: Reader) -> tuple[str, ...]:
 
 def load_or_fail() -> StackSettings:
     """load() for the program: a user's mistake ends `pulumi up` with its one line and no
-    traceback, before any resource exists."""
+    traceback, before any resource exists. Then the Docker host is reached once as the provider
+    will reach it (settings.provider.probe_docker_host), on previews too: a wrong key or an
+    unreachable host is known before anything is created, not after the networks and the
+    database were."""
     try:
-        return load()
+        settings = load()
+        reached = probe_docker_host(read_docker_host()[0])
+        if reached:
+            pulumi.log.info(f"docker:host: {reached}")
+        return settings
     except SettingsError as error:
         raise pulumi.RunError(str(error)) from None

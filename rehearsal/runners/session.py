@@ -39,13 +39,9 @@ class Session:
     engine: Engine = field(init=False)
     """Made by __post_init__ from the fields above."""
     base_images_ready: bool = False
-    docker_host: Optional[str] = None
-    """The engine's address for the release jobs (None: DOCKER_HOST, the client's default)."""
 
     def __post_init__(self):
-        self.engine = Engine(
-            self.client, run_labels=self.run_labels, say=self.say, images=self.images, docker_host=self.docker_host
-        )
+        self.engine = Engine(self.client, run_labels=self.run_labels, say=self.say, images=self.images)
 
     # ------------------------------------------------------------------ images
 

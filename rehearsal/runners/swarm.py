@@ -348,7 +348,7 @@ def rehearse_swarm(stack: str, say: Callable[[str], None], phase, connect, phase
             private = start_private_engine(say, (config[f"{namespace}:swarmDataLabel"], "true"))
             labels = {STACK_LABEL: name, RUN_LABEL: run}
             builder = Session(main, name, labels, say)
-            session = SwarmSession(private.client, name, labels, say, docker_host=private.docker_host, builder=builder)
+            session = SwarmSession(private.client, name, labels, say, builder=builder)
             builder.images, builder.built = session.images, session.built
             info["text"] = (
                 f"main Docker {main.version().get('Version')}; a private single-node swarm up in "
