@@ -14,7 +14,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= dev-only-passphrase
 # Services and the engine need root: use sudo where we are not (GitHub's runners).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help host-packages policy-venv setup services docker up preview lint test rehearse rehearse-release rehearse-faults rehearse-tls rehearse-swarm rehearse-down benchmark promote rollback \
+.PHONY: help host-packages policy-venv setup services docker up preview lint test rehearse rehearse-release rehearse-faults rehearse-tls rehearse-swarm rehearse-remote rehearse-down benchmark promote rollback \
 	status ps logs manage shell exec backup backups restore benchmark-ops
 
 help:
@@ -86,6 +86,9 @@ rehearse-tls: setup docker ## Boot STACK with HTTPS on (a certificate made for t
 
 rehearse-swarm: setup docker ## STACK with target swarm on a private single-node swarm (a second engine): smoke, new-commit and unhealthy-release under load
 	$(PY) -m rehearsal swarm $(STACK)
+
+rehearse-remote: setup docker ## STACK on a Docker host reached over ssh (a real sshd) and TCP+TLS (a private engine): refusals, boot, day-2 commands, new-commit under load (ARGS="--transport ssh" for one)
+	$(PY) -m rehearsal remote $(STACK) $(ARGS)
 
 rehearse-down: setup ## Remove what `make rehearse ARGS=--keep` left running for STACK
 	$(PY) -m rehearsal down $(STACK)

@@ -388,16 +388,18 @@ class _SSHProcess(SSHSocket):
         self.argv = argv
         self.errors = errors
         self.proc = None
+        self.stderr = None
 
     def connect(self, **kwargs):
         env = dict(os.environ)
         env.pop("LD_LIBRARY_PATH", None)  # as docker-py: the ssh binary is the system's
+        self.stderr = self.errors.file()
         self.proc = subprocess.Popen(
             self.argv,
             env=env,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=self.errors.file(),
+            stderr=self.stderr,
             start_new_session=True,  # no terminal: ssh cannot prompt (commandconn createSession)
         )
 
@@ -436,6 +438,9 @@ class _SSHProcess(SSHSocket):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self.stderr is not None:
+            self.errors.done(self.stderr)
+            self.stderr = None
         socket.socket.close(self)
 
 
@@ -456,39 +461,52 @@ class _ResponseStream:
 
 
 class _Stderr:
-    """The stderr of the ssh processes of one client: each to a temporary file; the last one read
-    back for the error message."""
+    """What the ssh processes of one client say on stderr: each process writes to its own
+    temporary file (its socket closes it); the last words of the latest one are kept for the
+    error message."""
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._last = None
+        self._latest: Any = None
+        self._said = ""
 
     def file(self):
         handle = tempfile.TemporaryFile()
         with self._lock:
-            if self._last is not None:
-                self._last.close()
-            self._last = handle
+            self._latest = handle
         return handle
+
+    def done(self, handle) -> None:
+        """The process of `handle` ended: keep what it said, close the file."""
+        text = _read(handle)
+        with self._lock:
+            if text:
+                self._said = text
+            if self._latest is handle:
+                self._latest = None
+        handle.close()
 
     def last(self) -> str:
         with self._lock:
-            if self._last is None:
-                return ""
-            self._last.seek(0)
-            text = self._last.read().decode(errors="replace")
+            text = _read(self._latest) if self._latest is not None else ""
+            text = text or self._said
         lines = [
             line.strip()
             for line in text.splitlines()
-            if line.strip() and not line.startswith("Warning: Permanently added")
+            if line.strip() and not line.startswith(("Warning: Permanently added", "@@@"))
         ]
         return " ".join(lines[-2:])
 
     def close(self):
-        with self._lock:
-            if self._last is not None:
-                self._last.close()
-                self._last = None
+        pass
+
+
+def _read(handle) -> str:
+    try:
+        handle.seek(0)
+        return handle.read().decode(errors="replace")
+    except (OSError, ValueError):  # closed meanwhile
+        return ""
 
 
 class _SSHConnection(urllib3.connection.HTTPConnection):

@@ -10,6 +10,7 @@ nothing the provider would read back differently (rehearsal.emulation.readback).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -21,6 +22,7 @@ from rehearsal.emulation.engine import Engine, UpdateResult, build_app_image, ch
 from rehearsal.emulation.model import State, plan_update
 from rehearsal.emulation.readback import drift
 from rehearsal.errors import RehearsalError
+from rehearsal.hosts.private_engine import copy_images
 from rehearsal.images.standins import dockerfile_base_images, ensure_images
 from rehearsal.runners.stacks import RehearsalPlan
 
@@ -163,3 +165,36 @@ class Session:
 
     def teardown(self, run: Optional[str] = None) -> tuple[int, int, int]:
         return teardown(self.client, self.stack, run)
+
+
+@dataclass
+class ElsewhereSession(Session):
+    """A Session on an engine other than the main one (a private engine: a swarm, a remote host),
+    whose images are built on the main one, where the stand-ins and the build cache are, and
+    copied over (`docker save | docker load`)."""
+
+    builder: Optional[Session] = None
+    """The session on the main engine that builds the images (sharing `images` and `built`)."""
+    copy_to: Optional[docker.DockerClient] = None
+    """Where images are loaded (the private engine's own socket; default: this session's client)."""
+    copied: set[str] = field(default_factory=set)
+
+    def prepare(self, rp: RehearsalPlan, *, context: Optional[Path] = None) -> str:
+        if self.builder is None:
+            raise RehearsalError(f"{type(self).__name__} needs a builder session on the main engine")
+        note = self.builder.prepare(rp, context=context)  # shares images and built with this session
+        wanted = sorted({self.images.get(image, image) for image in images_of(rp)} - self.copied)
+        if wanted:
+            started = time.monotonic()
+            copy_images(self.builder.client, self.copy_to or self.client, wanted, self.say)
+            self.copied |= set(wanted)
+            note += f"; {len(wanted)} image(s) copied to the private engine in {time.monotonic() - started:.1f}s"
+        self.engine.images.update(self.images)
+        return note
+
+
+def images_of(rp: RehearsalPlan) -> set[str]:
+    """Every image the plan runs: containers, release jobs, services."""
+    images = {r.inputs["taskSpec"]["containerSpec"]["image"] for r in rp.plan.of_type(SERVICE)}
+    images |= {r.inputs["image"] for r in rp.plan.containers()}
+    return images

@@ -80,18 +80,21 @@ def plan_for_rehearsal(
     overrides: Optional[Mapping[str, Any]] = None,
     secrets: Optional[Mapping[str, Any]] = None,
     git_sha: Optional[str] = None,
+    probe_host: bool = False,
 ) -> RehearsalPlan:
+    """probe_host: the program connects to its Docker host before registering anything, as
+    under a real `pulumi up` (planning.harness.plan_stack)."""
     overrides = dict(overrides or {})
     try:
         config, ns = stack_config(stack)
         source = overrides.get("imageSource", config.get(f"{ns}:imageSource", "build"))
         with commit(git_sha):
             if source == "build":
-                plan = plan_stack(stack, overrides=overrides, secrets=secrets)
+                plan = plan_stack(stack, overrides=overrides, secrets=secrets, probe_host=probe_host)
                 build, runtime = _the_builds(plan, stack)
                 return RehearsalPlan(stack, plan, build, stack, runtime=runtime)
             if source == "pin":
-                plan = plan_stack(stack, overrides=overrides, secrets=secrets)
+                plan = plan_stack(stack, overrides=overrides, secrets=secrets, probe_host=probe_host)
                 return RehearsalPlan(
                     stack, plan, None, stack, [overrides.get("imagePin") or config.get(f"{ns}:imagePin", "")]
                 )
@@ -109,6 +112,7 @@ def plan_for_rehearsal(
                     stack,
                     overrides=overrides,
                     secrets=secrets,
+                    probe_host=probe_host,
                     **plan_options(stack, app_ref=ref, git_sha=sha, overrides=overrides),
                 )
                 return RehearsalPlan(stack, plan, build, source_stack, [ref], runtime=runtime)
