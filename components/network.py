@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components import render
 from components.common import NetworkRef, child_options, label_args, resource_labels
 from components.settings import Deployment
 
@@ -41,11 +42,18 @@ class Networks(pulumi.ComponentResource):
         # containers on the manager) join the backend. The host-side address trick below is
         # the bridge driver's; an overlay has no address on the host.
         driver = "overlay" if swarm else "bridge"
+        subnet = args.deployment.frontend_subnet
         frontend = docker.Network(
             f"{name}-frontend",
             driver=driver,
             attachable=True if swarm else None,
-            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.deployment.frontend_subnet)],
+            # An overlay reports the gateway it gave the subnet (its first address; measured on
+            # 20.10), the provider reads it back into ipam_config (resource_docker_network_
+            # structures.go:21-23), and ipam_config is ForceNew (resource_docker_network.go):
+            # without it here, every `pulumi up` would replace the frontend overlay.
+            ipam_configs=[
+                docker.NetworkIpamConfigArgs(subnet=subnet, gateway=render.first_address(subnet) if swarm else None)
+            ],
             labels=labels("frontend"),
             # Delete-before-replace: a new network beside the old one would overlap its fixed
             # subnet, which Docker refuses (the provider leaves networks create-before-delete).

@@ -243,6 +243,8 @@ class _RecordingMonitor(MockMonitor):
                         "replacement_trigger": json_format.MessageToDict(request.replacement_trigger)
                         if request.HasField("replacement_trigger")
                         else None,
+                        # Input paths whose changes the engine ignores (it keeps the old value).
+                        "ignore_changes": list(request.ignoreChanges),
                     },
                 }
             )
@@ -267,6 +269,7 @@ class _RecordingMonitor(MockMonitor):
                     "delete_before_replace": None,
                     "replace_on_changes": [],
                     "replacement_trigger": None,
+                    "ignore_changes": [],
                     "read": True,
                 },
             }

@@ -94,6 +94,13 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
     swarm_shared_storage = read.string(
         "swarmSharedStorage", pattern=NFS_EXPORT_RE, expected="an NFS export as host:/path"
     )
+    if target == "swarm" and image.source == "build" and not image.registry:
+        # Every node pulls the image its tasks run; a build that stays on the manager reaches
+        # no other node (a one-node swarm would work, until a second node joins).
+        raise SettingsError(
+            "imageRegistry: target swarm runs the app on every node, which pull it: set imageRegistry "
+            "(the build is pushed, the services run its digest), or promote a pushed digest (imageSource stack or pin)"
+        )
     bind_address = ip(read, "bindAddress")
     if target == "swarm" and bind_address != "0.0.0.0":
         # A swarm port is published on every address of the node that runs the task.
