@@ -47,13 +47,13 @@ class Networks(pulumi.ComponentResource):
             f"{name}-frontend",
             driver=driver,
             attachable=True if swarm else None,
-            # An overlay reports the gateway it gave the subnet (its first address; measured on
-            # 20.10), the provider reads it back into ipam_config (resource_docker_network_
-            # structures.go:21-23), and ipam_config is ForceNew (resource_docker_network.go):
-            # without it here, every `pulumi up` would replace the frontend overlay.
-            ipam_configs=[
-                docker.NetworkIpamConfigArgs(subnet=subnet, gateway=render.first_address(subnet) if swarm else None)
-            ],
+            # The gateway Docker gives the subnet (its first address), stated: an overlay always
+            # reports it, a bridge after the engine restarted (moby#49520; both measured on
+            # 20.10.24 by the rehearsals), the provider reads it into ipam_config
+            # (resource_docker_network_structures.go:21-23) and ipam_config is ForceNew
+            # (kreuzwerker/terraform-provider-docker#54): unstated, a refresh would replace the
+            # network, and with it every container on it.
+            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=subnet, gateway=render.first_address(subnet))],
             labels=labels("frontend"),
             # Delete-before-replace: a new network beside the old one would overlap its fixed
             # subnet, which Docker refuses (the provider leaves networks create-before-delete).

@@ -11,7 +11,7 @@ every input that would differ.
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from components.settings import go_duration
 
@@ -305,16 +305,19 @@ def network_view(inspect: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def config_view(inspect: Mapping[str, Any]) -> dict[str, Any]:
-    """resourceDockerConfigRead (resource_docker_config.go:104-119): name, data (base64), labels."""
+def config_view(inspect: Mapping[str, Any], raw: bool = False) -> dict[str, Any]:
+    """resourceDockerConfigRead (resource_docker_config.go:104-119): name, labels, and the data
+    as `data_raw` when the program gave it so, else base64 `data`."""
     import base64
 
     spec = inspect["Spec"]
-    return {
-        "name": spec["Name"],
-        "data": base64.b64encode(base64.b64decode(spec.get("Data") or "")).decode(),
-        "labels": _labels(spec.get("Labels")),
-    }
+    data = base64.b64decode(spec.get("Data") or "")
+    view: dict[str, Any] = {"name": spec["Name"], "labels": _labels(spec.get("Labels"))}
+    if raw:
+        view["dataRaw"] = data.decode()
+    else:
+        view["data"] = base64.b64encode(data).decode()
+    return view
 
 
 def secret_view(inspect: Mapping[str, Any]) -> dict[str, Any]:
@@ -399,9 +402,48 @@ def _canon(value: Any) -> Any:
     return _normal(value)
 
 
-VIEWS = {"service": service_view, "network": network_view, "config": config_view, "secret": secret_view}
+VIEWS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    "service": service_view,
+    "network": network_view,
+    "config": config_view,
+    "secret": secret_view,
+}
+# Schema defaults of set or list elements the program leaves unset (resource_docker_service.go:
+# endpoint_spec.ports protocol "tcp", publish_mode "ingress"): the element compares with them.
+ELEMENT_DEFAULTS = {"ports": {"protocol": "tcp", "publishMode": "ingress"}}
 
 
-def resource_drift(kind: str, inputs: Mapping[str, Any], inspect: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """Inputs of a service, network, config or secret the provider would read back differently."""
-    return configured_drift(inputs, VIEWS[kind](inspect), skip=NOT_READ[kind])
+def resource_drift(
+    kind: str, inputs: Mapping[str, Any], inspect: Mapping[str, Any], *, ignore_labels: frozenset = frozenset()
+) -> dict[str, tuple[Any, Any]]:
+    """Inputs of a service, network, config or secret the provider would read back differently.
+    `ignore_labels`: label keys someone other than the program adds (the rehearsal's own)."""
+    view = config_view(inspect, raw="dataRaw" in inputs) if kind == "config" else VIEWS[kind](inspect)
+    return configured_drift(_with_defaults(inputs), _without_labels(view, ignore_labels), skip=NOT_READ[kind])
+
+
+def _with_defaults(value: Any, key: str = "") -> Any:
+    if isinstance(value, Mapping):
+        return {k: _with_defaults(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        defaults = ELEMENT_DEFAULTS.get(key)
+        return [
+            {**defaults, **item} if defaults and isinstance(item, Mapping) else _with_defaults(item) for item in value
+        ]
+    return value
+
+
+def _without_labels(value: Any, keys: frozenset) -> Any:
+    if not keys:
+        return value
+    if isinstance(value, Mapping):
+        out = {}
+        for k, v in value.items():
+            if k == "labels" and isinstance(v, list):
+                out[k] = [item for item in v if not (isinstance(item, Mapping) and item.get("label") in keys)]
+            else:
+                out[k] = _without_labels(v, keys)
+        return out
+    if isinstance(value, list):
+        return [_without_labels(v, keys) for v in value]
+    return value

@@ -126,7 +126,15 @@ class Layout:
         rule = ["-s", self.local_pool, "-d", self.local_pool, "-m", "comment", "--comment", self.name, "-j", "ACCEPT"]
         return chain, rule
 
-    def daemon_args(self) -> list[str]:
+    def daemon_args(self, *, restart: bool = False) -> list[str]:
+        """dockerd's arguments. `restart`: to start again on the data root of a daemon that ran,
+        without --default-address-pool: a dockerd that starts with a default bridge network in
+        its store, default address pools and no live-restore deletes the interface named
+        docker0 (moby v20.10.24 daemon/daemon_unix.go:879-887, removeDefaultBridgeInterface:
+        bridge.DefaultBridgeName, whatever --bridge says): the MAIN engine's bridge, after which
+        no container of the main engine could start (it happened here). Its networks keep their
+        subnets across the restart; a network created after it would take Docker's default pools."""
+        pools = [] if restart else [f"--default-address-pool=base={self.local_pool},size=24"]
         args = [
             _dockerd(),
             f"--config-file={self.run_root / 'daemon.json'}",
@@ -143,7 +151,7 @@ class Layout:
             "--ip-masq=false",
             "--userland-proxy=true",
             "--ip=127.0.0.1",
-            f"--default-address-pool=base={self.local_pool},size=24",
+            *pools,
             f"--cgroup-parent=/{self.name}",
             "--storage-driver=overlay2",
             "--log-level=warn",
@@ -229,6 +237,50 @@ class PrivateEngine:
     @property
     def base_url(self) -> str:
         return self.docker_host
+
+    def restart(self, timeout: float = START_TIMEOUT) -> tuple[float, float]:
+        """Stop the daemon as a host's shutdown or `systemctl restart docker` does (SIGTERM: it
+        stops its containers, then exits) and start it again on the same data root; its
+        containers come back by their restart policies (no live-restore). Returns (seconds to
+        stop, seconds until it answered again)."""
+        started = time.monotonic()
+        host_bridges = {name for name in links() if name == "docker0"}
+        self.client.close()
+        signal_and_wait(self.pid, self.say, self.layout.name, timeout=60)
+        stopped = time.monotonic() - started
+        log = open(self.layout.log, "ab")
+        process = subprocess.Popen(
+            self.layout.daemon_args(restart=True),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        self.pid = process.pid
+        self.client = docker.DockerClient(base_url=f"unix://{self.layout.socket}", version="1.41", timeout=60)
+        again = time.monotonic()
+        deadline = again + timeout
+        while True:
+            if process.poll() is not None:
+                raise EngineUnavailable(
+                    f"the private dockerd exited with {process.returncode}: {log_tail(self.layout)}"
+                )
+            try:
+                if self.client.ping() and _tcp_listens(self.layout):
+                    gone = host_bridges - links()
+                    if gone:  # never again silently: see daemon_args(restart=True)
+                        raise EngineUnavailable(
+                            f"the host's {', '.join(sorted(gone))} vanished when the private engine restarted"
+                        )
+                    return stopped, time.monotonic() - again
+            except EngineUnavailable:
+                raise
+            except Exception:  # noqa: BLE001 - not answering yet
+                pass
+            if time.monotonic() > deadline:
+                raise EngineUnavailable(f"the private dockerd did not answer again within {timeout:.0f}s")
+            time.sleep(0.2)
 
     def close(self) -> None:
         if self._closed:
@@ -316,6 +368,9 @@ def start_engine(layout: Layout, say: Say = _quiet, *, extra_devices: Sequence[s
     if reason is None:
         _clear_leftovers(layout, say, extra_devices)
         reason = route_overlap(layout.prefixes)
+    if reason is None and layout.data_root.exists() and any(layout.data_root.iterdir()):
+        # A daemon that starts on an old store deletes the host's docker0 (daemon_args).
+        reason = f"{layout.data_root} is left from an earlier run and could not be removed"
     if reason:
         raise EngineUnavailable(reason)
     before = HostSnapshot.take()

@@ -61,6 +61,8 @@ class Context:
     """The environment the day-2 commands run in (None: ours), e.g. DOCKER_HOST of a remote host."""
     ops_runs: int = 3
     """Runs of each day-2 command the benchmark times."""
+    engine_restart: Optional[Callable[[], tuple[float, float]]] = None
+    """Restarts the engine the stack runs on (a private one only): the restart-engine fault."""
 
     # -- planning
 

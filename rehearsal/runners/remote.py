@@ -19,7 +19,10 @@ transport, with the `docker:` settings a user sets for it (`docker:host` and `do
   components.dockerhost over that transport;
 - the transport itself: the session's client, the jobs' connection and, for ssh, the logins
   sshd accepted;
-- new-commit under load through nginx (the release rehearsal's line).
+- new-commit under load through nginx (the release rehearsal's line);
+- on the last transport, the engine restarts under writes (rehearsal/faults/restart_engine.py:
+  `fault <stack> restart-engine: <N> requests, <F> failed, <L> lost`), then the provider's
+  read-back of everything must still match (what a refresh then a plan would show).
 
 Then `remote <stack> <transport>: <K> checks passed, <M> failed`, one line per transport.
 """
@@ -37,12 +40,14 @@ import docker.errors
 
 from components import dockerhost
 from planning.harness import JOB
-from rehearsal.checks.smoke import Check, require, run_check
+from rehearsal.checks.smoke import Check, CheckFailed, require, run_check
 from rehearsal.emulation.engine import RUN_LABEL, STACK_LABEL
 from rehearsal.errors import RehearsalError
+from rehearsal.faults import fault_line, restart_engine
 from rehearsal.hosts.private_engine import free_port, why_unavailable
 from rehearsal.hosts.remote_host import TRANSPORTS, Refusal, RemoteHost, start_remote_host
 from rehearsal.hosts.ssh_host import SshUnavailable
+from rehearsal.runners.faults import run_fault
 from rehearsal.runners.release import Context, boot, run_scenarios
 from rehearsal.runners.session import ElsewhereSession, Session
 from rehearsal.runners.stacks import plan_for_rehearsal
@@ -63,7 +68,17 @@ def _objects(client: docker.DockerClient) -> tuple[int, int, int]:
 class Transport:
     """One transport's rehearsal on the shared host."""
 
-    def __init__(self, stack: str, transport: str, host: RemoteHost, builder: Session, run: str, say, phase):
+    def __init__(
+        self,
+        stack: str,
+        transport: str,
+        host: RemoteHost,
+        builder: Session,
+        run: str,
+        say,
+        phase,
+        restart_engine: bool = False,
+    ):
         self.stack, self.transport, self.host, self.builder, self.say, self.phase = (
             stack,
             transport,
@@ -80,6 +95,8 @@ class Transport:
         self.overrides = {**settings, "httpPort": free_port(), "frontendSubnet": f"10.{octet}.200.0/24"}
         self.checks: list[Check] = []
         self.session: Optional[ElsewhereSession] = None
+        self.restart_engine = restart_engine
+        """After the scenarios: the engine restarts under load (once, on the last transport)."""
 
     # -- refusals
 
@@ -156,6 +173,35 @@ class Transport:
                 self.checks.append(
                     Check(f"scenario {outcome.scenario.name}", outcome.ok, "; ".join(outcome.problems) or "as expected")
                 )
+        if self.restart_engine and all(c.ok for c in self.checks):
+            self.engine_restart(ctx)
+
+    def engine_restart(self, ctx: Context) -> None:
+        """The engine restarts under writes (rehearsal/faults/restart_engine.py), then what a
+        `pulumi refresh` reads back and a plan must change nothing."""
+        ctx.engine_restart = self.host.engine.restart
+        info: dict = {}
+        with self.phase("fault restart-engine", info):
+            outcome = run_fault(ctx, restart_engine.FAULT)
+            info["text"] = "as expected" if outcome.ok else "NOT as expected: " + "; ".join(outcome.problems)
+        report = outcome.report
+        self.say(fault_line(self.stack, "restart-engine", report.requests, report.failed, outcome.trial.lost))
+        self.checks.append(Check("fault restart-engine", outcome.ok, "; ".join(outcome.problems) or "as expected"))
+        check = run_check(
+            "refresh and plan after the restart",
+            lambda: self.session.preview_after(ctx.current_plan()),  # type: ignore[union-attr]
+        )
+        self.say(check.line())
+        self.checks.append(check)
+
+    def _preview(self, ctx: Context) -> str:
+        """What a refresh (the provider's read, replayed) and then a plan would show: a line, or
+        the changes as a failed check (CheckFailed) rather than an error that ends the run."""
+        assert self.session is not None
+        try:
+            return self.session.preview_after(ctx.current_plan())
+        except RehearsalError as error:
+            raise CheckFailed(str(error)) from None
 
     def _config(self) -> dict:
         return {
@@ -235,7 +281,8 @@ def rehearse_remote(
             )
         shared: dict = {"images": builder.images, "built": builder.built, "copied": set()}
         for name in transports:
-            transport = Transport(stack, name, host, builder, run, say, phase)
+            last = name == transports[-1]
+            transport = Transport(stack, name, host, builder, run, say, phase, restart_engine=last)
             failed = False
             try:
                 transport.refusals()

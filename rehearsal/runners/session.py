@@ -146,7 +146,11 @@ class Session:
                 drifted[entry.name] = {"(gone)": ("exists", "not found")}
                 continue
             inputs = self._real_inputs(entry.inputs)
-            found = drift(inputs, inspect) if kind == "container" else resource_drift(kind, inputs, inspect)
+            found = (
+                drift(inputs, inspect)
+                if kind == "container"
+                else resource_drift(kind, inputs, inspect, ignore_labels=frozenset(self.run_labels))
+            )
             counts[kind] = counts.get(kind, 0) + 1
             if found:
                 drifted[entry.name] = found

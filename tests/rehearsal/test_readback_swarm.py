@@ -229,3 +229,28 @@ def test_a_config_reads_back_its_data_and_labels_a_secret_only_its_name():
 def test_blocks_compare_only_what_the_program_sets():
     assert configured_drift({"a": {"b": 1.0}}, {"a": {"b": 1, "c": "computed"}}) == {}
     assert configured_drift({"a": {"b": 2}}, {"a": {"b": 1}}) == {"a.b": (2, 1)}
+
+
+def test_a_raw_config_is_read_back_raw_and_the_rehearsals_own_labels_are_not_the_programs():
+    config = {
+        "Spec": {
+            "Name": "conf-1",
+            "Data": base64.b64encode(b"user nginx;").decode(),
+            "Labels": {"k": "v", "rehearsal.run": "x"},
+        }
+    }
+    inputs = {"name": "conf-1", "dataRaw": "user nginx;", "labels": [{"label": "k", "value": "v"}]}
+    assert set(resource_drift("config", inputs, config)) == {"labels"}
+    assert resource_drift("config", inputs, config, ignore_labels=frozenset({"rehearsal.run"})) == {}
+
+
+def test_a_published_port_compares_with_the_schemas_defaults():
+    svc = inspect_service()
+    svc["Endpoint"]["Ports"] = [{"Protocol": "tcp", "TargetPort": 80, "PublishedPort": 80, "PublishMode": "host"}]
+    ports = [{"targetPort": 80.0, "publishedPort": 80.0, "publishMode": "host"}]
+    inputs = {**service_inputs(), "endpointSpec": {"mode": "dnsrr", "ports": ports}}
+    assert resource_drift("service", inputs, svc) == {}
+    ingress = [{"targetPort": 80.0, "publishedPort": 80.0}]  # publish_mode's default is ingress
+    assert set(resource_drift("service", {**inputs, "endpointSpec": {"mode": "dnsrr", "ports": ingress}}, svc)) == {
+        "endpointSpec.ports"
+    }

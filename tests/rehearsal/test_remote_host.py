@@ -89,3 +89,26 @@ def test_the_day2_environment_reaches_the_same_engine(host):
             assert client.info()["ID"] == host.engine.client.info()["ID"]
         finally:
             client.close()
+
+
+@pytest.mark.docker
+def test_the_engine_restarts_and_answers_again_over_both_transports(host):
+    before = links()
+    stopped, answered = host.engine.restart()
+    # moby daemon_unix.go:879-887 would delete the host's docker0 (the main engine's bridge)
+    assert ("docker0" in before) <= ("docker0" in links())
+    assert "--default-address-pool" not in " ".join(host.layout.daemon_args(restart=True))
+    assert stopped < 60 and answered < 60
+    for transport in ("ssh", "tls"):
+        assert reach(*host.settings(transport)).startswith("Docker ")
+
+
+def test_the_restart_fault_refuses_the_main_engine():
+    from types import SimpleNamespace
+
+    from rehearsal.faults import restart_engine
+    from rehearsal.faults.fault import Trial
+    from rehearsal.scenarios import ScenarioFailed
+
+    with pytest.raises(ScenarioFailed, match="only on a private engine"):
+        restart_engine.FAULT.inject(SimpleNamespace(engine_restart=None), Trial(print))
