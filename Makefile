@@ -19,7 +19,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TTY_ARGS = $(if $(filter -T,$(firstword $(ARGS))),-T -- $(wordlist 2,$(words $(ARGS)),$(ARGS)),-- $(ARGS))
 
 .PHONY: help host-packages runtime policy-venv setup services docker engine check up preview destroy lint test \
-	rehearse rehearse-release rehearse-faults rehearse-tls rehearse-swarm rehearse-down benchmark promote rollback \
+	rehearse rehearse-release rehearse-faults rehearse-tls rehearse-swarm rehearse-remote rehearse-down benchmark promote rollback \
 	status ps logs manage shell exec backup backups restore benchmark-ops docs docs-check compose-import e2e \
 	adopt sample runtime-image
 
@@ -107,6 +107,9 @@ rehearse-tls: setup docker ## Boot STACK with HTTPS on (a certificate made for t
 
 rehearse-swarm: setup docker ## STACK with target swarm on a private single-node swarm (a second engine): smoke, new-commit and unhealthy-release under load
 	$(PY) -m rehearsal swarm $(STACK)
+
+rehearse-remote: setup docker ## STACK on a Docker host reached over ssh (a real sshd) and TCP+TLS (a private engine): refusals, boot, day-2 commands, new-commit under load (ARGS="--transport ssh" for one)
+	$(PY) -m rehearsal remote $(STACK) $(ARGS)
 
 rehearse-down: setup ## Remove what `make rehearse ARGS=--keep` left running for STACK
 	$(PY) -m rehearsal down $(STACK)

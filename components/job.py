@@ -37,7 +37,7 @@ import requests
 from pulumi.output import Unknown
 from pulumi.runtime import rpc
 
-from components.dockerhost import connect
+from components import dockerhost
 
 PROVIDER_KEY = "__provider"
 RUN_LABEL = "django-docker.job-run"
@@ -64,7 +64,13 @@ INPUT_TYPES: dict[str, Any] = {
     "logOpts": dict,
     "namePrefix": str,
     "timeoutSeconds": (int, float),
+    # How the Docker host is reached, as the provider reaches it (components.dockerhost).
     "dockerHost": str,
+    "sshOpts": list,
+    "certPath": str,
+    "caMaterial": str,
+    "certMaterial": str,
+    "keyMaterial": str,
 }
 REQUIRED = ("image", "command", "namePrefix", "timeoutSeconds")
 # The keys each item of a structured property may have (a subset of pulumi-docker's).
@@ -75,8 +81,10 @@ NESTED_KEYS = {
     "labels": {"label", "value"},
 }
 OUTPUT_KEYS = ("runId", "exitCode", "logTail", "startedAt", "finishedAt")
-# Where the Docker host is reached from does not change the job: not compared, not recorded.
-NOT_COMPARED = {PROVIDER_KEY, "dockerHost", *OUTPUT_KEYS}
+# How the Docker host is reached does not change the job: not compared. Recorded (the PEM
+# texts secret: the engine marks an output secret when its input was) so `delete` reaches it.
+CONNECTION_KEYS = ("dockerHost", "sshOpts", "certPath", "caMaterial", "certMaterial", "keyMaterial")
+NOT_COMPARED = {PROVIDER_KEY, *CONNECTION_KEYS, *OUTPUT_KEYS}
 NAME_PREFIX = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}")
 MB = 1024 * 1024
 
@@ -206,6 +214,22 @@ def docker_settings(props: Mapping[str, Any]) -> tuple[dict, list[str]]:
     return kwargs, networks[1:]
 
 
+def host_of(props: Mapping[str, Any]) -> dockerhost.DockerHost:
+    """The Docker host from the job's connection properties; no dockerHost (a job recorded
+    before they existed): DOCKER_HOST and the other variables, as the provider falls back."""
+    props = plain(props)
+    if not props.get("dockerHost"):
+        return dockerhost.resolve({}, None)
+    return dockerhost.DockerHost(
+        host=props["dockerHost"],
+        ssh_opts=tuple(props.get("sshOpts") or ()),
+        cert_path=props.get("certPath") or "",
+        ca_material=props.get("caMaterial") or "",
+        cert_material=props.get("certMaterial") or "",
+        key_material=props.get("keyMaterial") or "",
+    )
+
+
 def job_diff(olds: Mapping[str, Any], news: Mapping[str, Any]) -> list[str]:
     """The input keys whose value changed (or is not known yet), sorted."""
     keys = sorted((set(olds) | set(news)) - NOT_COMPARED)
@@ -270,9 +294,9 @@ def run_job(props: Mapping[str, Any]) -> dict:
     name = f"{prefix}-{run_id[:7]}"
     kwargs["labels"][RUN_LABEL] = run_id
     try:
-        client = connect(props.get("dockerHost") or "")
-    except (docker_sdk.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise JobError(f"{prefix}: cannot reach the Docker host: {exc}".splitlines()[0]) from None
+        client = dockerhost.connect(host_of(props))
+    except dockerhost.HostError as exc:
+        raise JobError(f"{prefix}: cannot reach the Docker host: {exc}") from None
     container = None
     try:
         container = client.containers.create(name=name, **kwargs)
@@ -319,8 +343,8 @@ def run_job(props: Mapping[str, Any]) -> dict:
             f"{prefix} exited 0 but its container {name} could not be removed ({cleanup_problem}); "
             "the next `pulumi up` runs it again"
         )
-    # The inputs as outputs: the dynamic provider's diff sees only old outputs. dockerHost too
-    # (diff ignores it), so `delete` looks for leftovers on the host the job ran on.
+    # The inputs as outputs: the dynamic provider's diff sees only old outputs. The connection
+    # too (diff ignores it), so `delete` looks for leftovers on the host the job ran on.
     outs = {key: value for key, value in props.items() if key not in (PROVIDER_KEY, *OUTPUT_KEYS)}
     return {
         **outs,
@@ -365,7 +389,7 @@ class JobProvider(pulumi.dynamic.ResourceProvider):
         # Best effort: create removes its container; one remains only if the provider process
         # died mid-run. Never fails a destroy or a replacement for it.
         try:
-            client = connect(props.get("dockerHost") or "", timeout=15)
+            client = dockerhost.connect(host_of(props), timeout=15)
             try:
                 for container in client.containers.list(all=True, filters={"label": f"{RUN_LABEL}={id_}"}):
                     _remove(container)
@@ -423,8 +447,19 @@ class JobArgs:
     log_opts: Optional[Mapping[str, str]] = None
     """Log driver options (rotation)."""
     docker_host: str = ""
-    """Where the Docker engine is: "" = the environment's DOCKER_HOST or default socket;
-    `ssh://user@host`; or a base URL. Not compared: moving where it is reached from re-runs nothing."""
+    """Where the Docker engine is, as the provider reaches it (settings.provider.DockerAccess):
+    unix://, tcp:// or ssh://; "" = DOCKER_HOST or the local socket. This and the five below are
+    not compared: moving how the host is reached re-runs nothing."""
+    ssh_opts: Sequence[str] = ()
+    """`docker:sshOpts`: the ssh options the provider passes (ssh:// only)."""
+    cert_path: str = ""
+    """`docker:certPath`: a directory with ca.pem, cert.pem, key.pem (tcp:// with TLS)."""
+    ca_material: Optional[pulumi.Input[str]] = None
+    """`docker:caMaterial`: PEM (secret), with cert_material and key_material."""
+    cert_material: Optional[pulumi.Input[str]] = None
+    """`docker:certMaterial`: PEM (secret)."""
+    key_material: Optional[pulumi.Input[str]] = None
+    """`docker:keyMaterial`: PEM (secret)."""
 
     def __post_init__(self) -> None:
         if not NAME_PREFIX.fullmatch(self.name_prefix):
@@ -455,6 +490,12 @@ def job_props(args: JobArgs) -> dict[str, Any]:
         "namePrefix": args.name_prefix,
         "timeoutSeconds": args.timeout_seconds,
         "dockerHost": args.docker_host,
+        "sshOpts": list(args.ssh_opts) or None,
+        "certPath": args.cert_path or None,
+        # Secret whatever the caller passed: the private key above all.
+        "caMaterial": pulumi.Output.secret(args.ca_material) if args.ca_material is not None else None,
+        "certMaterial": pulumi.Output.secret(args.cert_material) if args.cert_material is not None else None,
+        "keyMaterial": pulumi.Output.secret(args.key_material) if args.key_material is not None else None,
     }
     return {key: value for key, value in props.items() if value is not None}
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_docker as docker
 
+from components import render
 from components.common import NetworkRef, child_options, label_args, resource_labels
 from components.settings import Deployment
 
@@ -41,11 +42,18 @@ class Networks(pulumi.ComponentResource):
         # containers on the manager) join the backend. The host-side address trick below is
         # the bridge driver's; an overlay has no address on the host.
         driver = "overlay" if swarm else "bridge"
+        subnet = args.deployment.frontend_subnet
         frontend = docker.Network(
             f"{name}-frontend",
             driver=driver,
             attachable=True if swarm else None,
-            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=args.deployment.frontend_subnet)],
+            # The gateway Docker gives the subnet (its first address), stated: an overlay always
+            # reports it, a bridge after the engine restarted (moby#49520; both measured on
+            # 20.10.24 by the rehearsals), the provider reads it into ipam_config
+            # (resource_docker_network_structures.go:21-23) and ipam_config is ForceNew
+            # (kreuzwerker/terraform-provider-docker#54): unstated, a refresh would replace the
+            # network, and with it every container on it.
+            ipam_configs=[docker.NetworkIpamConfigArgs(subnet=subnet, gateway=render.first_address(subnet))],
             labels=labels("frontend"),
             # Delete-before-replace: a new network beside the old one would overlap its fixed
             # subnet, which Docker refuses (the provider leaves networks create-before-delete).

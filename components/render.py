@@ -7,6 +7,7 @@ contracts (paths, commands, variables) is docs/contracts.md.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Iterable, Mapping, Optional, Sequence
 from urllib.parse import quote
@@ -587,3 +588,8 @@ http {{
 {servers_block}
 }}
 """
+
+
+def first_address(subnet: str) -> str:
+    """The subnet's first host address: the gateway Docker's default IPAM gives a network."""
+    return str(next(iter(ipaddress.ip_network(subnet).hosts())))

@@ -13,7 +13,12 @@ What the provider does with a Service (terraform-provider-docker v4.5.0, the one
   `completed`; `rollback_completed` or `paused` is an error (funcs.go:52-76, 405-477). So a
   release whose tasks never turn healthy fails `pulumi up`, and swarm has put the old spec back;
 - after such a failure the state may hold the new spec while swarm runs the old one: run
-  `pulumi up --refresh` (docs/swarm.md).
+  `pulumi up --refresh` (docs/swarm.md);
+- what it reads back is what the next diff compares with (resourceDockerServiceRead,
+  funcs.go:118-160): every duration in its short form (`60s` is read as `1m`:
+  service_structures.go:1341-1350 shortDur), a tmpfs mode without its sticky bit
+  (:270-276, Mode.Perm()). So the program writes them that way (`duration`, no tmpfs mode),
+  and the rehearsal replays that read after every `pulumi up` (rehearsal/emulation/readback.py).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from components.common import (
     healthcheck_args,
     label_args,
 )
-from components.settings import Deployment, Healthcheck
+from components.settings import Deployment, Healthcheck, go_duration
+from components.settings.values import valid_ns
 
 MIB = 1024 * 1024
 # Poll every 2s (the provider's default is 7s: funcs.go:210), so `pulumi up` learns quickly.
@@ -45,12 +51,35 @@ CONVERGE_POLL = "2s"
 RESTART_CONDITIONS = {"always": "any", "unless-stopped": "any", "on-failure": "on-failure"}
 
 
-def service_options(parent: pulumi.Resource, opts: pulumi.ResourceOptions | None = None) -> pulumi.ResourceOptions:
-    """A service is changed in place by a rolling update, never replaced for a release; the few
+# The Docker client the provider uses fills placement.platforms from the registry on create
+# (moby client/service_create.go:88-101, QueryRegistry: resource_docker_service_funcs.go:45),
+# and the provider reads it back (service_structures.go:491-492) though the program sets none:
+# without this every later `pulumi up` would update every service. Where no registry answers
+# (this project's rehearsal), nothing is filled in.
+IGNORED = ["taskSpec.placement.platforms"]
+
+
+def service_options(
+    parent: pulumi.Resource, opts: pulumi.ResourceOptions | None = None, *, singleton: bool = False
+) -> pulumi.ResourceOptions:
+    """A service is changed in place by a rolling update, never replaced for a release. The few
     changes that do replace it (networks, aliases) are create-before-delete with auto-names
-    (the bridge's rule: pulumi-terraform-bridge pkg/tfbridge/provider.go:1275-1276; modelled in
-    rehearsal/emulation/model.py, not rehearsed: no scenario changes a service's networks)."""
-    return child_options(parent, opts, delete_before_replace=False)
+    (the bridge's rule: pulumi-terraform-bridge pkg/tfbridge/provider.go:1275-1276), except for
+    a `singleton` (postgres, redis, beat, nginx): its old service goes first, so two postgres
+    never share one data directory, and a second nginx never waits for the host port."""
+    return child_options(parent, opts, delete_before_replace=singleton, ignore_changes=IGNORED)
+
+
+def duration(value: str | int) -> str:
+    """A service's duration as the provider reads it back (shortDur, service_structures.go:
+    1341-1350): Go's Duration.String() without a trailing 0s after minutes or 0m after hours.
+    `value`: a Go duration, or whole seconds."""
+    text = go_duration(value * 10**9 if isinstance(value, int) else valid_ns(value))
+    if text.endswith("m0s"):
+        text = text[:-2]
+    if text.endswith("h0m"):
+        text = text[:-2]
+    return text
 
 
 def converge_seconds(health: Healthcheck, replicas: int) -> int:
@@ -72,7 +101,7 @@ def rolling(*, start_first: bool, health: Healthcheck) -> dict:
     twice, two servers on one data directory, one host port).
     """
     order = "start-first" if start_first else "stop-first"
-    monitor = health.monitor  # watch each new task for as long as its healthcheck can take to fail it
+    monitor = duration(health.monitor)  # watch each new task for as long as its healthcheck can take to fail it
     return dict(
         update_config=docker.ServiceUpdateConfigArgs(
             parallelism=1, delay="0s", order=order, failure_action="rollback", monitor=monitor, max_failure_ratio="0"
@@ -84,7 +113,14 @@ def rolling(*, start_first: bool, health: Healthcheck) -> dict:
 
 
 def healthcheck(test: Sequence[str], health: Healthcheck) -> docker.ServiceTaskSpecContainerSpecHealthcheckArgs:
-    return healthcheck_args(test, health, docker.ServiceTaskSpecContainerSpecHealthcheckArgs)
+    """The task's healthcheck (common.healthcheck_args), its durations as a service reads them back."""
+    short = Healthcheck(
+        interval=duration(health.interval),
+        timeout=duration(health.timeout),
+        retries=health.retries,
+        start_period=duration(health.start_period),
+    )
+    return healthcheck_args(test, short, docker.ServiceTaskSpecContainerSpecHealthcheckArgs)
 
 
 def task_spec(
@@ -139,10 +175,11 @@ def volume_mount(
 
 
 def tmpfs_mount(target: str, size_mb: int) -> docker.ServiceTaskSpecContainerSpecMountArgs:
+    # No mode: tmpfs's own is 1777, and a 0o1777 given here is read back as 0o777 (Mode.Perm()).
     return docker.ServiceTaskSpecContainerSpecMountArgs(
         type="tmpfs",
         target=target,
-        tmpfs_options=docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs(size_bytes=size_mb * MIB, mode=0o1777),
+        tmpfs_options=docker.ServiceTaskSpecContainerSpecMountTmpfsOptionsArgs(size_bytes=size_mb * MIB),
     )
 
 
@@ -221,7 +258,7 @@ def app_service(
         init=True,  # tini as PID 1, as for the containers
         healthcheck=healthcheck(render.app_healthcheck(health_role), health),
         secrets=secret_files,
-        stop_grace_period=f"{grace_seconds}s",
+        stop_grace_period=duration(grace_seconds),
         labels=label_args(rt.label_map(service, **(labels or {})), docker.ServiceTaskSpecContainerSpecLabelArgs),
     )
     return docker.Service(
@@ -240,7 +277,7 @@ def app_service(
         converge_config=converge(health, replicas),
         labels=service_labels(rt.label_map(service, **(labels or {}))),
         **rolling(start_first=start_first, health=health),
-        opts=service_options(parent),
+        opts=service_options(parent, singleton=not start_first),
     )
 
 
@@ -266,7 +303,7 @@ def accessory_service(
                 image=accessory.image,
                 mounts=list(mounts),
                 healthcheck=healthcheck(accessory.test, accessory.health),
-                stop_grace_period=f"{accessory.grace_seconds}s",
+                stop_grace_period=duration(accessory.grace_seconds),
                 labels=label_args(accessory.labels(), docker.ServiceTaskSpecContainerSpecLabelArgs),
                 **container,
             ),
@@ -280,7 +317,7 @@ def accessory_service(
         converge_config=converge(accessory.health, 1),
         labels=service_labels(accessory.labels()),
         **rolling(start_first=False, health=accessory.health),
-        opts=service_options(parent, opts),
+        opts=service_options(parent, opts, singleton=True),
     )
 
 

@@ -89,10 +89,10 @@ def _engine(stack: str) -> int:
         raise OpsError(
             f"unknown stack '{stack}'; stacks: {', '.join(known_stacks()) or 'none'} (from Pulumi.<stack>.yaml)"
         )
-    docker_host = stack_docker_host(stack)
-    client = engine_client(stack, docker_host)
+    host = stack_docker_host(stack)
+    client = engine_client(stack, host)
     version = client.version().get("Version", "?")
-    print(f"Docker engine {version} answers at {describe_host(client, docker_host)} for stack {stack}")
+    print(f"Docker engine {version} answers at {describe_host(host)} for stack {stack}")
     return 0
 
 

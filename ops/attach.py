@@ -10,6 +10,15 @@ the caller (docker-py has no interactive mode). What this adds, in the smallest 
   size follows ours (SIGWINCH), and is restored however we leave.
 The connection is read through the HTTP response's own buffered reader: the first bytes an exec
 writes can arrive with the 101 response and already sit in that buffer.
+
+Over TLS (a tcp:// Docker host with docker:certPath or the *Material keys) a connection cannot
+be half-closed from Python: ssl.SSLSocket.shutdown drops TLS and sends a bare FIN, after which
+the engine's last record arrives undecrypted and the connection is never closed (seen against
+dockerd 20.10). Go's client sends close_notify instead (tls.Conn.CloseWrite). So: a command
+that gets no input (stdin /dev/null or closed) is created without stdin at all, on every
+transport; a pipe into `manage` over TLS goes through a second attach that carries stdin only
+and is closed whole at the end (the container has StdinOnce: its stdin closes when that
+client detaches, moby daemon/attach.go); a pipe into `exec` over TLS is refused in one line.
 """
 
 from __future__ import annotations
@@ -19,6 +28,8 @@ import os
 import shutil
 import signal
 import socket
+import ssl
+import stat
 import struct
 import sys
 import termios
@@ -60,10 +71,23 @@ class Channel:
         else:
             self.sock.write(data)
 
+    @property
+    def can_half_close(self) -> bool:
+        return not isinstance(self.sock, ssl.SSLSocket)
+
     def close_write(self) -> None:
+        if not self.can_half_close:
+            raise RuntimeError("a TLS connection cannot be half-closed from Python (see the module's docstring)")
         raw = getattr(self.sock, "_sock", self.sock)
         with contextlib.suppress(OSError, AttributeError):
             raw.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        """Close the whole connection (the attach detaches)."""
+        with contextlib.suppress(Exception):
+            self.response.close()
+        with contextlib.suppress(Exception):
+            self.sock.close()
 
 
 def _hijack(api: docker.APIClient, response) -> Channel:
@@ -72,9 +96,9 @@ def _hijack(api: docker.APIClient, response) -> Channel:
     return Channel(read=getattr(reader, "read1", None) or reader.read, sock=sock, response=response)
 
 
-def attach_container(api: docker.APIClient, container_id: str) -> Channel:
-    """Attach to a created (not yet started) container's stdin, stdout and stderr."""
-    params = {"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}
+def attach_container(api: docker.APIClient, container_id: str, *, stdin: bool = True, output: bool = True) -> Channel:
+    """Attach to a created (not yet started) container's stdin and/or stdout and stderr."""
+    params = {"stdin": int(stdin), "stdout": int(output), "stderr": int(output), "stream": 1}
     response = api.post(
         api._url("/containers/{0}/attach", container_id), None, params=params, stream=True, headers=UPGRADE
     )
@@ -109,14 +133,15 @@ def _copy_out(channel: Channel, tty: bool, out: BinaryIO, err: BinaryIO) -> None
             target.flush()
 
 
-def _copy_in(channel: Channel, stdin_fd: int) -> None:
+def _copy_in(channel: Channel, stdin_fd: int, input_only: bool = False) -> None:
+    """Our stdin to the channel; at its end, half-close (or close, on a stdin-only attach)."""
     while True:
         try:
             data = os.read(stdin_fd, 65536)
         except OSError:
             data = b""
         if not data:
-            channel.close_write()
+            channel.close() if input_only else channel.close_write()
             return
         try:
             channel.write(data)
@@ -145,6 +170,19 @@ def raw_terminal(fd: int, resize: Optional[Callable[[int, int], None]]):
         signal.signal(signal.SIGWINCH, previous)
 
 
+def has_input(stream) -> bool:
+    """Whether stdin can give anything: not when closed or /dev/null (a character device that
+    is not a terminal). A pipe or a file can; a terminal can."""
+    fd = _fileno(stream)
+    if fd is None:
+        return False
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISCHR(mode) and not os.isatty(fd))
+
+
 def _fileno(stream) -> Optional[int]:
     try:
         return stream.fileno()
@@ -157,10 +195,15 @@ def pump(
     *,
     tty: bool,
     forward_stdin: bool,
+    stdin_channel: Optional[Channel] = None,
     started: Optional[Callable[[], None]] = None,
     resize: Optional[Callable[[int, int], None]] = None,
 ) -> None:
-    """Copy stdio both ways until the container closes its output. `started` runs once attached."""
+    """Copy stdio both ways until the container closes its output. `started` runs once attached.
+
+    forward_stdin False: the container or exec was made without stdin; nothing goes in. True:
+    our stdin goes to `channel` (half-closed at its end), or to `stdin_channel`, a stdin-only
+    attach closed whole at its end (a TLS host: see the module's docstring)."""
     out, err = sys.stdout.buffer, sys.stderr.buffer
     reader = threading.Thread(target=_copy_out, args=(channel, tty, out, err), daemon=True)
     stdin_fd = _fileno(sys.stdin) if forward_stdin else None
@@ -173,8 +216,7 @@ def pump(
             follow_size()  # a container can be resized only once it runs
         if stdin_fd is not None:
             # A daemon: a read still blocked on our stdin must not keep us alive after the container ends.
-            threading.Thread(target=_copy_in, args=(channel, stdin_fd), daemon=True).start()
-        else:
-            channel.close_write()  # nothing to forward: the command reads end-of-file, never waits
+            target = stdin_channel or channel
+            threading.Thread(target=_copy_in, args=(target, stdin_fd, stdin_channel is not None), daemon=True).start()
         while reader.is_alive():
             reader.join(0.2)  # short joins: Ctrl-C (non-TTY) reaches the main thread

@@ -15,6 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Optional
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TARGET_SECONDS = 2.0
@@ -45,26 +46,37 @@ class Figure:
         return f"ops {stack} {self.command}: median {self.median:.2f}s (runs {runs}), target < {TARGET_SECONDS:.0f}s"
 
 
-def run_ops(args: list[str], timeout: float = 120) -> tuple[int, str, str, float]:
-    """`python -m ops ARGS` from the project root, stdin closed; (exit code, stdout, stderr, seconds)."""
+def run_ops(
+    args: list[str], timeout: float = 120, env: Optional[Mapping[str, str]] = None, pipe: Optional[str] = None
+) -> tuple[int, str, str, float]:
+    """`python -m ops ARGS` from the project root, in `env` (default: ours), its stdin /dev/null
+    or a pipe carrying `pipe`; (exit code, stdout, stderr, seconds)."""
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "ops", *args],
-        cwd=PROJECT_ROOT,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    command = [sys.executable, "-m", "ops", *args]
+    environment = None if env is None else dict(env)
+    if pipe is None:
+        done = subprocess.run(
+            command,
+            cwd=PROJECT_ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=environment,
+        )
+    else:
+        done = subprocess.run(
+            command, cwd=PROJECT_ROOT, input=pipe, capture_output=True, text=True, timeout=timeout, env=environment
+        )
     return done.returncode, done.stdout, done.stderr, time.monotonic() - started
 
 
-def measure(stack: str, runs: int = 3) -> list[Figure]:
+def measure(stack: str, runs: int = 3, env: Optional[Mapping[str, str]] = None) -> list[Figure]:
     figures = []
     for name, args in COMMANDS.items():
         figure = Figure(name, [])
         for _ in range(runs):
-            code, _, err, seconds = run_ops([args[0], stack, *args[1:]])
+            code, _, err, seconds = run_ops([args[0], stack, *args[1:]], env=env)
             if code != 0:
                 figure.failed = f"exit {code}: {(err.strip().splitlines() or ['no output'])[-1][:160]}"
                 break

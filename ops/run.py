@@ -17,7 +17,7 @@ from typing import Optional, Sequence
 import docker
 import docker.errors
 
-from ops.attach import attach_container, pump, start_exec
+from ops.attach import attach_container, has_input, pump, start_exec
 from ops.stack import GIT_SHA, ONE_OFF, RELEASE, ROLE, SERVICE, STACK, Box, OpsError, StackOnHost
 
 MANAGE = ["python", "manage.py"]
@@ -60,9 +60,12 @@ def release_template(stack: StackOnHost) -> Box:
     )
 
 
-def one_off_config(stack: StackOnHost, template: dict, command: Sequence[str], *, tty: bool, network: str) -> dict:
+def one_off_config(
+    stack: StackOnHost, template: dict, command: Sequence[str], *, tty: bool, network: str, stdin: bool = True
+) -> dict:
     """create_container arguments: the template's image, env,
-    user and hardening; its own labels, on `network` only; stdin kept open until ours ends."""
+    user and hardening; its own labels, on `network` only; stdin (when there is any to give)
+    kept open until ours ends."""
     config, host = template["Config"], template["HostConfig"]
     labels = config.get("Labels") or {}
     api = stack.client.api
@@ -92,7 +95,7 @@ def one_off_config(stack: StackOnHost, template: dict, command: Sequence[str], *
             RELEASE: labels.get(RELEASE, ""),
         },
         tty=tty,
-        stdin_open=True,  # and StdinOnce: docker-py sets it for an attached create (detach=False)
+        stdin_open=stdin,  # and StdinOnce: docker-py sets it for an attached create (detach=False)
         host_config=host_config,
     )
 
@@ -102,14 +105,19 @@ def manage(stack: StackOnHost, args: Sequence[str], *, no_tty: bool = False) -> 
     api = stack.client.api
     template = api.inspect_container(release_template(stack).id)
     tty = interactive(no_tty)
-    kwargs = one_off_config(stack, template, [*MANAGE, *args], tty=tty, network=stack.network("backend"))
+    stdin = tty or has_input(sys.stdin)
+    kwargs = one_off_config(stack, template, [*MANAGE, *args], tty=tty, network=stack.network("backend"), stdin=stdin)
     container_id = api.create_container(**kwargs, name=f"{stack.stack}-manage-{secrets.token_hex(3)}")["Id"]
     try:
-        channel = attach_container(api, container_id)
+        # A pipe over TLS: stdin on its own attach, closed whole at its end (ops.attach).
+        split = stdin and not tty and stack.host.tls
+        channel = attach_container(api, container_id, stdin=stdin and not split)
+        stdin_channel = attach_container(api, container_id, stdin=True, output=False) if split else None
         pump(
             channel,
             tty=tty,
-            forward_stdin=True,
+            forward_stdin=stdin,
+            stdin_channel=stdin_channel,
             started=lambda: api.start(container_id),
             resize=lambda h, w: api.resize(container_id, height=h, width=w),
         )
@@ -135,10 +143,16 @@ def exec_in(
     target = pick(stack, service, replica)
     api = stack.client.api
     tty = interactive(no_tty)
-    exec_id = api.exec_create(target.id, list(args), stdin=True, tty=tty)["Id"]
+    stdin = tty or has_input(sys.stdin)
+    if stdin and not tty and stack.host.tls:
+        raise OpsError(
+            f"exec: {stack.where}: input piped into exec cannot be ended over TLS from here (a TLS "
+            "connection cannot be half-closed in Python); run it without a pipe, or use `manage`"
+        )
+    exec_id = api.exec_create(target.id, list(args), stdin=stdin, tty=tty)["Id"]
     channel = start_exec(api, exec_id, tty=tty)
     try:
-        pump(channel, tty=tty, forward_stdin=True, resize=lambda h, w: api.exec_resize(exec_id, height=h, width=w))
+        pump(channel, tty=tty, forward_stdin=stdin, resize=lambda h, w: api.exec_resize(exec_id, height=h, width=w))
     except KeyboardInterrupt:
         return 130
     code = api.exec_inspect(exec_id).get("ExitCode")

@@ -3,8 +3,10 @@
 The program labels everything it creates (`components.render.labels`, `AppRuntime.label_map`):
 `django-docker.stack`, `.service`, `.role`, and on the app's containers `.git-sha`, `.release`,
 `.url` and (web) `.replica`. So the host alone answers "what runs in prod": no Pulumi CLI, no
-state file, no secret. The host is the stack's own (`docker:host` in Pulumi.<stack>.yaml, as
-the provider reads it), else DOCKER_HOST, else the local socket.
+state file, no secret. The host is the stack's own, reached as the provider reaches it
+(components.dockerhost): `docker:host`, `docker:sshOpts`, `docker:certPath` and the
+`docker:*Material` keys in Pulumi.<stack>.yaml, else DOCKER_HOST and the other environment
+variables, else the local socket.
 
 `Box` is a container as ops shows it, built from the engine's inspect data by a pure function.
 """
@@ -12,7 +14,6 @@ the provider reads it), else DOCKER_HOST, else the local socket.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,7 +23,7 @@ import docker
 import docker.errors
 import yaml
 
-from components.dockerhost import connect
+from components import dockerhost
 from components.render import LABEL_PREFIX
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -146,11 +147,16 @@ def known_stacks(root: Optional[Path] = None) -> list[str]:
     return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
 
 
-def stack_docker_host(stack: str, root: Optional[Path] = None) -> str:
-    """`docker:host` of the stack as the provider would read it ('' = DOCKER_HOST or the local socket).
+def stack_docker_host(
+    stack: str, root: Optional[Path] = None, env: Optional[Mapping[str, str]] = None
+) -> dockerhost.DockerHost:
+    """The stack's Docker host as the provider reaches it: the `docker:` settings of
+    Pulumi.<stack>.yaml (Pulumi.yaml declares none), then their environment variables.
 
-    Pulumi.yaml declares no default for it, so the stack file is the only place it can be set.
+    ops decrypts nothing: an encrypted setting (`pulumi config set --secret`, e.g. the TLS key)
+    must come from its environment variable (DOCKER_KEY_MATERIAL, ...), or from docker:certPath.
     """
+    env = os.environ if env is None else env
     stack_file = (root or PROJECT_ROOT) / f"Pulumi.{stack}.yaml"
     try:
         config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
@@ -158,64 +164,45 @@ def stack_docker_host(stack: str, root: Optional[Path] = None) -> str:
         raise OpsError(
             f"{stack_file.name}: cannot read it ({error.__class__.__name__}: {str(error).splitlines()[0]})"
         ) from None
-    host = config.get("docker:host") or ""
-    if isinstance(host, dict):  # `pulumi config set --secret docker:host` (an address with credentials)
-        raise OpsError(f"{stack_file.name}: docker:host is encrypted; export DOCKER_HOST for ops instead")
-    return str(host).strip()
-
-
-LOCAL_SOCKET = "unix:///var/run/docker.sock"
-
-
-def engine_client(stack: str, docker_host: str, timeout: int = 30) -> docker.DockerClient:
-    """A client of the stack's Docker engine that answered a ping; else OpsError saying what to do."""
-    where = docker_host or os.environ.get("DOCKER_HOST") or LOCAL_SOCKET
+    settings: dict[str, Any] = {}
+    for key, variable in dockerhost.ENVIRONMENT.items():
+        value = config.get(f"docker:{key}")
+        if isinstance(value, dict) and "secure" in value:
+            if not env.get(variable):
+                raise OpsError(
+                    f"{stack_file.name}: docker:{key} is encrypted and ops decrypts nothing; "
+                    f'export {variable} for ops (e.g. {variable}="$(pulumi config get docker:{key})")'
+                )
+            continue  # the variable stands in for it
+        settings[key] = value
     try:
-        client = connect(docker_host, timeout=timeout)
-        client.ping()
-    except docker.errors.DockerException as error:
-        raise OpsError(engine_problem(error, where, stack)) from None
-    return client
+        found = dockerhost.resolve(settings, env)
+        dockerhost.check(found)
+    except dockerhost.HostError as error:
+        raise OpsError(f"{stack_file.name}: {error}") from None
+    return found
 
 
-def engine_problem(error: BaseException, where: str, stack: str) -> str:
-    """One line: why no engine answers at `where`, in words (no exception repr), and what to do."""
-    causes: list[BaseException] = []
-    current: Optional[BaseException] = error
-    while current is not None and len(causes) < 10:
-        causes.append(current)
-        current = current.__cause__ or current.__context__
-    text = " ".join(str(c) for c in causes)
-    kinds = tuple(type(c) for c in causes)
-    if any(issubclass(k, FileNotFoundError) for k in kinds) or "No such file or directory" in text:
-        why = "there is no socket there"
-    elif any(issubclass(k, PermissionError) for k in kinds) or "Permission denied" in text:
-        why = "permission denied on the socket (run as root, or as a member of the docker group)"
-    elif any(issubclass(k, ConnectionRefusedError) for k in kinds) or "Connection refused" in text:
-        why = "the connection was refused"
-    elif "timed out" in text or "Read timed out" in text:
-        why = "it did not answer in time"
-    elif "Name or service not known" in text or "nodename nor servname" in text or "Temporary failure in name" in text:
-        why = "its host name does not resolve"
-    else:
-        last = str(causes[-1]).splitlines()[0] if str(causes[-1]) else type(causes[-1]).__name__
-        why = re.sub(r"\(.*", "", last).strip()[:160] or type(causes[-1]).__name__
-    if where == LOCAL_SOCKET or where.startswith("unix://"):
-        todo = (
+def engine_client(stack: str, host: dockerhost.DockerHost, timeout: int = 30) -> docker.DockerClient:
+    """A client of the stack's Docker engine, reached as the provider reaches it, that answered;
+    else OpsError: one line saying why, in words (no exception repr), and what to do."""
+    try:
+        return dockerhost.connect(host, timeout=timeout)
+    except dockerhost.HostError as error:
+        raise OpsError(f"no Docker engine answers for stack {stack}: {error}; {engine_todo(host, stack)}") from None
+
+
+def engine_todo(host: dockerhost.DockerHost, stack: str) -> str:
+    if host.scheme == "unix":
+        return (
             "start one here (`make docker`, as root), or point the stack at its host with docker:host in "
             f"Pulumi.{stack}.yaml or DOCKER_HOST"
         )
-    else:
-        todo = f"check that the host is up and that `docker -H {where} info` works from here"
-    return f"no Docker engine answers at {where} for stack {stack}: {why}; {todo}"
+    return f"check that the host is up and that `docker -H {host.host} info` works from here"
 
 
-def describe_host(client: docker.DockerClient, docker_host: str) -> str:
-    return (
-        docker_host
-        or os.environ.get("DOCKER_HOST")
-        or client.api.base_url.replace("http+docker://localhost", "unix:///var/run/docker.sock")
-    )
+def describe_host(host: dockerhost.DockerHost) -> str:
+    return host.describe()
 
 
 class StackOnHost:
@@ -226,11 +213,12 @@ class StackOnHost:
         if stack not in stacks:
             raise OpsError(f"unknown stack '{stack}'; stacks: {', '.join(stacks) or 'none'} (from Pulumi.<stack>.yaml)")
         self.stack = stack
-        docker_host = stack_docker_host(stack, root)
+        host = stack_docker_host(stack, root)
         if client is None:
-            client = engine_client(stack, docker_host)
+            client = engine_client(stack, host)
         self.client = client
-        self.where = describe_host(client, docker_host)
+        self.host = host
+        self.where = describe_host(host)
         self.boxes = self.refresh()
         if not self.boxes:
             summaries = client.api.containers(all=True, filters={"label": STACK})

@@ -28,6 +28,7 @@ from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import Stack, run_pulumi_func
 
+from components.settings.provider import SKIP_PROBE_ENV
 from planning.stackfile import StackConfig, StackFileError, read_stack
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -233,6 +234,8 @@ class _RecordingMonitor(MockMonitor):
                         "replacement_trigger": json_format.MessageToDict(request.replacement_trigger)
                         if request.HasField("replacement_trigger")
                         else None,
+                        # Input paths whose changes the engine ignores (it keeps the old value).
+                        "ignore_changes": list(request.ignoreChanges),
                     },
                 }
             )
@@ -257,6 +260,7 @@ class _RecordingMonitor(MockMonitor):
                     "delete_before_replace": None,
                     "replace_on_changes": [],
                     "replacement_trigger": None,
+                    "ignore_changes": [],
                     "read": True,
                 },
             }
@@ -292,6 +296,21 @@ def _close_this_threads_loop() -> None:
 
 
 @contextlib.contextmanager
+def _host_probe(wanted: bool):
+    """The program's probe of its Docker host (components.settings.provider), for the plan only."""
+    name = SKIP_PROBE_ENV
+    before = os.environ.get(name)
+    os.environ[name] = "0" if wanted else "1"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+@contextlib.contextmanager
 def _working_directory(path: Path):
     previous = Path.cwd()
     os.chdir(path)
@@ -311,6 +330,7 @@ def plan_stack(
     root: Path = PROJECT_ROOT,
     program: Optional[Callable[[], object]] = None,
     loaded: Optional[StackConfig] = None,
+    probe_host: bool = False,
 ) -> Plan:
     """Run the program for `stack` under mocks and return every resource it registers.
 
@@ -318,6 +338,8 @@ def plan_stack(
     `pulumi config set` / `--secret`. stack_references: outputs of other stacks by name.
     program: run this instead of __main__.py (a test of one component under the same mocks).
     loaded: the stack's config already read (stackfile.read_stack: `make check`), secrets included.
+    probe_host: let the program connect to its Docker host before registering anything, as a
+    real `pulumi up` does (off by default: a plan needs no engine; the remote rehearsal turns it on).
     Raises PlanError with the program's one-line message when the config is refused.
     """
     if loaded is not None:
@@ -366,7 +388,7 @@ def plan_stack(
         return outputs
 
     try:
-        with _working_directory(root):
+        with _working_directory(root), _host_probe(probe_host):
             outputs = loop.run_until_complete(run())
     except pulumi.RunError as error:
         raise PlanError(str(error)) from None

@@ -1,5 +1,5 @@
 """python -m rehearsal up STACK [--keep] | release STACK [--keep] [--scenario NAME ...] [--faults]
-  | faults STACK [--keep] [--fault NAME ...] | tls STACK | swarm STACK | down STACK
+  | faults STACK [--keep] [--fault NAME ...] | tls STACK | swarm STACK | remote STACK | down STACK
 
 up:      boot what `pulumi up` would create for STACK on the local Docker engine, check that a
          second `pulumi up` would change nothing, smoke-test it through nginx, tear it down.
@@ -15,6 +15,10 @@ swarm:   STACK with `target: swarm` on a single-node swarm of a private second e
          engine is never put into swarm mode), its smoke checks, then new-commit and
          unhealthy-release under load: `release <stack>-swarm <scenario>: ...`
          (rehearsal/runners/swarm.py); without swarm support it says why and passes.
+remote:  STACK on a Docker host reached over ssh (a real sshd on loopback) and over TCP with TLS
+         verification (a private engine with certificates made for the run): wrong settings
+         refused in one line, the boot, the day-2 commands and new-commit under load over each
+         (rehearsal/runners/remote.py): `remote <stack> <ssh|tls>: <K> checks passed, <M> failed`.
 down:    remove what a kept rehearsal of STACK left.
 One line per phase with its duration; a final summary line; exit 1 on any failure.
 """
@@ -291,6 +295,11 @@ def main(argv: list[str] | None = None) -> int:
         "swarm", help="STACK as swarm services on a private single-node swarm, releases under load"
     )
     p_swarm.add_argument("stack")
+    p_remote = sub.add_parser("remote", help="STACK on a Docker host reached over ssh and over TCP with TLS")
+    p_remote.add_argument("stack")
+    p_remote.add_argument(
+        "--transport", action="append", choices=["ssh", "tls"], default=[], help="only this one (repeatable)"
+    )
     p_down = sub.add_parser("down", help="remove everything a rehearsal of STACK created")
     p_down.add_argument("stack")
     p_sample = sub.add_parser("sample", help="make a sample Django project (split or single) in DIR, to adopt")
@@ -328,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
 
             say(f"sample {args.kind}: {generate(args.kind, args.dir)}")
             return 0
+        if args.command == "remote":
+            from rehearsal.hosts.remote_host import TRANSPORTS
+            from rehearsal.runners.remote import rehearse_remote
+
+            chosen = tuple(t for t in TRANSPORTS if t in args.transport) or TRANSPORTS
+            return rehearse_remote(args.stack, say, phase, connect, PhaseFailed, chosen)
         return down(args.stack)
     except RehearsalError as error:
         say(f"rehearsal: {error}")

@@ -100,7 +100,8 @@ def test_networks_backend_is_internal_and_only_nginx_and_web_are_on_frontend(pla
     assert nets["backend"].inputs["internal"] is True
     assert nets["backend"].inputs["options"] == {"com.docker.network.bridge.inhibit_ipv4": "true"}
     assert not nets["frontend"].inputs.get("internal")
-    assert nets["frontend"].inputs["ipamConfigs"] == [{"subnet": "172.30.10.0/24"}]
+    # the gateway Docker gives it, stated: read back after an engine restart (components/network.py)
+    assert nets["frontend"].inputs["ipamConfigs"] == [{"subnet": "172.30.10.0/24", "gateway": "172.30.10.1"}]
     frontend, backend = nets["frontend"].outputs["name"], nets["backend"].outputs["name"]
     on = {}
     for c in plan.containers():

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from planning.harness import CONTAINER, JOB, NETWORK, SECRET, SERVICE, SERVICE_CONFIG, PlanError, label_in
+from planning.harness import CONTAINER, JOB, NETWORK, SECRET, SERVICE, SERVICE_CONFIG, PlanError, label_in, plan_stack
 from tests.program_fixtures import DEV_DIGEST, plan_prod
 
 SWARM = {"target": "swarm"}
@@ -157,3 +157,50 @@ def test_shared_storage_lets_the_app_run_on_every_node():
         "o": "addr=10.0.0.5,rw,nfsvers=4",
         "device": ":/srv/django",
     }
+
+
+# --- what the provider reads back: the program writes it that way (rehearsal/emulation/readback.py)
+
+
+def test_a_local_build_for_swarm_is_refused_in_one_line():
+    with pytest.raises(PlanError) as error:
+        plan_stack("dev", overrides={**SWARM, "bindAddress": "0.0.0.0"})
+    assert str(error.value).startswith("imageRegistry: target swarm runs the app on every node, which pull it")
+
+
+def test_durations_are_written_as_the_provider_reads_them_back(plan):
+    from rehearsal.emulation.readback import short_duration
+
+    durations = []
+    for svc in services(plan).values():
+        spec = svc.inputs["taskSpec"]
+        durations.append(spec["containerSpec"]["stopGracePeriod"])
+        durations += [spec["containerSpec"]["healthcheck"][k] for k in ("interval", "timeout", "startPeriod")]
+        durations += [svc.inputs[c][k] for c in ("updateConfig", "rollbackConfig") for k in ("delay", "monitor")]
+    assert "1m" in durations  # postgres's 60 s stop grace period, as shortDur spells it
+    for text in durations:
+        assert short_duration(duration_ns(text)) == text, text
+
+
+def duration_ns(text: str) -> int:
+    from components.settings.values import valid_ns
+
+    return valid_ns(text)
+
+
+def test_no_tmpfs_mode_the_read_back_would_change(plan):
+    for svc in services(plan).values():
+        for mount in svc.inputs["taskSpec"]["containerSpec"].get("mounts") or []:
+            assert "mode" not in (mount.get("tmpfsOptions") or {})
+
+
+def test_the_frontend_overlay_states_the_gateway_docker_reports(plan):
+    (frontend,) = [n for n in plan.of_type(NETWORK) if n.label("django-docker.network") == "frontend"]
+    assert frontend.inputs["ipamConfigs"] == [{"subnet": "172.30.20.0/24", "gateway": "172.30.20.1"}]
+
+
+def test_singletons_go_before_their_replacement_and_platforms_are_left_to_the_registry(plan):
+    singletons = {"postgres", "redis", "nginx", "celery-beat"}
+    for name, svc in services(plan).items():
+        assert svc.options["delete_before_replace"] is (name in singletons), name
+        assert svc.options["ignore_changes"] == ["taskSpec.placement.platforms"], name

@@ -13,6 +13,7 @@ from typing import Optional
 import pulumi
 
 from components import render
+from components.settings.provider import DockerAccess
 from components.settings.values import Healthcheck, ImageRef
 
 
@@ -23,8 +24,8 @@ class Deployment:
     project: str
     stack: str
     """Stack name: every resource's labels, and the name the day-2 commands find it by."""
-    docker_host: str
-    """`docker:host` (the provider's Docker host); empty: DOCKER_HOST or the local socket."""
+    docker: DockerAccess
+    """How the provider reaches the Docker host (docker:host, sshOpts, TLS), for the release jobs."""
     restart_policy: str
     """Restart policy of every long-running container."""
     healthcheck: Healthcheck

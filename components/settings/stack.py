@@ -12,7 +12,7 @@ import pulumi
 import components.settings.keys as keys
 from components.settings.app import AppSettings, project_path, read_app
 from components.settings.images import ImageSettings, accessory_image, read_image
-from components.settings.provider import docker_host
+from components.settings.provider import DockerAccess, probe_docker_host, read_docker_host
 from components.settings.reader import Reader, ip, subnet
 from components.settings.registry import check_registry_auth
 from components.settings.services import (
@@ -80,8 +80,9 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
     for problem in keys.unknown_key_problems(keys.current_keys(), known, keys.docker_provider_keys()):
         read.refuse(problem)
 
-    # --- the Docker provider: where the engine is, and what its image pulls authenticate with
-    host = docker_host()
+    # --- the Docker provider: where the engine is and how it is reached (ssh, TLS; checked
+    # without connecting), and what its image pulls authenticate with
+    docker_access = read.attempt(lambda: read_docker_host()[1], "docker:host")
     for problem in check_registry_auth(pulumi.Config("docker")):
         read.refuse(problem, "docker:registryAuth")
 
@@ -118,6 +119,14 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         for key in ("swarmDataLabel", "swarmSharedStorage"):
             if not read.is_default(key) and read.ok(key):
                 read.refuse(f"{key}: set, but target is {target}; it means something only with target: swarm", key)
+    if read.ok("target") and target == "swarm" and image.source == "build" and not image.registry:
+        # Every node pulls the image its tasks run; a build that stays on the manager reaches
+        # no other node (a one-node swarm would work, until a second node joins).
+        read.refuse(
+            "imageRegistry: target swarm runs the app on every node, which pull it: set imageRegistry "
+            "(the build is pushed, the services run its digest), or promote a pushed digest (imageSource stack or pin)",
+            "imageRegistry",
+        )
     bind_address = ip(read, "bindAddress")
     if target == "swarm" and read.ok("target", "bindAddress") and bind_address != "0.0.0.0":
         # A swarm port is published on every address of the node that runs the task.
@@ -187,7 +196,7 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
     deployment = Deployment(
         project=PROJECT,
         stack=pulumi.get_stack(),
-        docker_host=host,
+        docker=docker_access or DockerAccess(host=""),
         restart_policy=read.string("restartPolicy", allowed=RESTART_POLICIES),
         healthcheck=healthcheck,
         protect_data=read.boolean("protectData"),
@@ -331,8 +340,15 @@ RESERVED_DATABASES = {
 
 def load_or_fail() -> StackSettings:
     """load() for the program: a user's mistake ends `pulumi up` with its one line and no
-    traceback, before any resource exists."""
+    traceback, before any resource exists. Then the Docker host is reached once as the provider
+    will reach it (settings.provider.probe_docker_host), on previews too: a wrong key or an
+    unreachable host is known before anything is created, not after the networks and the
+    database were."""
     try:
-        return load()
+        settings = load()
+        reached = probe_docker_host(read_docker_host()[0])
+        if reached:
+            pulumi.log.info(f"docker:host: {reached}")
+        return settings
     except SettingsError as error:
         raise pulumi.RunError(str(error)) from None

@@ -8,7 +8,8 @@ the stack's containers, leave a one-off behind, or print a secret of the stack.
 from __future__ import annotations
 
 import re
-from typing import Callable
+import time
+from typing import Callable, Optional
 from urllib.parse import urlsplit
 
 from ops.benchmark import measure, run_ops
@@ -27,8 +28,10 @@ class Day2:
         self.say = say
         self.outputs: list[str] = []
 
-    def ops(self, *args: str) -> tuple[int, str, str]:
-        code, out, err, _ = run_ops([args[0], self.stack, *args[1:]], timeout=OPS_SECONDS)
+    def ops(self, *args: str, pipe: Optional[str] = None) -> tuple[int, str, str]:
+        code, out, err, _ = run_ops(
+            [args[0], self.stack, *args[1:]], timeout=OPS_SECONDS, env=self.ctx.ops_env, pipe=pipe
+        )
         self.outputs.append(out + err)
         return code, out, err
 
@@ -91,13 +94,21 @@ class Day2:
         warnings = sorted(set(re.findall(r"\(security\.(W\d+)\)", out + err)))
         code, out, err = self.ops("manage", "--", "shell", "--command", "import sys; sys.exit(3)")
         require(code == 3, f"`manage shell -c 'sys.exit(3)'` exit {code}, expected 3 passed through")
+        # A pipe into the one-off, ended: the shell reads it to its end and exits by itself.
+        started = time.monotonic()
+        code, out, err = self.ops("manage", "--", "shell", pipe="print(6 * 7)\n")
+        piped = time.monotonic() - started
+        require(
+            code == 0 and "42" in out.split(),
+            f"`echo 'print(6 * 7)' | manage shell`: exit {code}, {out.strip()[-80:]!r}",
+        )
         after = self.stack_ids()
         require(after == before, f"manage changed the stack's containers: {len(before)} before, {len(after)} after")
         return (
             f"check --deploy exit 0 ({summary.group(0) if summary else 'no summary'}"
             + (f": {', '.join(warnings)}" if warnings else "")
             + "); a failing command's exit 3 passed through; "
-            "no one-off left"
+            f"a pipe into `manage shell` answered 42 and ended ({piped:.1f}s); no one-off left"
         )
 
     def check_exec(self) -> str:
@@ -133,7 +144,7 @@ class Day2:
             ],
             self.say,
         )
-        for figure in measure(self.stack):
+        for figure in measure(self.stack, runs=self.ctx.ops_runs, env=self.ctx.ops_env):
             self.say("  " + figure.line(self.stack))
             if figure.failed:
                 checks.append(Check(f"ops benchmark {figure.command}", False, figure.failed))

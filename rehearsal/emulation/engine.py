@@ -21,7 +21,6 @@ created carries the run's labels, which is how teardown finds it.
 from __future__ import annotations
 
 import io
-import os
 import secrets
 import tarfile
 import threading
@@ -171,6 +170,13 @@ class UpdateResult:
         return self.error is None
 
 
+def job_connection(inputs: dict) -> dict:
+    """A job's connection properties (components.job.CONNECTION_KEYS) from its inputs."""
+    from components.job import CONNECTION_KEYS
+
+    return {key: inputs[key] for key in CONNECTION_KEYS if key in inputs}
+
+
 class Engine:
     def __init__(
         self,
@@ -180,7 +186,6 @@ class Engine:
         say: Callable[[str], None],
         images: Optional[dict[str, str]] = None,
         parallelism: int = 8,
-        docker_host: Optional[str] = None,
     ):
         self.client = client
         self.api = client.api
@@ -188,8 +193,6 @@ class Engine:
         self.say = say
         self.images = dict(images or {})  # planned image reference or id -> real image id
         self.parallelism = parallelism
-        # Where the release jobs run (the program's docker:host); the client's own engine.
-        self.docker_host = os.environ.get("DOCKER_HOST", "") if docker_host is None else docker_host
         self.lock = threading.Lock()
         self.cancelled = threading.Event()
         self.pool: Optional[ThreadPoolExecutor] = None
@@ -441,7 +444,8 @@ class Engine:
 
         props = {k: v for k, v in inputs.items() if k not in JOB_OUTPUTS and k != "__provider"}
         props["labels"] = [*props.get("labels", []), *({"label": k, "value": v} for k, v in self.run_labels.items())]
-        props["dockerHost"] = self.docker_host
+        # The connection is the plan's (the program's docker:* settings, resolved as the
+        # provider resolves them): the job reaches the engine as under a real `pulumi up`.
         try:
             result = JobProvider().create(props)
         except Exception as error:  # JobFailed: exactly what `pulumi up` would print
@@ -517,7 +521,7 @@ class Engine:
         if entry.type == JOB:
             from components.job import JobProvider
 
-            JobProvider().delete(real["id"], {**entry.outputs, "dockerHost": self.docker_host})
+            JobProvider().delete(real["id"], {**entry.outputs, **job_connection(entry.inputs)})
             return "nothing left (the job removed its container)"
         return "kept (keep_locally or a value)"
 

@@ -244,13 +244,15 @@ SCHEMAS: dict[str, Schema] = {
         None, frozenset(), provider_dbr=False, autonamed=True, source=f"{TF} resource_docker_config.go"
     ),
     SECRET: Schema(None, frozenset(), provider_dbr=False, autonamed=True, source=f"{TF} resource_docker_secret.go"),
-    # Our own dynamic provider (components/job.py): any change re-runs it; where the Docker
-    # host is reached from is not a change.
+    # Our own dynamic provider (components/job.py): any change re-runs it; how the Docker
+    # host is reached is not a change (job.CONNECTION_KEYS).
     JOB: Schema(
         None,
         frozenset(),
         provider_dbr=False,
-        ignored=frozenset({"dockerHost", "__provider"}),
+        ignored=frozenset(
+            {"dockerHost", "sshOpts", "certPath", "caMaterial", "certMaterial", "keyMaterial", "__provider"}
+        ),
         source="components/job.py JobProvider.diff",
     ),
 }

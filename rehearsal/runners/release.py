@@ -58,6 +58,14 @@ class Context:
     """Secret config for the plan, as `pulumi config set --secret` would give it."""
     tls_ca: Optional[str] = None
     """CA bundle (a file) the stack's HTTPS certificate is verified against, when TLS is on."""
+    probe_host: bool = False
+    """Plan as `pulumi up` runs the program: connecting to its Docker host first (remote hosts)."""
+    ops_env: Optional[dict[str, str]] = None
+    """The environment the day-2 commands run in (None: ours), e.g. DOCKER_HOST of a remote host."""
+    ops_runs: int = 3
+    """Runs of each day-2 command the benchmark times."""
+    engine_restart: Optional[Callable[[], tuple[float, float]]] = None
+    """Restarts the engine the stack runs on (a private one only): the restart-engine fault."""
 
     # -- planning
 
@@ -69,7 +77,11 @@ class Context:
 
     def plan_only(self, variant: str) -> RehearsalPlan:
         rp = plan_for_rehearsal(
-            self.stack, overrides=self.overrides, secrets=self.secrets, git_sha=VARIANTS[variant].git_sha
+            self.stack,
+            overrides=self.overrides,
+            secrets=self.secrets,
+            git_sha=VARIANTS[variant].git_sha,
+            probe_host=self.probe_host,
         )
         self.rp, self.variant = rp, variant
         return rp

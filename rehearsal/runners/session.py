@@ -10,19 +10,26 @@ nothing the provider would read back differently (rehearsal.emulation.readback).
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
 import docker
+import docker.errors
 
-from planning.harness import CONTAINER, PROJECT_ROOT, REMOTE_IMAGE, SERVICE
+from planning.harness import CONTAINER, NETWORK, PROJECT_ROOT, REMOTE_IMAGE, SECRET, SERVICE, SERVICE_CONFIG
 from rehearsal.emulation.engine import Engine, UpdateResult, build_app_image, check_understood, live, teardown
 from rehearsal.emulation.model import State, plan_update
-from rehearsal.emulation.readback import drift
+from rehearsal.emulation.readback import drift, resource_drift
 from rehearsal.errors import RehearsalError
+from rehearsal.hosts.private_engine import copy_images
 from rehearsal.images.standins import dockerfile_base_images, ensure_images
 from rehearsal.runners.stacks import RehearsalPlan
+
+# What the provider reads back on a refresh, by resource type (volumes: name, driver and
+# labels only, none of which Docker changes; images and jobs: nothing live to read).
+READ_BACK = {CONTAINER: "container", NETWORK: "network", SERVICE: "service", SERVICE_CONFIG: "config", SECRET: "secret"}
 
 
 @dataclass
@@ -39,13 +46,9 @@ class Session:
     engine: Engine = field(init=False)
     """Made by __post_init__ from the fields above."""
     base_images_ready: bool = False
-    docker_host: Optional[str] = None
-    """The engine's address for the release jobs (None: DOCKER_HOST, the client's default)."""
 
     def __post_init__(self):
-        self.engine = Engine(
-            self.client, run_labels=self.run_labels, say=self.say, images=self.images, docker_host=self.docker_host
-        )
+        self.engine = Engine(self.client, run_labels=self.run_labels, say=self.say, images=self.images)
 
     # ------------------------------------------------------------------ images
 
@@ -124,25 +127,54 @@ class Session:
         return result
 
     def preview_after(self, rp: RehearsalPlan) -> str:
-        """What `pulumi preview` would show now: raises unless nothing would change."""
+        """What `pulumi preview` would show now: raises unless nothing would change, neither
+        planned (the model) nor read back (the provider's Read of every container, network,
+        service, config and secret, replayed: rehearsal.emulation.readback)."""
         planned = plan_update(self.state, rp.plan).changes
         if planned:
             raise RehearsalError(
                 "a second `pulumi up` would change things: " + "; ".join(s.describe() for s in planned)
             )
-        drifted = {}
-        containers = live(self.state, CONTAINER)
-        inputs = {e.name: e.inputs for e in self.state.entries if e.type == CONTAINER and e.real and not e.delete}
-        for name, real in containers.items():
-            found = drift(self._real_inputs(inputs[name]), self.client.api.inspect_container(real["id"]))
+        drifted: dict[str, dict] = {}
+        counts: dict[str, int] = {}
+        for entry in self.state.entries:
+            if not entry.real or entry.delete or entry.type not in READ_BACK:
+                continue
+            kind = READ_BACK[entry.type]
+            inspect = self._inspect(kind, entry.real)
+            if inspect is None:
+                drifted[entry.name] = {"(gone)": ("exists", "not found")}
+                continue
+            inputs = self._real_inputs(entry.inputs)
+            found = (
+                drift(inputs, inspect)
+                if kind == "container"
+                else resource_drift(kind, inputs, inspect, ignore_labels=frozenset(self.run_labels))
+            )
+            counts[kind] = counts.get(kind, 0) + 1
             if found:
-                drifted[name] = found
+                drifted[entry.name] = found
         if drifted:
             raise RehearsalError(
                 "the provider would read back differently (a change on every `pulumi up`): "
                 + "; ".join(f"{n}: {k} {v[0]!r} -> {v[1]!r}" for n, d in drifted.items() for k, v in d.items())
             )
-        return f"nothing to change; provider read-back of {len(containers)} containers matches their inputs"
+        read = ", ".join(f"{n} {k}s" for k, n in sorted(counts.items())) or "nothing"
+        return f"nothing to change; provider read-back of {read} matches their inputs"
+
+    def _inspect(self, kind: str, real: dict) -> Optional[dict]:
+        api = self.client.api
+        call = {
+            "container": api.inspect_container,
+            "network": api.inspect_network,
+            "service": api.inspect_service,
+            "config": api.inspect_config,
+            "secret": api.inspect_secret,
+        }[kind]
+        try:
+            return call(real["id"])
+        except docker.errors.NotFound:
+            return None
 
     def _real_inputs(self, inputs: dict) -> dict:
         from rehearsal.emulation.translate import substitute
@@ -167,3 +199,36 @@ class Session:
 
     def teardown(self, run: Optional[str] = None) -> tuple[int, int, int]:
         return teardown(self.client, self.stack, run)
+
+
+@dataclass
+class ElsewhereSession(Session):
+    """A Session on an engine other than the main one (a private engine: a swarm, a remote host),
+    whose images are built on the main one, where the stand-ins and the build cache are, and
+    copied over (`docker save | docker load`)."""
+
+    builder: Optional[Session] = None
+    """The session on the main engine that builds the images (sharing `images` and `built`)."""
+    copy_to: Optional[docker.DockerClient] = None
+    """Where images are loaded (the private engine's own socket; default: this session's client)."""
+    copied: set[str] = field(default_factory=set)
+
+    def prepare(self, rp: RehearsalPlan, *, context: Optional[Path] = None) -> str:
+        if self.builder is None:
+            raise RehearsalError(f"{type(self).__name__} needs a builder session on the main engine")
+        note = self.builder.prepare(rp, context=context)  # shares images and built with this session
+        wanted = sorted({self.images.get(image, image) for image in images_of(rp)} - self.copied)
+        if wanted:
+            started = time.monotonic()
+            copy_images(self.builder.client, self.copy_to or self.client, wanted, self.say)
+            self.copied |= set(wanted)
+            note += f"; {len(wanted)} image(s) copied to the private engine in {time.monotonic() - started:.1f}s"
+        self.engine.images.update(self.images)
+        return note
+
+
+def images_of(rp: RehearsalPlan) -> set[str]:
+    """Every image the plan runs: containers, release jobs, services."""
+    images = {r.inputs["taskSpec"]["containerSpec"]["image"] for r in rp.plan.of_type(SERVICE)}
+    images |= {r.inputs["image"] for r in rp.plan.containers()}
+    return images

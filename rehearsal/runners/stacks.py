@@ -86,7 +86,10 @@ def plan_for_rehearsal(
     overrides: Optional[Mapping[str, Any]] = None,
     secrets: Optional[Mapping[str, Any]] = None,
     git_sha: Optional[str] = None,
+    probe_host: bool = False,
 ) -> RehearsalPlan:
+    """probe_host: the program connects to its Docker host before registering anything, as
+    under a real `pulumi up` (planning.harness.plan_stack)."""
     overrides = dict(overrides or {})
     planned_with: dict[str, Any] = {"overrides": overrides, "secrets": dict(secrets or {}), "git_sha": git_sha}
     try:
@@ -94,11 +97,11 @@ def plan_for_rehearsal(
         source = overrides.get("imageSource", config.get(f"{ns}:imageSource", "build"))
         with commit(git_sha):
             if source == "build":
-                plan = plan_stack(stack, overrides=overrides, secrets=secrets)
+                plan = plan_stack(stack, overrides=overrides, secrets=secrets, probe_host=probe_host)
                 build, runtime = _the_builds(plan, stack)
                 return RehearsalPlan(stack, plan, build, stack, runtime=runtime, **planned_with)
             if source == "pin":
-                plan = plan_stack(stack, overrides=overrides, secrets=secrets)
+                plan = plan_stack(stack, overrides=overrides, secrets=secrets, probe_host=probe_host)
                 return RehearsalPlan(
                     stack,
                     plan,
@@ -121,6 +124,7 @@ def plan_for_rehearsal(
                     stack,
                     overrides=overrides,
                     secrets=secrets,
+                    probe_host=probe_host,
                     **plan_options(stack, app_ref=ref, git_sha=sha, overrides=overrides),
                 )
                 return RehearsalPlan(stack, plan, build, source_stack, [ref], runtime=runtime, **planned_with)

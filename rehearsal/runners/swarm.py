@@ -20,7 +20,7 @@ import secrets
 import signal
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Optional
 
 import docker.errors
@@ -38,10 +38,9 @@ from rehearsal.checks.smoke import (
 )
 from rehearsal.emulation.engine import RUN_LABEL, STACK_LABEL, live
 from rehearsal.errors import RehearsalError
-from rehearsal.hosts.swarm_engine import BesideProbe, PrivateEngine, copy_images, start_private_engine, why_unavailable
+from rehearsal.hosts.swarm_engine import BesideProbe, PrivateEngine, start_private_engine, why_unavailable
 from rehearsal.runners.release import LOOPBACK, Context, run_scenario
-from rehearsal.runners.session import Session
-from rehearsal.runners.stacks import RehearsalPlan
+from rehearsal.runners.session import ElsewhereSession, Session
 from rehearsal.scenarios import Scenario, Up, expect
 
 TARGET_SECONDS = 300  # the whole swarm rehearsal on a 2-core machine
@@ -55,25 +54,8 @@ SERVICE_LABEL = "django-docker.service"
 
 
 @dataclass
-class SwarmSession(Session):
+class SwarmSession(ElsewhereSession):
     """A Session on the private swarm engine whose images are made on the main one."""
-
-    builder: Optional[Session] = None
-    """The session on the main engine that builds the images (sharing `images` and `built`)."""
-    copied: set[str] = field(default_factory=set)
-
-    def prepare(self, rp: RehearsalPlan, *, context=None) -> str:
-        if self.builder is None:
-            raise RehearsalError("SwarmSession needs a builder session on the main engine")
-        note = self.builder.prepare(rp, context=context)  # shares images and built with this session
-        wanted = sorted({self.images.get(image, image) for image in _images_of(rp)} - self.copied)
-        if wanted:
-            started = time.monotonic()
-            copy_images(self.builder.client, self.client, wanted, self.say)
-            self.copied |= set(wanted)
-            note += f"; {len(wanted)} image(s) copied to the swarm engine in {time.monotonic() - started:.1f}s"
-        self.engine.images.update(self.images)
-        return note
 
     def service_tasks(self, service: str) -> list[dict]:
         """Inspect of the containers of the running tasks of one of the stack's services."""
@@ -101,12 +83,6 @@ class SwarmContext(Context):
     def replicas(self) -> int:
         (web,) = [r for r in self.current_plan().plan.of_type(SERVICE) if label_in(r.inputs, SERVICE_LABEL) == "web"]
         return int(web.inputs["mode"]["replicated"]["replicas"])
-
-
-def _images_of(rp: RehearsalPlan) -> set[str]:
-    images = {r.inputs["taskSpec"]["containerSpec"]["image"] for r in rp.plan.of_type(SERVICE)}
-    images |= {r.inputs["image"] for r in rp.plan.of_type(JOB)}
-    return images
 
 
 # --------------------------------------------------------------------------- the smoke
@@ -348,7 +324,7 @@ def rehearse_swarm(stack: str, say: Callable[[str], None], phase, connect, phase
             private = start_private_engine(say, (config[f"{namespace}:swarmDataLabel"], "true"))
             labels = {STACK_LABEL: name, RUN_LABEL: run}
             builder = Session(main, name, labels, say)
-            session = SwarmSession(private.client, name, labels, say, docker_host=private.docker_host, builder=builder)
+            session = SwarmSession(private.client, name, labels, say, builder=builder)
             builder.images, builder.built = session.images, session.built
             info["text"] = (
                 f"main Docker {main.version().get('Version')}; a private single-node swarm up in "

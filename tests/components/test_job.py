@@ -110,7 +110,15 @@ def test_a_changed_input_replaces_the_job_beside_the_old_one(changes):
 
 
 def test_where_the_docker_host_is_reached_from_and_the_provider_code_are_not_compared():
-    news = {**wire_props(dockerHost="ssh://deploy@app-host"), "__provider": "a newer serialization"}
+    moved = dict(
+        dockerHost="tcp://app-host:2376",
+        certPath="/certs",
+        caMaterial="CA",
+        certMaterial="CERT",
+        keyMaterial="KEY",
+        sshOpts=["-i", "k"],
+    )
+    news = {**wire_props(**moved), "__provider": "a newer serialization"}
     assert JobProvider().diff("f" * 32, recorded(wire_props()), news).changes is False
 
 

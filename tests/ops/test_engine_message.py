@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from components import dockerhost
 from ops.stack import OpsError, engine_client
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,14 +19,14 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _message(docker_host: str) -> str:
     with pytest.raises(OpsError) as error:
-        engine_client("dev", docker_host, timeout=5)
+        engine_client("dev", dockerhost.resolve({"host": docker_host}, {}), timeout=5)
     return str(error.value)
 
 
 def test_no_socket_says_to_start_an_engine(tmp_path):
     where = f"unix://{tmp_path}/docker.sock"
     assert _message(where) == (
-        f"no Docker engine answers at {where} for stack dev: there is no socket there; start one here "
+        f"no Docker engine answers for stack dev: docker:host: {where}: no socket there; start one here "
         "(`make docker`, as root), or point the stack at its host with docker:host in Pulumi.dev.yaml or DOCKER_HOST"
     )
 
@@ -36,7 +37,7 @@ def test_a_refused_port_says_to_check_the_host():
         port = probe.getsockname()[1]
     where = f"tcp://127.0.0.1:{port}"
     assert _message(where) == (
-        f"no Docker engine answers at {where} for stack dev: the connection was refused; "
+        f"no Docker engine answers for stack dev: docker:host: {where}: connection refused; "
         f"check that the host is up and that `docker -H {where} info` works from here"
     )
 
