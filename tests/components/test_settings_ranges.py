@@ -69,7 +69,14 @@ def test_a_misspelled_secret_is_refused_without_its_value():
 
 
 def test_keys_of_pulumi_and_the_docker_provider_pass():
-    plan = plan_stack("dev", overrides={"pulumi:tags": '{"team": "web"}', "docker:sshOpts": '["-o", "Port=22"]'})
+    plan = plan_stack(
+        "dev",
+        overrides={
+            "pulumi:tags": '{"team": "web"}',
+            "docker:host": "ssh://deploy@docker.example.com",
+            "docker:sshOpts": '["-o", "Port=22"]',
+        },
+    )
     assert plan.outputs["url"] == "http://localhost:8080/"
 
 
@@ -285,7 +292,13 @@ def test_a_small_subnet_is_enough_for_few_replicas():
     assert len(plan.containers("web")) == 2
 
 
-SWARM = {"target": "swarm", "bindAddress": "0.0.0.0"}
+# A swarm runs a pushed image on every node (a local build is refused): a pinned digest.
+SWARM = {
+    "target": "swarm",
+    "bindAddress": "0.0.0.0",
+    "imageSource": "pin",
+    "imagePin": "registry.example.com/acme/web@sha256:" + "a" * 64,
+}
 NFS = "expected an NFS export as host:/path, e.g. nfs.internal:/exports/django"
 
 
@@ -354,7 +367,7 @@ CONTRADICTIONS: list[tuple[dict[str, object], str]] = [
         "set backupBeforeMigrate: true, or remove backupRetention",
     ),
     (
-        {"target": "swarm"},
+        {"target": "swarm", "imageSource": "pin", "imagePin": DIGEST},
         "bindAddress: 127.0.0.1 cannot be kept on swarm, which publishes on every address; set 0.0.0.0",
     ),
 ]
