@@ -10,6 +10,7 @@ surface: a visit through Celery, an upload) and the sample projects (rehearsal/i
 from __future__ import annotations
 
 import io
+import json
 import ipaddress
 import secrets
 import socket
@@ -53,7 +54,7 @@ def app_kind(plan: Plan) -> str:
     if context == (PROJECT_ROOT / EXAMPLE_APP).resolve():
         return "example"
     marker = context / SAMPLE_MARKER
-    return marker.read_text().strip() if marker.is_file() else ""
+    return str(json.loads(marker.read_text())["kind"]) if marker.is_file() else ""
 
 
 def healthy_answer(response: requests.Response, path: str) -> str:

@@ -359,7 +359,8 @@ def test_no_engine_is_one_line(project, monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err == (
         f"ops status: no Docker engine answers for stack {project}: "
-        "DOCKER_HOST: unix:///nonexistent/docker.sock: no socket there\n"
+        "DOCKER_HOST: unix:///nonexistent/docker.sock: no socket there; start one here (`make docker`, as root), "
+        f"or point the stack at its host with docker:host in Pulumi.{project}.yaml or DOCKER_HOST\n"
     )
 
 
@@ -369,7 +370,8 @@ def test_the_stack_file_docker_host_is_used(project, stack, monkeypatch, capsys)
     try:
         assert main(["status", "remote"]) == 2
         assert capsys.readouterr().err == (
-            "ops status: no Docker engine answers for stack remote: docker:host: tcp://127.0.0.1:1: connection refused\n"
+            "ops status: no Docker engine answers for stack remote: docker:host: tcp://127.0.0.1:1: connection refused; "
+            "check that the host is up and that `docker -H tcp://127.0.0.1:1 info` works from here\n"
         )
     finally:
         (root / "Pulumi.remote.yaml").unlink()
