@@ -593,8 +593,15 @@ def copy_images(
         thread = threading.Thread(target=produce, name=f"save-{name}", daemon=True)
         thread.start()
         with os.fdopen(reader, "rb") as source:
-            private.api.load_image(source)
+            # load_image returns the daemon's progress as a stream (API >= 1.23, docker-py 7.2.0
+            # api/image.py load_image): the image is tagged only once that stream has been read
+            # to its end; an `images.get` before it answered 404 now and then.
+            errors = [
+                item["error"] for item in private.api.load_image(source) if isinstance(item, dict) and "error" in item
+            ]
         thread.join()
+        if errors:
+            raise RehearsalError(f"copying {name} to the private engine failed: {errors[0]}")
         if failure:
             raise RehearsalError(f"copying {name} to the private engine failed: {failure[0]}")
         copied[name] = private.images.get(name).id
