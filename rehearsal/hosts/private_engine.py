@@ -581,10 +581,15 @@ def copy_images(
         size = [0]
         failure: list[BaseException] = []
 
-        def produce(image=image, writer=writer, size=size, failure=failure) -> None:
+        # Saved under the very tag asked for: `named=True` takes the image's first tag (docker-py
+        # 7.2.0 models/images.py Image.save), and a stand-in tagged twice then arrived on the
+        # private engine under its other name (a 404 for the one asked for).
+        tag = name if name in image.tags else True
+
+        def produce(image=image, writer=writer, size=size, failure=failure, tag=tag) -> None:
             try:
                 with os.fdopen(writer, "wb") as sink:
-                    for chunk in image.save(named=True, chunk_size=1 << 20):
+                    for chunk in image.save(named=tag, chunk_size=1 << 20):
                         size[0] += len(chunk)
                         sink.write(chunk)
             except BaseException as error:  # surfaced below
