@@ -22,7 +22,10 @@ app, deployment = s.project, s.deployment
 # networks, the volumes
 image = AppImage(f"{app}-image", AppImageArgs(image=s.image, app=s.app))
 net = Networks(f"{app}-net", NetworksArgs(deployment=deployment))
-vol = Volumes(f"{app}-vol", VolumesArgs(deployment=deployment, static=s.app.static, media=s.app.media))
+vol = Volumes(
+    f"{app}-vol",
+    VolumesArgs(deployment=deployment, static=s.app.static, media=s.app.media, nginx_site=not deployment.swarm),
+)
 
 # --- the accessories the app stands on: on the internal backend network only, data on volumes
 db = Postgres(
@@ -97,6 +100,7 @@ nginx = Nginx(
         frontend_network=net.frontend,
         static_volume=vol.static,
         media_volume=vol.media,
+        site_volume=vol.nginx_site,
     ),
     pulumi.ResourceOptions(depends_on=[web]),
 )

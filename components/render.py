@@ -18,6 +18,18 @@ NGINX_MEDIA = "/var/www/media"
 NGINX_CONF = "/etc/nginx/nginx.conf"
 NGINX_TLS_CERT = "/etc/nginx/tls/server.crt"
 NGINX_TLS_KEY = "/etc/nginx/tls/server.key"
+# A container's nginx reads its configuration from the site volume (components/nginx_site.py):
+# one directory per generation, `current` a symlink to the one in use. nginx is started with
+# `-c current/nginx.conf`, so a relative path in it (the certificate and key of its generation)
+# is resolved against that directory at every (re)load: nginx takes the directory of the `-c`
+# file as its conf prefix (nginx src/core/nginx.c ngx_process_options, 1.28.0:1058-1068).
+NGINX_SITE_DIR = "/etc/nginx/site"
+NGINX_SITE_CONF = f"{NGINX_SITE_DIR}/current/nginx.conf"
+NGINX_SITE_TLS_CERT = "tls/server.crt"
+NGINX_SITE_TLS_KEY = "tls/server.key"
+# Each generation's own file: it names the generation, which the health door then answers with.
+NGINX_GENERATION_FILE = "generation.conf"
+NGINX_GENERATION_HEADER = "X-Config-Generation"
 POSTGRES_DATA = "/var/lib/postgresql/data"
 REDIS_DATA = "/data"
 BACKUP_DIR = "/backups"
@@ -390,6 +402,19 @@ def postgres_file_env(*, user: str, db: str, password_file: str) -> dict[str, st
     return {"POSTGRES_USER": user, "POSTGRES_PASSWORD_FILE": password_file, "POSTGRES_DB": db}
 
 
+def nginx_generation_conf(generation: str) -> str:
+    """The generation file nginx_conf includes: `$config_generation` is this generation's id."""
+    if not re.fullmatch(r"[0-9a-f]{8,64}", generation):
+        raise ValueError(f"not a generation id: {generation!r}")
+    return f'map $host $config_generation {{\n    default "{generation}";\n}}\n'
+
+
+def nginx_command(conf: str = NGINX_SITE_CONF) -> list[str]:
+    """nginx in the foreground on the site volume's current configuration (the official
+    image's entrypoint runs its /docker-entrypoint.d scripts, then execs this)."""
+    return ["nginx", "-c", conf, "-g", "daemon off;"]
+
+
 def public_url(*, server_name: str, tls: bool, port: int) -> str:
     return origin(host=server_name, tls=tls, port=port) + "/"
 
@@ -418,7 +443,9 @@ def nginx_conf(
     media_url: Optional[str],
     public_https_port: int = 443,
     hsts_seconds: int = 0,
+    tls_cert_path: str = NGINX_TLS_CERT,
     tls_key_path: str = NGINX_TLS_KEY,
+    generation_file: Optional[str] = None,
 ) -> str:
     """The whole nginx.conf: one upstream that follows the web replicas, files from volumes
     (static at `static_url`, uploads at `media_url`; None: the app has none).
@@ -431,6 +458,11 @@ def nginx_conf(
         idempotent requests are retried (nginx's default). A retry cannot cross a re-resolution
         (nginx ends it with "no live upstreams", a 502: ngx_http_upstream_round_robin.c), so such
         a 502 of a repeatable request is tried once more in a named location, with the new set.
+
+    generation_file: a file beside this one that defines `$config_generation`
+    (nginx_generation_conf); the health door then answers with it in a header, which is how a
+    reload is seen to have taken (components/nginx_site.py). None: a config without generations
+    (swarm's).
     """
     headers = _SECURITY_HEADERS + (
         (("Strict-Transport-Security", f'"max-age={hsts_seconds}; includeSubDomains"'),) if tls and hsts_seconds else ()
@@ -507,6 +539,18 @@ def nginx_conf(
 {add_headers("            ")}
         }}"""
 
+    generation_include = (
+        f"""
+    # Which generation of this configuration the workers run (see the health door).
+    include {generation_file};
+"""
+        if generation_file
+        else ""
+    )
+    generation_header = (
+        f"            add_header {NGINX_GENERATION_HEADER} $config_generation always;\n" if generation_file else ""
+    )
+
     if tls:
         redirect_port = "" if public_https_port == 443 else f":{public_https_port}"
         servers_block = f"""
@@ -522,7 +566,7 @@ def nginx_conf(
         listen 443 ssl default_server;
         http2 on;
         server_name {server_name};
-        ssl_certificate {NGINX_TLS_CERT};
+        ssl_certificate {tls_cert_path};
         ssl_certificate_key {tls_key_path};
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache shared:SSL:10m;
@@ -577,12 +621,13 @@ http {{
         keepalive 16;
     }}
 
+{generation_include}
     server {{
         # The container healthcheck's own door: loopback only, never proxied.
         listen 127.0.0.1:{NGINX_HEALTH_PORT};
         access_log off;
         location = {NGINX_HEALTH_PATH} {{
-            return 204;
+{generation_header}            return 204;
         }}
     }}
 {servers_block}

@@ -24,6 +24,9 @@ from components.settings import Deployment
 
 DATA_VOLUMES = ("postgres-data", "redis-data", "backups")
 FILE_VOLUMES = ("static", "media")
+# nginx's configuration (components/nginx_site.py), on the containers target: rewritten from the
+# stack's state by every `pulumi up` that changes it, so not data.
+SITE_VOLUMES = ("nginx-site",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +37,8 @@ class VolumesArgs:
     """The app has static files (a volume collectstatic fills and nginx serves)."""
     media: bool
     """The app has uploads (a volume web and Celery write, nginx serves)."""
+    nginx_site: bool = False
+    """nginx reads its configuration from a volume (the containers target)."""
 
 
 class Volumes(pulumi.ComponentResource):
@@ -42,12 +47,14 @@ class Volumes(pulumi.ComponentResource):
     backups: pulumi.Output[str]
     static: Optional[pulumi.Output[str]]
     media: Optional[pulumi.Output[str]]
+    nginx_site: Optional[pulumi.Output[str]]
 
     def __init__(self, name: str, args: VolumesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Volumes", name, None, opts)
         names = {}
         wanted = {"static": args.static, "media": args.media}
-        for kind in DATA_VOLUMES + tuple(kind for kind in FILE_VOLUMES if wanted[kind]):
+        wanted["nginx-site"] = args.nginx_site
+        for kind in DATA_VOLUMES + tuple(kind for kind in FILE_VOLUMES + SITE_VOLUMES if wanted[kind]):
             protected = args.deployment.protect_data and kind in DATA_VOLUMES
             # On swarm with shared storage, static and media are the NFS export on every node.
             shared = args.deployment.shared_volume_options() if kind in FILE_VOLUMES else None
@@ -66,6 +73,7 @@ class Volumes(pulumi.ComponentResource):
         self.backups = names["backups"]
         self.static = names.get("static")
         self.media = names.get("media")
+        self.nginx_site = names.get("nginx-site")
         self.shared_options = args.deployment.shared_volume_options()
         """Swarm: how a service on another node mounts static and media (None: plain local volumes)."""
         self.register_outputs(dict(names))

@@ -27,6 +27,7 @@ from planning.harness import (
     IMAGE,
     JOB,
     NETWORK,
+    NGINX_SITE,
     RANDOM_PASSWORD,
     REMOTE_IMAGE,
     SECRET,
@@ -254,6 +255,15 @@ SCHEMAS: dict[str, Schema] = {
             {"dockerHost", "sshOpts", "certPath", "caMaterial", "certMaterial", "keyMaterial", "__provider"}
         ),
         source="components/job.py JobProvider.diff",
+    ),
+    # Our own dynamic provider (components/nginx_site.py): nothing replaces it; a change is an
+    # update, which writes the new generation and reloads nginx. `generation` is its output.
+    NGINX_SITE: Schema(
+        frozenset(),
+        frozenset({"*"}),
+        provider_dbr=False,
+        ignored=frozenset({"dockerHost", "__provider", "generation"}),
+        source="components/nginx_site.py NginxSiteProvider.diff",
     ),
 }
 

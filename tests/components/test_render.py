@@ -301,7 +301,9 @@ def test_nginx_conf_does_not_depend_on_the_replicas():
         "tls",
         "public_https_port",
         "hsts_seconds",
-        "tls_key_path",  # where the key is: a file in the container (swarm: a secret's)
+        "tls_cert_path",  # where the certificate and key are: the site's generation (swarm: a config's, a secret's)
+        "tls_key_path",
+        "generation_file",  # the site's generation file (a container's): the health door names it
         "app_port",  # the app's port and paths: settings of the app, not of a release
         "static_url",
         "media_url",
