@@ -49,19 +49,22 @@ class NginxArgs:
     """Served at the app's mediaUrl (uploads); None: the app has none."""
     site_volume: Optional[pulumi.Input[str]] = None
     """Containers: the volume nginx reads its configuration from (written by an NginxSite)."""
+    acme_webroot_volume: Optional[pulumi.Input[str]] = None
+    """tlsMode acme: the HTTP-01 challenge files, served on port 80 (components/acme.py)."""
 
 
 class Nginx(pulumi.ComponentResource):
     url: str
     """The public URL."""
     container_name: pulumi.Output[str]
+    container_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Nginx", name, None, opts)
         ng = args.settings
         # On swarm the key is a secret's file; in a container, a file of the site's generation.
         key_path = render.secret_path(render.SECRETS_DIR, "NGINX_TLS_KEY") if args.deployment.swarm else None
-        paths = (
+        paths: dict = (
             {"tls_key_path": key_path}
             if key_path
             else {
@@ -70,6 +73,13 @@ class Nginx(pulumi.ComponentResource):
                 "generation_file": render.NGINX_GENERATION_FILE,
             }
         )
+        if ng.acme is not None:
+            # The ACME client installs the certificate beside the generations (a placeholder until then).
+            paths.update(
+                tls_cert_path=render.NGINX_ACME_CERT,
+                tls_key_path=render.NGINX_ACME_KEY,
+                acme_webroot=render.ACME_WEBROOT,
+            )
         conf = render.nginx_conf(
             server_name=ng.server_name,
             client_max_body_size=ng.client_max_body_size,
@@ -97,6 +107,7 @@ class Nginx(pulumi.ComponentResource):
         )
         self.url = ng.url
         self.container_name = running.name
+        self.container_id = running.id
         self.register_outputs({"url": self.url, "container_name": self.container_name})
 
     def _container(
@@ -124,6 +135,14 @@ class Nginx(pulumi.ComponentResource):
             ports.append(
                 docker.ContainerPortArgs(internal=443, external=ng.https_port, ip=ng.bind_address, protocol="tcp")
             )
+        served = _served(args)
+        if ng.acme is not None:
+            if args.acme_webroot_volume is None:
+                raise ValueError("NginxArgs.acme_webroot_volume is required with tlsMode acme")
+            ports.append(
+                docker.ContainerPortArgs(internal=443, external=ng.https_port, ip=ng.bind_address, protocol="tcp")
+            )
+            served.append((args.acme_webroot_volume, render.ACME_WEBROOT))
         stack = args.deployment.stack
         site = NginxSite(
             f"{name}-site",
@@ -135,6 +154,7 @@ class Nginx(pulumi.ComponentResource):
                 stack=stack,
                 labels=label_args({f"{render.LABEL_PREFIX}.stack": stack, f"{render.LABEL_PREFIX}.role": "config"}),
                 docker_host=args.deployment.docker_host,
+                acme_names=list(ng.acme.names) if ng.acme is not None else None,
             ),
             opts=child_options(self, opts),
         )
@@ -154,7 +174,7 @@ class Nginx(pulumi.ComponentResource):
                 ),
                 *(
                     docker.ContainerVolumeArgs(volume_name=volume, container_path=path, read_only=True)
-                    for volume, path in _served(args)
+                    for volume, path in served
                 ),
             ],
             opts=pulumi.ResourceOptions(depends_on=depends),

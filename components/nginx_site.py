@@ -55,7 +55,7 @@ HELPER_LABEL = "django-docker.nginx-site"
 """Label on the helper containers: the run's id, so a leftover can be found."""
 RELOAD_TIMEOUT_SECONDS = 20.0
 KEEP_GENERATIONS = 2  # the current one and the one before it (to compare, or go back by hand)
-INPUT_KEYS = ("files", "modes", "volume", "image", "stack", "labels", "dockerHost")
+INPUT_KEYS = ("files", "modes", "volume", "image", "stack", "labels", "dockerHost", "acmeNames")
 OUTPUT_KEYS = ("generation",)
 NOT_COMPARED = {PROVIDER_KEY, "dockerHost", "files", "modes", *OUTPUT_KEYS}
 GENERATION_RE = re.compile(r"^[0-9a-f]{16}$")
@@ -74,10 +74,14 @@ def generation_of(files: Mapping[str, str], modes: Mapping[str, str]) -> str:
     return hashlib.sha256(canonical).hexdigest()[:16]
 
 
-def archive(generation: str, files: Mapping[str, str], modes: Mapping[str, str]) -> bytes:
+def archive(
+    generation: str, files: Mapping[str, str], modes: Mapping[str, str], extra: Optional[Mapping[str, str]] = None
+) -> bytes:
     """A tar of `<generation>/<path>` for every file (owned by root; mode 0644 unless given),
-    plus the generation file nginx.conf includes."""
-    content = {**files, render.NGINX_GENERATION_FILE: render.nginx_generation_conf(generation)}
+    plus the generation file nginx.conf includes, and `extra` (not part of the generation:
+    the placeholder certificate, key files 0600)."""
+    content = {**files, **(extra or {}), render.NGINX_GENERATION_FILE: render.nginx_generation_conf(generation)}
+    modes = {**modes, **{path: "0600" for path in (extra or {}) if path.endswith(".key")}}
     buffer = io.BytesIO()
     now = int(time.time())
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -117,18 +121,68 @@ def switch_script(generation: str, keep: int = KEEP_GENERATIONS) -> str:
 REFUSED_MARKER = ".refused"
 
 
-def helper_script(generation: str, test: Optional[str]) -> str:
-    """What the helper runs once the generation is written: `test` first (when no nginx runs to
-    check it in), then the switch; a generation that was refused (its marker: the running nginx
-    refused it, or `test` failed) is removed instead, and never becomes current."""
+PLACEHOLDER_DIR = "placeholder"
+
+
+def helper_script(generation: str, test: Optional[str], placeholder: bool = False) -> str:
+    """What the helper runs once the generation is written: with `placeholder` (tlsMode acme)
+    the placeholder certificate installed where the ACME client's will be, unless one is there;
+    then `test` (when no nginx runs to check it in), then the switch. A generation that was
+    refused (its marker: the running nginx refused it, or `test` failed) is removed instead, and
+    never becomes current."""
     g = shlex.quote(generation)
     refused = f"{render.NGINX_SITE_DIR}/{g}/{REFUSED_MARKER}"
+    staged = f"{render.NGINX_SITE_DIR}/{g}/{PLACEHOLDER_DIR}"
+    install = (
+        [
+            f"if [ ! -s {render.NGINX_ACME_CERT} ]; then mkdir -p {render.NGINX_ACME_DIR} "
+            f"&& cp -p {staged}/server.key {render.NGINX_ACME_KEY} && cp -p {staged}/server.crt {render.NGINX_ACME_CERT}; fi",
+            f"rm -rf {staged}",
+        ]
+        if placeholder
+        else []
+    )
     # Never the one in use (the same files refused by a newer nginx image, say).
     drop = f'[ "$(readlink {render.NGINX_SITE_DIR}/current)" = {g} ] || rm -rf -- {render.NGINX_SITE_DIR}/{g}'
-    lines = [f"if [ -e {refused} ]; then rm -f {refused}; {drop}; exit 0; fi"]
+    lines = [f"if [ -e {refused} ]; then rm -f {refused}; {drop}; exit 0; fi", *install]
     if test:
         lines.append(f"if ! {test}; then {drop}; exit 1; fi")
     return "\n".join([*lines, switch_script(generation)])
+
+
+def placeholder_files(names: list[str]) -> dict[str, str]:
+    """A self-signed certificate for `names`, valid a week: what nginx serves on 443 until the
+    ACME CA's first certificate is installed (nginx cannot start its TLS server without one)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.COMMON_NAME, "django-docker placeholder (waiting for the ACME CA)")]
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=7))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    pem = serialization.Encoding.PEM
+    return {
+        f"{PLACEHOLDER_DIR}/server.crt": cert.public_bytes(pem).decode(),
+        f"{PLACEHOLDER_DIR}/server.key": key.private_bytes(
+            pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ).decode(),
+    }
 
 
 def _marker(generation: str) -> bytes:
@@ -219,7 +273,11 @@ def apply(props: Mapping[str, Any]) -> dict:
         # the official image runs its /docker-entrypoint.d scripts for an `nginx` command).
         entrypoint = (api.inspect_image(image).get("Config") or {}).get("Entrypoint") or []
         test = shlex.join([*entrypoint, "nginx", "-t", "-q", "-c", f"{render.NGINX_SITE_DIR}/{generation}/nginx.conf"])
-        script = helper_script(generation, None if nginx else test)
+        acme_names = list(props.get("acmeNames") or [])
+        # tlsMode acme: the helper installs the placeholder first when no certificate is there,
+        # so it checks the configuration itself, after that.
+        test_in_nginx = nginx is not None and not acme_names
+        script = helper_script(generation, None if test_in_nginx else test, placeholder=bool(acme_names))
         helper = api.create_container(
             image,
             command=["sh", "-c", script],  # through the image's entrypoint, which execs it
@@ -230,9 +288,10 @@ def apply(props: Mapping[str, Any]) -> dict:
                 binds=[f"{volume}:{render.NGINX_SITE_DIR}:rw"], network_mode="none", auto_remove=False
             ),
         )["Id"]
-        api.put_archive(helper, render.NGINX_SITE_DIR, archive(generation, files, modes))
+        extra = placeholder_files(acme_names) if acme_names else None
+        api.put_archive(helper, render.NGINX_SITE_DIR, archive(generation, files, modes, extra))
         refused = ""
-        if nginx:
+        if test_in_nginx and nginx is not None:
             # The running nginx checks it: its own binary, OpenSSL policy and mounts.
             code, output = _exec(
                 api, nginx, ["nginx", "-t", "-q", "-c", f"{render.NGINX_SITE_DIR}/{generation}/nginx.conf"]
@@ -249,7 +308,7 @@ def apply(props: Mapping[str, Any]) -> dict:
                 f"nginx refused the new configuration (`nginx -t`), so the running one serves on: {refused}"
             )
         if int(state.get("StatusCode", 1)) != 0:
-            if not nginx:
+            if not test_in_nginx:
                 raise SiteError(f"nginx refused the configuration (`nginx -t`): {one_line(output)}")
             raise SiteError(f"{what}: could not switch to it on volume {volume}: {one_line(output)}")
         if nginx and _served_generation(api, nginx) != generation:
@@ -264,6 +323,7 @@ def apply(props: Mapping[str, Any]) -> dict:
                 pass
         client.close()
     outs = {key: value for key, value in props.items() if key not in (PROVIDER_KEY, "files", "modes")}
+    # (nginx, if running, was checked and reloaded above: `nginx` is its id)
     return {**outs, "generation": generation}
 
 
@@ -338,6 +398,8 @@ class NginxSiteArgs:
     """Relative path -> octal mode (`0600` for the key); others 0644. Owner root."""
     volume: pulumi.Input[str]
     """The site volume (nginx mounts it read-only at render.NGINX_SITE_DIR)."""
+    acme_names: Optional[list[str]] = None
+    """tlsMode acme: the certificate's names (a placeholder for them until the CA's first one)."""
     image: str
     """The nginx image (the helper that writes and checks runs it)."""
     stack: str
@@ -364,6 +426,7 @@ class NginxSite(pulumi.dynamic.Resource, module="django-docker", name="NginxSite
             "stack": args.stack,
             "labels": args.labels,
             "dockerHost": args.docker_host,
+            **({"acmeNames": list(args.acme_names)} if args.acme_names else {}),
             "generation": None,
         }
         super().__init__(NginxSiteProvider(), name, props, opts)

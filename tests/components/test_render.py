@@ -304,6 +304,7 @@ def test_nginx_conf_does_not_depend_on_the_replicas():
         "tls_cert_path",  # where the certificate and key are: the site's generation (swarm: a config's, a secret's)
         "tls_key_path",
         "generation_file",  # the site's generation file (a container's): the health door names it
+        "acme_webroot",  # tlsMode acme: where port 80 serves the challenges from
         "app_port",  # the app's port and paths: settings of the app, not of a release
         "static_url",
         "media_url",
