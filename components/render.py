@@ -622,13 +622,23 @@ def nginx_conf(
             proxy_connect_timeout 100ms;
             proxy_read_timeout 60s;"""
 
+    # Static files: a name Django's ManifestStaticFilesStorage fingerprinted (`site.3f2a9c1b0e4d.css`:
+    # 12 hex of its content's MD5, django/contrib/staticfiles/storage.py HashedFilesMixin.hashed_name)
+    # never changes content, so browsers and CDNs keep it a year without asking again
+    # (`immutable`, RFC 8246); any other name may change with a release, so it is kept a minute
+    # (WhiteNoise's defaults for the same two kinds: WHITENOISE_MAX_AGE, immutable_file_test).
     static = (
         f"""
+        location ~ "^{re.escape(static_url)}(.+\\.[0-9a-f]{{12}}\\.[A-Za-z0-9]+)$" {{
+            alias {NGINX_STATIC}/$1;
+            access_log off;
+{add_headers("            ", (("Cache-Control", '"public, max-age=31536000, immutable"'),))}
+        }}
+
         location {static_url} {{
             alias {NGINX_STATIC}/;
             access_log off;
-            expires 30d;
-{add_headers("            ", (("Cache-Control", '"public"'),))}
+{add_headers("            ", (("Cache-Control", '"public, max-age=60"'),))}
         }}
 """
         if static_url
@@ -738,8 +748,14 @@ http {{
     client_max_body_size {client_max_body_size};
     client_body_temp_path /tmp/nginx-client-body;
     proxy_temp_path /tmp/nginx-proxy;
+    # Text compressed (text/html always is), also for clients behind a proxy (`Via`), with
+    # `Vary: Accept-Encoding` so a cache keeps both forms; tiny answers are not worth it.
     gzip on;
-    gzip_types text/css application/javascript application/json image/svg+xml;
+    gzip_vary on;
+    gzip_proxied any;
+    gzip_comp_level 5;
+    gzip_min_length 256;
+    gzip_types text/plain text/css text/javascript application/javascript application/json application/xml image/svg+xml;
 
     # Docker's DNS, asked again each second; IPv4 only (the networks have no IPv6).
     resolver {DOCKER_DNS} valid=1s ipv6=off;

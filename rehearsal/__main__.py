@@ -295,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     p_tls.add_argument("stack")
     p_acme = sub.add_parser("acme", help="boot a stack with tlsMode acme against Pebble, renew under load, a refusal")
     p_acme.add_argument("stack")
+    p_bench = sub.add_parser("benchmark-http", help="boot a stack, then measure nginx's front door (req/s, p99)")
+    p_bench.add_argument("stack")
     p_swarm = sub.add_parser(
         "swarm", help="STACK as swarm services on a private single-node swarm, releases under load"
     )
@@ -332,6 +334,10 @@ def main(argv: list[str] | None = None) -> int:
             from rehearsal.checks.tls import TlsRehearsal
 
             return rehearse(args.stack, False, None, hook=TlsRehearsal(args.stack))
+        if args.command == "benchmark-http":
+            from rehearsal.checks.http_bench import HttpBenchmark
+
+            return rehearse(args.stack, False, None, hook=HttpBenchmark(args.stack))
         if args.command == "acme":
             from rehearsal.checks.acme import AcmeRehearsal
 
