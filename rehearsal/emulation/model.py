@@ -268,6 +268,13 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
+# The engine's own account of an update's changed inputs comes from the provider's diff (its
+# `diffs`); a Python dynamic provider's Diff never sends them (pulumi 3.272.0
+# sdk/python/lib/pulumi/dynamic/__main__.py:114-134: changes, replaces, deleteBeforeReplace
+# only), so the engine reports an update of one with no keys. The model still names them.
+UNREPORTED_UPDATE_KEYS = frozenset({NGINX_SITE})
+
+
 def schema_of(type_: str) -> Schema:
     try:
         return SCHEMAS[type_]
