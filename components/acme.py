@@ -53,7 +53,7 @@ from components.settings.acme import AcmeSettings
 ACME_TIMEOUT_SECONDS = 300
 """How long the first `pulumi up` waits for the CA (an order, its challenges, the certificate)."""
 MEMORY_MB = 64
-HEALTH = Healthcheck(interval="10s", timeout="5s", retries=3, start_period="60s")
+HEALTH = Healthcheck(interval="10s", timeout="5s", retries=3, start_period="1m0s")  # Go spelling: what is read back
 TMPFS = {"/tmp": "rw,noexec,nosuid,size=16m"}
 
 

@@ -144,3 +144,39 @@ def test_a_first_configuration_nginx_refuses_fails_the_create_in_one_line(engine
     with pytest.raises(SiteError) as refused:
         NginxSiteProvider().create(props(stack, volume, nginx_image, "events {}\nhttp { bogus on; }\n"))
     assert "\n" not in str(refused.value) and 'unknown directive "bogus"' in str(refused.value)
+
+
+@pytest.mark.docker
+def test_acme_mode_installs_a_placeholder_once_and_never_over_the_cas_certificate(engine, nginx_image):  # noqa: F811
+    client, stack, volume, created = engine
+    acme_conf = render.nginx_conf(
+        server_name="shop.dev",
+        client_max_body_size="10m",
+        tls=True,
+        generation_file=render.NGINX_GENERATION_FILE,
+        tls_cert_path=render.NGINX_ACME_CERT,
+        tls_key_path=render.NGINX_ACME_KEY,
+        acme_webroot=render.ACME_WEBROOT,
+        app_port=8000,
+        static_url="/static/",
+        media_url=None,
+    )
+    provider = NginxSiteProvider()
+    first = provider.create({**props(stack, volume, nginx_image, acme_conf), "acmeNames": ["shop.dev"]}).outs
+    cid = start_nginx(client, stack, volume, nginx_image)
+    created.append(cid)
+
+    def read(path: str) -> str:
+        exec_id = client.api.exec_create(cid, ["cat", path])["Id"]
+        return client.api.exec_start(exec_id).decode()
+
+    placeholder = read(render.NGINX_ACME_CERT)
+    assert "BEGIN CERTIFICATE" in placeholder
+    mode = client.api.exec_start(client.api.exec_create(cid, ["stat", "-c", "%a", render.NGINX_ACME_KEY])["Id"])
+    assert mode.decode().strip() == "600"
+    # A configuration change later keeps the certificate that is there (the CA's, by then).
+    second = provider.update(
+        "x", first, {**props(stack, volume, nginx_image, acme_conf.replace("10m", "20m")), "acmeNames": ["shop.dev"]}
+    ).outs
+    assert read(render.NGINX_ACME_CERT) == placeholder
+    assert nginx_site._served_generation(client.api, cid) == second["generation"]
