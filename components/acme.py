@@ -108,7 +108,7 @@ class Acme(pulumi.ComponentResource):
                 labels=label_args(render.labels(service="acme", role="accessory", stack=stack)),
                 pid_mode=pid_mode,
                 timeout_seconds=ACME_TIMEOUT_SECONDS,
-                docker_host=args.deployment.docker_host,
+                **args.deployment.docker.job_kwargs(),
                 user="0:0",
                 read_only=True,
                 tmpfs=TMPFS,

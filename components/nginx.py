@@ -153,7 +153,7 @@ class Nginx(pulumi.ComponentResource):
                 image=ng.image.text,
                 stack=stack,
                 labels=label_args({f"{render.LABEL_PREFIX}.stack": stack, f"{render.LABEL_PREFIX}.role": "config"}),
-                docker_host=args.deployment.docker_host,
+                docker=args.deployment.docker,
                 acme_names=list(ng.acme.names) if ng.acme is not None else None,
             ),
             opts=child_options(self, opts),

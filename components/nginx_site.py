@@ -47,17 +47,18 @@ import pulumi
 import pulumi.dynamic
 import requests
 
-from components import render
-from components.dockerhost import connect
-from components.job import PROVIDER_KEY, has_unknown, plain
+from components import dockerhost, render
+from components.job import CONNECTION_KEYS, PROVIDER_KEY, has_unknown, host_of, plain
+from components.settings.provider import DockerAccess
 
 HELPER_LABEL = "django-docker.nginx-site"
 """Label on the helper containers: the run's id, so a leftover can be found."""
 RELOAD_TIMEOUT_SECONDS = 20.0
 KEEP_GENERATIONS = 2  # the current one and the one before it (to compare, or go back by hand)
-INPUT_KEYS = ("files", "modes", "volume", "image", "stack", "labels", "dockerHost", "acmeNames")
+INPUT_KEYS = ("files", "modes", "volume", "image", "stack", "labels", "acmeNames", *CONNECTION_KEYS)
 OUTPUT_KEYS = ("generation",)
-NOT_COMPARED = {PROVIDER_KEY, "dockerHost", "files", "modes", *OUTPUT_KEYS}
+# How the Docker host is reached (as the release jobs: components/job.py) changes nothing here.
+NOT_COMPARED = {PROVIDER_KEY, *CONNECTION_KEYS, "files", "modes", *OUTPUT_KEYS}
 GENERATION_RE = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -261,7 +262,7 @@ def apply(props: Mapping[str, Any]) -> dict:
     volume, image, stack = props["volume"], props["image"], props["stack"]
     what = f"nginx-site {generation}"
     try:
-        client = connect(props.get("dockerHost") or "")
+        client = dockerhost.connect(host_of(props))
     except (docker_sdk.errors.DockerException, requests.exceptions.RequestException) as exc:
         raise SiteError(f"nginx: cannot reach the Docker host: {exc}".splitlines()[0]) from None
     api = client.api
@@ -322,7 +323,12 @@ def apply(props: Mapping[str, Any]) -> dict:
             except docker_sdk.errors.APIError:
                 pass
         client.close()
-    outs = {key: value for key, value in props.items() if key not in (PROVIDER_KEY, "files", "modes")}
+    # Not the files (secret) nor the connection's PEMs: only what says which generation is served.
+    outs = {
+        key: value
+        for key, value in props.items()
+        if key not in (PROVIDER_KEY, "files", "modes", "caMaterial", "certMaterial", "keyMaterial")
+    }
     # (nginx, if running, was checked and reloaded above: `nginx` is its id)
     return {**outs, "generation": generation}
 
@@ -406,8 +412,21 @@ class NginxSiteArgs:
     """The stack: which running nginx to check in and reload (with the volume)."""
     labels: list
     """Labels of the helper containers (ContainerLabelArgs)."""
-    docker_host: str = ""
-    """Where the Docker engine is (as components.job); not compared."""
+    docker: DockerAccess
+    """How the provider reaches the Docker host (as the release jobs); not compared."""
+
+
+def _connection(access: DockerAccess) -> dict[str, Any]:
+    """The connection's properties, named and shaped as a release job's (components.job)."""
+    props: dict[str, Any] = {
+        "dockerHost": access.host,
+        "sshOpts": list(access.ssh_opts) or None,
+        "certPath": access.cert_path or None,
+        "caMaterial": pulumi.Output.secret(access.ca_material) if access.ca_material is not None else None,
+        "certMaterial": pulumi.Output.secret(access.cert_material) if access.cert_material is not None else None,
+        "keyMaterial": pulumi.Output.secret(access.key_material) if access.key_material is not None else None,
+    }
+    return {key: value for key, value in props.items() if value is not None}
 
 
 class NginxSite(pulumi.dynamic.Resource, module="django-docker", name="NginxSite"):
@@ -425,7 +444,7 @@ class NginxSite(pulumi.dynamic.Resource, module="django-docker", name="NginxSite
             "image": args.image,
             "stack": args.stack,
             "labels": args.labels,
-            "dockerHost": args.docker_host,
+            **_connection(args.docker),
             **({"acmeNames": list(args.acme_names)} if args.acme_names else {}),
             "generation": None,
         }

@@ -183,7 +183,6 @@ def _site_props(inputs: dict, mapping: dict, ctx) -> dict:
 
     props = {k: v for k, v in substitute(inputs, mapping).items() if k not in ("generation", "__provider")}
     props["labels"] = [*props.get("labels", []), *({"label": k, "value": v} for k, v in ctx.session.run_labels.items())]
-    props["dockerHost"] = ctx.session.engine.docker_host
     return props
 
 

@@ -467,7 +467,7 @@ class Engine:
 
         props = {k: v for k, v in inputs.items() if k not in ("generation", "__provider")}
         props["labels"] = [*props.get("labels", []), *({"label": k, "value": v} for k, v in self.run_labels.items())]
-        props["dockerHost"] = self.docker_host
+        # The connection is the plan's, as for the release jobs.
         try:
             if old is None:
                 result = NginxSiteProvider().create(props)
