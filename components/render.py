@@ -434,11 +434,16 @@ def acme_env(*, email: str, directory: str, names: Sequence[str], ca_certificate
 #           exactly those names, else a renewal if due), installed for nginx; fails in one line
 #   loop    the renewer: the same every ACME_INTERVAL seconds (12 h); /tmp/acme-status for its healthcheck
 #   renew   now, whatever the days left (make renew-certificate, the rehearsal)
+# Every file it writes is readable by root only (umask 077).
 # Installing: lego's files copied beside nginx's (key then certificate, each renamed into place),
 # then a SIGHUP to nginx's master, found in the pid namespace this container shares with nginx:
 # nginx re-reads its configuration and certificate and lets old workers finish (a graceful reload;
 # a certificate it cannot load leaves the old configuration serving).
 ACME_SCRIPT = r"""set -u
+# Keys readable by root only: lego creates the account key with os.Create (0666 less the umask:
+# go-acme/lego v4.35.2 cmd/accounts_storage.go:206, v4.9.1 :191); also any made before this line.
+umask 077
+chmod -R go= /acme 2>/dev/null
 mode="${1:-obtain}"
 LEGO=/lego
 [ -x "$LEGO" ] || LEGO=lego

@@ -31,7 +31,8 @@ def _status(stack: StackOnHost, args) -> int:
 
     now = datetime.now(timezone.utc)
     lines, healthy = status_lines(stack.stack, stack.where, stack.boxes, now)
-    lines += _certificate(stack, now)
+    # The certificate before the last line, which stays the verdict on the containers.
+    lines[-1:-1] = _certificate(stack, now)
     print("\n".join(lines))
     return 0 if healthy else 1
 
