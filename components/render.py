@@ -434,15 +434,16 @@ def acme_env(*, email: str, directory: str, names: Sequence[str], ca_certificate
 #           exactly those names, else a renewal if due), installed for nginx; fails in one line
 #   loop    the renewer: the same every ACME_INTERVAL seconds (12 h); /tmp/acme-status for its healthcheck
 #   renew   now, whatever the days left (make renew-certificate, the rehearsal)
-# Every file it writes is readable by root only (umask 077).
 # Installing: lego's files copied beside nginx's (key then certificate, each renamed into place),
 # then a SIGHUP to nginx's master, found in the pid namespace this container shares with nginx:
 # nginx re-reads its configuration and certificate and lets old workers finish (a graceful reload;
 # a certificate it cannot load leaves the old configuration serving).
 ACME_SCRIPT = r"""set -u
-# Keys readable by root only: lego creates the account key with os.Create (0666 less the umask:
-# go-acme/lego v4.35.2 cmd/accounts_storage.go:206, v4.9.1 :191); also any made before this line.
-umask 077
+# lego's data root's only: it creates the account key with os.Create (0666 less the umask:
+# go-acme/lego v4.35.2 cmd/accounts_storage.go:206, v4.9.1 :191), so its directories are made
+# 0700 first and everything in it is made root's only after each run. (Not a umask: the
+# challenge files lego writes to the webroot must stay readable by nginx's workers.)
+mkdir -p /acme/accounts /acme/certificates
 chmod -R go= /acme 2>/dev/null
 mode="${1:-obtain}"
 LEGO=/lego
@@ -490,13 +491,14 @@ cycle() {
   exec 9>/acme/.lock
   flock -w 600 9 || { echo "acme: another run holds /acme/.lock"; return 1; }
   if [ ! -s "$crt" ] || [ "$(cat /acme/names 2>/dev/null)" != "$ACME_NAMES" ]; then
-    "$LEGO" "$@" run > "$log" 2>&1 || { problem; return 1; }
+    "$LEGO" "$@" run > "$log" 2>&1 || { problem; chmod -R go= /acme; return 1; }
     echo "$ACME_NAMES" > /acme/names
   else
     days="$ACME_RENEW_DAYS"
     [ "$how" = force ] && days=100000
-    "$LEGO" "$@" renew --days "$days" --no-random-sleep > "$log" 2>&1 || { problem; return 1; }
+    "$LEGO" "$@" renew --days "$days" --no-random-sleep > "$log" 2>&1 || { problem; chmod -R go= /acme; return 1; }
   fi
+  chmod -R go= /acme
   install
 }
 
