@@ -479,7 +479,9 @@ class Engine:
         real.update(id=rid, generation=outs["generation"])
         if old is None:
             self._remember(mapping, real, {r.id: rid})
-        return f"generation {outs['generation']}" + (" (nginx reloaded)" if old is not None else "")
+        return f"generation {outs['generation']}" + (
+            " (nginx checked and reloaded when it changed)" if old is not None else ""
+        )
 
     def _update(self, step: Step, mapping: dict) -> str:
         if step.type == NGINX_SITE:
