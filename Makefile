@@ -19,8 +19,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TTY_ARGS = $(if $(filter -T,$(firstword $(ARGS))),-T -- $(wordlist 2,$(words $(ARGS)),$(ARGS)),-- $(ARGS))
 
 .PHONY: help host-packages runtime policy-venv setup services docker engine check up preview destroy lint test \
-	rehearse rehearse-release rehearse-faults rehearse-tls rehearse-swarm rehearse-remote rehearse-down benchmark promote rollback \
-	status ps logs manage shell exec backup backups restore benchmark-ops docs docs-check compose-import e2e \
+	rehearse rehearse-release rehearse-faults rehearse-tls rehearse-acme benchmark-http rehearse-swarm rehearse-remote rehearse-down benchmark promote rollback \
+	status ps logs manage shell exec backup backups restore renew-certificate benchmark-ops docs docs-check compose-import e2e \
 	adopt sample runtime-image
 
 help: ## Every target, and what it does
@@ -105,6 +105,12 @@ rehearse-faults: setup docker ## Boot STACK as `make rehearse` does, then rehear
 rehearse-tls: setup docker ## Boot STACK with HTTPS on (a certificate made for the run, as secret config) and prove TLS end to end
 	$(PY) -m rehearsal tls $(STACK)
 
+rehearse-acme: setup docker ## Boot STACK with tlsMode acme against Pebble (Let's Encrypt's test CA, on this machine): certificate, renewal under load, a refusal
+	$(PY) -m rehearsal acme $(STACK)
+
+benchmark-http: setup docker ## Boot STACK as `make rehearse` does, then measure nginx's front door on 127.0.0.1: req/s and p99 of /health/, a page, a static file; then without upstream keep-alive and without gzip
+	$(PY) -m rehearsal benchmark-http $(STACK)
+
 rehearse-swarm: setup docker ## STACK with target swarm on a private single-node swarm (a second engine): smoke, new-commit and unhealthy-release under load
 	$(PY) -m rehearsal swarm $(STACK)
 
@@ -149,6 +155,9 @@ backup: setup ## pg_dump STACK's database into its backups volume now
 
 backups: setup ## List STACK's backups
 	@$(PY) -m ops backups $(STACK)
+
+renew-certificate: setup ## tlsMode acme: renew STACK's certificate now (whatever its days left) and reload nginx
+	@$(PY) -m ops renew-certificate $(STACK)
 
 restore: setup ## Replace STACK's database with BACKUP=<name> (ARGS=--stop-app stops the app meanwhile); a pre-restore backup first
 	@test -n "$(BACKUP)" || { echo "make restore: set BACKUP=<name> (make backups STACK=$(STACK) lists them)" >&2; exit 2; }

@@ -4,6 +4,7 @@ import pulumi
 import pulumi_random as random
 
 from components import settings
+from components.acme import Acme, AcmeArgs
 from components.celery import Celery, CeleryArgs
 from components.common import AppRuntime
 from components.image import AppImage, AppImageArgs
@@ -22,7 +23,16 @@ app, deployment = s.project, s.deployment
 # networks, the volumes
 image = AppImage(f"{app}-image", AppImageArgs(image=s.image, app=s.app))
 net = Networks(f"{app}-net", NetworksArgs(deployment=deployment))
-vol = Volumes(f"{app}-vol", VolumesArgs(deployment=deployment, static=s.app.static, media=s.app.media))
+vol = Volumes(
+    f"{app}-vol",
+    VolumesArgs(
+        deployment=deployment,
+        static=s.app.static,
+        media=s.app.media,
+        nginx_site=not deployment.swarm,
+        acme=s.nginx.acme is not None,
+    ),
+)
 
 # --- the accessories the app stands on: on the internal backend network only, data on volumes
 db = Postgres(
@@ -97,9 +107,25 @@ nginx = Nginx(
         frontend_network=net.frontend,
         static_volume=vol.static,
         media_volume=vol.media,
+        site_volume=vol.nginx_site,
+        acme_webroot_volume=vol.acme_webroot,
     ),
     pulumi.ResourceOptions(depends_on=[web]),
 )
+# --- tlsMode acme: its certificate obtained from the CA once nginx answers the challenge, then renewed
+if s.nginx.acme is not None:
+    Acme(
+        f"{app}-acme",
+        AcmeArgs(
+            settings=s.nginx.acme,
+            deployment=deployment,
+            frontend_network=net.frontend,
+            data_volume=vol.acme,
+            webroot_volume=vol.acme_webroot,
+            site_volume=vol.nginx_site,
+            nginx_id=nginx.container_id,
+        ),
+    )
 
 # --- what other stacks and people read: the URL, and the image a promotion takes
 pulumi.export("url", nginx.url)

@@ -47,6 +47,7 @@ LOG_TAIL_LINES = 40
 # Every input property and the Python type it arrives as (numbers come off the wire as float).
 INPUT_TYPES: dict[str, Any] = {
     "image": str,
+    "entrypoints": list,
     "command": list,
     "envs": list,
     "user": str,
@@ -55,6 +56,7 @@ INPUT_TYPES: dict[str, Any] = {
     "capabilities": dict,
     "securityOpts": list,
     "init": bool,
+    "pidMode": str,
     "memory": (int, float),
     "memorySwap": (int, float),
     "networksAdvanced": list,
@@ -194,6 +196,8 @@ def docker_settings(props: Mapping[str, Any]) -> tuple[dict, list[str]]:
         "cap_drop": caps.get("drops"),
         "security_opt": props.get("securityOpts"),
         "init": props.get("init"),
+        "pid_mode": props.get("pidMode"),
+        "entrypoint": props.get("entrypoints"),
         "network": networks[0] if networks else None,
     }
     kwargs.update({key: value for key, value in optional.items() if value not in (None, [], {})})
@@ -416,6 +420,8 @@ class JobArgs:
     must be on the host."""
     command: pulumi.Input[Sequence[pulumi.Input[str]]]
     """The argv to run to completion."""
+    entrypoints: Optional[Sequence[str]] = None
+    """Replaces the image's entrypoint (lego's image starts /lego)."""
     timeout_seconds: int
     """Longest run; past it the container is killed and `pulumi up` fails."""
     envs: Optional[pulumi.Input[Sequence[pulumi.Input[str]]]] = None
@@ -432,6 +438,8 @@ class JobArgs:
     """Security options (`no-new-privileges:true`)."""
     init: Optional[bool] = None
     """Run an init as PID 1 (reaps children, forwards signals)."""
+    pid_mode: Optional[pulumi.Input[str]] = None
+    """`container:<id>`: share that container's PID namespace (the ACME job signals nginx)."""
     memory: Optional[int] = None
     """Memory limit in MB."""
     memory_swap: Optional[int] = None
@@ -472,6 +480,7 @@ def job_props(args: JobArgs) -> dict[str, Any]:
     """The resource's input properties, in pulumi-docker's wire names (unset ones left out)."""
     props = {
         "image": args.image,
+        "entrypoints": args.entrypoints,
         "command": args.command,
         "envs": pulumi.Output.secret(args.envs) if args.envs is not None else None,
         "user": args.user,
@@ -480,6 +489,7 @@ def job_props(args: JobArgs) -> dict[str, Any]:
         "capabilities": args.capabilities,  # input types serialize to their wire names (drops, volumeName, ...)
         "securityOpts": args.security_opts,
         "init": args.init,
+        "pidMode": args.pid_mode,
         "memory": args.memory,
         "memorySwap": args.memory_swap,
         "networksAdvanced": args.networks_advanced,

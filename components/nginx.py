@@ -1,13 +1,17 @@
 """Nginx: the only container with host ports; proxies to the web replicas, serves files.
 
-Its config is rendered (render.nginx_conf) and put into the container with `uploads`, so it
-works on a remote Docker host (no host bind mount). The config names the replicas' shared
-alias, which nginx re-resolves: nothing about a release or the replica count is an input of
-nginx, so `pulumi up` replaces nginx only when its own config, image or limits change.
-Its host ports are fixed, so the old container must go first (delete-before-replace): such a
-change costs about a second of refused connections. A healthcheck on nginx's own loopback
-door and the wait for it make a broken config fail `pulumi up` (the provider no longer fails
+Its config is rendered (render.nginx_conf). As a container, it reads it from the stack's
+nginx-site volume, which an NginxSite (components/nginx_site.py) writes: a change of the
+config or of the manual TLS certificate is checked with `nginx -t` and reloaded gracefully,
+and the container is not replaced (an `upload` would be ForceNew, and the replacement of a
+container with fixed host ports is delete-before-replace: refused requests). The config names
+the replicas' shared alias, which nginx re-resolves: nothing about a release or the replica
+count is an input of nginx. The container is replaced only when its image, ports or limits
+change (then it goes first: its host ports are fixed). A healthcheck on nginx's own loopback
+door and the wait for it make a broken start fail `pulumi up` (the provider no longer fails
 a container that exits after start: terraform-provider-docker #841).
+
+On swarm the config is a swarm config and a change rolls the service (docs/swarm.md).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import pulumi_docker as docker
 
 from components import render, swarm
 from components.common import Accessory, NetworkRef, accessory_container, child_options, label_args
+from components.nginx_site import NginxSite, NginxSiteArgs
 from components.settings import AppSettings, Deployment, Healthcheck, NginxSettings
 
 # nginx starts in well under a second; probe often so `pulumi up` learns it quickly.
@@ -42,18 +47,39 @@ class NginxArgs:
     """Served at the app's staticUrl (collectstatic fills it); None: the app has none."""
     media_volume: Optional[pulumi.Input[str]]
     """Served at the app's mediaUrl (uploads); None: the app has none."""
+    site_volume: Optional[pulumi.Input[str]] = None
+    """Containers: the volume nginx reads its configuration from (written by an NginxSite)."""
+    acme_webroot_volume: Optional[pulumi.Input[str]] = None
+    """tlsMode acme: the HTTP-01 challenge files, served on port 80 (components/acme.py)."""
 
 
 class Nginx(pulumi.ComponentResource):
     url: str
     """The public URL."""
     container_name: pulumi.Output[str]
+    container_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: NginxArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Nginx", name, None, opts)
         ng = args.settings
-        # On swarm the key is a secret's file; in a container, the file uploaded to it.
+        # On swarm the key is a secret's file; in a container, a file of the site's generation.
         key_path = render.secret_path(render.SECRETS_DIR, "NGINX_TLS_KEY") if args.deployment.swarm else None
+        paths: dict = (
+            {"tls_key_path": key_path}
+            if key_path
+            else {
+                "tls_cert_path": render.NGINX_SITE_TLS_CERT,
+                "tls_key_path": render.NGINX_SITE_TLS_KEY,
+                "generation_file": render.NGINX_GENERATION_FILE,
+            }
+        )
+        if ng.acme is not None:
+            # The ACME client installs the certificate beside the generations (a placeholder until then).
+            paths.update(
+                tls_cert_path=render.NGINX_ACME_CERT,
+                tls_key_path=render.NGINX_ACME_KEY,
+                acme_webroot=render.ACME_WEBROOT,
+            )
         conf = render.nginx_conf(
             server_name=ng.server_name,
             client_max_body_size=ng.client_max_body_size,
@@ -63,7 +89,7 @@ class Nginx(pulumi.ComponentResource):
             app_port=args.app.port,
             static_url=args.app.static_url if args.static_volume is not None else None,
             media_url=args.app.media_url if args.media_volume is not None else None,
-            **({"tls_key_path": key_path} if key_path else {}),
+            **paths,
         )
         accessory = Accessory(
             service="nginx",
@@ -81,36 +107,78 @@ class Nginx(pulumi.ComponentResource):
         )
         self.url = ng.url
         self.container_name = running.name
+        self.container_id = running.id
         self.register_outputs({"url": self.url, "container_name": self.container_name})
 
     def _container(
         self, name: str, args: NginxArgs, accessory: Accessory, conf: str, opts: pulumi.ResourceOptions | None
     ) -> docker.Container:
-        """nginx as a container: its config and TLS material uploaded into it (works on a remote
-        Docker host, unlike a bind mount), its ports published on bindAddress."""
+        """nginx as a container: its config and TLS material on the site volume (an NginxSite
+        writes them, and reloads nginx when they change; works on a remote Docker host, unlike
+        a bind mount), its ports published on bindAddress."""
         ng = args.settings
-        uploads = [docker.ContainerUploadArgs(file=render.NGINX_CONF, content=conf)]
+        if args.site_volume is None:
+            raise ValueError("NginxArgs.site_volume is required for a container")
         ports = [docker.ContainerPortArgs(internal=80, external=ng.http_port, ip=ng.bind_address, protocol="tcp")]
+        files: pulumi.Input[dict] = {"nginx.conf": conf}
+        modes: dict[str, str] = {}
         if ng.tls_certificate is not None and ng.tls_key is not None:
-            uploads += [
-                docker.ContainerUploadArgs(file=render.NGINX_TLS_CERT, content=ng.tls_certificate),
-                docker.ContainerUploadArgs(file=render.NGINX_TLS_KEY, content=ng.tls_key, permissions="0600"),
-            ]
+            files = pulumi.Output.all(ng.tls_certificate, ng.tls_key).apply(
+                lambda pair: {
+                    "nginx.conf": conf,
+                    render.NGINX_SITE_TLS_CERT: pair[0],
+                    render.NGINX_SITE_TLS_KEY: pair[1],
+                }
+            )
+            # Only nginx's master (root) reads the key, at each (re)load; its workers cannot.
+            modes = {render.NGINX_SITE_TLS_KEY: "0600"}
             ports.append(
                 docker.ContainerPortArgs(internal=443, external=ng.https_port, ip=ng.bind_address, protocol="tcp")
             )
-        # Its host ports are fixed: the old container must go first (accessory_container).
+        served = _served(args)
+        if ng.acme is not None:
+            if args.acme_webroot_volume is None:
+                raise ValueError("NginxArgs.acme_webroot_volume is required with tlsMode acme")
+            ports.append(
+                docker.ContainerPortArgs(internal=443, external=ng.https_port, ip=ng.bind_address, protocol="tcp")
+            )
+            served.append((args.acme_webroot_volume, render.ACME_WEBROOT))
+        stack = args.deployment.stack
+        site = NginxSite(
+            f"{name}-site",
+            NginxSiteArgs(
+                files=files,
+                modes=modes,
+                volume=args.site_volume,
+                image=ng.image.text,
+                stack=stack,
+                labels=label_args({f"{render.LABEL_PREFIX}.stack": stack, f"{render.LABEL_PREFIX}.role": "config"}),
+                docker=args.deployment.docker,
+                acme_names=list(ng.acme.names) if ng.acme is not None else None,
+            ),
+            opts=child_options(self, opts),
+        )
+        # Its host ports are fixed: the old container must go first (accessory_container). It
+        # starts on the site's current configuration: it waits for the NginxSite (depends_on,
+        # not an input: a new configuration reloads nginx, it does not replace it).
+        inherited = opts.depends_on if opts is not None else None
+        depends = [*(inherited if isinstance(inherited, list) else [inherited] if inherited else []), site]
         return accessory_container(
             self,
             name,
             accessory,
             networks=[docker.ContainerNetworksAdvancedArgs(name=args.frontend_network.name)],
             volumes=[
-                docker.ContainerVolumeArgs(volume_name=volume, container_path=path, read_only=True)
-                for volume, path in _served(args)
+                docker.ContainerVolumeArgs(
+                    volume_name=args.site_volume, container_path=render.NGINX_SITE_DIR, read_only=True
+                ),
+                *(
+                    docker.ContainerVolumeArgs(volume_name=volume, container_path=path, read_only=True)
+                    for volume, path in served
+                ),
             ],
-            opts=opts,
-            uploads=uploads,
+            opts=pulumi.ResourceOptions(depends_on=depends),
+            command=render.nginx_command(),
             ports=ports,
         )
 

@@ -18,6 +18,27 @@ NGINX_MEDIA = "/var/www/media"
 NGINX_CONF = "/etc/nginx/nginx.conf"
 NGINX_TLS_CERT = "/etc/nginx/tls/server.crt"
 NGINX_TLS_KEY = "/etc/nginx/tls/server.key"
+# A container's nginx reads its configuration from the site volume (components/nginx_site.py):
+# one directory per generation, `current` a symlink to the one in use. nginx is started with
+# `-c current/nginx.conf`, so a relative path in it (the certificate and key of its generation)
+# is resolved against that directory at every (re)load: nginx takes the directory of the `-c`
+# file as its conf prefix (nginx src/core/nginx.c ngx_process_options, 1.28.0:1058-1068).
+NGINX_SITE_DIR = "/etc/nginx/site"
+NGINX_SITE_CONF = f"{NGINX_SITE_DIR}/current/nginx.conf"
+NGINX_SITE_TLS_CERT = "tls/server.crt"
+NGINX_SITE_TLS_KEY = "tls/server.key"
+# tlsMode acme: the certificate nginx serves, installed here by the ACME client (lego) after
+# each issue or renewal; a self-signed placeholder until the first one (components/nginx_site.py).
+NGINX_ACME_DIR = f"{NGINX_SITE_DIR}/acme"
+NGINX_ACME_CERT = f"{NGINX_ACME_DIR}/server.crt"
+NGINX_ACME_KEY = f"{NGINX_ACME_DIR}/server.key"
+# The HTTP-01 challenges: lego writes them here, nginx serves them on port 80.
+ACME_WEBROOT = "/var/www/acme"
+ACME_DATA = "/acme"  # lego's --path: the account key, orders and certificates (a protected volume)
+ACME_CHALLENGE_PATH = "/.well-known/acme-challenge/"
+# Each generation's own file: it names the generation, which the health door then answers with.
+NGINX_GENERATION_FILE = "generation.conf"
+NGINX_GENERATION_HEADER = "X-Config-Generation"
 POSTGRES_DATA = "/var/lib/postgresql/data"
 REDIS_DATA = "/data"
 BACKUP_DIR = "/backups"
@@ -390,6 +411,136 @@ def postgres_file_env(*, user: str, db: str, password_file: str) -> dict[str, st
     return {"POSTGRES_USER": user, "POSTGRES_PASSWORD_FILE": password_file, "POSTGRES_DB": db}
 
 
+def nginx_generation_conf(generation: str) -> str:
+    """The generation file nginx_conf includes: `$config_generation` is this generation's id."""
+    if not re.fullmatch(r"[0-9a-f]{8,64}", generation):
+        raise ValueError(f"not a generation id: {generation!r}")
+    return f'map $host $config_generation {{\n    default "{generation}";\n}}\n'
+
+
+def acme_env(*, email: str, directory: str, names: Sequence[str], ca_certificate: str, renew_days: int) -> list[str]:
+    """The ACME client's environment (nothing secret: the keys stay in its volume)."""
+    env = [
+        f"ACME_EMAIL={email}",
+        f"ACME_DIRECTORY={directory}",
+        f"ACME_NAMES={' '.join(names)}",
+        f"ACME_RENEW_DAYS={renew_days}",
+    ]
+    return env + ([f"ACME_CA_PEM={ca_certificate}"] if ca_certificate else [])
+
+
+# The ACME client's one script (lego's image has only busybox: POSIX sh, no openssl). $1:
+#   obtain  `pulumi up`'s job: a certificate for ACME_NAMES (a new order when there is none for
+#           exactly those names, else a renewal if due), installed for nginx; fails in one line
+#   loop    the renewer: the same every ACME_INTERVAL seconds (12 h); /tmp/acme-status for its healthcheck
+#   renew   now, whatever the days left (make renew-certificate, the rehearsal)
+# Installing: lego's files copied beside nginx's (key then certificate, each renamed into place),
+# then a SIGHUP to nginx's master, found in the pid namespace this container shares with nginx:
+# nginx re-reads its configuration and certificate and lets old workers finish (a graceful reload;
+# a certificate it cannot load leaves the old configuration serving).
+ACME_SCRIPT = r"""set -u
+# lego's data root's only: it creates the account key with os.Create (0666 less the umask:
+# go-acme/lego v4.35.2 cmd/accounts_storage.go:206, v4.9.1 :191), so its directories are made
+# 0700 first and everything in it is made root's only after each run. (Not a umask: the
+# challenge files lego writes to the webroot must stay readable by nginx's workers.)
+mkdir -p /acme/accounts /acme/certificates
+chmod -R go= /acme 2>/dev/null
+mode="${1:-obtain}"
+LEGO=/lego
+[ -x "$LEGO" ] || LEGO=lego
+first="${ACME_NAMES%% *}"
+crt="/acme/certificates/$first.crt"
+key="/acme/certificates/$first.key"
+live="/etc/nginx/site/acme"
+log=/tmp/lego.log
+if [ -n "${ACME_CA_PEM:-}" ]; then
+  printf '%s\n' "$ACME_CA_PEM" > /tmp/acme-ca.pem
+  export LEGO_CA_CERTIFICATES=/tmp/acme-ca.pem
+fi
+set -- --path /acme --accept-tos --email "$ACME_EMAIL" --server "$ACME_DIRECTORY" --http --http.webroot /var/www/acme --key-type ec256
+for name in $ACME_NAMES; do set -- "$@" --domains "$name"; done
+
+problem() {
+  # lego's own account of what the CA said, on one line: "[name] acme: error: ..." when it has one.
+  found=$(grep -o '\[[^]]*\] *acme: error: .*' "$log" | head -n 1 | sed 's/^\[\([^]]*\)\] *acme: error: /\1: the CA refused: /')
+  [ -n "$found" ] || found="$ACME_NAMES: $(grep -v '^[[:space:]]*$' "$log" | tail -n 1 | sed 's/^[0-9\/]* [0-9:]* //')"
+  echo "acme: $found"
+}
+
+reload_nginx() {
+  for p in /proc/[0-9]*; do
+    case "$(tr '\000' ' ' < "$p/cmdline" 2>/dev/null)" in
+      "nginx: master process"*) kill -HUP "${p#/proc/}" && return 0 ;;
+    esac
+  done
+  echo "acme: no nginx master process to reload (pid namespace not shared?)"
+  return 1
+}
+
+install() {
+  if [ -s "$live/server.crt" ] && cmp -s "$crt" "$live/server.crt" && cmp -s "$key" "$live/server.key"; then
+    return 0
+  fi
+  mkdir -p "$live"
+  cp "$key" "$live/.server.key.new" && chmod 600 "$live/.server.key.new" && cp "$crt" "$live/.server.crt.new"     && mv -f "$live/.server.key.new" "$live/server.key" && mv -f "$live/.server.crt.new" "$live/server.crt"     && reload_nginx && echo "acme: installed the certificate for $ACME_NAMES; nginx reloaded"
+}
+
+cycle() {
+  how="$1"
+  shift
+  exec 9>/acme/.lock
+  flock -w 600 9 || { echo "acme: another run holds /acme/.lock"; return 1; }
+  if [ ! -s "$crt" ] || [ "$(cat /acme/names 2>/dev/null)" != "$ACME_NAMES" ]; then
+    "$LEGO" "$@" run > "$log" 2>&1 || { problem; chmod -R go= /acme; return 1; }
+    echo "$ACME_NAMES" > /acme/names
+  else
+    days="$ACME_RENEW_DAYS"
+    [ "$how" = force ] && days=100000
+    "$LEGO" "$@" renew --days "$days" --no-random-sleep > "$log" 2>&1 || { problem; chmod -R go= /acme; return 1; }
+  fi
+  chmod -R go= /acme
+  install
+}
+
+case "$mode" in
+  obtain) cycle due "$@" ;;
+  renew) cycle force "$@" ;;
+  loop)
+    trap 'exit 0' TERM INT
+    while :; do
+      if out=$(cycle due "$@" 2>&1); then status="ok"; else status="failed"; fi
+      [ -n "$out" ] && echo "$out"
+      echo "$status $(date -u +%Y-%m-%dT%H:%M:%SZ) $out" | head -c 600 > /tmp/acme-status
+      sleep "${ACME_INTERVAL:-43200}" & wait $!
+    done ;;
+  *) echo "acme: unknown mode $mode (obtain, renew, loop)"; exit 2 ;;
+esac
+"""
+
+
+# lego's image starts /lego: the ACME containers run the shell instead, with acme_command.
+ACME_ENTRYPOINT = ["/bin/sh"]
+
+
+def acme_command(mode: str) -> list[str]:
+    """The ACME client's container command (after ACME_ENTRYPOINT): ACME_SCRIPT in `mode`
+    (obtain, loop, renew)."""
+    if mode not in ("obtain", "loop", "renew"):
+        raise ValueError(f"unknown ACME mode {mode!r}")
+    return ["-c", ACME_SCRIPT, "acme", mode]
+
+
+def acme_healthcheck() -> list[str]:
+    """The renewer is healthy while its last round obtained or renewed (or found nothing due)."""
+    return ["CMD", "sh", "-c", "grep -q '^ok' /tmp/acme-status"]
+
+
+def nginx_command(conf: str = NGINX_SITE_CONF) -> list[str]:
+    """nginx in the foreground on the site volume's current configuration (the official
+    image's entrypoint runs its /docker-entrypoint.d scripts, then execs this)."""
+    return ["nginx", "-c", conf, "-g", "daemon off;"]
+
+
 def public_url(*, server_name: str, tls: bool, port: int) -> str:
     return origin(host=server_name, tls=tls, port=port) + "/"
 
@@ -418,7 +569,10 @@ def nginx_conf(
     media_url: Optional[str],
     public_https_port: int = 443,
     hsts_seconds: int = 0,
+    tls_cert_path: str = NGINX_TLS_CERT,
     tls_key_path: str = NGINX_TLS_KEY,
+    generation_file: Optional[str] = None,
+    acme_webroot: Optional[str] = None,
 ) -> str:
     """The whole nginx.conf: one upstream that follows the web replicas, files from volumes
     (static at `static_url`, uploads at `media_url`; None: the app has none).
@@ -431,6 +585,15 @@ def nginx_conf(
         idempotent requests are retried (nginx's default). A retry cannot cross a re-resolution
         (nginx ends it with "no live upstreams", a 502: ngx_http_upstream_round_robin.c), so such
         a 502 of a repeatable request is tried once more in a named location, with the new set.
+
+    generation_file: a file beside this one that defines `$config_generation`
+    (nginx_generation_conf); the health door then answers with it in a header, which is how a
+    reload is seen to have taken (components/nginx_site.py). None: a config without generations
+    (swarm's).
+
+    acme_webroot: tlsMode acme: port 80 serves the HTTP-01 challenges from this directory (never
+    redirected: the first challenge comes before any certificate); everything else is
+    redirected to HTTPS.
     """
     headers = _SECURITY_HEADERS + (
         (("Strict-Transport-Security", f'"max-age={hsts_seconds}; includeSubDomains"'),) if tls and hsts_seconds else ()
@@ -466,13 +629,23 @@ def nginx_conf(
             proxy_connect_timeout 100ms;
             proxy_read_timeout 60s;"""
 
+    # Static files: a name Django's ManifestStaticFilesStorage fingerprinted (`site.3f2a9c1b0e4d.css`:
+    # 12 hex of its content's MD5, django/contrib/staticfiles/storage.py HashedFilesMixin.hashed_name)
+    # never changes content, so browsers and CDNs keep it a year without asking again
+    # (`immutable`, RFC 8246); any other name may change with a release, so it is kept a minute
+    # (WhiteNoise's defaults for the same two kinds: WHITENOISE_MAX_AGE, immutable_file_test).
     static = (
         f"""
+        location ~ "^{re.escape(static_url)}(.+\\.[0-9a-f]{{12}}\\.[A-Za-z0-9]+)$" {{
+            alias {NGINX_STATIC}/$1;
+            access_log off;
+{add_headers("            ", (("Cache-Control", '"public, max-age=31536000, immutable"'),))}
+        }}
+
         location {static_url} {{
             alias {NGINX_STATIC}/;
             access_log off;
-            expires 30d;
-{add_headers("            ", (("Cache-Control", '"public"'),))}
+{add_headers("            ", (("Cache-Control", '"public, max-age=60"'),))}
         }}
 """
         if static_url
@@ -507,12 +680,35 @@ def nginx_conf(
 {add_headers("            ")}
         }}"""
 
+    generation_include = (
+        f"""
+    # Which generation of this configuration the workers run (see the health door).
+    include {generation_file};
+"""
+        if generation_file
+        else ""
+    )
+    generation_header = (
+        f"            add_header {NGINX_GENERATION_HEADER} $config_generation always;\n" if generation_file else ""
+    )
+
+    challenge = (
+        f"""
+        # The ACME CA's HTTP-01 challenges (RFC 8555 section 8.3), written by the ACME client.
+        location ^~ {ACME_CHALLENGE_PATH} {{
+            root {acme_webroot};
+            default_type text/plain;
+            access_log off;
+        }}"""
+        if acme_webroot
+        else ""
+    )
     if tls:
         redirect_port = "" if public_https_port == 443 else f":{public_https_port}"
         servers_block = f"""
     server {{
         listen 80 default_server;
-        server_name {server_name};
+        server_name {server_name};{challenge}
         location / {{
             return 301 https://$host{redirect_port}$request_uri;
         }}
@@ -522,7 +718,7 @@ def nginx_conf(
         listen 443 ssl default_server;
         http2 on;
         server_name {server_name};
-        ssl_certificate {NGINX_TLS_CERT};
+        ssl_certificate {tls_cert_path};
         ssl_certificate_key {tls_key_path};
         ssl_protocols TLSv1.2 TLSv1.3;
         ssl_session_cache shared:SSL:10m;
@@ -559,8 +755,14 @@ http {{
     client_max_body_size {client_max_body_size};
     client_body_temp_path /tmp/nginx-client-body;
     proxy_temp_path /tmp/nginx-proxy;
+    # Text compressed (text/html always is), also for clients behind a proxy (`Via`), with
+    # `Vary: Accept-Encoding` so a cache keeps both forms; tiny answers are not worth it.
     gzip on;
-    gzip_types text/css application/javascript application/json image/svg+xml;
+    gzip_vary on;
+    gzip_proxied any;
+    gzip_comp_level 5;
+    gzip_min_length 256;
+    gzip_types text/plain text/css text/javascript application/javascript application/json application/xml image/svg+xml;
 
     # Docker's DNS, asked again each second; IPv4 only (the networks have no IPv6).
     resolver {DOCKER_DNS} valid=1s ipv6=off;
@@ -577,12 +779,13 @@ http {{
         keepalive 16;
     }}
 
+{generation_include}
     server {{
         # The container healthcheck's own door: loopback only, never proxied.
         listen 127.0.0.1:{NGINX_HEALTH_PORT};
         access_log off;
         location = {NGINX_HEALTH_PATH} {{
-            return 204;
+{generation_header}            return 204;
         }}
     }}
 {servers_block}

@@ -24,6 +24,13 @@ from components.settings import Deployment
 
 DATA_VOLUMES = ("postgres-data", "redis-data", "backups")
 FILE_VOLUMES = ("static", "media")
+# nginx's configuration (components/nginx_site.py), on the containers target: rewritten from the
+# stack's state by every `pulumi up` that changes it, so not data.
+SITE_VOLUMES = ("nginx-site",)
+# tlsMode acme (components/acme.py): lego's account key, orders and certificates (data: protected
+# with protectData, like the database) and the HTTP-01 challenge files (transient).
+ACME_VOLUMES = ("acme", "acme-webroot")
+PROTECTED = (*DATA_VOLUMES, "acme")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +41,10 @@ class VolumesArgs:
     """The app has static files (a volume collectstatic fills and nginx serves)."""
     media: bool
     """The app has uploads (a volume web and Celery write, nginx serves)."""
+    nginx_site: bool = False
+    """nginx reads its configuration from a volume (the containers target)."""
+    acme: bool = False
+    """tlsMode acme: the ACME client's volumes."""
 
 
 class Volumes(pulumi.ComponentResource):
@@ -42,13 +53,18 @@ class Volumes(pulumi.ComponentResource):
     backups: pulumi.Output[str]
     static: Optional[pulumi.Output[str]]
     media: Optional[pulumi.Output[str]]
+    nginx_site: Optional[pulumi.Output[str]]
+    acme: Optional[pulumi.Output[str]]
+    acme_webroot: Optional[pulumi.Output[str]]
 
     def __init__(self, name: str, args: VolumesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Volumes", name, None, opts)
         names = {}
         wanted = {"static": args.static, "media": args.media}
-        for kind in DATA_VOLUMES + tuple(kind for kind in FILE_VOLUMES if wanted[kind]):
-            protected = args.deployment.protect_data and kind in DATA_VOLUMES
+        wanted["nginx-site"] = args.nginx_site
+        wanted.update({kind: args.acme for kind in ACME_VOLUMES})
+        for kind in DATA_VOLUMES + tuple(kind for kind in FILE_VOLUMES + SITE_VOLUMES + ACME_VOLUMES if wanted[kind]):
+            protected = args.deployment.protect_data and kind in PROTECTED
             # On swarm with shared storage, static and media are the NFS export on every node.
             shared = args.deployment.shared_volume_options() if kind in FILE_VOLUMES else None
             volume = docker.Volume(
@@ -66,6 +82,9 @@ class Volumes(pulumi.ComponentResource):
         self.backups = names["backups"]
         self.static = names.get("static")
         self.media = names.get("media")
+        self.nginx_site = names.get("nginx-site")
+        self.acme = names.get("acme")
+        self.acme_webroot = names.get("acme-webroot")
         self.shared_options = args.deployment.shared_volume_options()
         """Swarm: how a service on another node mounts static and media (None: plain local volumes)."""
         self.register_outputs(dict(names))

@@ -9,6 +9,7 @@
   backup STACK                      pg_dump the database into the stack's backups volume now
   backups STACK                     the backups there, oldest first
   restore STACK NAME [--stop-app | --force]   replace the database with a backup (a pre-restore backup first)
+  renew-certificate STACK           tlsMode acme: renew the certificate now (whatever its days left), reload nginx
   engine STACK                      whether the stack's Docker engine answers (what `make up` checks first)
 Every command finds the stack by its labels on the stack's own Docker host, and changes none of
 its resources. Refusals are one line; the exit code of manage and exec is the command's.
@@ -28,9 +29,29 @@ from ops.stack import OpsError, StackOnHost
 def _status(stack: StackOnHost, args) -> int:
     from ops.view import status_lines
 
-    lines, healthy = status_lines(stack.stack, stack.where, stack.boxes, datetime.now(timezone.utc))
+    now = datetime.now(timezone.utc)
+    lines, healthy = status_lines(stack.stack, stack.where, stack.boxes, now)
+    # The certificate before the last line, which stays the verdict on the containers.
+    lines[-1:-1] = _certificate(stack, now)
     print("\n".join(lines))
     return 0 if healthy else 1
+
+
+def _certificate(stack: StackOnHost, now: datetime) -> list[str]:
+    """With HTTPS on: the certificate nginx serves (names, days left; a warning below 14)."""
+    from urllib.parse import urlsplit
+
+    from ops.certificate import certificate_lines, parse_served, served_chain
+
+    urls = sorted({b.url for b in stack.boxes if b.url and b.url.startswith("https://")})
+    nginx = [b for b in stack.boxes if b.service == "nginx" and b.state == "running"]
+    if not urls or not nginx:
+        return []
+    name = urlsplit(urls[0]).hostname or ""
+    try:
+        return certificate_lines(parse_served(served_chain(stack.client.api, nginx[0].id, name)), now)
+    except (docker.errors.APIError, ValueError) as error:
+        return certificate_lines(None, now, error=str(error).splitlines()[0])
 
 
 def _ps(stack: StackOnHost, args) -> int:
@@ -80,6 +101,19 @@ def _restore(stack: StackOnHost, args) -> int:
     from ops.backup import restore
 
     return restore(stack, args.name, stop_app=args.stop_app, force=args.force)
+
+
+def _renew_certificate(stack: StackOnHost, args) -> int:
+    """tlsMode acme: renew the certificate now in the running ACME client (whatever the days
+    left), install it and reload nginx; its one line, and its exit code."""
+    from ops.certificate import renew_now
+
+    acme = [b for b in stack.boxes if b.service == "acme" and b.state == "running"]
+    if not acme:
+        raise OpsError(f"stack {stack.stack} runs no ACME client (tlsMode acme): nothing to renew")
+    code, output = renew_now(stack.client.api, acme[0].id)
+    print(output.strip() or f"exit {code}")
+    return code
 
 
 def _engine(stack: str) -> int:
@@ -134,6 +168,7 @@ def parser() -> argparse.ArgumentParser:
         "--stop-app", action="store_true", help="stop web, worker and beat for the restore, then start them"
     )
     how.add_argument("--force", action="store_true", help="restore under the running app")
+    command("renew-certificate", _renew_certificate, "tlsMode acme: renew the certificate now and reload nginx")
     command("engine", None, "whether the stack's Docker engine answers (make up checks it first)")
     return top
 

@@ -47,6 +47,8 @@ RANDOM_PASSWORD = "random:index/randomPassword:RandomPassword"
 STACK_REFERENCE = "pulumi:pulumi:StackReference"
 # components/job.py: a dynamic resource (pulumi-python:dynamic/<module>:<name>).
 JOB = "pulumi-python:dynamic/django-docker:Job"
+# components/nginx_site.py: nginx's configuration on its volume, reloaded in place.
+NGINX_SITE = "pulumi-python:dynamic/django-docker:NginxSite"
 # What runs a container: docker.Container and the release jobs (same input names).
 RUNS_A_CONTAINER = (CONTAINER, JOB)
 
@@ -106,6 +108,15 @@ class Plan:
         if len(matches) != 1:
             raise KeyError(f"{len(matches)} containers or jobs named {name!r}")
         return matches[0]
+
+    def nginx_files(self) -> dict[str, str]:
+        """The files nginx serves from (its NginxSite's `files`: nginx.conf, and the manual TLS
+        certificate and key), relative path -> content."""
+        (site,) = self.of_type(NGINX_SITE)
+        return dict(site.inputs["files"])
+
+    def nginx_conf(self) -> str:
+        return self.nginx_files()["nginx.conf"]
 
     def containers(self, service: Optional[str] = None) -> list[PlannedResource]:
         """Everything that runs a container (docker.Container and Job), optionally of one service."""
@@ -193,6 +204,12 @@ class _Mocks(pulumi.runtime.Mocks):
                 startedAt="1970-01-01T00:00:00Z",
                 finishedAt="1970-01-01T00:00:00Z",
             )
+        if args.typ == NGINX_SITE:
+            # The provider's output: the generation id, a hash of the files (nginx_site.generation_of).
+            from components.nginx_site import generation_of
+
+            files = state.get("files") or {}
+            state["generation"] = generation_of(files, state.get("modes") or {}) if isinstance(files, dict) else ""
         return f"{name}-id", state
 
     def call(self, args: pulumi.runtime.MockCallArgs):

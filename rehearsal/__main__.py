@@ -1,5 +1,5 @@
 """python -m rehearsal up STACK [--keep] | release STACK [--keep] [--scenario NAME ...] [--faults]
-  | faults STACK [--keep] [--fault NAME ...] | tls STACK | swarm STACK | remote STACK | down STACK
+  | faults STACK [--keep] [--fault NAME ...] | tls STACK | acme STACK | swarm STACK | remote STACK | down STACK
 
 up:      boot what `pulumi up` would create for STACK on the local Docker engine, check that a
          second `pulumi up` would change nothing, smoke-test it through nginx, tear it down.
@@ -8,6 +8,8 @@ release: the same boot, then every release scenario (rehearsal/scenarios/) on th
          `release <stack> <scenario>: <N> requests, <F> failed, longest gap <S>s`.
 tls:     the same boot with HTTPS on (a certificate generated for the run, as secret config),
          then the TLS checks (rehearsal/checks/tls.py): `tls <stack>: <K> checks passed, <M> failed`.
+acme:    the same boot with tlsMode acme against Pebble (Let's Encrypt's test CA, on this machine),
+         then the ACME checks (rehearsal/checks/acme.py): `acme <stack>: <K> checks passed, <M> failed`.
 faults:  the same boot, then every fault (rehearsal/faults/) under steady load through nginx, one
          line per fault: `fault <stack> <fault>: <N> requests, <F> failed, <L> lost`
          (`release STACK --faults` runs them after the release scenarios, on the same stack).
@@ -291,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     p_tls = sub.add_parser("tls", help="boot a stack with HTTPS on (a certificate made for the run) and prove it")
     p_tls.add_argument("stack")
+    p_acme = sub.add_parser("acme", help="boot a stack with tlsMode acme against Pebble, renew under load, a refusal")
+    p_acme.add_argument("stack")
+    p_bench = sub.add_parser("benchmark-http", help="boot a stack, then measure nginx's front door (req/s, p99)")
+    p_bench.add_argument("stack")
     p_swarm = sub.add_parser(
         "swarm", help="STACK as swarm services on a private single-node swarm, releases under load"
     )
@@ -328,6 +334,14 @@ def main(argv: list[str] | None = None) -> int:
             from rehearsal.checks.tls import TlsRehearsal
 
             return rehearse(args.stack, False, None, hook=TlsRehearsal(args.stack))
+        if args.command == "benchmark-http":
+            from rehearsal.checks.http_bench import HttpBenchmark
+
+            return rehearse(args.stack, False, None, hook=HttpBenchmark(args.stack))
+        if args.command == "acme":
+            from rehearsal.checks.acme import AcmeRehearsal
+
+            return rehearse(args.stack, False, None, hook=AcmeRehearsal(args.stack))
         if args.command == "swarm":
             from rehearsal.runners.swarm import rehearse_swarm
 

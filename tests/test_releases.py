@@ -184,10 +184,17 @@ def test_web_settings_roll_the_replicas(running, key, value):
     assert not [s for s in update.changes if s.op == UPDATE], "an in-place update the provider would only record"
 
 
-def test_an_nginx_setting_replaces_only_nginx_first_deleted(running):
+def test_an_nginx_setting_updates_its_site_in_place_and_leaves_nginx(running):
     stack, _, state = running
     update = plan_update(state, plan(stack, clientMaxBodySize="20m"))
+    assert [(s.op, s.name, s.keys) for s in update.changes] == [(UPDATE, "django-docker-nginx-site", ("files",))]
+
+
+def test_a_new_nginx_image_replaces_nginx_first_deleted_and_leaves_its_site(running):
+    stack, _, state = running
+    update = plan_update(state, plan(stack, nginxImage="nginx:1.28.1-bookworm"))
     assert [(s.op, s.name) for s in update.changes] == [
+        (UPDATE, "django-docker-nginx-site"),  # the helper's image: recorded, nothing to reload
         (DELETE_FIRST, "django-docker-nginx"),
         (REPLACE, "django-docker-nginx"),
     ]

@@ -31,7 +31,7 @@ def test_topology(plan):
         ["postgres", "redis", "migrate", "collectstatic", "web", "web", "celery-worker", "celery-beat", "nginx"]
     )
     assert len(plan.of_type(NETWORK)) == 2
-    assert len(plan.of_type(VOLUME)) == 5
+    assert len(plan.of_type(VOLUME)) == 6
     assert plan.of_type(REMOTE_IMAGE) == []
 
 
@@ -125,7 +125,7 @@ def test_aliases(plan):
 
 def test_volumes_and_mounts(plan):
     volumes = {v.label("django-docker.volume"): v for v in plan.of_type(VOLUME)}
-    assert set(volumes) == {"postgres-data", "redis-data", "backups", "static", "media"}
+    assert set(volumes) == {"postgres-data", "redis-data", "backups", "static", "media", "nginx-site"}
     assert not any(v.options["protect"] or v.options["retain_on_delete"] for v in volumes.values())
     name = {kind: v.outputs["name"] for kind, v in volumes.items()}
     mounts = {
@@ -140,7 +140,11 @@ def test_volumes_and_mounts(plan):
     assert mounts["web"] == [(name["media"], "/app/media", False)]
     assert mounts["celery-worker"] == [(name["media"], "/app/media", False)]
     assert mounts["nginx"] == sorted(
-        [(name["static"], "/var/www/static", True), (name["media"], "/var/www/media", True)]
+        [
+            (name["static"], "/var/www/static", True),
+            (name["media"], "/var/www/media", True),
+            (name["nginx-site"], "/etc/nginx/site", True),
+        ]
     )
     # Dev takes no backup before migrating (backupBeforeMigrate is prod's); `make backup` still can.
     assert "backup" not in mounts
@@ -278,12 +282,17 @@ def test_release_gates_web_and_workers(plan):
 
 def test_nginx_follows_the_replicas_by_dns_and_is_never_replaced_by_them(plan):
     nginx = plan.container("django-docker-nginx")
-    (upload,) = nginx.inputs["uploads"]
-    assert upload["file"] == "/etc/nginx/nginx.conf"
-    assert "server web:8000 resolve max_fails=1 fail_timeout=5s;" in upload["content"]
-    assert "resolver 127.0.0.11 valid=1s ipv6=off;" in upload["content"]
+    assert "uploads" not in nginx.inputs  # an upload is ForceNew: its config is on the site volume
+    assert nginx.inputs["command"] == ["nginx", "-c", "/etc/nginx/site/current/nginx.conf", "-g", "daemon off;"]
+    conf = plan.nginx_conf()
+    assert "server web:8000 resolve max_fails=1 fail_timeout=5s;" in conf
+    assert "resolver 127.0.0.11 valid=1s ipv6=off;" in conf
     assert nginx.options["replacement_trigger"] is None
-    assert nginx.options["property_dependencies"].get("uploads", []) == []  # no replica feeds its config
+    # No input of nginx comes from a replica or from its configuration: neither replaces it.
+    site = plan.by_name("django-docker-nginx-site")
+    fed = {urn for urns in nginx.options["property_dependencies"].values() for urn in urns}
+    assert site.urn not in fed and site.urn in nginx.options["dependencies"]
+    assert not fed & {plan.container(f"django-docker-web-{i}").urn for i in (1, 2)}
     # Created after the replicas (first boot), without depending on any of their values.
     replicas = {plan.container(f"django-docker-web-{i}").urn for i in (1, 2)}
     assert replicas <= set(nginx.options["dependencies"])
@@ -337,5 +346,5 @@ def test_dirty_marker_and_registry_push(monkeypatch):
 def test_replica_count_flows_to_containers_but_not_to_nginx(plan, replicas):
     scaled = plan_dev(overrides={"webReplicas": replicas})
     assert len(scaled.containers("web")) == replicas
-    conf = lambda p: p.container("django-docker-nginx").inputs["uploads"][0]["content"]  # noqa: E731
+    conf = lambda p: p.nginx_conf()  # noqa: E731
     assert conf(scaled) == conf(plan)

@@ -111,7 +111,7 @@ def test_local_only_dev_image_cannot_be_promoted():
     )
 
 
-def test_tls_publishes_443_and_uploads_the_key_as_a_secret():
+def test_tls_publishes_443_and_puts_the_key_on_the_site_as_a_secret():
     certs = certificates_for("example.com")
     plan = plan_prod(
         secrets={**PROD_SECRETS, "tlsCertificate": certs.cert_pem, "tlsKey": certs.key_pem},
@@ -119,13 +119,16 @@ def test_tls_publishes_443_and_uploads_the_key_as_a_secret():
     )
     nginx = plan.container("django-docker-nginx")
     assert [p["internal"] for p in nginx.inputs["ports"]] == [80, 443]
-    files = {u["file"]: u for u in nginx.inputs["uploads"]}
-    assert files["/etc/nginx/tls/server.crt"]["content"] == certs.cert_pem
-    assert files["/etc/nginx/tls/server.key"]["content"] == certs.key_pem
-    assert files["/etc/nginx/tls/server.key"]["permissions"] == "0600"
-    assert any(path.startswith("uploads") for path in nginx.secret_paths)
+    site = plan.by_name("django-docker-nginx-site")
+    files = plan.nginx_files()
+    assert files["tls/server.crt"] == certs.cert_pem and files["tls/server.key"] == certs.key_pem
+    assert "ssl_certificate tls/server.crt;" in files["nginx.conf"]  # its generation's own files
+    assert site.inputs["modes"] == {"tls/server.key": "0600"}
+    assert "files" in site.secret_paths
     body = certs.key_pem.splitlines()[1]
-    assert body not in json.dumps({k: v for k, v in nginx.inputs.items() if k not in nginx.secret_paths})
+    for resource in plan.resources:
+        assert body not in json.dumps({k: v for k, v in resource.inputs.items() if k not in resource.secret_paths})
+    assert body not in json.dumps(site.outputs.get("generation"))
     assert body not in json.dumps(plan.outputs)
     env = env_of(plan.container("django-docker-web-1"))
     assert (env["DJANGO_SECURE_SSL_REDIRECT"], env["DJANGO_SECURE_COOKIES"], env["DJANGO_SECURE_HSTS_SECONDS"]) == (

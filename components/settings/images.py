@@ -149,8 +149,9 @@ def accessory_image(read: Reader, key: str, repository: str, major: str, parts: 
         if ref.repository.rsplit("/", 1)[-1] != repository:
             raise SettingsError(f"{key}: '{ref.text}' is not a {repository} image")
         if ref.digest is None:
-            version = re.match(r"^[0-9]+(?:\.[0-9]+)*", ref.tag or "")
-            numbers = version.group(0).split(".") if version else []
+            # A leading `v` is part of some projects' tags (goacme/lego:v4.35.2).
+            version = re.match(r"^v?([0-9]+(?:\.[0-9]+)*)", ref.tag or "")
+            numbers = version.group(1).split(".") if version else []
             example = ".".join([major or "1"] + ["x"] * (parts - 1))
             if len(numbers) < parts:
                 raise SettingsError(f"{key}: '{ref.tag}' is not a pinned release; expected {repository}:{example}")

@@ -13,6 +13,7 @@ from typing import Optional
 import pulumi
 
 from components import render
+from components.settings.acme import AcmeSettings
 from components.settings.provider import DockerAccess
 from components.settings.values import Healthcheck, ImageRef
 
@@ -134,14 +135,18 @@ class NginxSettings:
     tls_key: Optional[pulumi.Output[str]]
     hsts_seconds: int
     """Strict-Transport-Security max-age (with TLS)."""
+    acme: Optional[AcmeSettings] = None
+    """tlsMode acme: certificates from an ACME CA (then no tls_certificate)."""
 
     def __post_init__(self):
         if (self.tls_certificate is None) != (self.tls_key is None):
             raise ValueError("NginxSettings: tls_certificate and tls_key go together")
+        if self.acme is not None and self.tls_certificate is not None:
+            raise ValueError("NginxSettings: a manual certificate or ACME, not both")
 
     @property
     def tls(self) -> bool:
-        return self.tls_certificate is not None
+        return self.tls_certificate is not None or self.acme is not None
 
     @property
     def public_port(self) -> int:

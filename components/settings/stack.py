@@ -10,6 +10,7 @@ from typing import Optional
 import pulumi
 
 import components.settings.keys as keys
+from components.settings.acme import read_acme
 from components.settings.app import AppSettings, project_path, read_app
 from components.settings.images import ImageSettings, accessory_image, read_image
 from components.settings.provider import DockerAccess, probe_docker_host, read_docker_host
@@ -38,6 +39,7 @@ from components.settings.values import (
 PROJECT = "django-docker"
 RESTART_POLICIES = ("always", "unless-stopped", "on-failure")
 TARGETS = ("containers", "swarm")
+TLS_MODES = ("manual", "acme")
 NODE_LABEL_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]*[a-z0-9])?$")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 # Pools that need nothing beyond Celery itself (gevent and eventlet need their own packages
@@ -108,9 +110,22 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         certificate_pem, key_pem = read.secret_text("tlsCertificate"), read.secret_text("tlsKey")
         if certificate_pem is not None and key_pem is not None:  # None: not decrypted (make check)
             read.attempt(lambda: check_tls(certificate_pem, key_pem, server_name), "tlsCertificate", "tlsKey")
-    tls = tls_certificate is not None
     # --- the target: one Docker host, or a swarm (docs/swarm.md)
     target = read.string("target", allowed=TARGETS)
+    # --- or certificates from an ACME CA (acme.py)
+    tls_mode = read.string("tlsMode", allowed=TLS_MODES)
+    acme = read_acme(
+        read,
+        tls_mode=tls_mode,
+        server_name=server_name,
+        allowed_hosts=(server_name, *extra_hosts),
+        image=accessory_image(read, "acmeImage", "lego", "4", 3),
+        target=target,
+        manual_certificate=tls_certificate is not None,
+    )
+    if acme is not None:
+        tls_certificate = tls_key = None
+    tls = tls_certificate is not None or acme is not None
     swarm_data_label = read.string(
         "swarmDataLabel", pattern=NODE_LABEL_RE, expected="a node label like django-docker.data", required=True
     )
@@ -140,7 +155,8 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         read.refuse(f"httpsPort: {https_port} is also httpPort; expected another port", "httpsPort")
     if read.ok("httpsPort", "tlsCertificate") and not tls and not read.is_default("httpsPort"):
         read.refuse(
-            "httpsPort: set, but HTTPS is off (no tlsCertificate and tlsKey); set both secrets, or remove httpsPort",
+            "httpsPort: set, but HTTPS is off (no tlsCertificate and tlsKey, tlsMode manual); set both secrets or "
+            "tlsMode: acme, or remove httpsPort",
             "httpsPort",
         )
     hsts_seconds = read.integer("djangoHstsSeconds", low=0, high=63072000)
@@ -173,6 +189,7 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         tls_certificate=tls_certificate,
         tls_key=tls_key,
         hsts_seconds=hsts_seconds,
+        acme=acme,
     )
     # --- every resource of the stack
     frontend_subnet = subnet(read, "frontendSubnet")

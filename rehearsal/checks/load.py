@@ -21,7 +21,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, cast
+from typing import Callable, Iterable, cast
 from urllib.parse import urlsplit
 
 import requests
@@ -168,6 +168,7 @@ class Load:
         stop_grace: float = 1.0,
         method: str = "GET",
         collect: str | None = None,
+        session: Callable[[], requests.Session] | None = None,
     ):
         check_loopback(base_url, tuple(allowed_networks))
         if rate <= 0 or workers < 1 or timeout <= 0 or max_seconds <= 0 or max_requests < 1:
@@ -183,6 +184,8 @@ class Load:
         self.stop_grace = stop_grace
         self.method = method.upper()
         self.collect = collect
+        self.session = session
+        """Makes each worker's session (HTTPS: its server name and CA, smoke.http_session); None: plain."""
         self.report: Report | None = None
 
         self._lock = threading.Lock()
@@ -265,7 +268,7 @@ class Load:
         # sum is an even `rate` and no worker depends on another's progress.
         slot = index  # slot n is due at n / rate (from an integer: no drift from summing floats)
         try:
-            with requests.Session() as session:
+            with self.session() if self.session is not None else requests.Session() as session:
                 session.trust_env = False  # no proxy from the environment: traffic stays on loopback
                 if self.host:
                     session.headers["Host"] = self.host

@@ -40,6 +40,7 @@ import re
 import socket
 import ssl
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, cast
@@ -52,7 +53,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from planning.harness import Plan, stack_config
+from components import render
+from planning.harness import NGINX_SITE, Plan, stack_config
 from rehearsal.checks.smoke import (
     Check,
     CheckFailed,
@@ -65,8 +67,9 @@ from rehearsal.checks.smoke import (
 from rehearsal.emulation.engine import LOOPBACK
 
 HSTS_SECONDS = 600  # the run's djangoHstsSeconds (prod's committed value is 0: HSTS off)
-KEY_FILE = "/etc/nginx/tls/server.key"
-CERT_FILE = "/etc/nginx/tls/server.crt"
+# Where nginx reads them: the site volume's current generation (components/nginx_site.py).
+KEY_FILE = f"{render.NGINX_SITE_DIR}/current/{render.NGINX_SITE_TLS_KEY}"
+CERT_FILE = f"{render.NGINX_SITE_DIR}/current/{render.NGINX_SITE_TLS_CERT}"
 OTHER_NAME = "not-the-server.example.net"
 SCAN_CHUNK = 1 << 20
 
@@ -179,6 +182,27 @@ def certificates_for(
     return RunCertificates(ca.public_bytes(pem).decode(), server.public_bytes(pem).decode(), key_pem(server_key))
 
 
+def _rsa(template: RunCertificates, bits: int) -> RunCertificates:
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    leaf = x509.load_pem_x509_certificate(template.cert_pem.encode())
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    ca_key = new_key()
+    ca = x509.load_pem_x509_certificate(template.ca_pem.encode())
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(leaf.subject)
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(leaf.not_valid_before_utc)
+        .not_valid_after(leaf.not_valid_after_utc)
+        .add_extension(leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value, critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    return RunCertificates(template.ca_pem, cert.public_bytes(serialization.Encoding.PEM).decode(), key_pem(key))
+
+
 def key_needles(certs: RunCertificates) -> dict[str, bytes]:
     """What the key looks like wherever it might leak: its PEM, a line of its PEM body (survives
     re-wrapping and escaping), and the raw private scalar (DER, or any binary copy of it)."""
@@ -272,6 +296,8 @@ class TlsChecks:
                 ("key not in env", self.check_not_in_containers),
                 ("key not in images", self.check_not_in_images),
                 ("key not in outputs", self.check_not_in_outputs),
+                ("rotation", self.check_rotation),
+                ("refused certificate", self.check_refused_certificate),
             ],
             self.say,
         )
@@ -405,6 +431,77 @@ class TlsChecks:
             f"refused without the token ({without_token}) and from http:// ({plain_origin})"
         )
 
+    # -- a new certificate, by `pulumi up`, under load
+
+    def presented(self, ca_file: str) -> bytes:
+        context = ssl.create_default_context(cafile=ca_file)
+        port = urlsplit(self.https_base).port or 443
+        with socket.create_connection((LOOPBACK, port), timeout=10) as raw:
+            with context.wrap_socket(raw, server_hostname=self.server_name) as tls:
+                der = tls.getpeercert(binary_form=True)
+        if der is None:
+            raise CheckFailed("no certificate presented")
+        return der
+
+    def _up_under_load(self, certs: "RunCertificates", ca_file: str):
+        from rehearsal.checks.load import Load
+
+        load = Load(
+            self.https_base,
+            host=self.host,
+            path="/health/",
+            rate=20,
+            workers=4,
+            max_seconds=120,
+            session=lambda: http_session(self.https_base, self.host, ca_file),
+        ).start()
+        try:
+            time.sleep(1.0)
+            self.ctx.secrets.update(tlsCertificate=certs.cert_pem, tlsKey=certs.key_pem)
+            result = self.ctx.session.up(self.ctx.plan(self.ctx.variant))
+            time.sleep(1.0)
+        finally:
+            report = load.stop()
+        return result, report
+
+    def check_rotation(self) -> str:
+        """A new certificate (same CA) set as the secrets and applied: nginx reloads, no request fails."""
+        nginx_before = self.nginx_id()
+        rotated = certificates_for(self.server_name)
+        # Its CA joins the run's bundle first: clients under load accept both, old and new.
+        with open(self.ctx.tls_ca, "a") as bundle:
+            bundle.write(rotated.ca_pem)
+        result, report = self._up_under_load(rotated, self.ctx.tls_ca)
+        require(result.ok, f"the rotation's `pulumi up` failed: {result.error}")
+        presented = self.presented(self.ctx.tls_ca)
+        require(presented == rotated.cert_der(), "nginx does not present the rotated certificate")
+        require(self.nginx_id() == nginx_before, "nginx was replaced, not reloaded")
+        require(report.failed == 0, f"{report.failed} of {report.requests} requests failed during the rotation")
+        self.certs = rotated
+        self.say(f"    {report.line(self.ctx.stack, 'certificate-rotation')}")
+        return (
+            f"new certificate (sha256 {hashlib.sha256(presented).hexdigest()[:16]}) served by the same nginx "
+            f"after `pulumi up` ({result.seconds:.1f}s); {report.requests} HTTPS requests, 0 failed"
+        )
+
+    def check_refused_certificate(self) -> str:
+        """An RSA-1024 certificate: the settings take it (it parses, matches, covers serverName),
+        nginx's OpenSSL refuses it (security level 2: "ee key too small"). `nginx -t` catches it
+        before anything changes: `pulumi up` fails in one line and the old certificate serves on."""
+        weak = _rsa(certificates_for(self.server_name), 1024)
+        before = self.presented(self.ctx.tls_ca)
+        result, report = self._up_under_load(weak, self.ctx.tls_ca)
+        self.ctx.secrets.update(tlsCertificate=self.certs.cert_pem, tlsKey=self.certs.key_pem)
+        require(not result.ok, "nginx took an RSA-1024 certificate")
+        error = result.error or ""
+        require("nginx -t" in error and "\n" not in error, f"not nginx -t's one-line refusal: {error[:300]}")
+        require(self.presented(self.ctx.tls_ca) == before, "the served certificate changed")
+        require(report.failed == 0, f"{report.failed} of {report.requests} requests failed")
+        # Back to the served certificate's secrets: the next `pulumi up` is a no-op again.
+        again = self.ctx.session.up(self.ctx.plan(self.ctx.variant))
+        require(again.ok, f"the `pulumi up` back to the served certificate failed: {again.error}")
+        return f"`pulumi up` refused: {error[error.find('nginx refused') :][:200]}; the old certificate served on, {report.requests} requests, 0 failed"
+
     # -- on the engine
 
     def nginx_id(self) -> str:
@@ -504,8 +601,8 @@ class TlsChecks:
             if needle in text.encode() or _json_escaped(needle) in text.encode()
         ]
         require(not found, f"the key is in {found}")
-        nginx = self.plan.container(self.nginx_name)
-        require(any(p.startswith("uploads") for p in nginx.secret_paths), "nginx's uploads are not marked secret")
+        (site,) = self.plan.of_type(NGINX_SITE)
+        require("files" in site.secret_paths, "the NginxSite's files (the key among them) are not marked secret")
         return (
             f"not in the plan's {len(self.plan.outputs)} outputs, the non-secret inputs of {len(self.plan.resources)} "
             f"resources, or the {printed.count(chr(10))} lines printed so far; nginx's uploads are secret"

@@ -38,6 +38,7 @@ from planning.harness import (
     IMAGE,
     JOB,
     NETWORK,
+    NGINX_SITE,
     RANDOM_PASSWORD,
     REMOTE_IMAGE,
     SECRET,
@@ -89,6 +90,7 @@ UNDERSTOOD = {
     IMAGE,
     REMOTE_IMAGE,
     JOB,
+    NGINX_SITE,
     RANDOM_PASSWORD,
     STACK_REFERENCE,
     SERVICE,
@@ -314,6 +316,8 @@ class Engine:
             return self._create_container(r, inputs, mapping, real)
         if r.type == JOB:
             return self._run_job(r, inputs, mapping, real)
+        if r.type == NGINX_SITE:
+            return self._nginx_site(r, inputs, mapping, real)
         if r.type in (IMAGE, REMOTE_IMAGE):
             planned = [
                 r.outputs.get("repoDigest"),
@@ -454,7 +458,37 @@ class Engine:
         self._remember(mapping, real, {r.id: result.id, r.outputs.get("runId"): result.id})
         return f"exited 0 (run {result.id[:12]})"
 
+    def _nginx_site(
+        self, r: PlannedResource, inputs: dict, mapping: dict, real: dict, old: Optional[dict] = None
+    ) -> str:
+        """The program's own provider (components.nginx_site), as the real engine runs it: create
+        writes the first generation; update writes, checks, switches to and reloads the new one."""
+        from components.nginx_site import NginxSiteProvider
+
+        props = {k: v for k, v in inputs.items() if k not in ("generation", "__provider")}
+        props["labels"] = [*props.get("labels", []), *({"label": k, "value": v} for k, v in self.run_labels.items())]
+        # The connection is the plan's, as for the release jobs.
+        try:
+            if old is None:
+                result = NginxSiteProvider().create(props)
+                outs, rid = result.outs or {}, result.id
+            else:
+                outs, rid = NginxSiteProvider().update(old.get("id", ""), {}, props).outs or {}, old.get("id", "")
+        except Exception as error:  # SiteError: exactly what `pulumi up` would print
+            raise StepFailed(str(error).splitlines()[0]) from None
+        real.update(id=rid, generation=outs["generation"])
+        if old is None:
+            self._remember(mapping, real, {r.id: rid})
+        return f"generation {outs['generation']}" + (
+            " (nginx checked and reloaded when it changed)" if old is not None else ""
+        )
+
     def _update(self, step: Step, mapping: dict) -> str:
+        if step.type == NGINX_SITE:
+            with self.lock:
+                inputs = substitute(step.new_resource().inputs, mapping)
+            real = step.old_entry().real
+            return self._nginx_site(step.new_resource(), inputs, mapping, real, old=dict(real))
         if step.type == SERVICE and step.applied:
             return self._update_service(step, mapping)
         if step.type != CONTAINER or not step.applied:

@@ -27,6 +27,7 @@ from planning.harness import (
     IMAGE,
     JOB,
     NETWORK,
+    NGINX_SITE,
     RANDOM_PASSWORD,
     REMOTE_IMAGE,
     SECRET,
@@ -255,7 +256,23 @@ SCHEMAS: dict[str, Schema] = {
         ),
         source="components/job.py JobProvider.diff",
     ),
+    # Our own dynamic provider (components/nginx_site.py): nothing replaces it; a change is an
+    # update, which writes the new generation and reloads nginx. `generation` is its output.
+    NGINX_SITE: Schema(
+        frozenset(),
+        frozenset({"*"}),
+        provider_dbr=False,
+        ignored=frozenset({"dockerHost", "__provider", "generation"}),
+        source="components/nginx_site.py NginxSiteProvider.diff",
+    ),
 }
+
+
+# The engine's own account of an update's changed inputs comes from the provider's diff (its
+# `diffs`); a Python dynamic provider's Diff never sends them (pulumi 3.272.0
+# sdk/python/lib/pulumi/dynamic/__main__.py:114-134: changes, replaces, deleteBeforeReplace
+# only), so the engine reports an update of one with no keys. The model still names them.
+UNREPORTED_UPDATE_KEYS = frozenset({NGINX_SITE})
 
 
 def schema_of(type_: str) -> Schema:

@@ -27,8 +27,11 @@ class UnsupportedInput(RehearsalError):
 
 
 def substitute(value: Any, mapping: Mapping[str, str]) -> Any:
-    """Replace every string equal to a planned (mock) id or name with the real one."""
+    """Replace every string equal to a planned (mock) id or name with the real one (also after
+    `container:`, as pidMode, networkMode and ipcMode name another container)."""
     if isinstance(value, str):
+        if value.startswith("container:") and value[len("container:") :] in mapping:
+            return "container:" + mapping[value[len("container:") :]]
         return mapping.get(value, value)
     if isinstance(value, list):
         return [substitute(v, mapping) for v in value]

@@ -253,6 +253,32 @@ CMD ["nginx", "-g", "daemon off;"]
 """
 
 
+def _lego_dockerfile() -> str:
+    return f"""FROM {BASE_IMAGE}
+# goacme/lego:v4.x: the lego binary at /lego (the entrypoint), a POSIX shell with grep, sed,
+# cmp, flock (busybox in the official alpine image), CA certificates. Debian's lego is 4.9.1: it
+# has every flag the program uses (run, renew --days --no-random-sleep, --http.webroot, --path,
+# LEGO_CA_CERTIFICATES); the newer 4.x it stands for add ARI and options the program does not use.
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends lego ca-certificates diffutils \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && ln -s /usr/bin/lego /lego
+ENTRYPOINT ["/lego"]
+EXPOSE 80
+"""
+
+
+def _pebble_dockerfile() -> str:
+    return f"""FROM {BASE_IMAGE}
+# letsencrypt/pebble (the rehearsal's own ACME CA, not a pinned image of the program): Debian's
+# pebble 2.4.0 and pebble-challtestsrv; the rehearsal gives it its config and certificate.
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends pebble ca-certificates \\
+ && rm -rf /var/lib/apt/lists/*
+ENTRYPOINT ["/usr/bin/pebble"]
+"""
+
+
 _NGINX_TAG = re.compile(r"(\d+)\.(\d+)(?:\.(\d+))?(?:-(.+))?")
 
 
@@ -300,6 +326,10 @@ RECIPES: dict[str, Recipe] = {
         nginx_supported,
         suite=NGINX_SUITE,
     ),
+    "lego": Recipe(
+        "lego", _lego_dockerfile(), (), "lego (4.9.1)", lambda tag: re.fullmatch(r"v4\.\d+\.\d+", tag) is not None
+    ),
+    "pebble": Recipe("pebble", _pebble_dockerfile(), (), "pebble (2.4.0)", lambda tag: tag.startswith("v2.")),
 }
 
 

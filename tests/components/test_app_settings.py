@@ -89,7 +89,7 @@ def test_app_paths_and_port_reach_the_jobs_the_mounts_and_nginx(tmp_path):
     assert [v["containerPath"] for v in plan.container("django-docker-web-1").inputs["volumes"]] == ["/srv/uploads"]
     env = env_of(plan.container("django-docker-web-1"))
     assert (env["PORT"], env["HEALTH_PATH"]) == ("9000", "/-/health/")
-    conf = plan.container("django-docker-nginx").inputs["uploads"][0]["content"]
+    conf = plan.nginx_conf()
     assert "server web:9000 resolve" in conf
     assert "location /assets/ {" in conf and "location /files/ {" in conf and "location /static/" not in conf
 
@@ -100,12 +100,12 @@ def test_an_app_without_static_files_or_uploads_gets_no_volume_no_job_and_no_loc
     plan = plan_app(project, staticRoot="", mediaRoot="")
 
     kinds = sorted(v.label("django-docker.volume") for v in plan.of_type(VOLUME))
-    assert kinds == ["backups", "postgres-data", "redis-data"]
+    assert kinds == ["backups", "nginx-site", "postgres-data", "redis-data"]
     assert [j.label("django-docker.service") for j in plan.of_type(JOB)] == ["migrate"]
     assert plan.container("django-docker-web-1").inputs.get("volumes", []) == []
     nginx = plan.container("django-docker-nginx")
-    assert nginx.inputs.get("volumes", []) == []
-    assert "/var/www/" not in nginx.inputs["uploads"][0]["content"]
+    assert [v["containerPath"] for v in nginx.inputs.get("volumes", [])] == ["/etc/nginx/site"]  # its config only
+    assert "/var/www/" not in plan.nginx_conf()
 
 
 def test_release_commands_are_the_stacks_and_an_empty_one_is_no_job(tmp_path):

@@ -243,7 +243,29 @@ def test_nginx_conf_structure(tmp_path):
         {"directive": "return", "args": ["204"], "line": probe["block"][0]["line"]}
     ]
     locations = {d["args"][0]: d["block"] for d in _find(site["block"], "location")}
-    assert set(locations) == {"/static/", "/media/", "/", "@again"}
+    assert set(locations) == {"~", "/static/", "/media/", "/", "@again"}
+    # A file ManifestStaticFilesStorage fingerprinted (12 hex of its MD5) is kept a year; others a minute.
+    (hashed,) = [d for d in _find(site["block"], "location") if d["args"][0] == "~"]
+    assert hashed["args"] == ["~", "^/static/(.+\\.[0-9a-f]{12}\\.[A-Za-z0-9]+)$"]
+    assert [d["args"] for d in hashed["block"] if d["directive"] == "alias"] == [["/var/www/static/$1"]]
+
+    def cache(block):
+        return [d["args"][1] for d in block if d["directive"] == "add_header" and d["args"][0] == "Cache-Control"]
+
+    assert cache(hashed["block"]) == ["public, max-age=31536000, immutable"]
+    assert cache(locations["/static/"]) == ["public, max-age=60"]
+    assert [d["args"] for d in _find(parsed, "gzip_types")] == [
+        [
+            "text/plain",
+            "text/css",
+            "text/javascript",
+            "application/javascript",
+            "application/json",
+            "application/xml",
+            "image/svg+xml",
+        ]
+    ]
+    assert [d["args"] for d in _find(parsed, "gzip_vary")] == [["on"]]
     # nginx's own 502 of a repeatable request is tried once more, with the current replicas.
     assert [d["args"] for d in locations["/"] if d["directive"] == "error_page"] == [["502", "=", "@again"]]
     (guard,) = [d for d in locations["@again"] if d["directive"] == "if"]
@@ -301,7 +323,10 @@ def test_nginx_conf_does_not_depend_on_the_replicas():
         "tls",
         "public_https_port",
         "hsts_seconds",
-        "tls_key_path",  # where the key is: a file in the container (swarm: a secret's)
+        "tls_cert_path",  # where the certificate and key are: the site's generation (swarm: a config's, a secret's)
+        "tls_key_path",
+        "generation_file",  # the site's generation file (a container's): the health door names it
+        "acme_webroot",  # tlsMode acme: where port 80 serves the challenges from
         "app_port",  # the app's port and paths: settings of the app, not of a release
         "static_url",
         "media_url",
@@ -321,7 +346,7 @@ def test_nginx_conf_follows_the_apps_port_and_paths_and_leaves_out_what_it_has_n
     (upstream,) = _find(parsed, "upstream")
     assert ["web:9000", "resolve", "max_fails=1", "fail_timeout=5s"] in [d["args"] for d in upstream["block"]]
     locations = {d["args"][0]: d["block"] for d in _find(parsed, "location")}
-    assert set(locations) == {"=", "/assets/", "/", "@again"}  # "=": the health door's `location = /nginx-health`
+    assert set(locations) == {"=", "~", "/assets/", "/", "@again"}  # "=": the health door's; "~": fingerprinted files
     assert [d["args"] for d in locations["/assets/"] if d["directive"] == "alias"] == [["/var/www/static/"]]
     bare = render.nginx_conf(
         server_name="example.com", client_max_body_size="10m", tls=False, app_port=8000, static_url=None, media_url=None

@@ -354,7 +354,7 @@ CONTRADICTIONS: list[tuple[dict[str, object], str]] = [
     ),
     (
         {"httpsPort": 8443},
-        "httpsPort: set, but HTTPS is off (no tlsCertificate and tlsKey); set both secrets, or remove httpsPort",
+        "httpsPort: set, but HTTPS is off (no tlsCertificate and tlsKey, tlsMode manual); set both secrets or tlsMode: acme, or remove httpsPort",
     ),
     (
         {"djangoHstsSeconds": 3600},
@@ -502,7 +502,7 @@ def test_every_problem_is_reported_in_one_run_in_the_order_of_the_settings():
         "django-docker:webReplica: unknown key; did you mean django-docker:webReplicas? "
         "(docs/configuration.md lists every key)",
         "serverName: 'bad host' is not valid; expected a host name, e.g. example.com",
-        "httpsPort: set, but HTTPS is off (no tlsCertificate and tlsKey); set both secrets, or remove httpsPort",
+        "httpsPort: set, but HTTPS is off (no tlsCertificate and tlsKey, tlsMode manual); set both secrets or tlsMode: acme, or remove httpsPort",
         f"webMemory: 'nanm' is not a memory limit; {MEMORY}",
         "postgresUser: 'pg_app' is reserved: PostgreSQL role names cannot begin with \"pg_\"",
     ]
