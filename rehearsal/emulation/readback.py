@@ -131,6 +131,7 @@ def readback_normal(value: Any, key: str) -> Any:
         value = {"adds": value.get("adds") or [], "drops": value.get("drops") or []}
     if value in ([], {}, "", None):
         return None
+    return value
 
 
 # --------------------------------------------------------------------------- swarm and networks
