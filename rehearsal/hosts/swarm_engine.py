@@ -85,6 +85,7 @@ def layout_for(root: Path = PROJECT_ROOT) -> SwarmLayout:
         data_path_port=4799 + n % 500,
     )
 
+
 __all__ = [
     "PrivateEngine",
     "SwarmUnavailable",
