@@ -210,6 +210,14 @@ def tmpfs_mount(target: str, size_mb: int) -> docker.ServiceTaskSpecContainerSpe
     )
 
 
+# The labels of an app service's tasks (the rest, per release, are the service's own: app_service).
+TASK_LABELS = ("service", "role", "stack", "url")
+
+
+def task_labels(labels: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
+    return {k: v for k, v in labels.items() if k.removeprefix(f"{render.LABEL_PREFIX}.") in TASK_LABELS}
+
+
 def service_labels(labels: Mapping[str, pulumi.Input[str]]) -> list:
     return label_args(labels, docker.ServiceLabelArgs)
 
@@ -286,7 +294,12 @@ def app_service(
         healthcheck=healthcheck(render.app_healthcheck(health_role), health),
         secrets=secret_files,
         stop_grace_period=duration(grace_seconds),
-        labels=label_args(rt.label_map(service, **(labels or {})), docker.ServiceTaskSpecContainerSpecLabelArgs),
+        # Only what never changes: a task's labels are ForceNew (the element schema of
+        # container_spec.labels: terraform-provider-docker v4.5.0 resource_docker_service.go:86-91,
+        # helpers.go:57-76 labelSchema), so a label that changes with each release (the commit,
+        # the release gate) here would replace the whole service on every release instead of
+        # rolling it (seen under the real engine: tests/calibration). Those go on the service.
+        labels=label_args(task_labels(rt.label_map(service)), docker.ServiceTaskSpecContainerSpecLabelArgs),
     )
     return docker.Service(
         name,

@@ -249,3 +249,20 @@ def test_accessory_images_are_pinned_to_the_digest_their_registry_gave():
 def test_an_accessory_no_registry_gave_keeps_its_tag(plan):
     # Built on the host (no repo digest of its repository): no client can pin it either.
     assert services(plan)["postgres"].inputs["taskSpec"]["containerSpec"]["image"] == "postgres:15.14-bookworm"
+
+
+def test_a_release_changes_only_what_a_service_updates_in_place(plan):
+    # A task's labels are ForceNew (tf v4.5.0 resource_docker_service.go:86-91, helpers.go
+    # labelSchema): only what never changes is there; the commit and the release gate are the
+    # service's own labels, which a rolling update changes.
+    for name in ("web", "celery-worker"):
+        svc = services(plan)[name].inputs
+        task = {item["label"]: item["value"] for item in svc["taskSpec"]["containerSpec"]["labels"]}
+        assert sorted(task) == [
+            "django-docker.role",
+            "django-docker.service",
+            "django-docker.stack",
+            "django-docker.url",
+        ], name
+        own = {item["label"] for item in svc["labels"]}
+        assert {"django-docker.git-sha", "django-docker.release"} <= own, name

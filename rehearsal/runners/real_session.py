@@ -98,6 +98,9 @@ class RealSession:
     build_client: Optional[docker.DockerClient] = None
     """The engine the source stack builds on and the base images are made on (None: `client`;
     the swarm rehearsal's stack runs on a private engine, its builds on the main one)."""
+    provided: tuple[str, ...] = ()
+    """Prefixes of image references a registry serves (the swarm rehearsal's `<address>/`): the
+    provider pulls them, so no stand-in is made for them."""
     registry_digests: dict[str, str] = field(default_factory=dict)
     """Image name -> repository@sha256 the run's registry gave for it (the swarm rehearsal's
     accessories): kept in each record, so that the calibration replays the plan with them."""
@@ -220,6 +223,7 @@ class RealSession:
             and ":" in r.inputs["image"]
             and "@sha256:" not in r.inputs["image"]
             and not r.inputs["image"].startswith("sha256:")
+            and not r.inputs["image"].startswith(self.provided)
         ]
         # The FROM images where the source stack builds, the containers' where they run.
         outcomes = ensure_images(self._builds(), list(dict.fromkeys(refs)), self.say)

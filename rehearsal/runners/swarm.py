@@ -166,6 +166,7 @@ class SwarmSmoke:
                 ("published ports", self.check_ports),
                 ("secrets", self.check_secrets),
                 ("pinned images", self.check_pinned),
+                ("status", self.check_status),
             ],
             self.say,
         )
@@ -285,6 +286,17 @@ class SwarmSmoke:
             require(image == f"{tag}@{digest}", f"{service} runs {image}; the registry gives {tag}@{digest}")
             pinned.append(f"{service} {digest[7:19]}")
         return "postgres, redis, nginx: tag@digest the registry gives for the tag (" + ", ".join(pinned) + ")"
+
+    def check_status(self) -> str:
+        """`make status`'s view (ops) of the tasks on the manager: each app task's release is its
+        service's (a task's own labels never change: components/swarm.py task_labels)."""
+        from ops.stack import StackOnHost
+
+        boxes = [b for b in StackOnHost(self.ctx.stack, client=self.session.client).boxes if b.role == "app"]
+        sha = self.ctx.sha_of(self.ctx.variant)
+        wrong = sorted(f"{b.name}: {b.git_sha}" for b in boxes if b.git_sha != sha or not b.release)
+        require(boxes and not wrong, f"ops status: app tasks without this release's commit or gate: {wrong}")
+        return f"ops status: {len(boxes)} app tasks, each on commit {sha[:12]} with its release gate"
 
     def one_service(self, service: str) -> str:
         ids = [
@@ -445,6 +457,7 @@ def rehearse_swarm(
                 session = RealSwarmSession(private.client, stack, labels, say, work=work / "real", build_client=main)
                 session.version = _pulumi_version()
                 session.registry = registry  # the promotion's and the accessories' registry
+                session.provided = (f"{registry.address}/",)
             else:
                 builder = Session(main, name, labels, say)
                 session = SwarmSession(private.client, name, labels, say, builder=builder)
