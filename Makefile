@@ -18,7 +18,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # A leading -T in ARGS is the day-2 command's own (no TTY, as compose's -T), not the command's.
 TTY_ARGS = $(if $(filter -T,$(firstword $(ARGS))),-T -- $(wordlist 2,$(words $(ARGS)),$(ARGS)),-- $(ARGS))
 
-.PHONY: help host-packages runtime policy-venv setup services docker engine check up preview destroy lint test \
+.PHONY: help host-packages registry-packages runtime policy-venv setup services docker engine check up preview destroy lint test \
 	rehearse rehearse-release rehearse-faults rehearse-tls rehearse-acme benchmark-http rehearse-swarm rehearse-remote rehearse-down benchmark promote rollback \
 	status ps logs manage shell exec backup backups restore renew-certificate benchmark-ops docs docs-check compose-import e2e \
 	adopt sample runtime-image
@@ -111,8 +111,13 @@ rehearse-acme: setup docker ## Boot STACK with tlsMode acme against Pebble (Let'
 benchmark-http: setup docker ## Boot STACK as `make rehearse` does, then measure nginx's front door on 127.0.0.1: req/s and p99 of /health/, a page, a static file; then without upstream keep-alive and without gzip
 	$(PY) -m rehearsal benchmark-http $(STACK)
 
-rehearse-swarm: setup docker ## STACK with target swarm on a private single-node swarm (a second engine): smoke, new-commit and unhealthy-release under load
-	$(PY) -m rehearsal swarm $(STACK)
+rehearse-swarm: setup docker registry-packages ## STACK with target swarm on a private single-node swarm (a second engine), its accessories from a private registry: smoke, new-commit, unhealthy-release, nginx-config, backend-network under load (ENGINE=pulumi: the real Pulumi CLI on PATH carries out each up; ARGS="--scenario NAME")
+	$(PY) -m rehearsal swarm $(STACK) --engine $(ENGINE) $(ARGS)
+
+registry-packages: ## Debian's docker-registry and htpasswd (a private registry for the swarm and real-engine rehearsals); installed only when missing
+	@command -v docker-registry >/dev/null && command -v htpasswd >/dev/null || { \
+	    echo "make: installing docker-registry apache2-utils"; $(SUDO) apt-get update -qq; \
+	    $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends docker-registry apache2-utils >/dev/null; }
 
 rehearse-remote: setup docker ## STACK on a Docker host reached over ssh (a real sshd) and TCP+TLS (a private engine): refusals, boot, day-2 commands, new-commit under load (ARGS="--transport ssh" for one)
 	$(PY) -m rehearsal remote $(STACK) $(ARGS)

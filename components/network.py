@@ -42,7 +42,7 @@ class Networks(pulumi.ComponentResource):
         # containers on the manager) join the backend. The host-side address trick below is
         # the bridge driver's; an overlay has no address on the host.
         driver = "overlay" if swarm else "bridge"
-        subnet = args.deployment.frontend_subnet
+        subnet, backend_subnet = args.deployment.frontend_subnet, args.deployment.backend_subnet
         frontend = docker.Network(
             f"{name}-frontend",
             driver=driver,
@@ -68,11 +68,21 @@ class Networks(pulumi.ComponentResource):
             # Docker host, so every host port would be reachable from postgres, redis and the
             # app. No IPv4 address on the host side closes that (found by the rehearsal).
             options=None if swarm else {"com.docker.network.bridge.inhibit_ipv4": "true"},
+            # backendSubnet, when set; its gateway stated as the frontend's is (above).
+            ipam_configs=[
+                docker.NetworkIpamConfigArgs(subnet=backend_subnet, gateway=render.first_address(backend_subnet))
+            ]
+            if backend_subnet
+            else None,
             labels=labels("backend"),
             # Docker picks the backend's subnet from its default pools, which include
             # 172.30.0.0/16; created after the frontend it cannot take a range that overlaps the
             # frontend's fixed subnet (created in parallel, it sometimes did: "Pool overlaps",
-            # found by the rehearsal). Create-before-delete (the provider's default) on purpose.
+            # found by the rehearsal). Create-before-delete (the provider's default) on purpose:
+            # a new backendSubnet gets a new network beside the old one, the services and
+            # containers on it are replaced onto it (postgres and redis delete-before-replace,
+            # on the same volumes), and the old network goes at the end. A new range that
+            # overlaps the old is refused by Docker at the create, before anything changed.
             opts=child_options(self, delete_before_replace=False, depends_on=[frontend]),
         )
         self.frontend = NetworkRef(frontend.name, frontend.id)

@@ -796,3 +796,35 @@ http {{
 def first_address(subnet: str) -> str:
     """The subnet's first host address: the gateway Docker's default IPAM gives a network."""
     return str(next(iter(ipaddress.ip_network(subnet).hosts())))
+
+
+def familiar_image(image: str) -> str:
+    """An image reference as the Docker client writes it into a service's spec: Docker Hub's
+    domain and `library/` dropped (moby client/service_create.go imageWithTagString, the
+    distribution reference's FamiliarString); a bare repository gets no tag here (settings
+    refuse one)."""
+    for domain in ("docker.io/", "index.docker.io/"):
+        if image.startswith(domain):
+            rest = image[len(domain) :]
+            if rest.startswith("library/") and _repository(rest).count("/") == 1:
+                rest = rest[len("library/") :]
+            return rest
+    return image
+
+
+def with_digest(image: str, repo_digest: str) -> str:
+    """`image` (repository:tag) pinned to the digest of `repo_digest` (repository@sha256:...), the
+    way the Docker client pins a swarm service's image when the registry answers
+    (repository:tag@sha256:..., moby client/service_create.go imageWithDigestString). Unchanged
+    when it already has a digest, or when `repo_digest` is not of the same repository (an image
+    built or retagged locally: no registry gave it that name, so none pins it either)."""
+    if "@" in image or "@sha256:" not in repo_digest:
+        return image
+    repository, digest = repo_digest.split("@", 1)
+    return f"{image}@{digest}" if _repository(image) == repository else image
+
+
+def _repository(image: str) -> str:
+    """repository[:tag][@digest] -> repository (a registry's :port is not a tag)."""
+    name = image.split("@", 1)[0]
+    return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name

@@ -70,6 +70,33 @@ def service_options(
     return child_options(parent, opts, delete_before_replace=singleton, ignore_changes=IGNORED)
 
 
+def pinned_image(parent: pulumi.Resource, name: str, image: str) -> pulumi.Input[str]:
+    """An accessory's image as the service must name it for the provider to read back what the
+    program wrote: pinned to its registry digest (repository:tag@sha256:...).
+
+    On create the provider asks the Docker client to query the registry (QueryRegistry:
+    terraform-provider-docker v4.5.0 resource_docker_service_funcs.go:45), and the client pins
+    a tag to the digest the registry answers with (github.com/docker/docker v28.5.2, the
+    client its go.mod pins: client/service_create.go:45-60, 88-102, 154-166,
+    imageWithDigestString), which the provider's Read stores (resource_docker_service_
+    structures.go:123-124). A tag alone would be sent again by every later `pulumi up`: an
+    update, and postgres, redis or nginx restarted for nothing. So the program pins it
+    itself, with the digest of the image a RemoteImage pulled from that registry onto the
+    manager (the data node, where these tasks run): its repo digest
+    (resource_docker_image_funcs.go:126-130, data_source_docker_image.go:66-76). Pulled once
+    and kept in the state, as a promoted app image is (components/image.py): a tag moved
+    upstream changes nothing until the config names another (or a `pulumi refresh` reads a
+    newer pull on the manager). A reference with a digest is used as it is; an image no
+    registry gave (built on the host) keeps its tag, which no client can pin either.
+    Familiar names: the client writes Docker Hub's without its domain and `library/`.
+    """
+    familiar = render.familiar_image(image)
+    if "@" in familiar:
+        return familiar
+    pulled = docker.RemoteImage(f"{name}-image", name=familiar, keep_locally=True, opts=child_options(parent))
+    return pulled.repo_digest.apply(lambda digest: render.with_digest(familiar, digest or ""))
+
+
 def duration(value: str | int) -> str:
     """A service's duration as the provider reads it back (shortDur, service_structures.go:
     1341-1350): Go's Duration.String() without a trailing 0s after minutes or 0m after hours.
@@ -183,6 +210,14 @@ def tmpfs_mount(target: str, size_mb: int) -> docker.ServiceTaskSpecContainerSpe
     )
 
 
+# The labels of an app service's tasks (the rest, per release, are the service's own: app_service).
+TASK_LABELS = ("service", "role", "stack", "url")
+
+
+def task_labels(labels: Mapping[str, pulumi.Input[str]]) -> dict[str, pulumi.Input[str]]:
+    return {k: v for k, v in labels.items() if k.removeprefix(f"{render.LABEL_PREFIX}.") in TASK_LABELS}
+
+
 def service_labels(labels: Mapping[str, pulumi.Input[str]]) -> list:
     return label_args(labels, docker.ServiceLabelArgs)
 
@@ -259,7 +294,12 @@ def app_service(
         healthcheck=healthcheck(render.app_healthcheck(health_role), health),
         secrets=secret_files,
         stop_grace_period=duration(grace_seconds),
-        labels=label_args(rt.label_map(service, **(labels or {})), docker.ServiceTaskSpecContainerSpecLabelArgs),
+        # Only what never changes: a task's labels are ForceNew (the element schema of
+        # container_spec.labels: terraform-provider-docker v4.5.0 resource_docker_service.go:86-91,
+        # helpers.go:57-76 labelSchema), so a label that changes with each release (the commit,
+        # the release gate) here would replace the whole service on every release instead of
+        # rolling it (seen under the real engine: tests/calibration). Those go on the service.
+        labels=label_args(task_labels(rt.label_map(service)), docker.ServiceTaskSpecContainerSpecLabelArgs),
     )
     return docker.Service(
         name,
@@ -300,7 +340,7 @@ def accessory_service(
         name,
         task_spec=task_spec(
             container=docker.ServiceTaskSpecContainerSpecArgs(
-                image=accessory.image,
+                image=pinned_image(parent, name, accessory.image),
                 mounts=list(mounts),
                 healthcheck=healthcheck(accessory.test, accessory.health),
                 stop_grace_period=duration(accessory.grace_seconds),

@@ -133,6 +133,24 @@ def box(attrs: Mapping[str, Any]) -> Box:
     )
 
 
+SWARM_SERVICE_ID = "com.docker.swarm.service.id"
+
+
+def with_service_labels(client, attrs: dict) -> dict:
+    """A swarm task's container with its service's labels under its own: on swarm the release's
+    labels (the commit, the release gate) are the service's, since a task's labels cannot change
+    without replacing the service (components/swarm.py task_labels)."""
+    labels = (attrs.get("Config") or {}).get("Labels") or {}
+    service_id = labels.get(SWARM_SERVICE_ID)
+    if not service_id or GIT_SHA in labels:
+        return attrs
+    try:
+        own = (client.api.inspect_service(service_id).get("Spec") or {}).get("Labels") or {}
+    except docker.errors.APIError:  # the service went meanwhile
+        return attrs
+    return {**attrs, "Config": {**attrs["Config"], "Labels": {**own, **labels}}}
+
+
 def ordered(boxes: Sequence[Box]) -> list[Box]:
     def key(b: Box):
         rank = SERVICE_ORDER.index(b.service) if b.service in SERVICE_ORDER else len(SERVICE_ORDER)
@@ -236,7 +254,7 @@ class StackOnHost:
                 attrs.append(self.client.api.inspect_container(summary["Id"]))
             except docker.errors.NotFound:  # removed between the list and the inspect
                 continue
-        return ordered([box(a) for a in attrs])
+        return ordered([box(with_service_labels(self.client, a)) for a in attrs])
 
     def services(self) -> list[str]:
         seen: list[str] = []

@@ -166,8 +166,11 @@ def _fake_hex(*parts: str, length: int = 64) -> str:
 class _Mocks(pulumi.runtime.Mocks):
     """Computes what the providers would: ids, auto-names, digests, job runs."""
 
-    def __init__(self, stack_references: Mapping[str, Mapping[str, Any]]):
+    def __init__(
+        self, stack_references: Mapping[str, Mapping[str, Any]], registry_digests: Optional[Mapping[str, str]] = None
+    ):
         self.stack_references = stack_references
+        self.registry_digests = dict(registry_digests or {})
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         state = dict(args.inputs)
@@ -187,7 +190,10 @@ class _Mocks(pulumi.runtime.Mocks):
             state["repoDigest"] = f"sha256:{digest}" if state.get("skipPush") else f"{repository}@sha256:{digest}"
             state["baseImageName"] = image_name
         elif args.typ == REMOTE_IMAGE:
-            state["repoDigest"] = state["name"]
+            # As the provider reads it (the local image's RepoDigests): what a registry gave for
+            # the name when the caller knows it (a rehearsal's own registry), else the name (a
+            # digest reference; a tag then stands for an image no registry gave).
+            state["repoDigest"] = self.registry_digests.get(state["name"], state["name"])
             state["imageId"] = "sha256:" + _fake_hex("remote", state["name"])
         elif args.typ in (CONTAINER, NETWORK, VOLUME, SERVICE, SERVICE_CONFIG, SECRET) and not state.get("name"):
             # Pulumi's auto-naming: logical name plus a random suffix.
@@ -348,6 +354,7 @@ def plan_stack(
     program: Optional[Callable[[], object]] = None,
     loaded: Optional[StackConfig] = None,
     probe_host: bool = False,
+    registry_digests: Optional[Mapping[str, str]] = None,
 ) -> Plan:
     """Run the program for `stack` under mocks and return every resource it registers.
 
@@ -357,6 +364,8 @@ def plan_stack(
     loaded: the stack's config already read (stackfile.read_stack: `make check`), secrets included.
     probe_host: let the program connect to its Docker host before registering anything, as a
     real `pulumi up` does (off by default: a plan needs no engine; the remote rehearsal turns it on).
+    registry_digests: image name -> repository@sha256 digest a registry gave for it, the repo
+    digest a RemoteImage of that name reads (the swarm rehearsal pushes its accessories).
     Raises PlanError with the program's one-line message when the config is refused.
     """
     if loaded is not None:
@@ -374,7 +383,7 @@ def plan_stack(
         config[full(key)] = _config_string(value)
         secret_keys.add(full(key))
 
-    mocks = _Mocks(stack_references or {})
+    mocks = _Mocks(stack_references or {}, registry_digests)
     monitor = _RecordingMonitor(mocks)
     # The root stack and every Output bind to the current loop: make it ours before set_mocks.
     loop = asyncio.new_event_loop()

@@ -14,9 +14,10 @@ faults:  the same boot, then every fault (rehearsal/faults/) under steady load t
          line per fault: `fault <stack> <fault>: <N> requests, <F> failed, <L> lost`
          (`release STACK --faults` runs them after the release scenarios, on the same stack).
 swarm:   STACK with `target: swarm` on a single-node swarm of a private second engine (the main
-         engine is never put into swarm mode), its smoke checks, then new-commit and
-         unhealthy-release under load: `release <stack>-swarm <scenario>: ...`
-         (rehearsal/runners/swarm.py); without swarm support it says why and passes.
+         engine is never put into swarm mode), its accessories served by a private registry, its
+         smoke checks, then new-commit, unhealthy-release, nginx-config and backend-network under
+         load: `release <stack>-swarm <scenario>: ...` (rehearsal/runners/swarm.py); without swarm
+         support it says why and passes. `--engine pulumi`: each `pulumi up` by the real CLI.
 remote:  STACK on a Docker host reached over ssh (a real sshd on loopback) and over TCP with TLS
          verification (a private engine with certificates made for the run): wrong settings
          refused in one line, the boot, the day-2 commands and new-commit under load over each
@@ -301,6 +302,10 @@ def main(argv: list[str] | None = None) -> int:
         "swarm", help="STACK as swarm services on a private single-node swarm, releases under load"
     )
     p_swarm.add_argument("stack")
+    p_swarm.add_argument(
+        "--scenario", action="append", default=[], metavar="NAME", help="run only this scenario (repeatable)"
+    )
+    _engine_arguments(p_swarm)
     p_remote = sub.add_parser("remote", help="STACK on a Docker host reached over ssh and over TCP with TLS")
     p_remote.add_argument("stack")
     p_remote.add_argument(
@@ -345,7 +350,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "swarm":
             from rehearsal.runners.swarm import rehearse_swarm
 
-            return rehearse_swarm(args.stack, say, phase, connect, PhaseFailed)
+            return rehearse_swarm(
+                args.stack,
+                say,
+                phase,
+                connect,
+                PhaseFailed,
+                engine=args.engine,
+                record=args.record,
+                scenarios=args.scenario or None,
+            )
         if args.command == "sample":
             from rehearsal.images.samples import generate
 

@@ -4,7 +4,18 @@ import base64
 
 import pytest
 
-from planning.harness import CONTAINER, JOB, NETWORK, SECRET, SERVICE, SERVICE_CONFIG, PlanError, label_in, plan_stack
+from planning.harness import (
+    CONTAINER,
+    JOB,
+    NETWORK,
+    REMOTE_IMAGE,
+    SECRET,
+    SERVICE,
+    SERVICE_CONFIG,
+    PlanError,
+    label_in,
+    plan_stack,
+)
 from tests.program_fixtures import DEV_DIGEST, plan_prod
 
 SWARM = {"target": "swarm"}
@@ -204,3 +215,54 @@ def test_singletons_go_before_their_replacement_and_platforms_are_left_to_the_re
     for name, svc in services(plan).items():
         assert svc.options["delete_before_replace"] is (name in singletons), name
         assert svc.options["ignore_changes"] == ["taskSpec.placement.platforms"], name
+
+
+REGISTRY = "registry.example.com:5000"
+PINNED = {
+    f"{REGISTRY}/postgres:15.14-bookworm": f"{REGISTRY}/postgres@sha256:{'1' * 64}",
+    f"{REGISTRY}/redis:7.4.5-bookworm": f"{REGISTRY}/redis@sha256:{'2' * 64}",
+    f"{REGISTRY}/nginx:1.28.0-bookworm": f"{REGISTRY}/nginx@sha256:{'3' * 64}",
+}
+
+
+def test_accessory_images_are_pinned_to_the_digest_their_registry_gave():
+    # The Docker client pins a tag to the registry's digest when the provider creates a service,
+    # and the provider reads that back: the program writes it so, or every `pulumi up` would
+    # update postgres, redis and nginx (components/swarm.py pinned_image).
+    overrides = {
+        **SWARM,
+        "postgresImage": f"{REGISTRY}/postgres:15.14-bookworm",
+        "redisImage": f"{REGISTRY}/redis:7.4.5-bookworm",
+        "nginxImage": f"docker.io/library/nginx:1.28.0-bookworm@sha256:{'4' * 64}",
+    }
+    plan = plan_prod(overrides=overrides, registry_digests=PINNED)
+    images = {name: svc.inputs["taskSpec"]["containerSpec"]["image"] for name, svc in services(plan).items()}
+    assert images["postgres"] == f"{REGISTRY}/postgres:15.14-bookworm@sha256:{'1' * 64}"
+    assert images["redis"] == f"{REGISTRY}/redis:7.4.5-bookworm@sha256:{'2' * 64}"
+    # a digest given is used as it is, in the client's familiar form, with nothing pulled for it
+    assert images["nginx"] == f"nginx:1.28.0-bookworm@sha256:{'4' * 64}"
+    pulls = {r.inputs["name"]: r for r in plan.of_type(REMOTE_IMAGE) if r.name.endswith("-image")}
+    assert sorted(pulls) == [f"{REGISTRY}/postgres:15.14-bookworm", f"{REGISTRY}/redis:7.4.5-bookworm"]
+    assert all(r.inputs["keepLocally"] is True for r in pulls.values())
+
+
+def test_an_accessory_no_registry_gave_keeps_its_tag(plan):
+    # Built on the host (no repo digest of its repository): no client can pin it either.
+    assert services(plan)["postgres"].inputs["taskSpec"]["containerSpec"]["image"] == "postgres:15.14-bookworm"
+
+
+def test_a_release_changes_only_what_a_service_updates_in_place(plan):
+    # A task's labels are ForceNew (tf v4.5.0 resource_docker_service.go:86-91, helpers.go
+    # labelSchema): only what never changes is there; the commit and the release gate are the
+    # service's own labels, which a rolling update changes.
+    for name in ("web", "celery-worker"):
+        svc = services(plan)[name].inputs
+        task = {item["label"]: item["value"] for item in svc["taskSpec"]["containerSpec"]["labels"]}
+        assert sorted(task) == [
+            "django-docker.role",
+            "django-docker.service",
+            "django-docker.stack",
+            "django-docker.url",
+        ], name
+        own = {item["label"] for item in svc["labels"]}
+        assert {"django-docker.git-sha", "django-docker.release"} <= own, name

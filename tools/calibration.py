@@ -1,7 +1,9 @@
 """A real-engine run's records -> a calibration fixture: python -m tools.calibration RECORD FIXTURE --docker VERSION ...
 
-RECORD is what `python -m rehearsal release STACK --engine pulumi --record RECORD` wrote: every
-`pulumi up` of the run (the boot's, then each scenario's) with the steps the engine took. The
+RECORD is what `python -m rehearsal release STACK --engine pulumi --record RECORD` (or `swarm
+STACK --engine pulumi --record RECORD`, the swarm rehearsal's, whose scenarios are its own)
+wrote: every `pulumi up` of the run (the boot's, then each scenario's) with the steps the engine
+took. The
 fixture (tests/calibration/<name>.json, read by tests/calibration/test_calibration.py) is the same
 data, each up labelled (`boot`, `<scenario> up <n>`, in the order the scenarios ran), with the
 date and the versions of the engine and providers that ran, which the CLI cannot tell itself
@@ -38,9 +40,18 @@ class CalibrationError(Exception):
     """The record cannot become a fixture; one line."""
 
 
-def labels(scenarios: list[str], ups: int) -> list[str]:
+def known_scenarios(rehearsal: str = "release") -> list:
+    """The scenarios a rehearsal runs: the release rehearsal's, or the swarm rehearsal's."""
+    if rehearsal == "swarm":
+        from rehearsal.runners.swarm import SCENARIOS
+
+        return list(SCENARIOS)
+    return all_scenarios()
+
+
+def labels(scenarios: list[str], ups: int, rehearsal: str = "release") -> list[str]:
     """`boot`, then `<scenario> up <n>` for each up of each scenario run, in order."""
-    by_name = {s.name: s for s in all_scenarios()}
+    by_name = {s.name: s for s in known_scenarios(rehearsal)}
     unknown = [n for n in scenarios if n not in by_name]
     if unknown:
         raise CalibrationError(f"the record names scenarios this checkout does not have: {unknown}")
@@ -55,16 +66,19 @@ def fixture(record: dict, *, engine: dict[str, str], date: Optional[str] = None)
     for pattern in SECRET_PATTERNS:
         if pattern.search(text):
             raise CalibrationError(f"the record holds something that looks like a secret ({pattern.pattern})")
+    rehearsal = record.get("rehearsal", "release")
     ran = record.get("scenarios")
     if ran is None:  # a record from before it named them: every scenario ran, in the fixed order
-        ran = [s.name for s in all_scenarios()]
-    names = labels(ran, len(record["ups"]))
+        ran = [s.name for s in known_scenarios(rehearsal)]
+    names = labels(ran, len(record["ups"]), rehearsal)
     return {
         "stack": record["stack"],
+        **({"rehearsal": rehearsal} if rehearsal != "release" else {}),
         "date": date or datetime.date.today().isoformat(),
         "engine": {"pulumi": record.get("version", ""), **engine},
         "ups": [{"label": name, **up} for name, up in zip(names, record["ups"])],
-        # After the last scenario's refresh: each container's inspect fields and the real Read.
+        # After the last scenario's refresh: each container's (service's, network's, config's,
+        # secret's) inspect fields and the real Read.
         "readback": record.get("readback") or [],
     }
 

@@ -227,9 +227,13 @@ class Reader:
         return None if raw == OPAQUE_SECRET else raw
 
 
-def subnet(read: Reader, key: str) -> str:
+def subnet(read: Reader, key: str, *, optional: bool = False) -> str:
+    """A private IPv4 subnet; `optional`: empty is allowed (and returned as "")."""
+
     def parse(raw: str) -> str:
         value = raw.strip()
+        if optional and not value:
+            return ""
         try:
             network = ipaddress.ip_network(value, strict=True)
         except ValueError:

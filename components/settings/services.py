@@ -35,6 +35,8 @@ class Deployment:
     """Volumes that hold data are protected (and retained on delete)."""
     frontend_subnet: str
     """Subnet of the frontend network; gunicorn trusts X-Forwarded-* from it only."""
+    backend_subnet: str = ""
+    """Subnet of the backend network; empty: Docker picks one."""
     url: str
     """Where people reach the site (a label of the app's containers, for `make status`)."""
     target: str = "containers"

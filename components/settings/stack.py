@@ -204,6 +204,14 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
                 f"replicas need {needed} during a release (a larger subnet, e.g. /24)",
                 "frontendSubnet",
             )
+    backend_subnet = subnet(read, "backendSubnet", optional=True)
+    if backend_subnet and read.ok("frontendSubnet", "backendSubnet"):
+        if ipaddress.ip_network(backend_subnet).overlaps(ipaddress.ip_network(frontend_subnet)):
+            read.refuse(
+                f"backendSubnet: '{backend_subnet}' overlaps frontendSubnet '{frontend_subnet}'; "
+                "Docker refuses two networks on one range",
+                "backendSubnet",
+            )
     healthcheck = Healthcheck(
         interval=read.duration("healthcheckInterval"),
         timeout=read.duration("healthcheckTimeout"),
@@ -218,6 +226,7 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         healthcheck=healthcheck,
         protect_data=read.boolean("protectData"),
         frontend_subnet=frontend_subnet,
+        backend_subnet=backend_subnet,
         url=nginx.url,
         target=target,
         swarm_data_label=swarm_data_label,

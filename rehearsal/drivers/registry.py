@@ -96,3 +96,50 @@ def start(root: Path, *, port: Optional[int] = None) -> Registry:
         time.sleep(0.2)
     process.kill()
     raise RehearsalError(f"the registry did not answer on {address} within {START_SECONDS}s")
+
+
+def push(client, registry: Registry, image: str) -> tuple[str, str]:
+    """`image` (on the engine `client` reaches) pushed to `registry` as <address>/<image>, with its
+    credentials: (that name, the repository@sha256 digest the registry gave). The name is left
+    on the engine; `forget` removes the run's names."""
+    name = f"{registry.address}/{image}"
+    repository, tag = name.rsplit(":", 1)
+    client.api.tag(image, repository, tag)
+    auth = {"username": registry.username, "password": registry.password}
+    digest = ""
+    for line in client.api.push(repository, tag=tag, auth_config=auth, stream=True, decode=True):
+        if line.get("error"):
+            raise RehearsalError(f"push of {image} to {registry.address} failed: {line['error']}")
+        digest = (line.get("aux") or {}).get("Digest") or digest
+    if not digest:
+        raise RehearsalError(f"push of {image} to {registry.address} gave no digest")
+    return name, f"{repository}@{digest}"
+
+
+def pull(client, registry: Registry, name: str) -> str:
+    """<address>/<image> pulled from `registry` onto the engine `client` reaches, with its
+    credentials, as the provider's RemoteImage pulls (terraform-provider-docker v4.5.0
+    resource_docker_image_funcs.go findImage, pullImage); returns the image id."""
+    repository, tag = name.rsplit(":", 1)
+    auth = {"username": registry.username, "password": registry.password}
+    for line in client.api.pull(repository, tag=tag, auth_config=auth, stream=True, decode=True):
+        if line.get("error"):
+            raise RehearsalError(f"pull of {name} failed: {line['error']}")
+    return client.api.inspect_image(name)["Id"]
+
+
+def forget(client, registry: Registry) -> int:
+    """Remove every name of the run's registry from an engine (the images stay where another
+    name keeps them); returns how many."""
+    import docker.errors
+
+    removed = 0
+    for image in client.api.images():
+        for name in (image.get("RepoTags") or []) + (image.get("RepoDigests") or []):
+            if name.startswith(f"{registry.address}/"):
+                try:
+                    client.api.remove_image(name, noprune=True)
+                    removed += 1
+                except docker.errors.APIError:
+                    pass
+    return removed

@@ -194,6 +194,9 @@ class Engine:
         self.run_labels = run_labels
         self.say = say
         self.images = dict(images or {})  # planned image reference or id -> real image id
+        self.registry_auth: dict[str, dict[str, str]] = {}
+        """Registry address -> {username, password}: what the provider's docker:registryAuth gives
+        the Docker client for a service's registry query (query_registry)."""
         self.parallelism = parallelism
         self.lock = threading.Lock()
         self.cancelled = threading.Event()
@@ -584,6 +587,7 @@ class Engine:
         every slot runs; if it does not, delete the service again and fail."""
         name = r.inputs.get("name") or pulumi_like_name(r.name)
         spec = service_spec(r.name, inputs, real_name=name, extra_labels=self.run_labels)
+        self.query_registry(spec.create["task_template"])
         try:
             sid = self.api.create_service(**spec.create)["ID"]
         except docker.errors.APIError as error:
@@ -600,6 +604,36 @@ class Engine:
         real.update(name=name, id=sid)
         self._remember(mapping, real, {planned_name(r) or "": name, r.id: sid})
         return f"service {name} {what}"
+
+    def query_registry(self, task: dict) -> Optional[str]:
+        """What the Docker client does to a service's task on create when the provider asks it to
+        query the registry (QueryRegistry: terraform-provider-docker v4.5.0
+        resource_docker_service_funcs.go:45; github.com/docker/docker v28.5.2
+        client/service_create.go:45-60, 88-166): it asks the engine for the image's distribution
+        (GET /distribution/<image>/json, with the registry's credentials), pins a reference
+        without a digest to the digest the registry answered with (repository:tag@sha256:...),
+        and records the image's platforms in placement.platforms. A registry that does not
+        answer leaves the spec as it is (the client's warning: "could not be accessed on a
+        registry to record its digest"). Not on update: ServiceUpdate is sent without it
+        (funcs.go:185-192). Returns the pinned reference, or None when nothing was pinned.
+        An image id (the rehearsal runs its app images by id) is no reference to query."""
+        container = task["ContainerSpec"]
+        image = container["Image"]
+        if image.startswith("sha256:"):
+            return None
+        try:
+            found = self.api.inspect_distribution(image, auth_config=self.registry_auth.get(registry_of(image)))
+        except docker.errors.APIError:
+            return None
+        platforms = [
+            {"Architecture": p.get("architecture", ""), "OS": p.get("os", "")} for p in found.get("Platforms") or []
+        ]
+        if platforms:
+            task.setdefault("Placement", {})["Platforms"] = platforms
+        if "@" in image:
+            return None  # imageWithDigestString: a canonical reference is left as it is
+        container["Image"] = f"{image}@{found['Descriptor']['digest']}"
+        return container["Image"]
 
     def _update_service(self, step: Step, mapping: dict) -> str:
         """resourceDockerServiceUpdate (_funcs.go:169-225): ServiceUpdate with the whole new spec;
@@ -690,6 +724,13 @@ class Engine:
                 self.api.remove_container(cid, force=True, v=True)
             except docker.errors.APIError:
                 pass  # gone, or its removal already in progress
+
+
+def registry_of(image: str) -> str:
+    """The registry an image reference names ("" for Docker Hub): its first component when that
+    is a host (a dot, a port or localhost), as the distribution reference splits it."""
+    first, _, rest = image.partition("/")
+    return first if rest and ("." in first or ":" in first or first == "localhost") else ""
 
 
 def _running_slots(tasks: list[dict]) -> int:

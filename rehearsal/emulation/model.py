@@ -222,8 +222,10 @@ SCHEMAS: dict[str, Schema] = {
     ),
     RANDOM_PASSWORD: Schema(None, frozenset(), provider_dbr=False, source="pulumi-random (every input replaces)"),
     # docker_service: name and auth replace (resource_docker_service.go:58, 22-53); below
-    # task_spec, container_spec.hosts (:361), container_spec.sysctl (:506) and every field of
-    # networks_advanced (:710-732). `mode` is ForceNew only as a block (:768), so only adding or
+    # task_spec, container_spec.hosts (:361), container_spec.sysctl (:506), every field of
+    # networks_advanced (:710-732), and container_spec.labels, whose elements are ForceNew
+    # (:86-91, Elem labelSchema: helpers.go:57-76; found by the real engine's calibration: a
+    # label that changed with each release replaced web and the worker on every release). `mode` is ForceNew only as a block (:768), so only adding or
     # removing it would replace, and it is Optional+Computed: no program change does; replicas
     # (:779-785) is updated in place. Everything else goes through ServiceUpdate
     # (_funcs.go:169-225). Not delete-before-replace (pulumi-docker provider/resources.go:135).
@@ -232,6 +234,7 @@ SCHEMAS: dict[str, Schema] = {
         frozenset({"*"}),
         provider_dbr=False,
         nested_force_new=(
+            "taskSpec.containerSpec.labels",
             "taskSpec.containerSpec.hosts",
             "taskSpec.containerSpec.sysctl",
             "taskSpec.networksAdvanceds",

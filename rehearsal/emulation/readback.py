@@ -131,6 +131,7 @@ def readback_normal(value: Any, key: str) -> Any:
         value = {"adds": value.get("adds") or [], "drops": value.get("drops") or []}
     if value in ([], {}, "", None):
         return None
+    return value
 
 
 # --------------------------------------------------------------------------- swarm and networks
@@ -441,6 +442,80 @@ def _canon(value: Any) -> Any:
         items = [_canon(v) for v in value]
         return tuple(sorted(items, key=repr)) if all(isinstance(v, str) for v in value) else tuple(items)
     return _normal(value)
+
+
+# The inspect fields each *_view reads: what a calibration record keeps of a service, network,
+# config or secret (a swarm secret's data is never in an inspect; a service's environment holds
+# no secret on swarm, only the paths of the secret files).
+_CONTAINER_SPEC_FIELDS = (
+    "Image",
+    "Labels",
+    "Command",
+    "Args",
+    "User",
+    "Dir",
+    "Env",
+    "ReadOnly",
+    "Mounts",
+    "StopGracePeriod",
+    "Healthcheck",
+    "Secrets",
+    "Configs",
+    "CapabilityDrop",
+    "CapabilityAdd",
+    "Init",
+)
+_TASK_FIELDS = ("Resources", "RestartPolicy", "Placement", "Networks", "LogDriver")
+_SPEC_FIELDS = ("Name", "Labels", "Mode", "UpdateConfig", "RollbackConfig", "EndpointSpec")
+
+
+def swarm_inspect_subset(kind: str, inspect: Mapping[str, Any]) -> dict[str, Any]:
+    """What `VIEWS[kind]` reads of an inspect, and nothing else."""
+    if kind == "network":
+        keys = ("Name", "Labels", "Driver", "Internal", "Attachable", "Ingress", "EnableIPv6", "IPAM", "Options")
+        return {k: inspect.get(k) for k in keys}
+    spec = inspect["Spec"]
+    if kind == "secret":
+        return {"Spec": {"Name": spec["Name"]}}
+    if kind == "config":
+        return {"Spec": {k: spec.get(k) for k in ("Name", "Labels", "Data")}}
+    task = spec.get("TaskTemplate") or {}
+    container = task.get("ContainerSpec") or {}
+    return {
+        "Spec": {
+            **{k: spec[k] for k in _SPEC_FIELDS if k in spec},
+            "TaskTemplate": {
+                "ContainerSpec": {k: container[k] for k in _CONTAINER_SPEC_FIELDS if k in container},
+                **{k: task[k] for k in _TASK_FIELDS if k in task},
+            },
+        },
+        "Endpoint": {k: v for k, v in (inspect.get("Endpoint") or {}).items() if k in ("Spec", "Ports")},
+    }
+
+
+def read_differs(view: Any, read: Any, path: tuple[str, ...] = ()) -> list[str]:
+    """Where a *_view differs from what the provider's Read stored (a refresh's state outputs):
+    the dotted paths, for the calibration against the real provider. Only what the view holds
+    is compared (the Read also stores what the program never sets); a set's elements are
+    compared whole, empty fields dropped, and an empty value equals an absent one (SDKv2
+    stores zero values)."""
+    if isinstance(view, Mapping):
+        read = read if isinstance(read, Mapping) else {}
+        found = []
+        for key, value in view.items():
+            here = (*path, key)
+            if key in SET_KEYS and isinstance(value, list):
+                if _set_of(value) != _set_of(read.get(key) or []):
+                    found.append(".".join(here))
+            elif key in FLOAT_STRINGS:
+                if float(value or 0) != float(read.get(key) or 0):
+                    found.append(".".join(here))
+            elif isinstance(value, Mapping) and key not in WHOLE_MAPS:
+                found += read_differs(value, read.get(key) or {}, here)
+            elif not (_empty(value) and _empty(read.get(key))) and _normal(value) != _normal(read.get(key)):
+                found.append(".".join(here))
+        return found
+    return [] if _normal(view) == _normal(read) else [".".join(path)]
 
 
 VIEWS: dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {

@@ -35,7 +35,7 @@ Say = Callable[[str], None]
 
 def layout_for(root: Path = PROJECT_ROOT, *, tcp: str = "", tls_dir: Path | None = None) -> Layout:
     """The private engine's names for this checkout: `django-docker-remote-<4 hex of its path>`,
-    devices `ddr<4 hex>-*`, addresses 10.<216..247>.0.0/16 (the swarm engine's are 10.213-214)."""
+    devices `ddr<4 hex>-*`, addresses 10.<216..247>.0.0/16 (the swarm engines' are 10.150-213)."""
     tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:4]
     return Layout(
         f"django-docker-remote-{tag}",

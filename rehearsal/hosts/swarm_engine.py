@@ -2,13 +2,16 @@
 
 Entering and leaving swarm mode on Docker 20.10 breaks embedded DNS for the containers already
 running on that engine, so the swarm rehearsal never touches the main engine
-(/var/run/docker.sock). Its private dockerd (private_engine.Layout "django-docker-swarm",
-devices `ddsw-*`, 10.213.0.0/16) adds, for swarm mode:
+(/var/run/docker.sock). Its private dockerd is named after this checkout, so that two
+worktrees (two sessions, or a test run beside a rehearsal) never share one (`layout_for`:
+"django-docker-swarm-<4 hex>", devices `dds<4 hex>-*`, 10.<150..212>.0.0/16), and adds, for
+swarm mode:
 
-- its own overlay pool (10.214.0.0/16), swarm on 127.0.0.1:2477 and VXLAN data port 4799, so
-  nothing binds the default 2377/4789;
+- its own overlay pool (the next /16), swarm on 127.0.0.1:<2477 + n> and VXLAN data port
+  <4799 + n> (n from the same 4 hex), so nothing binds the default 2377/4789 and two
+  checkouts' swarms do not bind each other's;
 - `docker_gwbridge` created before `swarm init` (the documented way to configure it) with the
-  Linux device name `ddsw-gwbridge` instead of `docker_gwbridge`, which the main engine would
+  Linux device name `dds<4 hex>-gw` instead of `docker_gwbridge`, which the main engine would
   use for its own, and with host-mode ports bound to 127.0.0.1 only.
 
 On close it removes every service and leaves the swarm before the engine goes (private_engine),
@@ -21,13 +24,17 @@ and host-mode published ports.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import docker
 import docker.errors
 
+from planning.harness import PROJECT_ROOT
 from rehearsal.errors import RehearsalError
 from rehearsal.hosts.private_engine import (
     EngineUnavailable,
@@ -38,20 +45,52 @@ from rehearsal.hosts.private_engine import (
     why_unavailable,
 )
 
-LAYOUT = Layout("django-docker-swarm", "ddsw", 213, other_prefixes=("10.214.",))
-GW_DEVICE = "ddsw-gwbridge"  # at most 15 characters (IFNAMSIZ)
-GW_SUBNET = "10.213.255.0/24"
-SWARM_POOL = "10.214.0.0/16"
-SWARM_LISTEN = "127.0.0.1:2477"
-DATA_PATH_PORT = 4799
 DB_NODE_LABEL = ("django.db", "true")
-# Besides the layout's own devices: the gwbridge and the overlays' vxlan devices.
-SWARM_DEVICES = (GW_DEVICE, "vx-")
+
+
+@dataclass(frozen=True)
+class SwarmLayout:
+    """The private swarm engine's names, addresses and ports for one checkout."""
+
+    engine: Layout
+    gw_device: str
+    """docker_gwbridge's Linux device (at most 15 characters: IFNAMSIZ)."""
+    gw_subnet: str
+    pool: str
+    """The overlays' address pool."""
+    listen: str
+    """Swarm's own listener (127.0.0.1:PORT)."""
+    data_path_port: int
+    """The overlays' VXLAN port."""
+
+    @property
+    def devices(self) -> tuple[str, ...]:
+        """Besides the layout's own devices: the gwbridge and the overlays' vxlan devices."""
+        return (self.gw_device, "vx-")
+
+
+def layout_for(root: Path = PROJECT_ROOT) -> SwarmLayout:
+    """This checkout's swarm engine: `django-docker-swarm-<4 hex of its path>`, devices
+    `dds<4 hex>-*`, addresses 10.<150..212, even>.0.0/16 and the next /16 for the overlays (the
+    remote-host engine's are 10.216-247)."""
+    tag = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:4]
+    n = int(tag, 16)
+    octet = 150 + 2 * (n % 32)
+    return SwarmLayout(
+        engine=Layout(f"django-docker-swarm-{tag}", f"dds{tag}", octet, other_prefixes=(f"10.{octet + 1}.",)),
+        gw_device=f"dds{tag}-gw",
+        gw_subnet=f"10.{octet}.255.0/24",
+        pool=f"10.{octet + 1}.0.0/16",
+        listen=f"127.0.0.1:{2477 + n % 500}",
+        data_path_port=4799 + n % 500,
+    )
+
 
 __all__ = [
     "PrivateEngine",
     "SwarmUnavailable",
     "copy_images",
+    "layout_for",
     "private_engine",
     "start_private_engine",
     "why_unavailable",
@@ -73,8 +112,9 @@ def start_private_engine(say: Say = _quiet, node_label: tuple[str, str] = DB_NOD
     """Start the private dockerd, init a single-node swarm, label the node (as an operator labels
     the data node: docs/swarm.md). Raises SwarmUnavailable."""
     began = time.monotonic()
+    swarm = layout_for()
     try:
-        engine = start_engine(LAYOUT, say, extra_devices=SWARM_DEVICES)
+        engine = start_engine(swarm.engine, say, extra_devices=swarm.devices)
     except EngineUnavailable as error:
         raise SwarmUnavailable(str(error)) from None
     client = engine.client
@@ -89,19 +129,19 @@ def start_private_engine(say: Say = _quiet, node_label: tuple[str, str] = DB_NOD
             "docker_gwbridge",
             driver="bridge",
             options={
-                "com.docker.network.bridge.name": GW_DEVICE,
+                "com.docker.network.bridge.name": swarm.gw_device,
                 "com.docker.network.bridge.enable_icc": "false",
                 "com.docker.network.bridge.enable_ip_masquerade": "false",
                 "com.docker.network.bridge.host_binding_ipv4": "127.0.0.1",
             },
-            ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=GW_SUBNET)]),
+            ipam=docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=swarm.gw_subnet)]),
         )
         try:
             node_id = client.swarm.init(
                 advertise_addr="127.0.0.1",
-                listen_addr=SWARM_LISTEN,
-                data_path_port=DATA_PATH_PORT,
-                default_addr_pool=[SWARM_POOL],
+                listen_addr=swarm.listen,
+                data_path_port=swarm.data_path_port,
+                default_addr_pool=[swarm.pool],
                 subnet_size=24,
             )
         except docker.errors.APIError as error:

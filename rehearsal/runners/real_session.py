@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
@@ -30,7 +31,7 @@ import docker
 import docker.errors
 import yaml
 
-from planning.harness import CONTAINER, IMAGE, PROJECT_ROOT, stack_config
+from planning.harness import CONTAINER, IMAGE, NETWORK, PROJECT_ROOT, SECRET, SERVICE, SERVICE_CONFIG, stack_config
 from rehearsal.drivers import registry as private_registry
 from rehearsal.drivers.events import RealStep
 from rehearsal.drivers.pulumi_cli import (
@@ -46,10 +47,22 @@ from rehearsal.drivers.pulumi_cli import (
 )
 from rehearsal.emulation.engine import StepReport, UpdateResult, brief, live
 from rehearsal.emulation.model import State, Step
-from rehearsal.emulation.readback import inspect_subset, provider_view, readback_normal
+from rehearsal.emulation.readback import (
+    VIEWS,
+    config_view,
+    inspect_subset,
+    provider_view,
+    read_differs,
+    readback_normal,
+    swarm_inspect_subset,
+)
 from rehearsal.errors import RehearsalError
 from rehearsal.images.standins import dockerfile_base_images, ensure_images
 from rehearsal.runners.stacks import RehearsalPlan, promoted_ref
+
+# What a refresh reads back besides containers (a volume's name, driver and labels Docker never
+# changes; images and jobs have nothing live to read), as readback.py names the kinds.
+SWARM_READ_BACK = {SERVICE: "service", NETWORK: "network", SERVICE_CONFIG: "config", SECRET: "secret"}
 
 
 @dataclass
@@ -82,9 +95,20 @@ class RealSession:
     base_images_ready: bool = False
     readbacks: list[dict] = field(default_factory=list)
     """The read-back comparison of the last refresh (compare_readback)."""
+    build_client: Optional[docker.DockerClient] = None
+    """The engine the source stack builds on and the base images are made on (None: `client`;
+    the swarm rehearsal's stack runs on a private engine, its builds on the main one)."""
+    provided: tuple[str, ...] = ()
+    """Prefixes of image references a registry serves (the swarm rehearsal's `<address>/`): the
+    provider pulls them, so no stand-in is made for them."""
+    registry_digests: dict[str, str] = field(default_factory=dict)
+    """Image name -> repository@sha256 the run's registry gave for it (the swarm rehearsal's
+    accessories): kept in each record, so that the calibration replays the plan with them."""
 
     def __post_init__(self):
         self.cli = PulumiCLI(self.work, self.say)
+        if self.build_client is None:
+            self.build_client = self.client
         self.engine = _NoEngine()
         self.committed, self.namespace = stack_config(self.stack)
 
@@ -146,7 +170,7 @@ class RealSession:
         if "@sha256:" not in ref:
             raise CLIError(f"{source} built {tag} but exports imageRef {ref!r}, not a pushed digest")
         self.pushed[tag] = ref
-        self.built[tag] = self.client.api.inspect_image(ref)["Id"]
+        self.built[tag] = self._builds().api.inspect_image(ref)["Id"]
         self._forget_locally(ref, tag)
         return "; ".join(notes + [f"{source} (build only) built and pushed {tag} as {ref} ({command.seconds:.0f}s)"])
 
@@ -159,9 +183,12 @@ class RealSession:
         repository = ref.split("@", 1)[0]
         for name in (ref, f"{repository}:{tag.rsplit(':', 1)[-1]}"):
             try:
-                self.client.api.remove_image(name, noprune=True)
+                self._builds().api.remove_image(name, noprune=True)
             except docker.errors.APIError:
                 pass
+
+    def _builds(self) -> docker.DockerClient:
+        return self.build_client or self.client
 
     def _builder(self, project: Path) -> Path:
         """The source stack's project for one variant: the build-only program beside it."""
@@ -189,15 +216,19 @@ class RealSession:
                 for ref in dockerfile_base_images(Path(dockerfile).read_text(), build.get("args"))
                 if ref not in built_here
             ]
-        refs += [
+        running = [
             r.inputs["image"]
             for r in rp.plan.containers()
             if isinstance(r.inputs.get("image"), str)
             and ":" in r.inputs["image"]
             and "@sha256:" not in r.inputs["image"]
             and not r.inputs["image"].startswith("sha256:")
+            and not r.inputs["image"].startswith(self.provided)
         ]
-        outcomes = ensure_images(self.client, list(dict.fromkeys(refs)), self.say)
+        # The FROM images where the source stack builds, the containers' where they run.
+        outcomes = ensure_images(self._builds(), list(dict.fromkeys(refs)), self.say)
+        if running:
+            outcomes += ensure_images(self.client, list(dict.fromkeys(running)), self.say)
         standins = [o.ref for o in outcomes if o.source.startswith("stand-in")]
         if standins:
             self.say(
@@ -271,6 +302,7 @@ class RealSession:
         planned_with = {**overrides, **{k: v for k, v in extra.items() if ":" not in k}}  # what the model plans with
         self.records.append(
             record(rp, planned_with, git_sha, self.variant, command, self.state, promoted, sorted(secret))
+            | ({"registry_digests": dict(self.registry_digests)} if self.registry_digests else {})
         )
         return UpdateResult(reports, self.state, error, command.seconds)
 
@@ -321,8 +353,10 @@ class RealSession:
         differ = {c["name"]: c["differs"] for c in compared if c["differs"]}
         if differ:
             raise RehearsalError(f"readback.py does not predict the provider's Read: {differ}")
+        kinds = Counter(c.get("kind", "container") for c in compared)
         return (
-            f"refresh: no drift; readback.py predicts the provider's Read of {len(compared)} containers "
+            f"refresh: no drift; readback.py predicts the provider's Read of "
+            f"{', '.join(f'{n} {k}s' for k, n in sorted(kinds.items()))} "
             f"({', '.join(sorted({k for c in compared for k in c['read']}))}); then {self.preview_after(rp)}"
         )
 
@@ -333,6 +367,9 @@ class RealSession:
         reads (no environment, nothing secret) for tests/calibration/."""
         compared = []
         for entry in self.state.entries:
+            if entry.type in SWARM_READ_BACK and entry.real and not entry.delete:
+                compared.append(self._compare_swarm(entry))
+                continue
             if entry.type != CONTAINER or not entry.real or entry.delete:
                 continue
             inspect = self.client.api.inspect_container(entry.real["id"])
@@ -350,6 +387,29 @@ class RealSession:
             )
         self.readbacks = compared
         return compared
+
+    def _compare_swarm(self, entry) -> dict:
+        """A service, network, config or secret: readback.py's view of its inspect against the
+        real Read (the refreshed state's outputs), the paths that differ."""
+        kind = SWARM_READ_BACK[entry.type]
+        api = self.client.api
+        inspect = {
+            "service": api.inspect_service,
+            "network": api.inspect_network,
+            "config": api.inspect_config,
+            "secret": api.inspect_secret,
+        }[kind](entry.real["id"])
+        raw = kind == "config" and "dataRaw" in entry.inputs
+        view = config_view(inspect, raw=raw) if kind == "config" else VIEWS[kind](inspect)
+        read = {k: entry.outputs.get(k) for k in view}
+        return {
+            "name": entry.name,
+            "kind": kind,
+            **({"raw": True} if raw else {}),
+            "inspect": swarm_inspect_subset(kind, inspect),
+            "read": read,
+            "differs": read_differs(view, read),
+        }
 
     # ------------------------------------------------------------------ looking at it
 

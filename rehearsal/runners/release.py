@@ -66,6 +66,8 @@ class Context:
     """Runs of each day-2 command the benchmark times."""
     engine_restart: Optional[Callable[[], tuple[float, float]]] = None
     """Restarts the engine the stack runs on (a private one only): the restart-engine fault."""
+    registry_digests: dict[str, str] = field(default_factory=dict)
+    """Image name -> the repository@sha256 a registry gave for it (planning.harness.plan_stack)."""
 
     # -- planning
 
@@ -82,6 +84,7 @@ class Context:
             secrets=self.secrets,
             git_sha=VARIANTS[variant].git_sha,
             probe_host=self.probe_host,
+            registry_digests=self.registry_digests,
         )
         self.rp, self.variant = rp, variant
         return rp

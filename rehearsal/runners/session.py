@@ -46,6 +46,9 @@ class Session:
     engine: Engine = field(init=False)
     """Made by __post_init__ from the fields above."""
     base_images_ready: bool = False
+    provided: tuple[str, ...] = ()
+    """Prefixes of image references something else puts on the engine (the swarm rehearsal's
+    registry: `<address>/`): neither made as stand-ins nor copied."""
 
     def __post_init__(self):
         self.engine = Engine(self.client, run_labels=self.run_labels, say=self.say, images=self.images)
@@ -109,7 +112,11 @@ class Session:
             remote |= {r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id}
         images = [r.inputs["image"] for r in rp.plan.containers()]
         images += [r.inputs["taskSpec"]["containerSpec"]["image"] for r in rp.plan.of_type(SERVICE)]
-        refs += [image for image in images if image not in app and image not in remote]
+        refs += [
+            image
+            for image in images
+            if image not in app and image not in remote and not image.startswith(self.provided)
+        ]
         outcomes = ensure_images(self.client, list(dict.fromkeys(refs)), self.say)
         standins = [o.ref for o in outcomes if o.source.startswith("stand-in")]
         if standins:
@@ -151,6 +158,10 @@ class Session:
                 if kind == "container"
                 else resource_drift(kind, inputs, inspect, ignore_labels=frozenset(self.run_labels))
             )
+            # ignore_changes: the engine keeps the old value for these paths, so what is read
+            # there never shows as a change (components/swarm.py IGNORED: placement.platforms).
+            ignored = tuple(entry.options.get("ignore_changes") or ())
+            found = {k: v for k, v in found.items() if not any(k == i or k.startswith(f"{i}.") for i in ignored)}
             counts[kind] = counts.get(kind, 0) + 1
             if found:
                 drifted[entry.name] = found
@@ -216,8 +227,12 @@ class ElsewhereSession(Session):
     def prepare(self, rp: RehearsalPlan, *, context: Optional[Path] = None) -> str:
         if self.builder is None:
             raise RehearsalError(f"{type(self).__name__} needs a builder session on the main engine")
+        self.builder.provided = self.provided
         note = self.builder.prepare(rp, context=context)  # shares images and built with this session
-        wanted = sorted({self.images.get(image, image) for image in images_of(rp)} - self.copied)
+        wanted = sorted(
+            {self.images.get(image, image) for image in images_of(rp) if not image.startswith(self.provided)}
+            - self.copied
+        )
         if wanted:
             started = time.monotonic()
             copy_images(self.builder.client, self.copy_to or self.client, wanted, self.say)

@@ -87,9 +87,11 @@ def plan_for_rehearsal(
     secrets: Optional[Mapping[str, Any]] = None,
     git_sha: Optional[str] = None,
     probe_host: bool = False,
+    registry_digests: Optional[Mapping[str, str]] = None,
 ) -> RehearsalPlan:
     """probe_host: the program connects to its Docker host before registering anything, as
-    under a real `pulumi up` (planning.harness.plan_stack)."""
+    under a real `pulumi up` (planning.harness.plan_stack). registry_digests: what a registry
+    gave for the images the program pulls by name (plan_stack)."""
     overrides = dict(overrides or {})
     planned_with: dict[str, Any] = {"overrides": overrides, "secrets": dict(secrets or {}), "git_sha": git_sha}
     try:
@@ -97,11 +99,23 @@ def plan_for_rehearsal(
         source = overrides.get("imageSource", config.get(f"{ns}:imageSource", "build"))
         with commit(git_sha):
             if source == "build":
-                plan = plan_stack(stack, overrides=overrides, secrets=secrets, probe_host=probe_host)
+                plan = plan_stack(
+                    stack,
+                    overrides=overrides,
+                    secrets=secrets,
+                    probe_host=probe_host,
+                    registry_digests=registry_digests,
+                )
                 build, runtime = _the_builds(plan, stack)
                 return RehearsalPlan(stack, plan, build, stack, runtime=runtime, **planned_with)
             if source == "pin":
-                plan = plan_stack(stack, overrides=overrides, secrets=secrets, probe_host=probe_host)
+                plan = plan_stack(
+                    stack,
+                    overrides=overrides,
+                    secrets=secrets,
+                    probe_host=probe_host,
+                    registry_digests=registry_digests,
+                )
                 return RehearsalPlan(
                     stack,
                     plan,
@@ -125,6 +139,7 @@ def plan_for_rehearsal(
                     overrides=overrides,
                     secrets=secrets,
                     probe_host=probe_host,
+                    registry_digests=registry_digests,
                     **plan_options(stack, app_ref=ref, git_sha=sha, overrides=overrides),
                 )
                 return RehearsalPlan(stack, plan, build, source_stack, [ref], runtime=runtime, **planned_with)

@@ -32,3 +32,12 @@ def test_provider_view_is_what_the_real_read_stored(fixture, container):
     assert set(view) == set(read)
     differs = {k: (view[k], read[k]) for k in view if readback_normal(view[k], k) != readback_normal(read[k], k)}
     assert differs == {}
+
+
+def test_readback_normal_keeps_a_value_and_empties_none():
+    # A merge once dropped its last line: every value then read as None and every comparison
+    # above passed whatever the Read said.
+    assert readback_normal(["gunicorn"], "command") == ["gunicorn"]
+    assert readback_normal(512.0, "memory") == 512
+    assert readback_normal([], "command") is None and readback_normal({}, "logOpts") is None
+    assert readback_normal({"tests": ["CMD"]}, "healthcheck")["interval"] == "0s"

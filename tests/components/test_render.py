@@ -392,3 +392,27 @@ def test_nginx_healthcheck_probes_its_own_door():
         "/dev/null",
         "http://127.0.0.1:8081/nginx-health",
     ]
+
+
+def test_an_image_is_pinned_as_the_docker_client_pins_a_service_s():
+    digest = "sha256:" + "ab" * 32
+    assert render.with_digest("postgres:15.14-bookworm", f"postgres@{digest}") == f"postgres:15.14-bookworm@{digest}"
+    # a registry's port is not a tag
+    assert (
+        render.with_digest("127.0.0.1:5000/redis:7.4.5-bookworm", f"127.0.0.1:5000/redis@{digest}")
+        == f"127.0.0.1:5000/redis:7.4.5-bookworm@{digest}"
+    )
+    # already pinned; a digest of another repository (retagged locally); no digest (built here)
+    assert render.with_digest(f"nginx:1.28.0@{digest}", "nginx@sha256:" + "cd" * 32) == f"nginx:1.28.0@{digest}"
+    assert (
+        render.with_digest("reg.example.com/postgres:15.14", f"postgres@{digest}") == "reg.example.com/postgres:15.14"
+    )
+    assert render.with_digest("postgres:15.14-bookworm", "") == "postgres:15.14-bookworm"
+
+
+def test_an_image_is_named_as_the_docker_client_writes_it():
+    assert render.familiar_image("docker.io/library/postgres:15.14-bookworm") == "postgres:15.14-bookworm"
+    assert render.familiar_image("index.docker.io/library/redis:7.4.5") == "redis:7.4.5"
+    assert render.familiar_image("docker.io/bitnami/postgresql:16.4.0") == "bitnami/postgresql:16.4.0"
+    assert render.familiar_image("docker.io/library/team/nginx:1.28.0") == "library/team/nginx:1.28.0"
+    assert render.familiar_image("127.0.0.1:5000/nginx:1.28.0") == "127.0.0.1:5000/nginx:1.28.0"

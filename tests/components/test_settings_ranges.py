@@ -268,6 +268,15 @@ STRINGS: list[tuple[dict[str, object], str]] = [
         "(a larger subnet, e.g. /24)",
     ),
     (
+        {"backendSubnet": "172.30.10.128/25"},
+        "backendSubnet: '172.30.10.128/25' overlaps frontendSubnet '172.30.10.0/24'; Docker refuses two networks "
+        "on one range",
+    ),
+    (
+        {"backendSubnet": "10.1.2.3/24"},
+        "backendSubnet: '10.1.2.3/24' is not a subnet; expected CIDR like 172.30.10.0/24",
+    ),
+    (
         {"imageRepository": "a/" * 127 + "web"},
         "imageRepository: the image name is 257 characters; Docker takes at most 255",
     ),
@@ -290,6 +299,17 @@ def test_strings_the_server_would_refuse(overrides, message):
 def test_a_small_subnet_is_enough_for_few_replicas():
     plan = plan_stack("dev", overrides={"frontendSubnet": "172.30.10.0/29", "webReplicas": 2})
     assert len(plan.containers("web")) == 2
+
+
+def test_a_backend_subnet_is_the_backend_network_s_with_its_gateway_stated():
+    from planning.harness import NETWORK
+
+    plan = plan_stack("dev", overrides={"backendSubnet": "10.77.0.0/24"})
+    (backend,) = [r for r in plan.of_type(NETWORK) if r.name.endswith("-backend")]
+    assert backend.inputs["ipamConfigs"] == [{"subnet": "10.77.0.0/24", "gateway": "10.77.0.1"}]
+    assert backend.options["delete_before_replace"] is False  # a new range beside the old, then the old goes
+    unset = [r for r in plan_stack("dev").of_type(NETWORK) if r.name.endswith("-backend")]
+    assert "ipamConfigs" not in unset[0].inputs  # empty: Docker picks one
 
 
 # A swarm runs a pushed image on every node (a local build is refused): a pinned digest.

@@ -20,7 +20,7 @@ def test_each_checkout_gets_its_own_engine_names_and_addresses():
     one, other = layout_for(Path("/work/wt/a")), layout_for(Path("/work/wt/b"))
     assert one.name != other.name and one.device != other.device
     assert one.name.startswith("django-docker-remote-") and len(one.bridge) <= 15
-    assert 216 <= one.octet <= 247  # never the swarm engine's 10.213-214
+    assert 216 <= one.octet <= 247  # never a swarm engine's 10.150-213
     assert layout_for(Path("/work/wt/a")) == one
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import docker
 import pulumi_docker as pd
@@ -17,7 +18,14 @@ import pytest
 from planning.harness import SERVICE, plan_stack
 from rehearsal.emulation.engine import Engine
 from rehearsal.emulation.model import UPDATE, State, plan_update
-from rehearsal.hosts.swarm_engine import BesideProbe, SwarmUnavailable, copy_images, private_engine, why_unavailable
+from rehearsal.hosts.swarm_engine import (
+    BesideProbe,
+    SwarmUnavailable,
+    copy_images,
+    layout_for,
+    private_engine,
+    why_unavailable,
+)
 
 pytestmark = pytest.mark.docker
 IMAGE = "python:3.11.14-slim-bookworm"
@@ -53,6 +61,16 @@ def _program(version: str, health: list[str]):
         )
 
     return program
+
+
+def test_each_checkout_gets_its_own_swarm_engine():
+    one, other = layout_for(Path("/work/wt/a")), layout_for(Path("/work/wt/b"))
+    assert one.engine.name != other.engine.name and one.engine.device != other.engine.device
+    assert (one.listen, one.data_path_port) != (other.listen, other.data_path_port)
+    assert one.engine.name.startswith("django-docker-swarm-") and len(one.gw_device) <= 15
+    # its local pool and its overlay pool, never a remote-host engine's 10.216-247
+    assert 150 <= one.engine.octet <= 212 and one.pool == f"10.{one.engine.octet + 1}.0.0/16"
+    assert one.gw_subnet.startswith(f"10.{one.engine.octet}.") and layout_for(Path("/work/wt/a")) == one
 
 
 @pytest.fixture(scope="module")

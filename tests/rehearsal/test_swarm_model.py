@@ -71,6 +71,21 @@ def test_service_network_alias_change_replaces_create_before_delete_when_auto_na
     assert ops(update) == [(REPLACE, "web", "create-before-delete"), (DELETE_REPLACED, "web", "")]
 
 
+def test_a_task_label_change_replaces_the_service_but_a_service_label_updates_it():
+    # container_spec.labels' elements are ForceNew (tf v4.5.0 helpers.go labelSchema), the
+    # service's own labels are not (labelSchemaUpdatable): found by the real engine, whose
+    # releases replaced web while the model updated it.
+    task = svc_inputs()["taskSpec"]
+    old = res("web", SERVICE, svc_inputs(labels=[{"label": "release", "value": "1"}]))
+    relabelled = {**task, "containerSpec": {**task["containerSpec"], "labels": [{"label": "release", "value": "2"}]}}
+    update = plan_update(state_of(old), Plan("dev", {}, [res("web", SERVICE, svc_inputs(taskSpec=relabelled))]))
+    assert ops(update)[0] == (REPLACE, "web", "create-before-delete")
+    service_label = svc_inputs(labels=[{"label": "release", "value": "2"}])
+    assert ops(plan_update(state_of(old), Plan("dev", {}, [res("web", SERVICE, service_label)]))) == [
+        (UPDATE, "web", "")
+    ]
+
+
 def test_service_with_explicit_name_is_replaced_delete_before_replace():
     old = res("web", SERVICE, svc_inputs(name="web"))
     task = {**svc_inputs()["taskSpec"], "networksAdvanceds": []}

@@ -41,3 +41,17 @@ def test_a_record_that_holds_a_secret_is_refused(leak):
     record = {"stack": "prod", "scenarios": [], "ups": [{"steps": [], "overrides": {"x": leak}}]}
     with pytest.raises(CalibrationError, match="secret"):
         fixture(record, engine={"docker": "5.1.0"})
+
+
+def test_a_swarm_record_is_labelled_with_the_swarm_rehearsal_s_scenarios():
+    assert labels(["nginx-config", "backend-network"], 3, "swarm") == [
+        "boot",
+        "nginx-config up 1",
+        "backend-network up 1",
+    ]
+    with pytest.raises(CalibrationError, match="does not have"):
+        labels(["backend-network"], 2)  # not a release rehearsal scenario
+    record = {"stack": "prod", "rehearsal": "swarm", "scenarios": ["unhealthy-release"], "ups": [{"steps": []}] * 3}
+    made = fixture(record, engine={"docker": "5.1.0"})
+    assert made["rehearsal"] == "swarm"
+    assert [u["label"] for u in made["ups"]] == ["boot", "unhealthy-release up 1", "unhealthy-release up 2"]
