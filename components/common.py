@@ -261,6 +261,7 @@ class AppRuntime:
                 port=app.port,
                 health_path=app.health_path,
                 health_checks=app.health_checks,
+                ready_checks=app.ready_checks,
                 celery_app=app.celery_app,
                 secret_key=secret_key,
                 database={"user": s.postgres.user, "password": password, "db": s.postgres.db},

@@ -248,6 +248,7 @@ PROVIDED_ENV = (
     "PORT",
     "HEALTH_PATH",
     "HEALTH_CHECKS",
+    "READY_CHECKS",
     "CELERY_APP",
     "FORWARDED_ALLOW_IPS",
 )
@@ -298,6 +299,7 @@ def app_env(
     port: int,
     health_path: str,
     health_checks: Sequence[str],
+    ready_checks: Sequence[str],
     celery_app: str,
     secret_key: str,
     database: Mapping[str, str],
@@ -336,6 +338,7 @@ def app_env(
         "PORT": str(port),
         "HEALTH_PATH": health_path,
         "HEALTH_CHECKS": ",".join(health_checks),
+        "READY_CHECKS": ",".join(ready_checks),
         "FORWARDED_ALLOW_IPS": forwarded_allow_ips,
     }
     if celery_app:
@@ -416,12 +419,19 @@ def nginx_conf(
     app_port: int,
     static_url: Optional[str],
     media_url: Optional[str],
+    health_path: str,
     public_https_port: int = 443,
     hsts_seconds: int = 0,
     tls_key_path: str = NGINX_TLS_KEY,
 ) -> str:
     """The whole nginx.conf: one upstream that follows the web replicas, files from volumes
     (static at `static_url`, uploads at `media_url`; None: the app has none).
+
+        The app's health answer (`health_path`) is proxied like a page, with one difference: its
+        503 ("the broker is down") is the answer, passed to the client, never a reason to try
+        another replica or to mark this one failed. Counted as a failure (max_fails=1), the 503s
+        of a broker restart took every replica out of the upstream for fail_timeout, and every
+        page failed with them ("no live upstreams"), pages that never use the broker included.
 
         The upstream names the replicas' shared alias with `resolve`: nginx asks Docker's DNS
         again every second and adds or drops replicas as they start and stop, so a release or a
@@ -489,7 +499,14 @@ def nginx_conf(
         if media_url
         else ""
     )
-    locations = f"""{static}{media}
+    health = f"""
+        location = {health_path} {{
+{proxy.replace("proxy_next_upstream error timeout http_502 http_503 http_504;", "proxy_next_upstream error timeout;")}
+            access_log off;
+{add_headers("            ")}
+        }}
+"""
+    locations = f"""{static}{media}{health}
         location / {{
 {proxy}
             # nginx's own 502 (every replica it tried failed, or the replica set changed under

@@ -6,6 +6,7 @@ them from there (never from this package: this registry imports the faults).
 
 from rehearsal.faults.fault import (
     BACKUP_LINE,
+    PAGES,
     READS,
     WRITES,
     Difference,
@@ -26,6 +27,7 @@ __all__ = [
     "BACKUP_LINE",
     "Difference",
     "Fault",
+    "PAGES",
     "READS",
     "Traffic",
     "Trial",

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Optional
 
 import docker.errors
@@ -156,3 +158,82 @@ def processed(ctx: Context, ids: list[int], after: Optional[str] = None) -> int:
             f"and processed_at is not null{when}"
         )
     )
+
+
+@dataclass
+class Sideline:
+    """What a side thread saw while a fault ran (Writer, HealthWatch)."""
+
+    acknowledged: list[int] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    slowest: float = 0.0
+    seen: list[str] = field(default_factory=list)
+
+
+class Writer(threading.Thread):
+    """POST /visits/ through nginx every `interval` seconds until stopped (at most `limit`
+    posts): the acknowledged ids (201), the failures, the slowest answer. Bounded in count and
+    time, on loopback like the load."""
+
+    def __init__(self, ctx: Context, interval: float = 0.25, limit: int = 400):
+        super().__init__(daemon=True, name="fault-writer")
+        self.ctx, self.interval, self.limit = ctx, interval, limit
+        self.saw = Sideline()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        base, host = self.ctx.front()
+        with requests.Session() as http:
+            http.trust_env = False
+            http.headers["Host"] = host
+            for _ in range(self.limit):
+                if self._stop_event.is_set():
+                    return
+                started = time.monotonic()
+                try:
+                    response = http.post(base + "/visits/", timeout=30, allow_redirects=False)
+                    if response.status_code == 201:
+                        self.saw.acknowledged.append(int(response.json()["id"]))
+                    else:
+                        self.saw.failed.append(str(response.status_code))
+                except requests.RequestException as error:
+                    self.saw.failed.append(type(error).__name__)
+                self.saw.slowest = max(self.saw.slowest, time.monotonic() - started)
+                self._stop_event.wait(self.interval)
+
+    def finish(self) -> Sideline:
+        self._stop_event.set()
+        self.join(60)
+        return self.saw
+
+
+class HealthWatch(threading.Thread):
+    """GET /health/ every `interval` seconds until stopped: each distinct answer, in order
+    (`200`, `503 broker=error: OperationalError`, ...)."""
+
+    def __init__(self, ctx: Context, interval: float = 0.2, limit: int = 1500):
+        super().__init__(daemon=True, name="fault-health-watch")
+        self.ctx, self.interval, self.limit = ctx, interval, limit
+        self.saw = Sideline()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        for _ in range(self.limit):
+            if self._stop_event.is_set():
+                return
+            try:
+                response = self.ctx.get("/health/")
+                failing = {
+                    name: value for name, value in (response.json().get("checks") or {}).items() if value != "ok"
+                }
+                seen = f"{response.status_code}" + "".join(f" {k}={v}" for k, v in sorted(failing.items()))
+            except (requests.RequestException, ValueError) as error:
+                seen = type(error).__name__
+            if not self.saw.seen or self.saw.seen[-1] != seen:
+                self.saw.seen.append(seen)
+            self._stop_event.wait(self.interval)
+
+    def finish(self) -> Sideline:
+        self._stop_event.set()
+        self.join(30)
+        return self.saw

@@ -38,6 +38,9 @@ class Traffic:
 
 READS = Traffic()
 WRITES = Traffic(path="/visits/", method="POST", expect=201, collect="id")
+# A page: the latest visits, read from PostgreSQL (no broker, no cache). Unlike /health/, which
+# reports every dependency, it must keep answering while Redis restarts.
+PAGES = Traffic(path="/visits/")
 
 
 @dataclass

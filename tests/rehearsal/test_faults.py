@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rehearsal.faults import (
+    PAGES,
     READS,
     WRITES,
     Fault,
@@ -136,8 +137,12 @@ def test_every_fault_the_issue_names_in_order_with_its_target():
     faults = {f.name: f for f in all_faults()}
     assert list(faults) == ["kill-web", "restart-postgres", "restart-redis", "kill-worker", "restore"]
     assert faults["kill-web"].max_failed_seconds == 0 and faults["kill-web"].traffic == READS
-    assert faults["restart-postgres"].max_failed_seconds == 30 and faults["restart-postgres"].recovery_target == 30
-    assert faults["restart-postgres"].traffic == WRITES and faults["restart-postgres"].count is not None
+    # The issue's targets: a database or broker restart fails no page read (0 failed), loses nothing.
+    for name in ("restart-postgres", "restart-redis"):
+        assert faults[name].max_failed_seconds == 0 and faults[name].recovery_target == 30, name
+        assert faults[name].traffic == PAGES, name
+    assert PAGES.method == "GET" and PAGES.path == "/visits/" and PAGES.expect == 200
+    assert faults["restart-postgres"].count is not None  # acknowledged writes alongside, none missing
     assert WRITES.method == "POST" and WRITES.expect == 201 and WRITES.collect == "id"
     assert faults["restore"].max_failed_seconds is None  # the app is stopped during a restore
     assert all(f.expectation and f.what for f in faults.values())
