@@ -4,6 +4,7 @@ import pulumi
 import pulumi_random as random
 
 from components import settings
+from components.backups import Backups, BackupsArgs
 from components.celery import Celery, CeleryArgs
 from components.common import AppRuntime
 from components.image import AppImage, AppImageArgs
@@ -21,8 +22,11 @@ app, deployment = s.project, s.deployment
 # --- the app image (built from the app's project, another stack's digest, or a pin), the
 # networks, the volumes
 image = AppImage(f"{app}-image", AppImageArgs(image=s.image, app=s.app))
-net = Networks(f"{app}-net", NetworksArgs(deployment=deployment))
-vol = Volumes(f"{app}-vol", VolumesArgs(deployment=deployment, static=s.app.static, media=s.app.media))
+net = Networks(f"{app}-net", NetworksArgs(deployment=deployment, egress=s.backups.offsite is not None))
+vol = Volumes(
+    f"{app}-vol",
+    VolumesArgs(deployment=deployment, static=s.app.static, media=s.app.media, wal_spool=s.backups.pitr),
+)
 
 # --- the accessories the app stands on: on the internal backend network only, data on volumes
 db = Postgres(
@@ -32,6 +36,8 @@ db = Postgres(
         deployment=deployment,
         network=net.backend,
         data_volume=vol.postgres_data,
+        run_volume=vol.postgres_run,
+        archive_timeout=s.backups.archive_timeout,
     ),
 )
 cache = Redis(
@@ -42,6 +48,27 @@ cache = Redis(
         network=net.backend,
         data_volume=vol.redis_data,
     ),
+)
+
+# --- backups: scheduled, copied off-host and verified, the WAL archived (an accessory of its own)
+backups = (
+    Backups(
+        f"{app}-backup",
+        BackupsArgs(
+            settings=s.backups,
+            deployment=deployment,
+            postgres_image=s.postgres.image.text,
+            backend_network=net.backend,
+            egress_network=net.egress,
+            backups_volume=vol.backups,
+            data_volume=vol.postgres_data,
+            run_volume=vol.postgres_run,
+            database_env=db.client_env,
+        ),
+        pulumi.ResourceOptions(depends_on=[db]),
+    )
+    if s.backups.accessory
+    else None
 )
 
 # --- what every container of the app image shares: the digest, its environment (secret), the backend
@@ -63,6 +90,8 @@ release = Release(
         runtime=runtime,
         web=s.web,
         postgres=s.postgres,
+        backups=s.backups,
+        backup_image=backups.image if backups else None,
         database_env=db.client_env,
         static_volume=vol.static,
         backups_volume=vol.backups,

@@ -154,12 +154,15 @@ def short_sha(git_sha: str) -> str:
     return git_sha[:12] + ("-dirty" if git_sha.endswith("-dirty") else "")
 
 
-def backup_command(*, stack: str, label: str, retention: int = 0) -> list[str]:
+def backup_command(*, stack: str, label: str, retention: int = 0, retention_days: int = 0) -> list[str]:
     """Dump the database (PG* environment) into BACKUP_DIR; print `backup: <name> (<size> bytes)`.
 
     Written under a temporary name and renamed only once complete, so a file that looks like a
-    backup always is one; readable by its owner only. With `retention`, then removes all but the
-    newest `retention` automatic backups of the stack; the operator's own are never removed.
+    backup always is one; readable by its owner only. With `retention`, then removes the
+    automatic backups of the stack that are neither among the newest `retention` nor younger
+    than `retention_days` (names start with their UTC time, so the cutoff is a name compared as
+    text); the operator's own are never removed. (With the backup accessory the agent does this,
+    the same rule: backup/django_docker_backup/names.py.)
     """
     name = f'"$(date -u +%Y%m%dT%H%M%SZ)-{stack}-{label}.dump"'
     script = [
@@ -173,13 +176,105 @@ def backup_command(*, stack: str, label: str, retention: int = 0) -> list[str]:
         f'echo "backup: $name ($(stat -c %s "{BACKUP_DIR}/$name") bytes)"',
     ]
     if retention:
-        automatic = f"^[0-9]{{8}}T[0-9]{{6}}Z-{stack.replace('.', '[.]')}-before-.*[.]dump$"
-        script.append(
+        automatic = f"^[0-9]{{8}}T[0-9]{{6}}Z-{stack.replace('.', '[.]')}-(before-.*|scheduled)[.]dump$"
+        younger = f" and those younger than {retention_days} days" if retention_days else ""
+        script += [
+            f'cutoff="$(date -u -d "-{retention_days} days" +%Y%m%dT%H%M%SZ)"' if retention_days else 'cutoff="~"',
             f"ls -1 {BACKUP_DIR} | grep -E '{automatic}' | sort -r | tail -n +{retention + 1} | "
-            f'while read -r old; do rm -f -- "{BACKUP_DIR}/$old"; '
-            f'echo "backup: removed $old (keeping the newest {retention} automatic backups)"; done'
-        )
+            'while read -r old; do if [ "$old" \\< "$cutoff" ]; then '
+            f'rm -f -- "{BACKUP_DIR}/$old"; '
+            f'echo "backup: removed $old (keeping the newest {retention} automatic backups{younger})"; '
+            "fi; done",
+        ]
     return ["sh", "-c", "\n".join(script)]
+
+
+# --- the backup accessory (backup/: the agent, in an image FROM the stack's postgresImage) ----
+# PostgreSQL's socket directory, shared with the accessory when the WAL is archived: pgBackRest
+# reaches the server through its socket, and finished WAL segments wait in a spool beside it.
+POSTGRES_RUN = "/var/run/postgresql"
+WAL_SPOOL = f"{POSTGRES_RUN}/pgbackrest-spool"
+BACKUP_AGENT = "django_docker_backup"
+BACKUP_CA_FILE = "/etc/django-docker-backup/s3-ca.pem"
+
+
+def postgres_archive_command() -> str:
+    """PostgreSQL's archive_command: each finished WAL segment copied into the spool (under a
+    temporary name, synced, then renamed), for the backup accessory to push with pgBackRest. A
+    segment already spooled succeeds only if it is the same (PostgreSQL may archive one twice
+    after a crash); any failure makes PostgreSQL keep the segment and try again."""
+    return (
+        f'd={WAL_SPOOL}; mkdir -p "$d" && f="$d/%f" && '
+        'if [ -f "$f" ]; then cmp -s "%p" "$f"; else cp "%p" "$d/.%f.partial" && sync "$d/.%f.partial" '
+        '&& mv "$d/.%f.partial" "$f"; fi'
+    )
+
+
+def postgres_command(*, archive_timeout_seconds: int) -> list[str]:
+    """The postgres image's own entrypoint and server, with WAL archiving on (backupPitr): a
+    segment is switched and archived at the latest `archive_timeout` after a commit."""
+    return [
+        "postgres",
+        "-c",
+        "archive_mode=on",
+        "-c",
+        f"archive_command={postgres_archive_command()}",
+        "-c",
+        f"archive_timeout={archive_timeout_seconds}s",
+    ]
+
+
+def backup_agent_command(*args: str) -> list[str]:
+    return ["python3", "-m", BACKUP_AGENT, *args]
+
+
+def backup_healthcheck() -> list[str]:
+    return ["CMD", *backup_agent_command("health")]
+
+
+def backup_env(
+    *,
+    stack: str,
+    schedule: Optional[tuple[int, int, str]],
+    retention: int,
+    retention_days: int,
+    drill_days: int,
+    offsite: Optional[Mapping[str, str]] = None,
+    pitr: bool = False,
+    archive_timeout_seconds: int = 60,
+) -> list[str]:
+    """The agent's environment (backup/django_docker_backup/config.py), without its secrets
+    (the PG* variables, the bucket's credentials, the archive's passphrase: added by the
+    component as secret Outputs). `schedule`: (interval, offset, as written) in seconds, UTC.
+    `offsite`: endpoint, bucket, prefix, region, recipient (empty: no off-host copies)."""
+    env = {
+        "BACKUP_STACK": stack,
+        "BACKUP_DIR": BACKUP_DIR,
+        "BACKUP_RETENTION": str(retention),
+        "BACKUP_RETENTION_DAYS": str(retention_days),
+        "BACKUP_DRILL_DAYS": str(drill_days),
+    }
+    if schedule is not None:
+        interval, offset, text = schedule
+        env.update(BACKUP_INTERVAL_SECONDS=str(interval), BACKUP_OFFSET_SECONDS=str(offset), BACKUP_SCHEDULE=text)
+    if offsite:
+        env.update(
+            BACKUP_S3_ENDPOINT=offsite["endpoint"],
+            BACKUP_S3_BUCKET=offsite["bucket"],
+            BACKUP_S3_PREFIX=offsite["prefix"],
+            BACKUP_S3_REGION=offsite["region"],
+        )
+        if offsite.get("ca"):
+            env["BACKUP_S3_CA_FILE"] = BACKUP_CA_FILE
+        if offsite.get("recipient"):
+            env["BACKUP_AGE_RECIPIENT"] = offsite["recipient"]
+    if pitr:
+        env.update(
+            BACKUP_PITR="true",
+            BACKUP_ARCHIVE_TIMEOUT_SECONDS=str(archive_timeout_seconds),
+            BACKUP_ARCHIVE_COMMAND=postgres_archive_command(),
+        )
+    return [f"{key}={value}" for key, value in env.items()]
 
 
 def restore_command(name: str) -> list[str]:
