@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import docker.errors
 import requests
@@ -237,3 +237,77 @@ class HealthWatch(threading.Thread):
         self._stop_event.set()
         self.join(30)
         return self.saw
+
+
+# --- the backups rehearsal's off-host storage and the accessory --------------------------------
+
+
+@dataclass
+class Offsite:
+    """What the backup faults share: the run's S3 server, the age identity (the operator's copy of
+    backupEncryptionKey, in a 0600 file as `--identity-file` takes it), the stack's prefix."""
+
+    server: Any
+    """rehearsal.hosts.s3.S3Server"""
+    identity: str
+    identity_file: str
+    prefix: str
+
+    def dump_keys(self) -> dict[str, dict]:
+        return {k: v for k, v in self.server.objects(f"{self.prefix}/dumps/").items()}
+
+
+def offsite(ctx: Context) -> Offsite:
+    if ctx.offsite is None:
+        raise ScenarioFailed("the backups rehearsal's S3 server is not running (the hook did not start it)")
+    return ctx.offsite
+
+
+def agent(ctx: Context):
+    """The stack's backup accessory, as ops talks to it."""
+    from ops.offsite import Agent
+    from ops.stack import StackOnHost
+
+    found = Agent.of(StackOnHost(ctx.stack, client=ctx.session.client))
+    if found is None:
+        raise ScenarioFailed("the stack has no backup accessory (backup-agent)")
+    return found
+
+
+def agent_status(ctx: Context) -> dict:
+    return agent(ctx).status()
+
+
+def ops_ok(ctx: Context, *args: str, timeout: float = OPS_SECONDS) -> str:
+    """`python -m ops ARGS` that must exit 0; its stdout."""
+    code, out, err, _ = run_ops([args[0], ctx.stack, *args[1:]], timeout=timeout)
+    if code != 0:
+        raise ScenarioFailed(f"`ops {' '.join(args)}` exit {code}: {(out + err).strip().splitlines()[-2:]}")
+    return out
+
+
+def newest_scheduled(ctx: Context) -> Optional[str]:
+    status = agent_status(ctx)
+    last = status.get("last_scheduled") or {}
+    return last.get("name")
+
+
+def agent_shell(ctx: Context, script: str) -> str:
+    """A shell script in the backup accessory, as the volume's owner (postgres); its output."""
+    (box,) = ctx.session.containers_of("backup-agent").values()
+    api = ctx.session.client.api
+    exec_id = api.exec_create(box["Id"], ["sh", "-c", script], user="postgres")["Id"]
+    output = api.exec_start(exec_id).decode(errors="replace").strip()
+    if api.exec_inspect(exec_id)["ExitCode"] != 0:
+        raise ScenarioFailed(f"{script[:80]}: {output[:200]}")
+    return output
+
+
+def archived_past(ctx: Context, moment: str, timeout: float) -> float:
+    """Wait until the WAL archive reaches past `moment` (a PostgreSQL timestamp); the seconds it took."""
+
+    def reached() -> bool:
+        until = (agent_status(ctx).get("wal") or {}).get("until")
+        return bool(until) and ctx.psql(f"select '{until}'::timestamptz > '{moment}'::timestamptz") == "t"
+
+    return wait_for("the WAL archive to reach past the last write", reached, timeout, 1)

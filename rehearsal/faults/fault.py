@@ -77,6 +77,8 @@ class Fault:
     expectation says why)."""
     recovery_target: float = 30.0
     """Seconds from the injection to healthy again."""
+    summary: Optional[Callable[[str, "Trial"], Optional[str]]] = None
+    """A line of the fault's own after the fault line (stack, trial -> line; None: nothing)."""
 
 
 def fault_line(stack: str, fault: str, requests: int, failed: int, lost: Optional[int]) -> str:

@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol, TypeVar, Union
+from typing import Any, Callable, Optional, Protocol, TypeVar, Union
 
 import requests
 
@@ -66,6 +66,8 @@ class Context:
     """Runs of each day-2 command the benchmark times."""
     engine_restart: Optional[Callable[[], tuple[float, float]]] = None
     """Restarts the engine the stack runs on (a private one only): the restart-engine fault."""
+    offsite: Any = None
+    """The backups rehearsal's off-host storage (rehearsal.faults.actions.Offsite), when it runs."""
 
     # -- planning
 
