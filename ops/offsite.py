@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import tarfile
 import time
 from datetime import datetime, timezone
 from typing import Any, Optional, Sequence
@@ -286,7 +287,9 @@ class Agent:
             stdin_open=stdin,
             networking_config=self.api.create_networking_config(
                 {networks[0]: self.api.create_endpoint_config(aliases=list(aliases) or None)}
-            ),
+            )
+            if networks[0] != "none"
+            else None,
         )
         cid = created["Id"]
         for network in networks[1:]:
@@ -295,11 +298,26 @@ class Agent:
         return cid
 
     def _copy_ca(self, cid: str) -> None:
+        """The CA file the program uploaded into the accessory, into the one-off (at its path,
+        whose directory the image does not have: a tar from / that makes it)."""
         try:
             stream, _ = self.api.get_archive(self.id, render.BACKUP_CA_FILE)
         except docker.errors.NotFound:
             return
-        self.api.put_archive(cid, os.path.dirname(render.BACKUP_CA_FILE), b"".join(stream))
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as source:
+            member = source.getmembers()[0]
+            content = source.extractfile(member)
+            data = content.read() if content is not None else b""
+        archive = io.BytesIO()
+        with tarfile.open(fileobj=archive, mode="w") as target:
+            for directory in ("etc", os.path.dirname(render.BACKUP_CA_FILE).lstrip("/")):
+                entry = tarfile.TarInfo(directory)
+                entry.type, entry.mode = tarfile.DIRTYPE, 0o755
+                target.addfile(entry)
+            entry = tarfile.TarInfo(render.BACKUP_CA_FILE.lstrip("/"))
+            entry.size, entry.mode = len(data), 0o644
+            target.addfile(entry, io.BytesIO(data))
+        self.api.put_archive(cid, "/", archive.getvalue())
 
     def network_of(self, kind: str) -> str:
         return self.stack.network(kind)

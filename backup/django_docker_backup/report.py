@@ -76,7 +76,9 @@ def warnings(status: dict[str, Any], now: datetime) -> list[str]:
         until = state.parse_stamp(wal.get("until"))
         lag_allowed = timedelta(seconds=int(wal.get("archive_timeout") or 60) * 3 + 60)
         if until is None:
-            found.append("WAL archive: nothing archived yet")
+            settling = started is not None and now - started < lag_allowed
+            if not settling:  # the first segment goes with the first base backup, moments after start
+                found.append("WAL archive: nothing archived yet")
         elif now - until > lag_allowed and not wal.get("idle"):
             found.append(
                 f"WAL archive: the newest archived commit is {describe((now - until).total_seconds())} old "

@@ -10,7 +10,7 @@ is then off-host and `make status` is quiet again. Pages never fail meanwhile.""
 
 import time
 
-from rehearsal.faults.actions import agent_status, offsite, ops, ops_ok, wait_for
+from rehearsal.faults.actions import agent_status, offsite, ops, wait_for
 from rehearsal.faults.fault import PAGES, Fault
 from rehearsal.scenarios import ScenarioFailed
 
@@ -34,6 +34,8 @@ def failing_backup(ctx, trial, why: str) -> str:
         raise ScenarioFailed(f"{why}: `ops status` exit {status_code}, and no WARNING names {name}")
     trial.note(f"`ops status` exit 1: {warned[0][:150]}")
     store = offsite(ctx)
+    if store.server.process is None or store.server.process.poll() is not None:
+        return name  # the server is down: there is no bucket to look in
     return name if not any(name in key for key in store.dump_keys()) else ""
 
 
@@ -48,8 +50,12 @@ def recovered(ctx, trial, name: str, how: str) -> float:
     took = time.monotonic() - started
     if not any(name in key for key in offsite(ctx).dump_keys()):
         raise ScenarioFailed(f"{name} is said verified but is not in the bucket")
-    ops_ok(ctx, "status")  # quiet again: exit 0
-    trial.note(f"{how}: the accessory's retry copied {name}, verified, {took:.1f}s later; `ops status` exit 0")
+    # Quiet again (exit 0) once the WAL waiting meanwhile is pushed and the bucket listed again.
+    quiet = wait_for("`ops status` exit 0 again", lambda: ops(ctx, "status")[0] == 0, 90, 2)
+    trial.note(
+        f"{how}: the accessory's retry copied {name}, verified, {took:.1f}s later; `ops status` exit 0 "
+        f"{quiet:.0f}s after that"
+    )
     return took
 
 
