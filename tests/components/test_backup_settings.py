@@ -200,3 +200,11 @@ def test_backups_plan_the_accessory_its_image_its_way_out_and_postgres_archiving
     (job,) = [r for r in plan.resources if r.name == "django-docker-release-backup"]
     assert job.inputs["command"][:4] == ["python3", "-m", "django_docker_backup", "take"]
     assert job.inputs["command"][-1] == "--skip-empty"
+
+
+def test_the_backup_accessory_is_refused_on_swarm_in_one_line_naming_the_key():
+    lines = refused({"target": "swarm", "bindAddress": "0.0.0.0", "backupSchedule": "daily 03:00"})
+    assert lines == [
+        "backupSchedule: the backup accessory does not run on swarm yet (target: swarm); take backups with "
+        "make backup, or run the stack with target: containers"
+    ]
