@@ -109,6 +109,8 @@ class Session:
         app = (
             {rp.build.outputs.get("repoDigest"), rp.build.id, *rp.promoted_refs} if rp.build else set(rp.promoted_refs)
         )
+        for accessory in rp.accessories:  # built here below, not pinned
+            app |= {accessory.outputs.get("repoDigest"), accessory.id}
         remote = set()
         for r in rp.plan.of_type(REMOTE_IMAGE):
             remote |= {r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id}
