@@ -47,8 +47,12 @@ from components.settings.backups import BACKUP_BUILD_ARG, BACKUP_DIR, backup_ima
 HEALTH = Healthcheck(interval="10s", timeout="10s", retries=3, start_period="30s")
 # A scheduled backup or a WAL push in progress is finished or abandoned cleanly on SIGTERM.
 STOP_GRACE_SECONDS = 60
-# What the entrypoint needs to give the volume to the postgres user and become it.
-AGENT_CAPABILITIES = ["CHOWN", "SETGID", "SETUID"]
+# What the entrypoint needs to give the volume to the postgres user and become it. Spelled as
+# Docker (20.10 on) reads them back, with CAP_: the provider stores HostConfig.CapAdd as inspect
+# reports it, and the set is ForceNew with no diff suppression (terraform-provider-docker v4.5.0
+# resource_docker_container_funcs.go:870-878, resource_docker_container.go:262-290), so `CHOWN`
+# would replace the container on every `pulumi up` (measured: --cap-add CHOWN reads back CAP_CHOWN).
+AGENT_CAPABILITIES = ["CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"]
 
 
 def hardened_kwargs() -> dict:

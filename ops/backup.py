@@ -33,7 +33,7 @@ from ops.stack import ONE_OFF, ROLE, SERVICE, STACK, Box, OpsError, StackOnHost
 
 AGENT_SERVICE = "backup-agent"
 # What the backup image's entrypoint needs (components/backups.py, AGENT_CAPABILITIES).
-AGENT_CAPABILITIES = ["CHOWN", "SETGID", "SETUID"]
+AGENT_CAPABILITIES = ["CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"]
 
 APP_SERVICES = ("web", "celery-worker", "celery-beat")
 BACKUP_NAME_RE = re.compile(r"(\d{8}T\d{6}Z)-.+\.dump")

@@ -186,7 +186,8 @@ def test_backups_plan_the_accessory_its_image_its_way_out_and_postgres_archiving
     assert env["AWS_SECRET_ACCESS_KEY"] == CREDENTIALS["backupS3SecretAccessKey"]
     assert "envs" in agent.secret_paths  # the whole environment is secret
     assert agent.inputs["hosts"] == [{"host": "s3.eu-central-1.amazonaws.com", "ip": "10.0.0.9"}]
-    assert agent.inputs["capabilities"] == {"drops": ["ALL"], "adds": ["CHOWN", "SETGID", "SETUID"]}
+    # As Docker reads them back (CAP_...): another spelling would replace it on every `pulumi up`.
+    assert agent.inputs["capabilities"] == {"drops": ["ALL"], "adds": ["CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"]}
     mounts = {v["containerPath"]: v.get("readOnly", False) for v in agent.inputs["volumes"]}
     assert mounts == {"/backups": False, "/var/lib/postgresql/data": True, "/var/run/postgresql": False}
     networks = {n.label("django-docker.network"): n for n in plan.of_type(NETWORK)}
