@@ -84,7 +84,7 @@ def agent_env(settings: BackupSettings, stack: str) -> list[str]:
             "bucket": off.bucket,
             "prefix": off.prefix,
             "region": off.region,
-            "ca": "yes" if off.ca_certificate else "",
+            "ca": off.ca_certificate,
             "recipient": settings.recipient,
         }
         if off
@@ -163,11 +163,6 @@ class Backups(pulumi.ComponentResource):
                 ),
                 docker.ContainerVolumeArgs(volume_name=args.run_volume, container_path=render.POSTGRES_RUN),
             ]
-        uploads = (
-            [docker.ContainerUploadArgs(file=render.BACKUP_CA_FILE, content=off.ca_certificate)]
-            if off is not None and off.ca_certificate
-            else []
-        )
         hosts = [docker.ContainerHostArgs(host=off.host, ip=off.address)] if off is not None and off.address else []
         agent = docker.Container(
             f"{name}-agent",
@@ -175,7 +170,6 @@ class Backups(pulumi.ComponentResource):
             envs=envs,
             networks_advanced=networks,
             volumes=volumes,
-            uploads=uploads or None,
             hosts=hosts or None,
             labels=label_args(render.labels(service="backup-agent", role="accessory", stack=deployment.stack)),
             healthcheck=healthcheck_args(render.backup_healthcheck(), HEALTH),

@@ -195,7 +195,6 @@ def backup_command(*, stack: str, label: str, retention: int = 0, retention_days
 POSTGRES_RUN = "/var/run/postgresql"
 WAL_SPOOL = f"{POSTGRES_RUN}/pgbackrest-spool"
 BACKUP_AGENT = "django_docker_backup"
-BACKUP_CA_FILE = "/etc/django-docker-backup/s3-ca.pem"
 
 
 def postgres_archive_command() -> str:
@@ -246,7 +245,7 @@ def backup_env(
     """The agent's environment (backup/django_docker_backup/config.py), without its secrets
     (the PG* variables, the bucket's credentials, the archive's passphrase: added by the
     component as secret Outputs). `schedule`: (interval, offset, as written) in seconds, UTC.
-    `offsite`: endpoint, bucket, prefix, region, recipient (empty: no off-host copies)."""
+    `offsite`: endpoint, bucket, prefix, region, ca (PEM), recipient (empty: no off-host copies)."""
     env = {
         "BACKUP_STACK": stack,
         "BACKUP_DIR": BACKUP_DIR,
@@ -265,7 +264,10 @@ def backup_env(
             BACKUP_S3_REGION=offsite["region"],
         )
         if offsite.get("ca"):
-            env["BACKUP_S3_CA_FILE"] = BACKUP_CA_FILE
+            # In the environment, not uploaded: the accessory's root filesystem is read-only, and
+            # Docker refuses a copy into such a container ("container rootfs is marked read-only",
+            # met by the rehearsal); the agent writes it to its /tmp (a CA is public).
+            env["BACKUP_S3_CA_PEM"] = offsite["ca"]
         if offsite.get("recipient"):
             env["BACKUP_AGE_RECIPIENT"] = offsite["recipient"]
     if pitr:

@@ -4,7 +4,7 @@ point-in-time restore and the restore drill.
 
 The agent (backup/django_docker_backup) runs them: `docker exec` in the accessory as the
 postgres user (the volume's owner) for what reads or writes the volume, or a one-off container
-of the accessory's own image, environment, networks and host names (its CA file copied in) for
+of the accessory's own image, environment (its CA with it), networks and host names for
 what must run beside a stopped database (the point-in-time restore) or apart from the stack (the
 drill's throwaway PostgreSQL). Nothing here holds a credential: the bucket's stay in the
 accessory's environment and go from its inspect data to a one-off's through the API.
@@ -24,7 +24,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import tarfile
 import time
 from datetime import datetime, timezone
 from typing import Any, Optional, Sequence
@@ -264,7 +263,7 @@ class Agent:
         stdin: bool = False,
         aliases: Sequence[str] = (),
     ) -> str:
-        """A container like the accessory (image, environment, host names, CA file), with these
+        """A container like the accessory (image, environment: the CA too, host names), with these
         mounts and networks; created, not started. Its id."""
         host = self.attrs["HostConfig"]
         host_config = self.api.create_host_config(
@@ -294,30 +293,7 @@ class Agent:
         cid = created["Id"]
         for network in networks[1:]:
             self.api.connect_container_to_network(cid, network)
-        self._copy_ca(cid)
         return cid
-
-    def _copy_ca(self, cid: str) -> None:
-        """The CA file the program uploaded into the accessory, into the one-off (at its path,
-        whose directory the image does not have: a tar from / that makes it)."""
-        try:
-            stream, _ = self.api.get_archive(self.id, render.BACKUP_CA_FILE)
-        except docker.errors.NotFound:
-            return
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as source:
-            member = source.getmembers()[0]
-            content = source.extractfile(member)
-            data = content.read() if content is not None else b""
-        archive = io.BytesIO()
-        with tarfile.open(fileobj=archive, mode="w") as target:
-            for directory in ("etc", os.path.dirname(render.BACKUP_CA_FILE).lstrip("/")):
-                entry = tarfile.TarInfo(directory)
-                entry.type, entry.mode = tarfile.DIRTYPE, 0o755
-                target.addfile(entry)
-            entry = tarfile.TarInfo(render.BACKUP_CA_FILE.lstrip("/"))
-            entry.size, entry.mode = len(data), 0o644
-            target.addfile(entry, io.BytesIO(data))
-        self.api.put_archive(cid, "/", archive.getvalue())
 
     def network_of(self, kind: str) -> str:
         return self.stack.network(kind)

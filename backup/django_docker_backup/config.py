@@ -83,6 +83,25 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int = 0) -> int:
     return value
 
 
+CA_PATH = "/tmp/django-docker-backup-s3-ca.pem"
+
+
+def ca_file(env: Mapping[str, str], path: str = CA_PATH) -> str:
+    """The CA bundle to trust for the endpoint: BACKUP_S3_CA_FILE, or BACKUP_S3_CA_PEM (what the
+    program gives: the root filesystem is read-only, so no file is uploaded) written to /tmp."""
+    given = env.get("BACKUP_S3_CA_FILE", "").strip()
+    pem = env.get("BACKUP_S3_CA_PEM", "").strip()
+    if given or not pem:
+        return given
+    if not os.path.exists(path) or open(path).read() != pem + "\n":
+        partial = f"{path}.{os.getpid()}"
+        with open(partial, "w") as handle:
+            handle.write(pem + "\n")
+        os.chmod(partial, 0o644)
+        os.replace(partial, path)
+    return path
+
+
 def load(env: Mapping[str, str] = os.environ) -> Config:
     stack = env.get("BACKUP_STACK", "").strip()
     if not stack:
@@ -104,7 +123,7 @@ def load(env: Mapping[str, str] = os.environ) -> Config:
             bucket=bucket,
             prefix=env.get("BACKUP_S3_PREFIX", "").strip().strip("/"),
             region=env.get("BACKUP_S3_REGION", "").strip() or "us-east-1",
-            ca_file=env.get("BACKUP_S3_CA_FILE", "").strip(),
+            ca_file=ca_file(env),
             recipient=env.get("BACKUP_AGE_RECIPIENT", "").strip(),
         )
     pitr = env.get("BACKUP_PITR", "").strip().lower() == "true"

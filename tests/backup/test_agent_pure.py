@@ -240,3 +240,15 @@ def test_the_range_runs_from_the_oldest_base_backup_to_the_newest_archived_commi
     )
     assert wal.range_of({}, None).problem(NOW).startswith("nothing is archived yet")
     assert wal.other_cluster("ERROR: [028]: backup and archive info files exist but do not match the database")
+
+
+def test_the_ca_comes_in_the_environment_and_is_written_to_tmp_once(tmp_path):
+    path = str(tmp_path / "ca.pem")
+    assert (
+        config.ca_file({"BACKUP_S3_CA_PEM": "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----"}, path) == path
+    )
+    assert open(path).read().endswith("-----END CERTIFICATE-----\n")
+    assert (
+        config.ca_file({"BACKUP_S3_CA_FILE": "/etc/ssl/mine.pem", "BACKUP_S3_CA_PEM": "y"}, path) == "/etc/ssl/mine.pem"
+    )
+    assert config.ca_file({}, path) == ""
