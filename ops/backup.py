@@ -124,7 +124,7 @@ class Backups:
             raise
         finally:
             try:
-                self.api.remove_container(cid, force=True)
+                self.api.remove_container(cid, force=True, v=True)  # the image's anonymous VOLUME too
             except docker.errors.NotFound:
                 pass
 

@@ -386,14 +386,17 @@ def restore_at(stack: StackOnHost, at: str) -> int:
         print(f"stopped {', '.join(b.label for b in app)}, the backup accessory and postgres", flush=True)
         # All or nothing: the data directory as it was, kept until the restore succeeded.
         stack.client.volumes.create(copy, labels={STACK: stack.stack, SERVICE: "backup", ROLE: ONE_OFF})
+        # BACKUP_DIR=/copy: the image's entrypoint gives that directory to the postgres user first.
+        copy_env = [e for e in agent.attrs["Config"]["Env"] if not e.startswith("BACKUP_DIR=")] + ["BACKUP_DIR=/copy"]
         cid = agent.one_off(
             ["sh", "-c", f"cp -a {render.POSTGRES_DATA}/. /copy/"],
             binds=[f"{data_volume}:{render.POSTGRES_DATA}:ro", f"{copy}:/copy"],
             networks=["none"],
             name=f"{stack.stack}-pitr-copy-{secrets.token_hex(3)}",
+            environment=copy_env,
         )
         code, out = run_to_end(api, cid, 6 * 3600)
-        api.remove_container(cid, force=True)
+        api.remove_container(cid, force=True, v=True)
         if code != 0:
             raise OpsError(
                 f"AT={at}: could not keep a copy of the data directory first ({_last(out)}); nothing changed"
@@ -405,7 +408,7 @@ def restore_at(stack: StackOnHost, at: str) -> int:
             name=f"{stack.stack}-pitr-{secrets.token_hex(3)}",
         )
         code, out = run_to_end(api, cid, 6 * 3600)
-        api.remove_container(cid, force=True)
+        api.remove_container(cid, force=True, v=True)
         line = next((x for x in out.splitlines() if x.startswith("PITR ")), None)
         if code != 0 or line is None:
             cid = agent.one_off(
@@ -417,9 +420,10 @@ def restore_at(stack: StackOnHost, at: str) -> int:
                 binds=[f"{data_volume}:{render.POSTGRES_DATA}", f"{copy}:/copy:ro"],
                 networks=["none"],
                 name=f"{stack.stack}-pitr-back-{secrets.token_hex(3)}",
+                environment=copy_env,
             )
             back, back_out = run_to_end(api, cid, 6 * 3600)
-            api.remove_container(cid, force=True)
+            api.remove_container(cid, force=True, v=True)
             state = (
                 "the database is as it was"
                 if back == 0
@@ -526,7 +530,7 @@ def drill(stack: StackOnHost, name: str, identity_file: Optional[str]) -> int:
     finally:
         for cid in made:
             try:
-                api.remove_container(cid, force=True)
+                api.remove_container(cid, force=True, v=True)
             except docker.errors.NotFound:
                 pass
         api.remove_network(network)

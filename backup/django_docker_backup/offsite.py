@@ -56,7 +56,15 @@ class Copy:
 
 
 def describe(error: BaseException) -> str:
-    """One line for a boto3/botocore failure, naming what S3 said and never a credential."""
+    """One line for a boto3/botocore failure, naming what S3 said and never a credential (an
+    upload's S3UploadFailedError is told by the ClientError it wraps)."""
+    seen = 0
+    cause = error.__cause__ or error.__context__
+    while getattr(error, "response", None) is None and cause is not None and seen < 5:
+        if getattr(cause, "response", None) is not None:
+            error = cause
+            break
+        cause, seen = cause.__cause__ or cause.__context__, seen + 1
     response = getattr(error, "response", None)
     if isinstance(response, dict) and "Error" in response:
         code = response["Error"].get("Code", "?")

@@ -306,8 +306,15 @@ def agent_shell(ctx: Context, script: str) -> str:
 def archived_past(ctx: Context, moment: str, timeout: float) -> float:
     """Wait until the WAL archive reaches past `moment` (a PostgreSQL timestamp); the seconds it took."""
 
+    seen: dict = {}
+
     def reached() -> bool:
-        until = (agent_status(ctx).get("wal") or {}).get("until")
+        seen.update(agent_status(ctx).get("wal") or {})
+        until = seen.get("until")
         return bool(until) and ctx.psql(f"select '{until}'::timestamptz > '{moment}'::timestamptz") == "t"
 
-    return wait_for("the WAL archive to reach past the last write", reached, timeout, 1)
+    try:
+        return wait_for("the WAL archive to reach past the last write", reached, timeout, 1)
+    except ScenarioFailed as failure:
+        shown = {k: seen.get(k) for k in ("until", "segment", "waiting", "error")}
+        raise ScenarioFailed(f"{failure} (the last write {moment}; the archive: {shown})") from None

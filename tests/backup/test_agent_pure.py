@@ -252,3 +252,26 @@ def test_the_ca_comes_in_the_environment_and_is_written_to_tmp_once(tmp_path):
         config.ca_file({"BACKUP_S3_CA_FILE": "/etc/ssl/mine.pem", "BACKUP_S3_CA_PEM": "y"}, path) == "/etc/ssl/mine.pem"
     )
     assert config.ca_file({}, path) == ""
+
+
+def test_a_failure_off_host_is_s3s_own_line_also_behind_an_upload_error():
+    from django_docker_backup import offsite
+
+    class ClientError(Exception):
+        response = {
+            "Error": {"Code": "InvalidAccessKeyId", "Message": "The access key ID you provided does not exist."},
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        }
+
+    class S3UploadFailedError(Exception):
+        pass
+
+    try:
+        try:
+            raise ClientError("An error occurred (InvalidAccessKeyId) when calling the PutObject operation")
+        except ClientError as inner:
+            raise S3UploadFailedError(f"Failed to upload /backups/x to b/k: {inner}")  # noqa: B904 (as boto3 does)
+    except S3UploadFailedError as error:
+        line = offsite.describe(error)
+    assert line == "InvalidAccessKeyId (HTTP 403): The access key ID you provided does not exist."
+    assert offsite.describe(OSError("connection refused")) == "OSError: connection refused"
