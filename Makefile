@@ -20,7 +20,7 @@ TTY_ARGS = $(if $(filter -T,$(firstword $(ARGS))),-T -- $(wordlist 2,$(words $(A
 
 .PHONY: help host-packages registry-packages runtime policy-venv setup services docker engine check up preview destroy lint test \
 	rehearse rehearse-release rehearse-faults rehearse-tls rehearse-acme benchmark-http rehearse-swarm rehearse-remote rehearse-down benchmark promote rollback \
-	status ps logs manage shell exec backup backups restore renew-certificate benchmark-ops docs docs-check compose-import e2e \
+	status ps logs manage shell exec backup backups restore restore-drill renew-certificate benchmark-ops docs docs-check compose-import e2e \
 	adopt sample runtime-image
 
 help: ## Every target, and what it does
@@ -155,18 +155,23 @@ shell: setup ## Django's shell in a one-off container of the running release (AR
 exec: setup ## ARGS in one running container of SERVICE: make exec STACK=prod SERVICE=web [REPLICA=2] ARGS="sh" (ARGS="-T ...": no TTY)
 	@$(PY) -m ops exec $(STACK) --service $(or $(SERVICE),web) $(if $(REPLICA),--replica $(REPLICA)) $(TTY_ARGS)
 
-backup: setup ## pg_dump STACK's database into its backups volume now
+backup: setup ## pg_dump STACK's database into its backups volume now (and, with off-host storage, wait until its copy there is verified)
 	@$(PY) -m ops backup $(STACK)
 
-backups: setup ## List STACK's backups
+backups: setup ## List STACK's backups, in the volume and off-host
 	@$(PY) -m ops backups $(STACK)
 
 renew-certificate: setup ## tlsMode acme: renew STACK's certificate now (whatever its days left) and reload nginx
 	@$(PY) -m ops renew-certificate $(STACK)
 
-restore: setup ## Replace STACK's database with BACKUP=<name> (ARGS=--stop-app stops the app meanwhile); a pre-restore backup first
-	@test -n "$(BACKUP)" || { echo "make restore: set BACKUP=<name> (make backups STACK=$(STACK) lists them)" >&2; exit 2; }
-	@$(PY) -m ops restore $(STACK) "$(BACKUP)" $(ARGS)
+# FROM=offsite may need the age identity (backupEncryptionKey): the Pulumi CLI reads it from the
+# stack's config, with the backend and passphrase of scripts/with-pulumi.sh.
+restore: setup ## Replace STACK's database with BACKUP=<name>, or FROM=offsite [BACKUP=<name>] (default the newest there), or AT=<UTC time>|latest (the WAL archive); a pre-restore backup first (ARGS=--stop-app for a backup)
+	@test -n "$(BACKUP)$(FROM)$(AT)" || { echo "make restore: set BACKUP=<name> (make backups STACK=$(STACK) lists them), FROM=offsite or AT=<time>" >&2; exit 2; }
+	@$(if $(FROM),$(PULUMI) )$(PY) -m ops restore $(STACK) $(if $(BACKUP),"$(BACKUP)") $(if $(FROM),--from "$(FROM)") $(if $(AT),--at "$(AT)") $(ARGS)
+
+restore-drill: setup ## Restore STACK's newest off-host backup (or BACKUP=<name>) into a throwaway PostgreSQL, check its tables, rows and migrate --check, remove it, record the result
+	@$(PULUMI) $(PY) -m ops restore-drill $(STACK) $(if $(BACKUP),"$(BACKUP)") $(ARGS)
 
 benchmark-ops: setup ## How long each day-2 command takes on STACK's running containers
 	$(PY) -m ops.benchmark $(STACK)

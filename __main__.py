@@ -5,6 +5,7 @@ import pulumi_random as random
 
 from components import settings
 from components.acme import Acme, AcmeArgs
+from components.backups import Backups, BackupsArgs
 from components.celery import Celery, CeleryArgs
 from components.common import AppRuntime
 from components.image import AppImage, AppImageArgs
@@ -22,7 +23,7 @@ app, deployment = s.project, s.deployment
 # --- the app image (built from the app's project, another stack's digest, or a pin), the
 # networks, the volumes
 image = AppImage(f"{app}-image", AppImageArgs(image=s.image, app=s.app))
-net = Networks(f"{app}-net", NetworksArgs(deployment=deployment))
+net = Networks(f"{app}-net", NetworksArgs(deployment=deployment, egress=s.backups.offsite is not None))
 vol = Volumes(
     f"{app}-vol",
     VolumesArgs(
@@ -31,6 +32,7 @@ vol = Volumes(
         media=s.app.media,
         nginx_site=not deployment.swarm,
         acme=s.nginx.acme is not None,
+        wal_spool=s.backups.pitr,
     ),
 )
 
@@ -42,6 +44,8 @@ db = Postgres(
         deployment=deployment,
         network=net.backend,
         data_volume=vol.postgres_data,
+        run_volume=vol.postgres_run,
+        archive_timeout=s.backups.archive_timeout,
     ),
 )
 cache = Redis(
@@ -52,6 +56,27 @@ cache = Redis(
         network=net.backend,
         data_volume=vol.redis_data,
     ),
+)
+
+# --- backups: scheduled, copied off-host and verified, the WAL archived (an accessory of its own)
+backups = (
+    Backups(
+        f"{app}-backup",
+        BackupsArgs(
+            settings=s.backups,
+            deployment=deployment,
+            postgres_image=s.postgres.image.text,
+            backend_network=net.backend,
+            egress_network=net.egress,
+            backups_volume=vol.backups,
+            data_volume=vol.postgres_data,
+            run_volume=vol.postgres_run,
+            database_env=db.client_env,
+        ),
+        pulumi.ResourceOptions(depends_on=[db]),
+    )
+    if s.backups.accessory
+    else None
 )
 
 # --- what every container of the app image shares: the digest, its environment (secret), the backend
@@ -73,6 +98,8 @@ release = Release(
         runtime=runtime,
         web=s.web,
         postgres=s.postgres,
+        backups=s.backups,
+        backup_image=backups.image if backups else None,
         database_env=db.client_env,
         static_volume=vol.static,
         backups_volume=vol.backups,

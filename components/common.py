@@ -178,7 +178,13 @@ def accessory_container(
 
 
 def data_store(
-    parent: pulumi.Resource, name: str, store: DataStore, *, network: pulumi.Input[str], **specific
+    parent: pulumi.Resource,
+    name: str,
+    store: DataStore,
+    *,
+    network: pulumi.Input[str],
+    extra_volumes: Sequence[docker.ContainerVolumeArgs] = (),
+    **specific,
 ) -> docker.Container:
     """A data store's container, on the backend network by its alias, its volume mounted."""
     return accessory_container(
@@ -186,7 +192,10 @@ def data_store(
         name,
         store,
         networks=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[store.alias])],
-        volumes=[docker.ContainerVolumeArgs(volume_name=store.data_volume, container_path=store.data_path)],
+        volumes=[
+            docker.ContainerVolumeArgs(volume_name=store.data_volume, container_path=store.data_path),
+            *extra_volumes,
+        ],
         **specific,
     )
 
@@ -261,6 +270,7 @@ class AppRuntime:
                 port=app.port,
                 health_path=app.health_path,
                 health_checks=app.health_checks,
+                ready_checks=app.ready_checks,
                 celery_app=app.celery_app,
                 secret_key=secret_key,
                 database={"user": s.postgres.user, "password": password, "db": s.postgres.db},

@@ -1,8 +1,10 @@
-"""Networks: `frontend` (nginx <-> web) and an internal `backend` (app <-> postgres, redis).
+"""Networks: `frontend` (nginx <-> web) and an internal `backend` (app <-> postgres, redis); with
+off-host backups, `egress`, the backup accessory's alone.
 
 The backend is `internal` and its bridge has no address on the host: no route out of it, not
 even to the Docker host's own ports, so a compromised app container reaches only postgres,
-redis and its peers.
+redis and its peers. The backup accessory must reach its S3 storage: it alone is also on
+`egress`, an ordinary bridge (no other container joins it, no port is published on it).
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from components.settings import Deployment
 class NetworksArgs:
     deployment: Deployment
     """The stack's name (labels), frontend subnet, whether data is protected."""
+    egress: bool = False
+    """The backup accessory's way out to its off-host storage (backupS3Endpoint)."""
 
 
 class Networks(pulumi.ComponentResource):
@@ -28,6 +32,8 @@ class Networks(pulumi.ComponentResource):
     """nginx <-> web."""
     backend: NetworkRef
     """The internal one: the app <-> postgres, redis."""
+    egress: NetworkRef | None
+    """The backup accessory's way out (None: no off-host backups)."""
 
     def __init__(self, name: str, args: NetworksArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("django-docker:components:Networks", name, None, opts)
@@ -87,4 +93,14 @@ class Networks(pulumi.ComponentResource):
         )
         self.frontend = NetworkRef(frontend.name, frontend.id)
         self.backend = NetworkRef(backend.name, backend.id)
+        self.egress = None
+        if args.egress:
+            egress = docker.Network(
+                f"{name}-egress",
+                driver="bridge",
+                labels=labels("egress"),
+                # After the backend, for the same reason: Docker picks its subnet from its pools.
+                opts=child_options(self, delete_before_replace=False, depends_on=[backend]),
+            )
+            self.egress = NetworkRef(egress.name, egress.id)
         self.register_outputs({"frontend": frontend.name, "backend": backend.name})

@@ -89,6 +89,7 @@ class Nginx(pulumi.ComponentResource):
             app_port=args.app.port,
             static_url=args.app.static_url if args.static_volume is not None else None,
             media_url=args.app.media_url if args.media_volume is not None else None,
+            health_path=args.app.health_path,
             **paths,
         )
         accessory = Accessory(

@@ -1,5 +1,10 @@
 """Postgres: a pinned postgres:15.x accessory on the backend network, data on its volume.
 
+With backupPitr it archives its WAL (archive_mode on, render.postgres_command): each finished
+segment goes to a spool on the `postgres-run` volume (its socket directory), which the backup
+accessory shares and ships to the bucket with pgBackRest. The image stays the official one:
+nothing is installed into the database's own container.
+
 No host port, ever: only containers on the internal backend network reach it. Replacement is
 delete-before-replace: two servers on one data directory would corrupt it. Like every
 container, it is replaced on any change (common.REPLACE_ON_ANY_CHANGE): a new memory limit
@@ -9,8 +14,10 @@ restarts PostgreSQL (a few seconds; a clean shutdown first, then a checked start
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import pulumi
+import pulumi_docker as docker
 import pulumi_random as random
 
 from components import render, swarm
@@ -32,6 +39,11 @@ class PostgresArgs:
     """The internal backend network."""
     data_volume: pulumi.Input[str]
     """Volume for /var/lib/postgresql/data."""
+    run_volume: Optional[pulumi.Input[str]] = None
+    """backupPitr: a volume for /var/run/postgresql (the socket, and the WAL spool its
+    archive_command fills for the backup accessory); None: no WAL archiving."""
+    archive_timeout: int = 60
+    """backupPitr: PostgreSQL's archive_timeout, seconds."""
 
 
 class Postgres(pulumi.ComponentResource):
@@ -79,6 +91,9 @@ class Postgres(pulumi.ComponentResource):
                 secrets=[swarm.secret_file(pw, PASSWORD_FILE.rsplit("/", 1)[1], mode=0o444)],
             )
         else:
+            # With backupPitr: the official image, unchanged (its entrypoint passes the arguments to
+            # the server), archiving into the spool on the shared socket directory.
+            archiving = args.run_volume is not None
             running = data_store(
                 self,
                 name,
@@ -86,6 +101,16 @@ class Postgres(pulumi.ComponentResource):
                 network=args.network.name,
                 envs=password.apply(lambda p: render.postgres_env(user=pg.user, password=p, db=pg.db)),
                 shm_size=128,
+                extra_volumes=[
+                    docker.ContainerVolumeArgs(volume_name=args.run_volume, container_path=render.POSTGRES_RUN)
+                ]
+                if args.run_volume is not None
+                else (),
+                **(
+                    {"command": render.postgres_command(archive_timeout_seconds=args.archive_timeout)}
+                    if archiving
+                    else {}
+                ),
             )
         self.host = render.POSTGRES_HOST
         self.port = 5432

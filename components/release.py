@@ -4,7 +4,10 @@
 migration of every new image: migrate depends on it, so a failed backup fails `pulumi up`
 before migrate touches anything, and the old release keeps serving. It is keyed on the image
 (a new image is what can bring a migration); a run that only changes settings re-runs migrate
-(a no-op then) without a new backup.
+(a no-op then) without a new backup. With the backup accessory (backups.py) it runs the agent's
+`take` in the accessory's image (a manifest of every table's rows with the dump, skipped while
+the database has no table) and the accessory copies it off-host and applies retention; without
+it, the postgres image's pg_dump and the retention of render.backup_command.
 
 `migrate` applies migrations; `collectstatic` copies the image's static files (hashed names,
 so old and new releases coexist) into the static volume nginx serves. Their commands are the
@@ -25,6 +28,7 @@ import pulumi
 import pulumi_docker as docker
 
 from components import render
+from components.backups import AGENT_CAPABILITIES
 from components.common import (
     APP_TMPFS,
     DROP_ALL,
@@ -38,7 +42,7 @@ from components.common import (
     memory_kwargs,
 )
 from components.job import Job, JobArgs
-from components.settings import PostgresSettings, WebSettings
+from components.settings import BackupSettings, PostgresSettings, WebSettings
 
 # A migration may rewrite a big table; one that runs longer than this is killed and fails.
 JOB_TIMEOUT_SECONDS = 1800
@@ -49,10 +53,14 @@ class ReleaseArgs:
     runtime: AppRuntime
     """The app image and its environment."""
     web: WebSettings
-    """Each job gets a web replica's memory limit."""
+    """Each job gets a web replica's memory limit (the backup job too)."""
     postgres: PostgresSettings
-    """Whether to back up before migrating, how many backups to keep, and the image whose
-    pg_dump the backup runs (it is on the host already: postgres runs it)."""
+    """The image whose pg_dump the backup runs without the backup accessory (it is on the host
+    already: postgres runs it)."""
+    backups: BackupSettings
+    """Whether to back up before migrating, how many backups to keep."""
+    backup_image: Optional[pulumi.Input[str]] = None
+    """The backup accessory's image (None: there is no accessory)."""
     database_env: pulumi.Input[Sequence[str]]
     """PG* variables that reach the database (secret: the password)."""
     static_volume: Optional[pulumi.Input[str]]
@@ -81,20 +89,32 @@ class Release(pulumi.ComponentResource):
         )
         backend = [docker.ContainerNetworksAdvancedArgs(name=rt.backend_network.name)]
         backup = None
-        if args.postgres.backup_before_migrate:
+        if args.backups.before_migrate:
+            agent = args.backup_image is not None
+            backup_image: pulumi.Input[str] = (
+                args.backup_image if args.backup_image is not None else args.postgres.image.text
+            )
+            label = pulumi.Output.from_input(rt.git_sha).apply(lambda sha: f"before-{render.short_sha(sha)}")
             backup = Job(
                 f"{name}-backup",
                 JobArgs(
                     name_prefix=f"{name}-backup",
-                    image=args.postgres.image.text,
-                    command=pulumi.Output.from_input(rt.git_sha).apply(
-                        lambda sha: render.backup_command(
+                    image=backup_image,
+                    command=label.apply(
+                        lambda text: render.backup_agent_command("take", "--label", text, "--skip-empty")
+                        if agent
+                        else render.backup_command(
                             stack=rt.deployment.stack,
-                            label=f"before-{render.short_sha(sha)}",
-                            retention=args.postgres.backup_retention,
+                            label=text,
+                            retention=args.backups.retention,
+                            retention_days=args.backups.retention_days,
                         )
                     ),
-                    envs=args.database_env,
+                    envs=pulumi.Output.from_input(args.database_env).apply(
+                        lambda env: [*env, f"BACKUP_STACK={rt.deployment.stack}", f"BACKUP_DIR={render.BACKUP_DIR}"]
+                    )
+                    if agent
+                    else args.database_env,
                     networks_advanced=backend,
                     volumes=[
                         docker.ContainerVolumeArgs(volume_name=args.backups_volume, container_path=render.BACKUP_DIR)
@@ -106,11 +126,14 @@ class Release(pulumi.ComponentResource):
                             f"{render.LABEL_PREFIX}.before-image": rt.image,
                         }
                     ),
-                    # Root of the postgres image (the owner of the fresh volume), with no
-                    # capability at all: it can write its own files, nothing else.
+                    # Root of the image (the owner of a fresh volume), with no capability beyond
+                    # what it needs: the postgres image's writes its own files; the agent's
+                    # entrypoint gives the volume to the postgres user and becomes it.
                     read_only=True,
                     tmpfs=APP_TMPFS,
-                    capabilities=docker.ContainerCapabilitiesArgs(drops=DROP_ALL),
+                    capabilities=docker.ContainerCapabilitiesArgs(
+                        adds=AGENT_CAPABILITIES if agent else None, drops=DROP_ALL
+                    ),
                     security_opts=NO_NEW_PRIVILEGES,
                     init=True,
                     log_driver=LOG_DRIVER,

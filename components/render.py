@@ -175,12 +175,15 @@ def short_sha(git_sha: str) -> str:
     return git_sha[:12] + ("-dirty" if git_sha.endswith("-dirty") else "")
 
 
-def backup_command(*, stack: str, label: str, retention: int = 0) -> list[str]:
+def backup_command(*, stack: str, label: str, retention: int = 0, retention_days: int = 0) -> list[str]:
     """Dump the database (PG* environment) into BACKUP_DIR; print `backup: <name> (<size> bytes)`.
 
     Written under a temporary name and renamed only once complete, so a file that looks like a
-    backup always is one; readable by its owner only. With `retention`, then removes all but the
-    newest `retention` automatic backups of the stack; the operator's own are never removed.
+    backup always is one; readable by its owner only. With `retention`, then removes the
+    automatic backups of the stack that are neither among the newest `retention` nor younger
+    than `retention_days` (names start with their UTC time, so the cutoff is a name compared as
+    text); the operator's own are never removed. (With the backup accessory the agent does this,
+    the same rule: backup/django_docker_backup/names.py.)
     """
     name = f'"$(date -u +%Y%m%dT%H%M%SZ)-{stack}-{label}.dump"'
     script = [
@@ -194,13 +197,107 @@ def backup_command(*, stack: str, label: str, retention: int = 0) -> list[str]:
         f'echo "backup: $name ($(stat -c %s "{BACKUP_DIR}/$name") bytes)"',
     ]
     if retention:
-        automatic = f"^[0-9]{{8}}T[0-9]{{6}}Z-{stack.replace('.', '[.]')}-before-.*[.]dump$"
-        script.append(
+        automatic = f"^[0-9]{{8}}T[0-9]{{6}}Z-{stack.replace('.', '[.]')}-(before-.*|scheduled)[.]dump$"
+        younger = f" and those younger than {retention_days} days" if retention_days else ""
+        script += [
+            f'cutoff="$(date -u -d "-{retention_days} days" +%Y%m%dT%H%M%SZ)"' if retention_days else 'cutoff="~"',
             f"ls -1 {BACKUP_DIR} | grep -E '{automatic}' | sort -r | tail -n +{retention + 1} | "
-            f'while read -r old; do rm -f -- "{BACKUP_DIR}/$old"; '
-            f'echo "backup: removed $old (keeping the newest {retention} automatic backups)"; done'
-        )
+            'while read -r old; do if [ "$old" \\< "$cutoff" ]; then '
+            f'rm -f -- "{BACKUP_DIR}/$old"; '
+            f'echo "backup: removed $old (keeping the newest {retention} automatic backups{younger})"; '
+            "fi; done",
+        ]
     return ["sh", "-c", "\n".join(script)]
+
+
+# --- the backup accessory (backup/: the agent, in an image FROM the stack's postgresImage) ----
+# PostgreSQL's socket directory, shared with the accessory when the WAL is archived: pgBackRest
+# reaches the server through its socket, and finished WAL segments wait in a spool beside it.
+POSTGRES_RUN = "/var/run/postgresql"
+WAL_SPOOL = f"{POSTGRES_RUN}/pgbackrest-spool"
+BACKUP_AGENT = "django_docker_backup"
+
+
+def postgres_archive_command() -> str:
+    """PostgreSQL's archive_command: each finished WAL segment copied into the spool (under a
+    temporary name, synced, then renamed), for the backup accessory to push with pgBackRest. A
+    segment already spooled succeeds only if it is the same (PostgreSQL may archive one twice
+    after a crash); any failure makes PostgreSQL keep the segment and try again."""
+    return (
+        f'd={WAL_SPOOL}; mkdir -p "$d" && f="$d/%f" && '
+        'if [ -f "$f" ]; then cmp -s "%p" "$f"; else cp "%p" "$d/.%f.partial" && sync "$d/.%f.partial" '
+        '&& mv "$d/.%f.partial" "$f"; fi'
+    )
+
+
+def postgres_command(*, archive_timeout_seconds: int) -> list[str]:
+    """The postgres image's own entrypoint and server, with WAL archiving on (backupPitr): a
+    segment is switched and archived at the latest `archive_timeout` after a commit."""
+    return [
+        "postgres",
+        "-c",
+        "archive_mode=on",
+        "-c",
+        f"archive_command={postgres_archive_command()}",
+        "-c",
+        f"archive_timeout={archive_timeout_seconds}s",
+    ]
+
+
+def backup_agent_command(*args: str) -> list[str]:
+    return ["python3", "-m", BACKUP_AGENT, *args]
+
+
+def backup_healthcheck() -> list[str]:
+    return ["CMD", *backup_agent_command("health")]
+
+
+def backup_env(
+    *,
+    stack: str,
+    schedule: Optional[tuple[int, int, str]],
+    retention: int,
+    retention_days: int,
+    drill_days: int,
+    offsite: Optional[Mapping[str, str]] = None,
+    pitr: bool = False,
+    archive_timeout_seconds: int = 60,
+) -> list[str]:
+    """The agent's environment (backup/django_docker_backup/config.py), without its secrets
+    (the PG* variables, the bucket's credentials, the archive's passphrase: added by the
+    component as secret Outputs). `schedule`: (interval, offset, as written) in seconds, UTC.
+    `offsite`: endpoint, bucket, prefix, region, ca (PEM), recipient (empty: no off-host copies)."""
+    env = {
+        "BACKUP_STACK": stack,
+        "BACKUP_DIR": BACKUP_DIR,
+        "BACKUP_RETENTION": str(retention),
+        "BACKUP_RETENTION_DAYS": str(retention_days),
+        "BACKUP_DRILL_DAYS": str(drill_days),
+    }
+    if schedule is not None:
+        interval, offset, text = schedule
+        env.update(BACKUP_INTERVAL_SECONDS=str(interval), BACKUP_OFFSET_SECONDS=str(offset), BACKUP_SCHEDULE=text)
+    if offsite:
+        env.update(
+            BACKUP_S3_ENDPOINT=offsite["endpoint"],
+            BACKUP_S3_BUCKET=offsite["bucket"],
+            BACKUP_S3_PREFIX=offsite["prefix"],
+            BACKUP_S3_REGION=offsite["region"],
+        )
+        if offsite.get("ca"):
+            # In the environment, not uploaded: the accessory's root filesystem is read-only, and
+            # Docker refuses a copy into such a container ("container rootfs is marked read-only",
+            # met by the rehearsal); the agent writes it to its /tmp (a CA is public).
+            env["BACKUP_S3_CA_PEM"] = offsite["ca"]
+        if offsite.get("recipient"):
+            env["BACKUP_AGE_RECIPIENT"] = offsite["recipient"]
+    if pitr:
+        env.update(
+            BACKUP_PITR="true",
+            BACKUP_ARCHIVE_TIMEOUT_SECONDS=str(archive_timeout_seconds),
+            BACKUP_ARCHIVE_COMMAND=postgres_archive_command(),
+        )
+    return [f"{key}={value}" for key, value in env.items()]
 
 
 def restore_command(name: str) -> list[str]:
@@ -269,6 +366,7 @@ PROVIDED_ENV = (
     "PORT",
     "HEALTH_PATH",
     "HEALTH_CHECKS",
+    "READY_CHECKS",
     "CELERY_APP",
     "FORWARDED_ALLOW_IPS",
 )
@@ -319,6 +417,7 @@ def app_env(
     port: int,
     health_path: str,
     health_checks: Sequence[str],
+    ready_checks: Sequence[str],
     celery_app: str,
     secret_key: str,
     database: Mapping[str, str],
@@ -357,6 +456,7 @@ def app_env(
         "PORT": str(port),
         "HEALTH_PATH": health_path,
         "HEALTH_CHECKS": ",".join(health_checks),
+        "READY_CHECKS": ",".join(ready_checks),
         "FORWARDED_ALLOW_IPS": forwarded_allow_ips,
     }
     if celery_app:
@@ -567,6 +667,7 @@ def nginx_conf(
     app_port: int,
     static_url: Optional[str],
     media_url: Optional[str],
+    health_path: str,
     public_https_port: int = 443,
     hsts_seconds: int = 0,
     tls_cert_path: str = NGINX_TLS_CERT,
@@ -576,6 +677,12 @@ def nginx_conf(
 ) -> str:
     """The whole nginx.conf: one upstream that follows the web replicas, files from volumes
     (static at `static_url`, uploads at `media_url`; None: the app has none).
+
+        The app's health answer (`health_path`) is proxied like a page, with one difference: its
+        503 ("the broker is down") is the answer, passed to the client, never a reason to try
+        another replica or to mark this one failed. Counted as a failure (max_fails=1), the 503s
+        of a broker restart took every replica out of the upstream for fail_timeout, and every
+        page failed with them ("no live upstreams"), pages that never use the broker included.
 
         The upstream names the replicas' shared alias with `resolve`: nginx asks Docker's DNS
         again every second and adds or drops replicas as they start and stop, so a release or a
@@ -662,7 +769,14 @@ def nginx_conf(
         if media_url
         else ""
     )
-    locations = f"""{static}{media}
+    health = f"""
+        location = {health_path} {{
+{proxy.replace("proxy_next_upstream error timeout http_502 http_503 http_504;", "proxy_next_upstream error timeout;")}
+            access_log off;
+{add_headers("            ")}
+        }}
+"""
+    locations = f"""{static}{media}{health}
         location / {{
 {proxy}
             # nginx's own 502 (every replica it tried failed, or the replica set changed under

@@ -1,5 +1,7 @@
 """Volumes: PostgreSQL data, Redis data, database backups, static files, media (the last two
-only when the app has them: staticRoot, mediaRoot).
+only when the app has them: staticRoot, mediaRoot), and with backupPitr `postgres-run`:
+PostgreSQL's socket directory and the WAL segments waiting for the backup accessory to ship
+them (data: a segment there is in no other place yet).
 
 With `protectData` the data volumes (backups included) are `protect`ed and `retain_on_delete`.
 What that does and does not do: `protect` does not stop a `pulumi destroy` (or an update that
@@ -22,7 +24,7 @@ import pulumi_docker as docker
 from components.common import child_options, label_args, resource_labels
 from components.settings import Deployment
 
-DATA_VOLUMES = ("postgres-data", "redis-data", "backups")
+DATA_VOLUMES = ("postgres-data", "redis-data", "backups", "postgres-run")
 FILE_VOLUMES = ("static", "media")
 # nginx's configuration (components/nginx_site.py), on the containers target: rewritten from the
 # stack's state by every `pulumi up` that changes it, so not data.
@@ -45,12 +47,15 @@ class VolumesArgs:
     """nginx reads its configuration from a volume (the containers target)."""
     acme: bool = False
     """tlsMode acme: the ACME client's volumes."""
+    wal_spool: bool = False
+    """backupPitr: PostgreSQL's socket directory and WAL spool, shared with the backup accessory."""
 
 
 class Volumes(pulumi.ComponentResource):
     postgres_data: pulumi.Output[str]
     redis_data: pulumi.Output[str]
     backups: pulumi.Output[str]
+    postgres_run: Optional[pulumi.Output[str]]
     static: Optional[pulumi.Output[str]]
     media: Optional[pulumi.Output[str]]
     nginx_site: Optional[pulumi.Output[str]]
@@ -63,7 +68,8 @@ class Volumes(pulumi.ComponentResource):
         wanted = {"static": args.static, "media": args.media}
         wanted["nginx-site"] = args.nginx_site
         wanted.update({kind: args.acme for kind in ACME_VOLUMES})
-        for kind in DATA_VOLUMES + tuple(kind for kind in FILE_VOLUMES + SITE_VOLUMES + ACME_VOLUMES if wanted[kind]):
+        data = tuple(kind for kind in DATA_VOLUMES if kind != "postgres-run" or args.wal_spool)
+        for kind in data + tuple(kind for kind in FILE_VOLUMES + SITE_VOLUMES + ACME_VOLUMES if wanted[kind]):
             protected = args.deployment.protect_data and kind in PROTECTED
             # On swarm with shared storage, static and media are the NFS export on every node.
             shared = args.deployment.shared_volume_options() if kind in FILE_VOLUMES else None
@@ -80,6 +86,7 @@ class Volumes(pulumi.ComponentResource):
         self.postgres_data = names["postgres-data"]
         self.redis_data = names["redis-data"]
         self.backups = names["backups"]
+        self.postgres_run = names.get("postgres-run")
         self.static = names.get("static")
         self.media = names.get("media")
         self.nginx_site = names.get("nginx-site")

@@ -9,6 +9,9 @@
   backup STACK                      pg_dump the database into the stack's backups volume now
   backups STACK                     the backups there, oldest first
   restore STACK NAME [--stop-app | --force]   replace the database with a backup (a pre-restore backup first)
+  restore STACK [NAME] --from offsite [...]   the same with an off-host copy (default: the newest), checked
+  restore STACK --at TIME|latest              the database as it was then (the WAL archive, backupPitr)
+  restore-drill STACK [NAME]        the newest off-host backup into a throwaway PostgreSQL, checked, removed
   renew-certificate STACK           tlsMode acme: renew the certificate now (whatever its days left), reload nginx
   engine STACK                      whether the stack's Docker engine answers (what `make up` checks first)
 Every command finds the stack by its labels on the stack's own Docker host, and changes none of
@@ -27,14 +30,24 @@ from ops.stack import OpsError, StackOnHost
 
 
 def _status(stack: StackOnHost, args) -> int:
+    from ops.offsite import Agent
     from ops.view import status_lines
 
     now = datetime.now(timezone.utc)
     lines, healthy = status_lines(stack.stack, stack.where, stack.boxes, now)
-    # The certificate before the last line, which stays the verdict on the containers.
-    lines[-1:-1] = _certificate(stack, now)
-    print("\n".join(lines))
-    return 0 if healthy else 1
+    # The certificate, then the backups, before the last line (the containers' verdict). The
+    # backups: what the accessory recorded, and a WARNING for anything older than the schedule
+    # allows or failing (exit 1 then).
+    backup_lines, fine = [], True
+    try:
+        agent = Agent.of(stack)
+        if agent is not None:
+            backups = agent.status()
+            backup_lines, fine = list(backups.get("lines") or []), not backups.get("warnings")
+    except OpsError as error:  # the accessory exists but is down, or its agent failed: say so
+        backup_lines, fine = [f"backups: WARNING: {error}"], False
+    print("\n".join([*lines[:-1], *_certificate(stack, now), *backup_lines, lines[-1]]))
+    return 0 if healthy and fine else 1
 
 
 def _certificate(stack: StackOnHost, now: datetime) -> list[str]:
@@ -86,21 +99,46 @@ def _exec(stack: StackOnHost, args) -> int:
 
 
 def _backup(stack: StackOnHost, args) -> int:
-    from ops.backup import backup
+    from ops.backup import backup, release_label
+    from ops.offsite import Agent
 
-    return backup(stack)
+    agent = Agent.of(stack)
+    return agent.backup(f"{release_label(stack)}-manual") if agent else backup(stack)
 
 
 def _backups(stack: StackOnHost, args) -> int:
     from ops.backup import list_backups
+    from ops.offsite import Agent
 
-    return list_backups(stack)
+    agent = Agent.of(stack)
+    return agent.list_backups() if agent else list_backups(stack)
 
 
 def _restore(stack: StackOnHost, args) -> int:
     from ops.backup import restore
+    from ops.offsite import Agent, restore_at
 
-    return restore(stack, args.name, stop_app=args.stop_app, force=args.force)
+    if args.at:
+        if args.name or args.source:
+            raise OpsError("AT= restores to a moment from the WAL archive: give it without BACKUP= or FROM=")
+        return restore_at(stack, args.at)
+    if args.source not in ("", "local", "offsite"):
+        raise OpsError(f"FROM={args.source}: expected local or offsite")
+    agent = Agent.of(stack)
+    name = args.name
+    if args.source == "offsite":
+        if agent is None:
+            raise OpsError(f"FROM=offsite: stack {stack.stack} has no off-host storage (backupS3Endpoint)")
+        name = agent.fetch(name, args.identity_file)
+    elif not name:
+        raise OpsError(f"set BACKUP=<name> (make backups STACK={stack.stack} lists them), FROM=offsite or AT=<time>")
+    return restore(stack, name, stop_app=args.stop_app, force=args.force, take=agent.take_line if agent else None)
+
+
+def _restore_drill(stack: StackOnHost, args) -> int:
+    from ops.offsite import drill
+
+    return drill(stack, args.name, args.identity_file)
 
 
 def _renew_certificate(stack: StackOnHost, args) -> int:
@@ -162,12 +200,24 @@ def parser() -> argparse.ArgumentParser:
     command("backup", _backup, "pg_dump the database into the stack's backups volume now")
     command("backups", _backups, "list the stack's backups")
     re_ = command("restore", _restore, "replace the database with a backup, all or nothing")
-    re_.add_argument("name", help="the backup's file name (make backups lists them)")
+    re_.add_argument("name", nargs="?", default="", help="the backup's file name (make backups lists them)")
+    re_.add_argument(
+        "--from", dest="source", default="", help="offsite: fetch it (default: the newest) from the bucket first"
+    )
+    re_.add_argument(
+        "--at", default="", help="a moment (ISO time, UTC; or latest): the WAL archive's point-in-time restore"
+    )
+    re_.add_argument("--identity-file", help="the age identity (backupEncryptionKey) for an encrypted off-host copy")
     how = re_.add_mutually_exclusive_group()
     how.add_argument(
         "--stop-app", action="store_true", help="stop web, worker and beat for the restore, then start them"
     )
     how.add_argument("--force", action="store_true", help="restore under the running app")
+    drill = command(
+        "restore-drill", _restore_drill, "restore the newest off-host backup into a throwaway database and check it"
+    )
+    drill.add_argument("name", nargs="?", default="", help="an off-host backup (default: the newest)")
+    drill.add_argument("--identity-file", help="the age identity (backupEncryptionKey), when the copies are encrypted")
     command("renew-certificate", _renew_certificate, "tlsMode acme: renew the certificate now and reload nginx")
     command("engine", None, "whether the stack's Docker engine answers (make up checks it first)")
     return top

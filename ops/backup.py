@@ -1,9 +1,14 @@
-"""Backups of a stack's database, on demand: take one, list them, restore one.
+"""Backups of a stack's database, on demand: take one, list them, restore one (from the volume,
+from off-host, or to a point in time), and the restore drill.
 
 Every step runs in a one-off container of the stack's own postgres image (pg_dump, pg_restore and
 psql of the server's version), on its backend network, with the backups volume at BACKUP_DIR;
 the same commands the program's before-migrate backup job runs (components.render). The
 password goes from the postgres container's environment to the one-off's through the API.
+When the stack has the backup accessory (`backup-agent`: backupSchedule or backupS3Endpoint),
+that image is the accessory's (the postgres image with the agent: backup/), a backup is taken
+by the agent in the accessory (with its manifest) and waited for until it is verified off-host,
+and the off-host commands run there or in one-offs copied from it (ops/offsite.py).
 
 A restore is all or nothing and undoable: the archive is read in full before anything changes
 (a missing or corrupt backup is refused, one line, nothing changed); a backup of the current
@@ -19,12 +24,16 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import docker.errors
 
 from components import render
 from ops.stack import ONE_OFF, ROLE, SERVICE, STACK, Box, OpsError, StackOnHost
+
+AGENT_SERVICE = "backup-agent"
+# What the backup image's entrypoint needs (components/backups.py, AGENT_CAPABILITIES).
+AGENT_CAPABILITIES = ["CAP_CHOWN", "CAP_SETGID", "CAP_SETUID"]
 
 APP_SERVICES = ("web", "celery-worker", "celery-beat")
 BACKUP_NAME_RE = re.compile(r"(\d{8}T\d{6}Z)-.+\.dump")
@@ -65,6 +74,10 @@ class Backups:
         self.stack = stack
         self.api = stack.client.api
         self.postgres = self.api.inspect_container(_one(stack.of_service("postgres"), "postgres", stack).id)
+        # With the accessory, its image: the volume belongs to the postgres user then, and the
+        # image's entrypoint becomes that user (a root without capabilities could not read it).
+        agents = [b for b in stack.boxes if b.service == AGENT_SERVICE and b.role != ONE_OFF]
+        self.agent = self.api.inspect_container(agents[0].id) if agents else None
         volumes = stack.client.volumes.list(
             filters={"label": [f"{STACK}={stack.stack}", f"{render.LABEL_PREFIX}.volume=backups"]}
         )
@@ -90,11 +103,12 @@ class Backups:
             binds=[f"{self.volume}:{render.BACKUP_DIR}:rw"],
             network_mode=self.network,
             cap_drop=["ALL"],
+            cap_add=AGENT_CAPABILITIES if self.agent else None,
             security_opt=["no-new-privileges:true"],
             init=True,
         )
         container = self.api.create_container(
-            self.postgres["Image"],
+            self.agent["Image"] if self.agent else self.postgres["Image"],
             command=command,
             environment=self._env(),
             host_config=host_config,
@@ -110,7 +124,7 @@ class Backups:
             raise
         finally:
             try:
-                self.api.remove_container(cid, force=True)
+                self.api.remove_container(cid, force=True, v=True)  # the image's anonymous VOLUME too
             except docker.errors.NotFound:
                 pass
 
@@ -168,7 +182,16 @@ def _wait_healthy(stack: StackOnHost, ids: Sequence[str]) -> None:
     )
 
 
-def restore(stack: StackOnHost, name: str, *, stop_app: bool = False, force: bool = False) -> int:
+def restore(
+    stack: StackOnHost,
+    name: str,
+    *,
+    stop_app: bool = False,
+    force: bool = False,
+    take: Optional[Callable[[str], str]] = None,
+) -> int:
+    """Replace the database with backup `name` of the volume. `take(label)`: how the pre-restore
+    backup is taken (the accessory's agent, when the stack has one: ops.offsite), its line."""
     if "/" in name or not BACKUP_NAME_RE.fullmatch(name):
         raise OpsError(
             f"BACKUP={name}: not a backup name (<UTC time>-<stack>-<label>.dump); make backups STACK={stack.stack} lists them"
@@ -196,7 +219,7 @@ def restore(stack: StackOnHost, name: str, *, stop_app: bool = False, force: boo
             "add --stop-app to stop it for the restore and start it again (ARGS=--stop-app), or --force to restore under it"
         )
     started = time.monotonic()
-    safety = store.take(f"{release_label(stack)}-pre-restore")
+    safety = (take or store.take)(f"{release_label(stack)}-pre-restore")
     print(f"before restoring: {safety}", flush=True)
     stopped: list[str] = []
     try:

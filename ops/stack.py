@@ -38,7 +38,7 @@ NETWORK = f"{LABEL_PREFIX}.network"
 # One-off containers that `ops manage` starts carry this role: listed, never counted as the stack.
 ONE_OFF = "one-off"
 # The order people read a stack in: the door, the app, then what it stands on.
-SERVICE_ORDER = ("nginx", "web", "celery-worker", "celery-beat", "postgres", "redis")
+SERVICE_ORDER = ("nginx", "web", "celery-worker", "celery-beat", "postgres", "redis", "backup-agent")
 
 
 class OpsError(Exception):
@@ -271,7 +271,7 @@ class StackOnHost:
         return found
 
     def network(self, kind: str) -> str:
-        """The stack's `frontend` or `backend` network, by label."""
+        """The stack's `frontend`, `backend` or `egress` network, by label."""
         found = self.client.networks.list(filters={"label": [f"{STACK}={self.stack}", f"{NETWORK}={kind}"]})
         if len(found) != 1:
             raise OpsError(

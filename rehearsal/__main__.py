@@ -193,6 +193,8 @@ def rehearse(
                     )
             elif failed_phase is not None:
                 say(f"  --keep: left the failed rehearsal running; `make rehearse-down STACK={stack}` removes it")
+        if hook is not None and hasattr(hook, "close"):
+            hook.close(keep)  # what the hook started beside the stack (the backups' S3 server)
 
     passed = sum(c.ok for c in checks)
     failed = sum(not c.ok for c in checks) + (1 if failed_phase else 0)

@@ -39,7 +39,7 @@ LABEL = "tests.nginx-check"
 
 
 # The app paths the example stack renders nginx with (Pulumi.yaml's defaults), for tests.
-APP_PATHS = dict(app_port=8000, static_url="/static/", media_url="/media/")
+APP_PATHS = dict(app_port=8000, static_url="/static/", media_url="/media/", health_path="/health/")
 
 
 def pinned_image(key: str = "nginxImage") -> str:

@@ -244,6 +244,7 @@ PROVIDED_KEYS = {
     "PORT": "appPort",
     "HEALTH_PATH": "healthPath",
     "HEALTH_CHECKS": "healthChecks",
+    "READY_CHECKS": "readyChecks",
     "CELERY_APP": "celeryApp",
 }
 PROVIDED_SECRETS = {"DJANGO_SECRET_KEY": "djangoSecretKey", "POSTGRES_PASSWORD": "postgresPassword"}

@@ -15,6 +15,7 @@ By concern:
   values.py    what the parts share and the day-2 commands reuse: image references, Go durations,
                healthcheck timing, SettingsError
   images.py    the app image's source (build, another stack's digest, a pin) and the accessories'
+  backups.py   backups: schedule, retention, off-host storage, encryption, point-in-time recovery
   app.py       which Django project: its context, Dockerfile, modules, health, release commands;
                the runtime image's tag
   identity.py  the commit an image is built from
@@ -24,6 +25,7 @@ By concern:
 """
 
 from components.settings.app import RUNTIME_BUILD_ARG, RUNTIME_DIR, AppSettings, runtime_image_tag
+from components.settings.backups import BackupSettings, OffsiteSettings, Schedule
 from components.settings.identity import EXAMPLE_APP, PROJECT_ROOT, resolve_git_sha
 from components.settings.images import IMAGE_SOURCES, ImageSettings
 from components.settings.services import (
@@ -61,6 +63,9 @@ __all__ = [
     "RUNTIME_BUILD_ARG",
     "RUNTIME_DIR",
     "AppSettings",
+    "BackupSettings",
+    "OffsiteSettings",
+    "Schedule",
     "LOG_LEVELS",
     "MAX_REPLICAS",
     "PROJECT",

@@ -67,6 +67,8 @@ class AppSettings:
     """CELERY_APP; empty: no Celery."""
     health_path: str
     health_checks: tuple[str, ...]
+    ready_checks: tuple[str, ...]
+    """READY_CHECKS: what a replica must pass to be ready (gunicorn listens, healthy)."""
     port: int
     static_root: str
     """STATIC_ROOT in the image; empty: no static files."""
@@ -117,6 +119,10 @@ def read_app(read: Reader, *, builds: bool, celery_beat: bool) -> AppSettings:
     if unknown or len(set(checks)) != len(checks):
         read.refuse(f"healthChecks: '{','.join(checks)}' is not a list of {', '.join(HEALTH_CHECKS)}", "healthChecks")
         checks = HEALTH_CHECKS
+    ready = tuple(c.strip() for c in read.string("readyChecks").split(",") if c.strip())
+    if [c for c in ready if c not in HEALTH_CHECKS] or len(set(ready)) != len(ready):
+        read.refuse(f"readyChecks: '{','.join(ready)}' is not a list of {', '.join(HEALTH_CHECKS)}", "readyChecks")
+        ready = ("database",)
     static_root, media_root = container_dir(read, "staticRoot"), container_dir(read, "mediaRoot")
     if static_root and media_root and _nested(static_root, media_root):
         read.refuse(f"mediaRoot: {media_root} and staticRoot {static_root} overlap; expected two apart", "mediaRoot")
@@ -145,6 +151,7 @@ def read_app(read: Reader, *, builds: bool, celery_beat: bool) -> AppSettings:
         celery_app=celery_app,
         health_path=health_path,
         health_checks=checks,
+        ready_checks=ready,
         port=read.integer("appPort", low=1, high=65535),
         static_root=static_root,
         static_url=static_url,

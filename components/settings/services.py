@@ -108,10 +108,6 @@ class PostgresSettings:
     password: Optional[pulumi.Output[str]]
     """None: one is generated and kept, secret, in the stack's state."""
     memory_mb: int
-    backup_before_migrate: bool
-    """Dump the database before the migration of every new image."""
-    backup_retention: int
-    """Automatic backups kept."""
 
 
 @dataclass(frozen=True, kw_only=True)

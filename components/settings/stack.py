@@ -12,6 +12,7 @@ import pulumi
 import components.settings.keys as keys
 from components.settings.acme import read_acme
 from components.settings.app import AppSettings, project_path, read_app
+from components.settings.backups import BackupSettings, read_backups
 from components.settings.images import ImageSettings, accessory_image, read_image
 from components.settings.provider import DockerAccess, probe_docker_host, read_docker_host
 from components.settings.reader import Reader, ip, subnet
@@ -59,6 +60,7 @@ class StackSettings:
     web: WebSettings
     celery: CelerySettings
     postgres: PostgresSettings
+    backups: BackupSettings
     redis: RedisSettings
     nginx: NginxSettings
     django: DjangoSettings
@@ -252,25 +254,15 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         max_tasks_per_child=read.integer("celeryMaxTasksPerChild", low=0, high=2**31 - 1),
         queues=queue_names(read),
     )
-    # --- PostgreSQL and its backups
-    backup_before_migrate = read.boolean("backupBeforeMigrate")
-    backup_retention = read.integer("backupRetention", low=1, high=1000)
-    if read.ok("backupBeforeMigrate", "backupRetention") and not backup_before_migrate:
-        if not read.is_default("backupRetention"):
-            read.refuse(
-                "backupRetention: set, but backupBeforeMigrate is false, so no automatic backup is taken "
-                "or removed; set backupBeforeMigrate: true, or remove backupRetention",
-                "backupRetention",
-            )
+    # --- PostgreSQL, and its backups (backups.py)
     postgres = PostgresSettings(
         image=accessory_image(read, "postgresImage", "postgres", "15", 2),
         db=postgres_name(read, "postgresDb", "a database name (lowercase letters, digits, _)", RESERVED_DATABASES),
         user=postgres_name(read, "postgresUser", "a role name (lowercase letters, digits, _)", RESERVED_ROLES),
         password=read.secret("postgresPassword", token=True),
         memory_mb=read.memory_mb("postgresMemory"),
-        backup_before_migrate=backup_before_migrate,
-        backup_retention=backup_retention,
     )
+    backups = read_backups(read, stack=pulumi.get_stack(), swarm=target == "swarm")
     # --- Redis
     redis = RedisSettings(
         image=accessory_image(read, "redisImage", "redis", "7", 3),
@@ -291,6 +283,7 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
         web=web,
         celery=celery,
         postgres=postgres,
+        backups=backups,
         redis=redis,
         # --- nginx (above: the front door's names and ports are read first, TLS checks them)
         nginx=nginx,

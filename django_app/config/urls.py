@@ -6,7 +6,7 @@ from visits import views
 urlpatterns = [
     path("", views.index, name="index"),
     path("whoami/", views.whoami, name="whoami"),
-    path("visits/", views.create_visit, name="create-visit"),
+    path("visits/", views.visits, name="visits"),
     path("visits/<int:visit_id>/", views.visit_detail, name="visit-detail"),
     path("uploads/", views.upload, name="upload"),
 ]

@@ -1,3 +1,4 @@
+import logging
 import socket
 from pathlib import PurePath
 
@@ -9,15 +10,30 @@ from django.shortcuts import get_object_or_404, render
 from django.utils.text import get_valid_filename
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from kombu.exceptions import OperationalError
 
 from visits.models import Visit
 from visits.tasks import process_visit
+
+logger = logging.getLogger(__name__)
+LATEST = 10
+
+
+def enqueue(visit_id: int) -> None:
+    """The visit's task, sent to the broker. Celery retries the send while the broker is away
+    (CELERY_TASK_PUBLISH_RETRY_POLICY: a Redis restart is waited out); if it is away for longer,
+    the visit is recorded for later instead of failing the request: its row says unprocessed,
+    and `enqueue_unprocessed_visits` (beat) sends it again."""
+    try:
+        process_visit.delay(visit_id)
+    except OperationalError as error:  # kombu's: the broker did not come back in time
+        logger.warning("visit %s recorded for later: the broker is unavailable (%s)", visit_id, type(error).__name__)
 
 
 def record_visit(request: HttpRequest) -> Visit:
     visit = Visit.objects.create(path=request.path[:200], served_by=socket.gethostname())
     # Enqueue only once the row is committed, or a fast worker could look for it too early.
-    transaction.on_commit(lambda: process_visit.delay(visit.pk))
+    transaction.on_commit(lambda: enqueue(visit.pk))
     return visit
 
 
@@ -40,8 +56,12 @@ def whoami(request: HttpRequest) -> JsonResponse:
 # The JSON endpoints carry no cookie-based authority (there are no sessions or logins),
 # so CSRF protection has nothing to protect; the smoke checks post to them directly.
 @csrf_exempt
-@require_POST
-def create_visit(request: HttpRequest) -> JsonResponse:
+@require_http_methods(["GET", "POST"])
+def visits(request: HttpRequest) -> JsonResponse:
+    """POST records a visit (and enqueues its task); GET reads the latest ones (the database
+    only: a page that works while the broker restarts)."""
+    if request.method == "GET":
+        return JsonResponse({"visits": [visit.as_json() for visit in Visit.objects.all()[:LATEST]]})
     visit = record_visit(request)
     return JsonResponse({"id": visit.pk, "status_url": f"/visits/{visit.pk}/"}, status=201)
 

@@ -6,6 +6,7 @@ them from there (never from this package: this registry imports the faults).
 
 from rehearsal.faults.fault import (
     BACKUP_LINE,
+    PAGES,
     READS,
     WRITES,
     Difference,
@@ -23,9 +24,11 @@ from rehearsal.faults.fault import (
 )
 
 __all__ = [
+    "BACKUP_FAULTS",
     "BACKUP_LINE",
     "Difference",
     "Fault",
+    "PAGES",
     "READS",
     "Traffic",
     "Trial",
@@ -42,7 +45,39 @@ __all__ = [
 ]
 
 
-def all_faults() -> list[Fault]:
-    from rehearsal.faults import kill_web, kill_worker, restart_postgres, restart_redis, restore
+# The faults that need the backups rehearsal's off-host storage (the runner starts it for them).
+BACKUP_FAULTS = ("scheduled-backup", "offsite-failure", "restore-offsite", "restore-drill", "pitr", "host-loss")
 
-    return [m.FAULT for m in (kill_web, restart_postgres, restart_redis, kill_worker, restore)]
+
+def all_faults() -> list[Fault]:
+    from rehearsal.faults import (
+        host_loss,
+        kill_web,
+        kill_worker,
+        offsite_failure,
+        pitr,
+        restart_postgres,
+        restart_redis,
+        restore,
+        restore_drill,
+        restore_offsite,
+        scheduled_backup,
+    )
+
+    # host-loss last: it rebuilds the stack.
+    return [
+        m.FAULT
+        for m in (
+            kill_web,
+            restart_postgres,
+            restart_redis,
+            kill_worker,
+            restore,
+            scheduled_backup,
+            offsite_failure,
+            restore_offsite,
+            restore_drill,
+            pitr,
+            host_loss,
+        )
+    ]

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 import time
-from typing import TYPE_CHECKING, Callable, Optional
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import docker.errors
 import requests
@@ -156,3 +158,163 @@ def processed(ctx: Context, ids: list[int], after: Optional[str] = None) -> int:
             f"and processed_at is not null{when}"
         )
     )
+
+
+@dataclass
+class Sideline:
+    """What a side thread saw while a fault ran (Writer, HealthWatch)."""
+
+    acknowledged: list[int] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    slowest: float = 0.0
+    seen: list[str] = field(default_factory=list)
+
+
+class Writer(threading.Thread):
+    """POST /visits/ through nginx every `interval` seconds until stopped (at most `limit`
+    posts): the acknowledged ids (201), the failures, the slowest answer. Bounded in count and
+    time, on loopback like the load."""
+
+    def __init__(self, ctx: Context, interval: float = 0.25, limit: int = 400):
+        super().__init__(daemon=True, name="fault-writer")
+        self.ctx, self.interval, self.limit = ctx, interval, limit
+        self.saw = Sideline()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        base, host = self.ctx.front()
+        with requests.Session() as http:
+            http.trust_env = False
+            http.headers["Host"] = host
+            for _ in range(self.limit):
+                if self._stop_event.is_set():
+                    return
+                started = time.monotonic()
+                try:
+                    response = http.post(base + "/visits/", timeout=30, allow_redirects=False)
+                    if response.status_code == 201:
+                        self.saw.acknowledged.append(int(response.json()["id"]))
+                    else:
+                        self.saw.failed.append(str(response.status_code))
+                except requests.RequestException as error:
+                    self.saw.failed.append(type(error).__name__)
+                self.saw.slowest = max(self.saw.slowest, time.monotonic() - started)
+                self._stop_event.wait(self.interval)
+
+    def finish(self) -> Sideline:
+        self._stop_event.set()
+        self.join(60)
+        return self.saw
+
+
+class HealthWatch(threading.Thread):
+    """GET /health/ every `interval` seconds until stopped: each distinct answer, in order
+    (`200`, `503 broker=error: OperationalError`, ...)."""
+
+    def __init__(self, ctx: Context, interval: float = 0.2, limit: int = 1500):
+        super().__init__(daemon=True, name="fault-health-watch")
+        self.ctx, self.interval, self.limit = ctx, interval, limit
+        self.saw = Sideline()
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        for _ in range(self.limit):
+            if self._stop_event.is_set():
+                return
+            try:
+                response = self.ctx.get("/health/")
+                failing = {
+                    name: value for name, value in (response.json().get("checks") or {}).items() if value != "ok"
+                }
+                seen = f"{response.status_code}" + "".join(f" {k}={v}" for k, v in sorted(failing.items()))
+            except (requests.RequestException, ValueError) as error:
+                seen = type(error).__name__
+            if not self.saw.seen or self.saw.seen[-1] != seen:
+                self.saw.seen.append(seen)
+            self._stop_event.wait(self.interval)
+
+    def finish(self) -> Sideline:
+        self._stop_event.set()
+        self.join(30)
+        return self.saw
+
+
+# --- the backups rehearsal's off-host storage and the accessory --------------------------------
+
+
+@dataclass
+class Offsite:
+    """What the backup faults share: the run's S3 server, the age identity (the operator's copy of
+    backupEncryptionKey, in a 0600 file as `--identity-file` takes it), the stack's prefix."""
+
+    server: Any
+    """rehearsal.hosts.s3.S3Server"""
+    identity: str
+    identity_file: str
+    prefix: str
+
+    def dump_keys(self) -> dict[str, dict]:
+        return {k: v for k, v in self.server.objects(f"{self.prefix}/dumps/").items()}
+
+
+def offsite(ctx: Context) -> Offsite:
+    if ctx.offsite is None:
+        raise ScenarioFailed("the backups rehearsal's S3 server is not running (the hook did not start it)")
+    return ctx.offsite
+
+
+def agent(ctx: Context):
+    """The stack's backup accessory, as ops talks to it."""
+    from ops.offsite import Agent
+    from ops.stack import StackOnHost
+
+    found = Agent.of(StackOnHost(ctx.stack, client=ctx.session.client))
+    if found is None:
+        raise ScenarioFailed("the stack has no backup accessory (backup-agent)")
+    return found
+
+
+def agent_status(ctx: Context) -> dict:
+    return agent(ctx).status()
+
+
+def ops_ok(ctx: Context, *args: str, timeout: float = OPS_SECONDS) -> str:
+    """`python -m ops ARGS` that must exit 0; its stdout."""
+    code, out, err, _ = run_ops([args[0], ctx.stack, *args[1:]], timeout=timeout)
+    if code != 0:
+        raise ScenarioFailed(f"`ops {' '.join(args)}` exit {code}: {(out + err).strip().splitlines()[-2:]}")
+    return out
+
+
+def newest_scheduled(ctx: Context) -> Optional[str]:
+    status = agent_status(ctx)
+    last = status.get("last_scheduled") or {}
+    return last.get("name")
+
+
+def agent_shell(ctx: Context, script: str) -> str:
+    """A shell script in the backup accessory, as the volume's owner (postgres); its output."""
+    (box,) = ctx.session.containers_of("backup-agent").values()
+    api = ctx.session.client.api
+    exec_id = api.exec_create(box["Id"], ["sh", "-c", script], user="postgres")["Id"]
+    output = api.exec_start(exec_id).decode(errors="replace").strip()
+    if api.exec_inspect(exec_id)["ExitCode"] != 0:
+        raise ScenarioFailed(f"{script[:80]}: {output[:200]}")
+    return output
+
+
+def archived_past(ctx: Context, moment: str, timeout: float) -> float:
+    """Wait until the WAL archive reaches past `moment` (a PostgreSQL timestamp); the seconds it took."""
+
+    seen: dict = {}
+
+    def reached() -> bool:
+        seen.update(agent_status(ctx).get("wal") or {})
+        until = seen.get("until")
+        return bool(until) and ctx.psql(f"select '{until}'::timestamptz > '{moment}'::timestamptz") == "t"
+
+    try:
+        return wait_for("the WAL archive to reach past the last write", reached, timeout, 1)
+    except ScenarioFailed as failure:
+        shown = {k: seen.get(k) for k in ("until", "segment", "waiting", "error")}
+        raise ScenarioFailed(f"{failure} (the last write {moment}; the archive: {shown})") from None

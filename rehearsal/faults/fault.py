@@ -38,6 +38,9 @@ class Traffic:
 
 READS = Traffic()
 WRITES = Traffic(path="/visits/", method="POST", expect=201, collect="id")
+# A page: the latest visits, read from PostgreSQL (no broker, no cache). Unlike /health/, which
+# reports every dependency, it must keep answering while Redis restarts.
+PAGES = Traffic(path="/visits/")
 
 
 @dataclass
@@ -74,6 +77,8 @@ class Fault:
     expectation says why)."""
     recovery_target: float = 30.0
     """Seconds from the injection to healthy again."""
+    summary: Optional[Callable[[str, "Trial"], Optional[str]]] = None
+    """A line of the fault's own after the fault line (stack, trial -> line; None: nothing)."""
 
 
 def fault_line(stack: str, fault: str, requests: int, failed: int, lost: Optional[int]) -> str:

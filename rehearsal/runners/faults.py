@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import docker.errors
 import requests
 
 from rehearsal.checks.load import Load, Report
 from rehearsal.errors import RehearsalError
-from rehearsal.faults import Fault, Trial, all_faults, fault_line, summary_line, verdict
+from rehearsal.faults import BACKUP_FAULTS, Fault, Trial, all_faults, fault_line, summary_line, verdict
 from rehearsal.faults.actions import serves, unhealthy, wait_for
 from rehearsal.runners.release import LOAD_RATE, LOAD_WORKERS, SETTLE_SECONDS, Context, selected
 from rehearsal.scenarios import ScenarioFailed
@@ -115,20 +115,41 @@ def run_faults(ctx: Context, phase, names: Optional[list[str]] = None) -> list[F
             info["text"] = "as expected" if outcome.ok else "NOT as expected: " + "; ".join(outcome.problems)
         outcomes.append(outcome)
         ctx.say(fault_line(ctx.stack, fault.name, outcome.report.requests, outcome.report.failed, outcome.trial.lost))
+        own = fault.summary(ctx.stack, outcome.trial) if fault.summary is not None else None
+        if own:
+            ctx.say(own)
         if not outcome.ok and unhealthy(ctx):
             break  # the stack is not in the state the next fault starts from
     return outcomes
 
 
+# What the backup faults run the stack with, on top of its own config: the schedule short enough
+# to fire during the run, off-host copies to the run's S3 server, encrypted, and the WAL archive.
+BACKUP_OVERRIDES = {
+    "backupSchedule": "every 30s",
+    "backupPitr": True,
+    "backupArchiveTimeout": "10s",
+    "backupRetention": 3,
+    "backupRetentionDays": 1,
+}
+
+
 class FaultRehearsal:
     """The hook `python -m rehearsal faults` (and `release --faults`) gives rehearse(): after the
-    boot (and the release scenarios, if any) the faults run on the same stack."""
+    boot (and the release scenarios, if any) the faults run on the same stack.
+
+    When a backup fault is among them, the stack is booted with backups on (BACKUP_OVERRIDES)
+    and off-host storage: a real S3 server this run starts (rehearsal/hosts/s3.py), its
+    credentials and a fresh age identity as secret config, as an operator sets them."""
 
     def __init__(self, stack: str, names: Optional[list[str]] = None):
         self.stack = stack
         self.names = list(names or [])
         self.outcomes: list[FaultOutcome] = []
         self.ran = False
+        self.server: Any = None
+        """The backups' S3 server (rehearsal.hosts.s3.S3Server) when a backup fault runs."""
+        self.scratch: Optional[str] = None
 
     def before_boot(self, ctx: Context) -> None:
         if self.names:  # refuse an unknown name before booting anything
@@ -137,6 +158,44 @@ class FaultRehearsal:
                 raise RehearsalError(
                     f"unknown faults {unknown}; the faults are: {', '.join(f.name for f in all_faults())}"
                 )
+        if set(self.names or BACKUP_FAULTS) & set(BACKUP_FAULTS):
+            self.start_offsite(ctx)
+
+    def start_offsite(self, ctx: Context) -> None:
+        import os
+        import tempfile
+
+        import pyrage
+
+        from rehearsal.emulation.engine import RUN_LABEL
+        from rehearsal.faults.actions import Offsite
+        from rehearsal.hosts.s3 import S3Server
+
+        run = ctx.session.run_labels.get(RUN_LABEL, "run")
+        started = time.monotonic()
+        self.server = S3Server(ctx.session.client, run, {"rehearsal.s3": run}).open()
+        identity = str(pyrage.x25519.Identity.generate())
+        self.scratch = tempfile.mkdtemp(prefix=f"rehearsal-backups-{run}-")
+        identity_file = os.path.join(self.scratch, "backup-key.txt")
+        with open(os.open(identity_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as handle:
+            handle.write(f"# the run's backupEncryptionKey (age)\n{identity}\n")
+        prefix = f"rehearsal/{run}/{self.stack}"
+        ctx.overrides.update({**BACKUP_OVERRIDES, **self.server.stack_config(prefix)})
+        ctx.secrets.update({**self.server.secrets(), "backupEncryptionKey": identity})
+        ctx.offsite = Offsite(server=self.server, identity=identity, identity_file=identity_file, prefix=prefix)
+        ctx.say(
+            f"  backups: S3 server (SeaweedFS {self.server.version()}) at {self.server.endpoint} = {self.server.address} "
+            f"(a network of this run), bucket {self.server.bucket}/{prefix}, up in {time.monotonic() - started:.1f}s; "
+            f"the stack gets {', '.join(f'{k}={v}' for k, v in BACKUP_OVERRIDES.items())}, a fresh age key"
+        )
+
+    def close(self, keep: bool) -> None:
+        import shutil
+
+        if self.server is not None and not keep:
+            self.server.close()
+        if self.scratch and not keep:
+            shutil.rmtree(self.scratch, ignore_errors=True)
 
     def after_boot(self, ctx: Context, phase) -> None:
         pass

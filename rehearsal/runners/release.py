@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Protocol, TypeVar, Union
+from typing import Any, Callable, Optional, Protocol, TypeVar, Union
 
 import requests
 
@@ -68,6 +68,8 @@ class Context:
     """Restarts the engine the stack runs on (a private one only): the restart-engine fault."""
     registry_digests: dict[str, str] = field(default_factory=dict)
     """Image name -> the repository@sha256 a registry gave for it (planning.harness.plan_stack)."""
+    offsite: Any = None
+    """The backups rehearsal's off-host storage (rehearsal.faults.actions.Offsite), when it runs."""
 
     # -- planning
 

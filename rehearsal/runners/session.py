@@ -70,6 +70,11 @@ class Session:
                 self.built[tag] = build_app_image(self.client, rp.runtime, PROJECT_ROOT, self.say)
             planned = {rp.runtime.outputs.get("repoDigest"), rp.runtime.id}
             self.images.update({p: self.built[tag] for p in planned if p})
+        for accessory in rp.accessories:  # FROM a pinned image: after the base images above
+            tag = accessory.inputs["imageName"]
+            if tag not in self.built:
+                self.built[tag] = build_app_image(self.client, accessory, PROJECT_ROOT, self.say)
+            self.images.update({p: self.built[tag] for p in (accessory.outputs.get("repoDigest"), accessory.id) if p})
         if rp.build is not None:
             tag = rp.build.inputs["imageName"]
             if tag not in self.built:
@@ -107,6 +112,8 @@ class Session:
         app = (
             {rp.build.outputs.get("repoDigest"), rp.build.id, *rp.promoted_refs} if rp.build else set(rp.promoted_refs)
         )
+        for accessory in rp.accessories:  # built here below, not pinned
+            app |= {accessory.outputs.get("repoDigest"), accessory.id}
         remote = set()
         for r in rp.plan.of_type(REMOTE_IMAGE):
             remote |= {r.outputs.get("repoDigest"), r.outputs.get("imageId"), r.id}

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from components.settings.app import RUNTIME_REPOSITORY
+from components.settings.backups import BACKUP_REPOSITORY
 from planning.harness import IMAGE, Plan, PlanError, PlannedResource, plan_stack, stack_config
 from rehearsal.errors import RehearsalError
 
@@ -36,6 +37,8 @@ class RehearsalPlan:
     """Digest references in the plan that stand for `build`."""
     runtime: Optional[PlannedResource] = None
     """The runtime's docker.Image, built before `build` (whose Dockerfile copies from it)."""
+    accessories: list[PlannedResource] = field(default_factory=list)
+    """Other docker.Images the plan builds for its own accessories (the backup image)."""
     overrides: dict[str, Any] = field(default_factory=dict)
     """The config it was planned with on top of Pulumi.<stack>.yaml (`pulumi config set`)."""
     secrets: dict[str, Any] = field(default_factory=dict)
@@ -107,7 +110,9 @@ def plan_for_rehearsal(
                     registry_digests=registry_digests,
                 )
                 build, runtime = _the_builds(plan, stack)
-                return RehearsalPlan(stack, plan, build, stack, runtime=runtime, **planned_with)
+                return RehearsalPlan(
+                    stack, plan, build, stack, runtime=runtime, accessories=_accessory_builds(plan), **planned_with
+                )
             if source == "pin":
                 plan = plan_stack(
                     stack,
@@ -122,6 +127,7 @@ def plan_for_rehearsal(
                     None,
                     stack,
                     [overrides.get("imagePin") or config.get(f"{ns}:imagePin", "")],
+                    accessories=_accessory_builds(plan),
                     **planned_with,
                 )
             if source == "stack":
@@ -142,15 +148,30 @@ def plan_for_rehearsal(
                     registry_digests=registry_digests,
                     **plan_options(stack, app_ref=ref, git_sha=sha, overrides=overrides),
                 )
-                return RehearsalPlan(stack, plan, build, source_stack, [ref], runtime=runtime, **planned_with)
+                return RehearsalPlan(
+                    stack,
+                    plan,
+                    build,
+                    source_stack,
+                    [ref],
+                    runtime=runtime,
+                    accessories=_accessory_builds(plan),
+                    **planned_with,
+                )
         raise RehearsalError(f"{stack}: imageSource={source} is not one the rehearsal knows (build, stack, pin)")
     except PlanError as error:
         raise RehearsalError(f"plan {stack}: {error}") from None
 
 
+def _accessory_builds(plan: Plan) -> list[PlannedResource]:
+    """The docker.Images the program builds for an accessory (the backup image, FROM postgresImage)."""
+    return [i for i in plan.of_type(IMAGE) if str(i.inputs["imageName"]).startswith(f"{BACKUP_REPOSITORY}:")]
+
+
 def _the_builds(plan: Plan, stack: str) -> tuple[PlannedResource, PlannedResource]:
-    """(the app's image, the runtime's image): the two docker.Images a building stack plans."""
-    images = plan.of_type(IMAGE)
+    """(the app's image, the runtime's image): the two docker.Images a building stack plans
+    for the app (besides its accessories' own: _accessory_builds)."""
+    images = [i for i in plan.of_type(IMAGE) if i not in _accessory_builds(plan)]
     runtime = [i for i in images if str(i.inputs["imageName"]).startswith(f"{RUNTIME_REPOSITORY}:")]
     apps = [i for i in images if i not in runtime]
     if len(apps) != 1 or len(runtime) != 1:

@@ -5,9 +5,10 @@ nginx finds the web replicas through a Docker DNS alias (every running replica, 
 not) and re-resolves it every second; it skips a replica that *refuses* a connection and
 retries the next one at once. Two things follow, and this file does both:
 - A replica opens its port only once it can really serve: the master imports the app
-  (`preload_app`) and its URL configuration, and waits until its health checks pass (the
-  database, the cache, the broker: django_docker_runtime.health), before it binds. Until then
-  connections are refused.
+  (`preload_app`) and its URL configuration, and waits until its readiness checks pass
+  (READY_CHECKS, default the database: django_docker_runtime.health; not the cache or the
+  broker, which only some pages need, so a replica starting while Redis restarts still serves
+  the rest), before it binds. Until then connections are refused.
 - A replica's address must never die while nginx may still choose it. Docker drops a
   container from DNS only when it exits, and its address dies with it; a request nginx sends
   to a dead address waits out the connect timeout, and if nginx re-resolves meanwhile it
@@ -140,7 +141,7 @@ class _OncePerMessage:
 
 
 def _wait_until_ready(server) -> None:
-    """Poll the health checks until all pass, however long that takes (a database still
+    """Poll the readiness checks until all pass, however long that takes (a database still
     starting after a host reboot comes up eventually; the replica then serves). Meanwhile the
     port stays closed and the container's healthcheck fails, so `pulumi up` reports it. The
     master's connections are closed before it goes on, so no worker inherits a socket."""
@@ -149,7 +150,7 @@ def _wait_until_ready(server) -> None:
 
     from django_docker_runtime import health
 
-    names = health.applicable()
+    names = health.ready()
     once = _OncePerMessage()
     health.logger.addFilter(once)  # each distinct failure (with its detail) is logged once
     started = reminded = time.monotonic()
@@ -167,7 +168,7 @@ def _wait_until_ready(server) -> None:
             connections.close_all()  # a fresh connection on the next poll
             time.sleep(READY_POLL_SECONDS)
         if waited:
-            server.log.info("Ready: %s answer", ", ".join(names))
+            server.log.info("Ready: %s answered", ", ".join(names))
     finally:
         health.logger.removeFilter(once)
         connections.close_all()  # the database check's connection (persistent: CONN_MAX_AGE)

@@ -9,15 +9,25 @@ default all of database, cache, broker); a check the app has nothing for is left
 or dummy cache, no CELERY_APP). The answer is
 `{"status": "ok"|"error", "checks": {...}, "git_sha": GIT_SHA, "hostname": <container>}`,
 200 or 503; a failing check's value is `error: <exception class>` (never a host or a password).
+
+Two scopes. `GET HEALTH_PATH` reports every check (what people and monitoring read: the broker
+down is reported). `GET HEALTH_PATH?scope=ready` runs only READY_CHECKS (default: database):
+what a replica cannot serve any page without. The replica's readiness, which decides whether it
+gets traffic, is that one: gunicorn opens its port only once the ready checks pass
+(gunicorn_conf) and the container healthcheck asks the ready scope (healthcheck). So a broker or
+cache restart, which most pages never notice, neither takes a replica out of nginx's rotation nor
+marks it unhealthy, while /health/ still says the broker is down (docs/contracts.md).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import parse_qs
 
 from django_docker_runtime import env
 
@@ -25,6 +35,9 @@ logger = logging.getLogger("django_docker_runtime.health")
 
 DEFAULT_PATH = "/health/"
 ALL_CHECKS = ("database", "cache", "broker")
+# What a replica cannot serve a single page without; the rest only some pages need.
+DEFAULT_READY_CHECKS = ("database",)
+READY_SCOPE = "ready"
 TIMEOUT_SECONDS = 3
 # Caches that live in the process answer whatever happens to the services: nothing to check.
 LOCAL_CACHES = (
@@ -79,14 +92,18 @@ def check_broker() -> str:
 CHECKS: dict[str, Callable[[], str]] = {"database": check_database, "cache": check_cache, "broker": check_broker}
 
 
-def applicable() -> list[str]:
-    """The checks this process runs: HEALTH_CHECKS, less those the app has nothing for."""
+def applicable(variable: str = "HEALTH_CHECKS") -> list[str]:
+    """The checks this process runs: HEALTH_CHECKS (or READY_CHECKS: `ready()`), less those the
+    app has nothing for."""
     from django.conf import settings
 
-    wanted = env.csv_list("HEALTH_CHECKS", default=list(ALL_CHECKS))
+    if variable == "HEALTH_CHECKS":
+        wanted = env.csv_list(variable, default=list(ALL_CHECKS))
+    else:  # READY_CHECKS set and empty: no check (ready once the app imports)
+        wanted = [] if os.environ.get(variable) == "" else env.csv_list(variable, default=list(DEFAULT_READY_CHECKS))
     unknown = [name for name in wanted if name not in CHECKS]
     if unknown:
-        raise env.EnvError("HEALTH_CHECKS", f"names unknown checks {unknown}; expected some of {list(ALL_CHECKS)}")
+        raise env.EnvError(variable, f"names unknown checks {unknown}; expected some of {list(ALL_CHECKS)}")
     names = []
     for name in wanted:
         if name == "database" and "default" not in settings.DATABASES:
@@ -97,6 +114,11 @@ def applicable() -> list[str]:
             continue
         names.append(name)
     return names
+
+
+def ready() -> list[str]:
+    """The readiness checks (READY_CHECKS, default database; empty: none), of those the app has."""
+    return applicable("READY_CHECKS")
 
 
 def run_checks(names: Iterable[str] | None = None) -> dict[str, str]:
@@ -120,16 +142,23 @@ def run_checks(names: Iterable[str] | None = None) -> dict[str, str]:
     return results
 
 
-def answer() -> tuple[int, bytes]:
-    """(HTTP status, JSON body) of one health request."""
-    checks = run_checks()
+def scope_of(query_string: str) -> str:
+    """`ready` when the query asks for the readiness scope (`scope=ready`), else "" (every check)."""
+    return READY_SCOPE if READY_SCOPE in parse_qs(query_string).get("scope", []) else ""
+
+
+def answer(scope: str = "") -> tuple[int, bytes]:
+    """(HTTP status, JSON body) of one health request: every check, or the ready scope's."""
+    checks = run_checks(ready() if scope == READY_SCOPE else None)
     healthy = all(value == "ok" for value in checks.values())
-    body = {
+    body: dict[str, Any] = {
         "status": "ok" if healthy else "error",
         "checks": checks,
         "git_sha": env.string("GIT_SHA", default="unknown"),
         "hostname": socket.gethostname(),
     }
+    if scope:
+        body["scope"] = scope
     return (200 if healthy else 503), json.dumps(body).encode()
 
 
@@ -143,7 +172,7 @@ def wsgi(application: Callable, health_path: str | None = None) -> Callable:
 
     def wrapped(environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == where and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            status, body = answer()
+            status, body = answer(scope_of(environ.get("QUERY_STRING", "")))
             start_response(REASONS[status], [*HEADERS, ("Content-Length", str(len(body)))])
             return [body if environ["REQUEST_METHOD"] == "GET" else b""]
         return application(environ, start_response)
@@ -161,7 +190,8 @@ def asgi(application: Callable, health_path: str | None = None) -> Callable:
 
     async def wrapped(scope: dict, receive: Callable, send: Callable) -> None:
         if scope.get("type") == "http" and scope.get("path") == where and scope.get("method") in ("GET", "HEAD"):
-            status, body = await sync_to_async(answer, thread_sensitive=True)()
+            scope_name = scope_of(scope.get("query_string", b"").decode("latin-1"))
+            status, body = await sync_to_async(answer, thread_sensitive=True)(scope_name)
             headers = [(k.lower().encode(), v.encode()) for k, v in [*HEADERS, ("Content-Length", str(len(body)))]]
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})

@@ -1,6 +1,7 @@
 """Container healthchecks without curl: `python -m django_docker_runtime.healthcheck web|worker|beat`.
 
-web:    GET http://127.0.0.1:PORT/HEALTH_PATH; exit 0 on 200.
+web:    GET http://127.0.0.1:PORT/HEALTH_PATH?scope=ready (the readiness checks only: READY_CHECKS,
+        django_docker_runtime.health); exit 0 on 200.
 worker: celery ping of this container's own node (celery@<hostname>) through the broker.
 beat:   a `celery beat` process runs in this container and the broker answers (beat has no
         control channel to ping, so this is the most a probe can say about it).
@@ -25,7 +26,7 @@ TIMEOUT_SECONDS = 5
 def health_url() -> str:
     from django_docker_runtime import health
 
-    return f"http://127.0.0.1:{env.integer('PORT', default=8000)}{health.path()}"
+    return f"http://127.0.0.1:{env.integer('PORT', default=8000)}{health.path()}?scope={health.READY_SCOPE}"
 
 
 def web(url: str | None = None) -> int:

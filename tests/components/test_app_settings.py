@@ -250,6 +250,11 @@ BAD_APP: list[tuple[dict, dict, str]] = [
         "healthChecks: 'database,disk' is not a list of database, cache, broker",
     ),
     (
+        {"readyChecks": "database,database"},
+        {},
+        "readyChecks: 'database,database' is not a list of database, cache, broker",
+    ),
+    (
         {"staticRoot": "staticfiles"},
         {},
         "staticRoot: 'staticfiles' is not an absolute path in the image; expected e.g. /app/staticfiles",

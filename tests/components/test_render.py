@@ -125,6 +125,7 @@ APP_ENV = dict(
     port=8000,
     health_path="/health/",
     health_checks=("database", "cache", "broker"),
+    ready_checks=("database",),
     celery_app="config",
     secret_key="k",
     database={"user": "app", "password": "p@ss", "db": "app"},
@@ -159,6 +160,7 @@ def test_app_env_plain_http():
         "PORT=8000",
         "HEALTH_PATH=/health/",
         "HEALTH_CHECKS=database,cache,broker",
+        "READY_CHECKS=database",
         "FORWARDED_ALLOW_IPS=10.0.0.0/24",
         "CELERY_APP=config",
     ]
@@ -242,11 +244,12 @@ def test_nginx_conf_structure(tmp_path):
     assert probe["args"] == ["=", "/nginx-health"] and probe["block"] == [
         {"directive": "return", "args": ["204"], "line": probe["block"][0]["line"]}
     ]
-    locations = {d["args"][0]: d["block"] for d in _find(site["block"], "location")}
-    assert set(locations) == {"~", "/static/", "/media/", "/", "@again"}
+    locations = {d["args"][-1]: d["block"] for d in _find(site["block"], "location")}
+    hashed_pattern = "^/static/(.+\\.[0-9a-f]{12}\\.[A-Za-z0-9]+)$"
+    assert set(locations) == {hashed_pattern, "/static/", "/media/", "/health/", "/", "@again"}
     # A file ManifestStaticFilesStorage fingerprinted (12 hex of its MD5) is kept a year; others a minute.
     (hashed,) = [d for d in _find(site["block"], "location") if d["args"][0] == "~"]
-    assert hashed["args"] == ["~", "^/static/(.+\\.[0-9a-f]{12}\\.[A-Za-z0-9]+)$"]
+    assert hashed["args"] == ["~", hashed_pattern]
     assert [d["args"] for d in hashed["block"] if d["directive"] == "alias"] == [["/var/www/static/$1"]]
 
     def cache(block):
@@ -266,6 +269,13 @@ def test_nginx_conf_structure(tmp_path):
         ]
     ]
     assert [d["args"] for d in _find(parsed, "gzip_vary")] == [["on"]]
+    # The app's health answer: proxied, but its 503 (a dependency down) is the answer, neither
+    # retried on another replica nor counted against this one (which would take every replica
+    # out of the upstream and fail every page with it).
+    health_proxy = {d["directive"]: d["args"] for d in locations["/health/"] if d["directive"].startswith("proxy_")}
+    assert health_proxy["proxy_pass"] == ["http://django"]
+    assert health_proxy["proxy_next_upstream"] == ["error", "timeout"]
+    assert "error_page" not in {d["directive"] for d in locations["/health/"]}
     # nginx's own 502 of a repeatable request is tried once more, with the current replicas.
     assert [d["args"] for d in locations["/"] if d["directive"] == "error_page"] == [["502", "=", "@again"]]
     (guard,) = [d for d in locations["@again"] if d["directive"] == "if"]
@@ -330,6 +340,7 @@ def test_nginx_conf_does_not_depend_on_the_replicas():
         "app_port",  # the app's port and paths: settings of the app, not of a release
         "static_url",
         "media_url",
+        "health_path",
     }
 
 
@@ -341,15 +352,29 @@ def test_nginx_conf_follows_the_apps_port_and_paths_and_leaves_out_what_it_has_n
         app_port=9000,
         static_url="/assets/",
         media_url=None,
+        health_path="/-/ready/",
     )
     parsed = _parse(conf, tmp_path)
     (upstream,) = _find(parsed, "upstream")
     assert ["web:9000", "resolve", "max_fails=1", "fail_timeout=5s"] in [d["args"] for d in upstream["block"]]
-    locations = {d["args"][0]: d["block"] for d in _find(parsed, "location")}
-    assert set(locations) == {"=", "~", "/assets/", "/", "@again"}  # "=": the health door's; "~": fingerprinted files
-    assert [d["args"] for d in locations["/assets/"] if d["directive"] == "alias"] == [["/var/www/static/"]]
+    locations = {tuple(d["args"]): d["block"] for d in _find(parsed, "location")}
+    assert set(locations) == {
+        ("=", "/nginx-health"),
+        ("=", "/-/ready/"),
+        ("~", "^/assets/(.+\\.[0-9a-f]{12}\\.[A-Za-z0-9]+)$"),  # fingerprinted files
+        ("/assets/",),
+        ("/",),
+        ("@again",),
+    }
+    assert [d["args"] for d in locations[("/assets/",)] if d["directive"] == "alias"] == [["/var/www/static/"]]
     bare = render.nginx_conf(
-        server_name="example.com", client_max_body_size="10m", tls=False, app_port=8000, static_url=None, media_url=None
+        server_name="example.com",
+        client_max_body_size="10m",
+        tls=False,
+        app_port=8000,
+        static_url=None,
+        media_url=None,
+        health_path="/health/",
     )
     assert "/var/www/" not in bare
 

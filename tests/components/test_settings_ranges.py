@@ -383,8 +383,8 @@ CONTRADICTIONS: list[tuple[dict[str, object], str]] = [
     ),
     (
         {"backupRetention": 3},
-        "backupRetention: set, but backupBeforeMigrate is false, so no automatic backup is taken or removed; "
-        "set backupBeforeMigrate: true, or remove backupRetention",
+        "backupRetention: set, but no automatic backup is taken or removed (backupBeforeMigrate is false and "
+        "backupSchedule is empty); set one of them, or remove it",
     ),
     (
         {"target": "swarm", "imageSource": "pin", "imagePin": DIGEST},

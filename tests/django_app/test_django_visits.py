@@ -58,6 +58,36 @@ def test_posting_a_visit_records_it_and_answers_its_status_url(client):
 
 
 @pytest.mark.django_db
+def test_the_latest_visits_are_read_from_the_database_alone(client):
+    ids = [client.post("/visits/").json()["id"] for _ in range(12)]
+
+    response = client.get("/visits/")
+
+    assert response.status_code == 200
+    assert [v["id"] for v in response.json()["visits"]] == ids[::-1][:10]  # newest first, ten
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_visit_whose_task_cannot_be_sent_is_recorded_for_later_not_failed(client, monkeypatch, caplog):
+    from kombu.exceptions import OperationalError
+
+    from visits import views
+
+    def broker_away(visit_id):  # what delay() raises once the publish retry policy gave up
+        raise OperationalError("Error 111 connecting to redis:6379. Connection refused.")
+
+    monkeypatch.setattr(views.process_visit, "delay", broker_away)
+
+    response = client.post("/visits/")
+
+    assert response.status_code == 201
+    visit = Visit.objects.get(pk=response.json()["id"])
+    assert visit.processed_at is None  # the sweep (enqueue_unprocessed_visits) sends it again
+    assert f"visit {visit.pk} recorded for later: the broker is unavailable (OperationalError)" in caplog.text
+    assert "6379" not in caplog.text
+
+
+@pytest.mark.django_db
 def test_unknown_visit_is_404(client):
     assert client.get("/visits/999999/").status_code == 404
 
@@ -150,6 +180,14 @@ def test_celery_is_configured_for_reliability(settings):
     options = app.conf.broker_transport_options
     assert app.conf.task_time_limit < options["visibility_timeout"] <= app.conf.task_time_limit + 60
     assert options["unacked_restore_throttle"] == 1
+    # A send waits out a broker restart (a few seconds) instead of failing its request.
+    policy = app.conf.task_publish_retry_policy
+    assert app.conf.task_publish_retry is True
+    waited = sum(
+        min(policy["interval_start"] + i * policy["interval_step"], policy["interval_max"])
+        for i in range(policy["max_retries"])
+    )
+    assert 15 <= waited <= 30
 
 
 @pytest.mark.django_db

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from rehearsal.faults import (
+    BACKUP_FAULTS,
+    PAGES,
     READS,
     WRITES,
     Fault,
@@ -134,10 +136,31 @@ def test_parsing_the_backup_line():
 
 def test_every_fault_the_issue_names_in_order_with_its_target():
     faults = {f.name: f for f in all_faults()}
-    assert list(faults) == ["kill-web", "restart-postgres", "restart-redis", "kill-worker", "restore"]
+    assert list(faults) == [
+        "kill-web",
+        "restart-postgres",
+        "restart-redis",
+        "kill-worker",
+        "restore",
+        "scheduled-backup",
+        "offsite-failure",
+        "restore-offsite",
+        "restore-drill",
+        "pitr",
+        "host-loss",
+    ]
+    assert set(BACKUP_FAULTS) == set(list(faults)[5:])  # the runner starts the S3 server for these
+    for name in ("scheduled-backup", "offsite-failure", "restore-drill"):  # a backup disturbs no page
+        assert faults[name].max_failed_seconds == 0 and faults[name].traffic == PAGES, name
+    for name in ("restore-offsite", "pitr", "host-loss"):  # the app is stopped, or there is no host
+        assert faults[name].max_failed_seconds is None and faults[name].summary is not None, name
     assert faults["kill-web"].max_failed_seconds == 0 and faults["kill-web"].traffic == READS
-    assert faults["restart-postgres"].max_failed_seconds == 30 and faults["restart-postgres"].recovery_target == 30
-    assert faults["restart-postgres"].traffic == WRITES and faults["restart-postgres"].count is not None
+    # The issue's targets: a database or broker restart fails no page read (0 failed), loses nothing.
+    for name in ("restart-postgres", "restart-redis"):
+        assert faults[name].max_failed_seconds == 0 and faults[name].recovery_target == 30, name
+        assert faults[name].traffic == PAGES, name
+    assert PAGES.method == "GET" and PAGES.path == "/visits/" and PAGES.expect == 200
+    assert faults["restart-postgres"].count is not None  # acknowledged writes alongside, none missing
     assert WRITES.method == "POST" and WRITES.expect == 201 and WRITES.collect == "id"
     assert faults["restore"].max_failed_seconds is None  # the app is stopped during a restore
     assert all(f.expectation and f.what for f in faults.values())
@@ -173,7 +196,7 @@ def test_the_hooks_summary_counts_faults_not_reached():
     from rehearsal.runners.faults import FaultRehearsal
 
     hook = FaultRehearsal("prod")
-    assert hook.summary(phase_failed=True) == ("faults prod: 0 run, 0 as expected, 0 not, 5 not reached", 5)
+    assert hook.summary(phase_failed=True) == ("faults prod: 0 run, 0 as expected, 0 not, 11 not reached", 11)
 
 
 def test_scenarios_and_faults_are_picked_by_name_in_their_fixed_order():

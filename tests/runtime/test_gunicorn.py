@@ -287,7 +287,36 @@ def test_gunicorn_listens_once_the_database_answers_and_forks_workers_without_it
 
     assert (status, json.loads(body)["checks"]) == (200, {"database": "ok", "cache": "ok", "broker": "ok"}), output
     assert "web: not ready after 0s: database error: OperationalError; not listening until it is" in output
-    assert output.index("Ready: database, cache, broker answer") < output.index("Listening at")
+    assert output.index("Ready: database answered") < output.index("Listening at")
+
+
+def test_a_replica_serves_while_the_broker_and_cache_are_down_and_health_says_so(django_db_setup, django_db_blocker):
+    # Redis restarting (or gone) is not a reason to take a replica out: pages that do not need it
+    # are served, the container healthcheck (the ready scope) passes, /health/ reports it.
+    with django_db_blocker.unblock():
+        database_url = test_database_url()
+    port = closed_port()
+    with refusing_port() as redis_port:
+        env = production_env(
+            DATABASE_URL=database_url, REDIS_URL=f"redis://127.0.0.1:{redis_port}/0", DJANGO_SECURE_SSL_REDIRECT="false"
+        )
+        process = start_gunicorn(gunicorn_argv(port, "--workers", "1"), env)
+        try:
+            base = f"http://127.0.0.1:{port}"
+            wait_until(lambda: process.poll() is not None or accepts(port, 0.2), timeout=30, what="gunicorn to listen")
+            assert process.poll() is None, process.communicate(timeout=10)[0]
+            page = get(f"{base}/visits/", {"Host": "app.example.com"})
+            everything = get(f"{base}/health/")
+            healthcheck_exit = healthcheck.web(f"{base}/health/?scope=ready")
+        finally:
+            stop(process)
+
+    assert page[0] == 200 and "visits" in json.loads(page[2])
+    assert everything[0] == 503
+    checks = json.loads(everything[2])["checks"]
+    assert checks["database"] == "ok" and checks["cache"].startswith("error") and checks["broker"].startswith("error")
+    assert healthcheck_exit == 0
+    assert healthcheck.health_url().endswith("/health/?scope=ready")
 
 
 # --- a stopping replica refuses connections for WEB_DRAIN_SECONDS before it exits

@@ -34,7 +34,14 @@ def app(monkeypatch):
 
 
 def call(app, path: str, method: str = "GET", host: str = "127.0.0.1:8000") -> tuple[int, dict, bytes]:
-    environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "HTTP_HOST": host, "wsgi.input": io.BytesIO()}
+    path, _, query = path.partition("?")
+    environ = {
+        "PATH_INFO": path,
+        "QUERY_STRING": query,
+        "REQUEST_METHOD": method,
+        "HTTP_HOST": host,
+        "wsgi.input": io.BytesIO(),
+    }
     setup_testing_defaults(environ)
     started: dict = {}
 
@@ -83,6 +90,45 @@ def test_broker_down_answers_503_naming_the_broker(app, monkeypatch):
     assert status == 503
     assert json.loads(body)["checks"]["broker"].startswith("error: ")
     assert json.loads(body)["checks"]["database"] == "ok"
+
+
+def test_the_ready_scope_asks_only_what_every_page_needs_so_a_broker_restart_keeps_replicas_serving(
+    app, monkeypatch, settings
+):
+    unreachable = Celery("probe", broker=f"redis://127.0.0.1:{closed_port()}/0")
+    monkeypatch.setattr(health, "_celery_app", unreachable)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{closed_port()}/0",
+        }
+    }
+    monkeypatch.delenv("READY_CHECKS", raising=False)
+
+    everything = call(app, "/health/")
+    ready = call(app, "/health/?scope=ready")
+
+    # /health/ still says the broker and the cache are down...
+    assert everything[0] == 503
+    assert json.loads(everything[2])["checks"] == {
+        "database": "ok",
+        "cache": "error: ConnectionError",
+        "broker": json.loads(everything[2])["checks"]["broker"],
+    }
+    assert json.loads(everything[2])["checks"]["broker"].startswith("error: ")
+    # ...while the replica's readiness (gunicorn's gate, the container healthcheck) is the database's.
+    assert ready[0] == 200
+    assert json.loads(ready[2])["checks"] == {"database": "ok"} and json.loads(ready[2])["scope"] == "ready"
+
+
+def test_ready_checks_chooses_the_readiness_and_empty_means_none(app, monkeypatch):
+    monkeypatch.setenv("READY_CHECKS", "database,cache")
+    assert json.loads(call(app, "/health/?scope=ready")[2])["checks"] == {"database": "ok", "cache": "ok"}
+    monkeypatch.setenv("READY_CHECKS", "")
+    assert json.loads(call(app, "/health/?scope=ready")[2])["checks"] == {}
+    monkeypatch.setenv("READY_CHECKS", "disk")
+    with pytest.raises(env.EnvError, match=r"READY_CHECKS names unknown checks \['disk'\]"):
+        call(app, "/health/?scope=ready")
 
 
 def test_database_down_answers_503_naming_the_database(app):

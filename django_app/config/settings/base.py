@@ -99,6 +99,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # sweep runs every 10 s, so a lost task is redelivered within visibility_timeout + 10 s.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 30, "unacked_restore_throttle": 1}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False  # keep Django's stdout logging
+# Sending a task while the broker restarts: retried for about 20 s (0, 0.5, 1, 1, ... s apart)
+# rather than failing the request that sends it (Celery's default gives up within a second:
+# the fault rehearsal's restart-redis lost visits' tasks to it). The view records a visit whose
+# send still failed for later (visits.views.enqueue).
+CELERY_TASK_PUBLISH_RETRY = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 20, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 # What `celery beat` sends (the schedule file lives in /tmp: the root filesystem is read-only).
 CELERY_BEAT_SCHEDULE = {
     "enqueue-unprocessed-visits": {"task": "visits.tasks.enqueue_unprocessed_visits", "schedule": 300.0},
