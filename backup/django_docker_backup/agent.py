@@ -47,6 +47,9 @@ class Agent:
         self.lock = threading.Lock()  # agent.json has one writer at a time
         self.next_try: dict[str, float] = {}
         self.stanza_ready = threading.Event()
+        self.last_segment: Optional[str] = None  # the newest WAL segment pushed (not .history, .partial)
+        self.asked: Optional[wal.Asked] = None  # the agent's last pg_switch_wal()
+        self.probed_at = 0.0
 
     # --- recording
 
@@ -289,6 +292,8 @@ class Agent:
                 logger.error("WAL archive: %s; trying again in 30 s", message)
                 self.record(wal_error=message)
                 self.stop.wait(30)
+        archived = (state.read(state.agent_path(c.directory)) or {}).get("wal_archived") or {}
+        self.last_segment = archived.get("segment") if wal.is_segment(archived.get("segment")) else None
         while not self.stop.is_set():
             self.ship()
             self.stop.wait(1)
@@ -300,6 +305,8 @@ class Agent:
             with self.lock:  # nothing waits: nothing is failing to go
                 if (state.read(state.agent_path(c.directory)) or {}).get("wal_error"):
                     state.update_agent(c.directory, wal_error=None)
+            self.catch_up()
+            return
         for segment in waiting:
             if self.stop.is_set():
                 return
@@ -307,6 +314,8 @@ class Agent:
                 spooled_at = wal.push(c, segment)
                 archived = wal.write_archived(c, segment, spooled_at)
                 self.record(wal_archived=archived, wal_error=None)
+                if wal.is_segment(segment):
+                    self.last_segment = segment
             except (wal.WalError, offsite.OffsiteError) as error:
                 message = str(error)
                 if wal.other_cluster(message):
@@ -316,6 +325,36 @@ class Agent:
                 logger.error("WAL %s not pushed: %s", segment, message)
                 self.record(wal_error=f"{segment} not pushed: {message}")
                 return  # in order, or not at all: try again in a second
+
+    def catch_up(self) -> None:
+        """The spool is empty and the archive's reach is an archive_timeout old: ask the database
+        whether anything was written since the newest pushed segment (wal.idle_step). Nothing: the
+        archive reaches now (recorded here and off-host). WAL that no switch followed: closed with
+        pg_switch_wal(), so it reaches the spool. At most once per archive_timeout."""
+        c = self.config
+        if time.monotonic() - self.probed_at < c.archive_timeout:
+            return
+        archived = (state.read(state.agent_path(c.directory)) or {}).get("wal_archived") or {}
+        until = state.parse_stamp(archived.get("until"))
+        if until is None or (state.now() - until).total_seconds() < c.archive_timeout:
+            return
+        self.probed_at = time.monotonic()
+        try:
+            where = wal.position()
+            step = wal.idle_step(self.last_segment, where, self.asked, c.archive_timeout)
+            if step == wal.CAUGHT_UP and self.last_segment is not None:
+                self.record(wal_archived=wal.write_caught_up(c, self.last_segment, where.at))
+            elif step == wal.SWITCH:
+                self.asked = wal.switch()
+                logger.info(
+                    "WAL after %s that no switch followed (a quiet database): %s closed",
+                    self.last_segment,
+                    self.asked.segment,
+                )
+        except wal.WalError as error:  # restarting, in recovery: the next round asks again
+            logger.info("WAL archive's reach not checked: %s", error)
+        except Exception as error:  # the off-host record: S3 away (the segments' own pushes report it)
+            logger.info("WAL archive's reach not recorded off-host: %s", offsite.describe(error))
 
 
 def status(config: Config, now: Optional[datetime] = None) -> dict[str, Any]:

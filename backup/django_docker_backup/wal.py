@@ -17,6 +17,20 @@ latest `archive_timeout` after a commit; every commit before that switch is in i
 records the spool time of the newest pushed segment, off-host too (<prefix>/pgbackrest-archived.json),
 so the range a restore may target is known after the host is gone.
 
+A quiet database switches no more segments: archive_timeout switches only when WAL that matters
+was written since the last switch (PostgreSQL's checkpointer.c, CheckArchiveTimeout:
+GetLastImportantRecPtr; the running-xacts record the bgwriter logs after activity is not one).
+So when the switch came within a second of the last commit (measured on PostgreSQL 15 with
+archive_timeout 3s: 0.09 s and 0.76 s after it), the spool time less the margin stays behind that
+commit for as long as nothing else is committed, though the commit is archived. With the spool
+empty and the reach an archive_timeout old, the agent asks the database where it writes WAL
+(`idle_step`): a segment holding nothing yet, right after the newest pushed one, means every
+commit until now is archived; something written after the newest pushed segment (the
+running-xacts record) is closed with pg_switch_wal(), and then, while no transaction took an
+ID since (the snapshot taken before the switch), what follows is only what the switch itself
+made (pg_switch_wal's record is important, so the bgwriter logs another running-xacts): every
+commit until now is archived, and no second switch is asked for.
+
 pgBackRest takes its options from PGBACKREST_* variables (its configuration reference); the
 repository is encrypted (aes-256-cbc) when the stack has backupEncryptionKey: the program derives
 its passphrase from the key (components/settings/backups.py), so one key protects both.
@@ -26,6 +40,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -43,6 +58,9 @@ ARCHIVED_KEY = "pgbackrest-archived.json"
 # A commit is in the archive only if it came before the spooled segment's switch: the spool time
 # less this margin (the copy into the spool takes milliseconds).
 SWITCH_MARGIN = timedelta(seconds=1)
+# A WAL segment's own name (timeline, log, segment: 24 hex digits); not a .history, .backup or
+# .partial file.
+SEGMENT = re.compile(r"[0-9A-F]{24}")
 
 
 class WalError(Exception):
@@ -205,5 +223,158 @@ def write_archived(config: Config, segment: str, spooled_at: datetime) -> dict[s
         "spooled_at": state.stamp(spooled_at),
         "until": state.stamp(spooled_at - SWITCH_MARGIN),
     }
+    offsite.put_json(config.offsite, ARCHIVED_KEY, record)
+    return record
+
+
+def is_segment(name: Optional[str]) -> bool:
+    return bool(name) and SEGMENT.fullmatch(name or "") is not None
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the database inserts WAL now (pg_current_wal_insert_lsn()), and its transactions."""
+
+    current: str
+    """The segment it writes into."""
+    previous: str
+    """The segment before that one (on the current timeline's name)."""
+    offset: int
+    """The position's offset in `current`: after a switch, and nothing since, the segment's long
+    page header only (LONG_PAGE_HEADER; measured on PostgreSQL 15: 0/5000028 after pg_switch_wal())."""
+    next_xid: int
+    """The next transaction ID (pg_current_snapshot()'s xmax): a commit needs one taken."""
+    running: bool
+    """Some transaction holding an ID is in progress (pg_current_snapshot()'s xip)."""
+    at: datetime
+    """The database's clock when it answered."""
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A pg_switch_wal() the agent asked for: the segment it closed, and the database's
+    transactions just before it."""
+
+    segment: str
+    next_xid: int
+    running: bool
+    at: datetime
+
+
+# SizeOfXLogLongPHD (access/xlog_internal.h: MAXALIGN of XLogLongPageHeaderData), 40 bytes on
+# every 64-bit build: a segment whose insert position is no further holds no record yet.
+LONG_PAGE_HEADER = 40
+CAUGHT_UP, SWITCH = "caught-up", "switch"
+
+
+def idle_step(last_segment: Optional[str], position: Position, asked: Optional[Asked], archive_timeout: int) -> str:
+    """Pure: with the spool empty, what the newest pushed segment and the database's WAL position
+    mean.
+
+    CAUGHT_UP (every commit until `position.at` is archived): the segment written into holds
+    nothing yet and the one before it is the newest pushed; or the segment the agent's own
+    switch closed is the newest pushed, the database writes right after it, and no transaction
+    was running then nor took an ID since (a commit needs one), so what follows is only what the
+    switch made.
+    SWITCH: something was written after the newest pushed segment that no switch followed (a
+    switch would have put it in the spool): ask PostgreSQL to close it.
+    "": nothing to conclude: no segment pushed yet; a segment switched and not pushed yet (the
+    one asked for among them); a transaction since the agent's switch (PostgreSQL's
+    archive_timeout switches a segment with a commit in it: asked again only after two
+    archive_timeouts); an older name."""
+    if not is_segment(last_segment):
+        return ""
+    assert last_segment is not None
+    if position.offset <= LONG_PAGE_HEADER:
+        return CAUGHT_UP if position.previous == last_segment else ""
+    if asked is not None and last_segment <= asked.segment:
+        if last_segment < asked.segment:
+            return ""
+        quiet = not asked.running and position.next_xid == asked.next_xid
+        if quiet and position.previous == last_segment:
+            return CAUGHT_UP
+        if (position.at - asked.at).total_seconds() < 2 * archive_timeout:
+            return ""
+    return SWITCH if position.current > last_segment else ""
+
+
+def _database():
+    import psycopg2  # the image's (python3-psycopg2); the PG* variables say where
+
+    try:
+        connection = psycopg2.connect("", connect_timeout=10, application_name="django-docker-backup")
+    except Exception as error:
+        raise WalError(f"cannot connect to the database: {_first(error)}") from None
+    connection.autocommit = True
+    return connection
+
+
+# Each segment is named for a byte inside it (the last one written, and the last one of the
+# segment before): pg_walfile_name_offset() of a position exactly at a segment boundary names the
+# segment before it up to PostgreSQL 16 and the one after it from 17 on (xlogfuncs.c:
+# XLByteToPrevSeg, then XLByteToSeg). `pg_lsn - numeric` is PostgreSQL 14's: on an older server
+# this fails and nothing is concluded (the archive's reach then waits for the next switch).
+SNAPSHOT_SQL = (
+    "pg_snapshot_xmax(pg_current_snapshot())::text::bigint, "
+    "exists (select 1 from pg_snapshot_xip(pg_current_snapshot()))"
+)
+POSITION_SQL = f"""
+with p as (
+    select pg_current_wal_insert_lsn() as lsn,
+           (select setting::numeric from pg_settings where name = 'wal_segment_size') as size
+), o as (select lsn, (lsn - '0/0'::pg_lsn) % size as off from p)
+select (pg_walfile_name_offset(o.lsn - 1)).file_name, (pg_walfile_name_offset(o.lsn - o.off - 1)).file_name,
+       o.off::bigint, {SNAPSHOT_SQL}, clock_timestamp()
+from o
+"""
+
+
+def _first(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def position() -> Position:
+    """The database's WAL insert position, transactions and clock (asking writes no WAL)."""
+    connection = _database()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(POSITION_SQL)
+            current, previous, offset, next_xid, running, at = cursor.fetchone()
+    except Exception as error:  # in recovery, or restarting: nothing to conclude now
+        raise WalError(f"the WAL position: {_first(error)}") from None
+    finally:
+        connection.close()
+    return Position(
+        current=str(current),
+        previous=str(previous),
+        offset=int(offset),
+        next_xid=int(next_xid),
+        running=bool(running),
+        at=at.astimezone(timezone.utc),
+    )
+
+
+def switch() -> Asked:
+    """pg_switch_wal(): the current segment closed and archived now (what pgBackRest's own backup
+    does at its end; a superuser's function, as the stack's database user is), the database's
+    transactions read just before it."""
+    connection = _database()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(f"select {SNAPSHOT_SQL}, clock_timestamp()")
+            next_xid, running, at = cursor.fetchone()
+            cursor.execute("select (pg_walfile_name_offset(pg_switch_wal() - 1)).file_name")
+            (segment,) = cursor.fetchone()
+    except Exception as error:
+        raise WalError(f"pg_switch_wal: {_first(error)}") from None
+    finally:
+        connection.close()
+    return Asked(segment=str(segment), next_xid=int(next_xid), running=bool(running), at=at.astimezone(timezone.utc))
+
+
+def write_caught_up(config: Config, segment: str, at: datetime) -> dict[str, Any]:
+    """The archive reaches `at` (nothing written since `segment` ended): recorded off-host too."""
+    assert config.offsite is not None
+    record = {"segment": segment, "until": state.stamp(at - SWITCH_MARGIN), "idle": True}
     offsite.put_json(config.offsite, ARCHIVED_KEY, record)
     return record

@@ -275,3 +275,106 @@ def test_a_failure_off_host_is_s3s_own_line_also_behind_an_upload_error():
         line = offsite.describe(error)
     assert line == "InvalidAccessKeyId (HTTP 403): The access key ID you provided does not exist."
     assert offsite.describe(OSError("connection refused")) == "OSError: connection refused"
+
+
+# --- how far the WAL archive reaches on a quiet database -------------------------------------------
+
+SEG = "000000010000000000000009"
+NEXT = "00000001000000000000000A"
+AFTER = "00000001000000000000000B"
+
+
+def position(current: str, previous: str, offset: int, next_xid: int = 800, running: bool = False, at=NOW):
+    return wal.Position(current=current, previous=previous, offset=offset, next_xid=next_xid, running=running, at=at)
+
+
+def test_a_quiet_database_after_the_pushed_segment_is_caught_up_else_switched_once():
+    from datetime import timedelta
+
+    def step(last, where, asked=None):
+        return wal.idle_step(last, where, asked, 10)
+
+    # What PostgreSQL 15 answers after a switch and nothing since: the next segment, at its
+    # long page header (0/A000028).
+    assert step(SEG, position(NEXT, SEG, wal.LONG_PAGE_HEADER)) == wal.CAUGHT_UP
+    # A record after SEG (the running-xacts record the bgwriter logs after the last commit)
+    # that no switch followed: close the segment.
+    assert step(SEG, position(NEXT, SEG, 96)) == wal.SWITCH
+    ours = wal.Asked(segment=NEXT, next_xid=800, running=False, at=NOW)
+    assert step(SEG, position(NEXT, SEG, 96), ours) == ""  # on its way: not asked again
+    # Ours pushed; the bgwriter's running-xacts after it (pg_switch_wal's record is important),
+    # and no transaction took an ID since: caught up, no second switch.
+    later = NOW + timedelta(seconds=60)
+    assert step(NEXT, position(AFTER, NEXT, 96, at=later), ours) == wal.CAUGHT_UP
+    # A transaction since (or one running at the switch): PostgreSQL switches a segment with its
+    # commit; asked again only after two archive_timeouts.
+    assert step(NEXT, position(AFTER, NEXT, 300, next_xid=801, at=NOW + timedelta(seconds=5)), ours) == ""
+    assert step(NEXT, position(AFTER, NEXT, 300, next_xid=801, at=NOW + timedelta(seconds=25)), ours) == wal.SWITCH
+    running = wal.Asked(segment=NEXT, next_xid=800, running=True, at=NOW)
+    assert step(NEXT, position(AFTER, NEXT, 96, at=NOW + timedelta(seconds=5)), running) == ""
+    # After a point-in-time restore: the new timeline's WAL, never switched, is closed too.
+    assert step(SEG, position("000000020000000000000009", "000000020000000000000008", 256)) == wal.SWITCH
+    # Nothing to conclude: no segment pushed yet (a .history or .partial is not one); a segment
+    # switched but not pushed yet (NEXT is still on its way); WAL in a segment already pushed.
+    quiet = position(NEXT, SEG, wal.LONG_PAGE_HEADER)
+    assert step(None, quiet) == ""
+    assert step("00000002.history", quiet) == ""
+    assert step(f"{SEG}.partial", quiet) == ""
+    assert step(SEG, position(AFTER, NEXT, wal.LONG_PAGE_HEADER)) == ""
+    assert step(NEXT, position(SEG, "000000010000000000000008", 96)) == ""
+
+
+def test_the_agent_records_a_quiet_archives_reach_up_to_now_and_asks_for_a_switch_once(tmp_path, monkeypatch):
+    """The rehearsal's host-loss measured `the WAL archive to reach past the last write: not
+    within 90s`: a switch within a second of the last commit, then nothing PostgreSQL switches for."""
+    from datetime import timedelta
+
+    from django_docker_backup import agent, state
+
+    loaded = config.load(env(BACKUP_PITR="true", BACKUP_ARCHIVE_TIMEOUT_SECONDS="10", BACKUP_DIR=str(tmp_path)))
+    # The last commit at 11:59:00.5; the archive_timeout switch came 0.4 s later, so the pushed
+    # segment's reach (its spool time less the margin, to the second) stays before that commit.
+    last_commit = at("2026-12-07T11:59:00.500000")
+    state.update_agent(str(tmp_path), wal_archived={"segment": SEG, "until": "2026-12-07T11:58:59+00:00"})
+    assert state.parse_stamp("2026-12-07T11:58:59+00:00") < last_commit
+    monkeypatch.setattr(state, "now", lambda: NOW)
+    monkeypatch.setattr(wal, "spooled", lambda: [])
+    answers: dict = {"position": position(NEXT, SEG, wal.LONG_PAGE_HEADER), "asked": 0, "switched": 0, "off-host": []}
+
+    def asked_position():
+        answers["asked"] += 1
+        return answers["position"]
+
+    monkeypatch.setattr(wal, "position", asked_position)
+
+    def switch():
+        answers["switched"] += 1
+        return wal.Asked(segment=NEXT, next_xid=800, running=False, at=NOW)
+
+    monkeypatch.setattr(wal, "switch", switch)
+    monkeypatch.setattr(wal.offsite, "put_json", lambda off, key, data: answers["off-host"].append((key, data)))
+
+    a = agent.Agent(loaded)
+    a.last_segment = SEG
+    a.ship()
+    archived = state.read(state.agent_path(str(tmp_path)))["wal_archived"]
+    assert archived == {"segment": SEG, "until": "2026-12-07T11:59:59+00:00", "idle": True}
+    assert state.parse_stamp(archived["until"]) > last_commit
+    assert answers["off-host"] == [(wal.ARCHIVED_KEY, archived)]  # what a restore after a host loss reads
+    a.ship()  # asked again only an archive_timeout later
+    assert len(answers["off-host"]) == 1 and answers["asked"] == 1
+
+    # WAL after the segment that no switch followed: pg_switch_wal(), once.
+    answers["position"] = position(NEXT, SEG, 96)
+    state.update_agent(str(tmp_path), wal_archived={"segment": SEG, "until": "2026-12-07T11:58:59+00:00"})
+    monkeypatch.setattr(state, "now", lambda: NOW + timedelta(seconds=30))
+    for _ in range(3):
+        a.probed_at = 0.0
+        a.ship()
+    assert answers["switched"] == 1 and a.asked is not None and a.asked.segment == NEXT
+    # A fresh archive (under an archive_timeout old) is not asked about at all.
+    state.update_agent(str(tmp_path), wal_archived={"segment": SEG, "until": "2026-12-07T12:00:25+00:00"})
+    asked = answers["asked"]
+    a.probed_at = 0.0
+    a.ship()
+    assert answers["asked"] == asked
