@@ -23,6 +23,7 @@ def conf(body_size: str = "10m") -> str:
         app_port=8000,
         static_url="/static/",
         media_url="/media/",
+        health_path="/health/",
     )
 
 
@@ -160,6 +161,7 @@ def test_acme_mode_installs_a_placeholder_once_and_never_over_the_cas_certificat
         app_port=8000,
         static_url="/static/",
         media_url=None,
+        health_path="/health/",
     )
     provider = NginxSiteProvider()
     first = provider.create({**props(stack, volume, nginx_image, acme_conf), "acmeNames": ["shop.dev"]}).outs
