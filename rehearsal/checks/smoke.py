@@ -10,8 +10,8 @@ surface: a visit through Celery, an upload) and the sample projects (rehearsal/i
 from __future__ import annotations
 
 import io
-import json
 import ipaddress
+import json
 import secrets
 import socket
 import tarfile
