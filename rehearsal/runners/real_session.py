@@ -79,6 +79,7 @@ class RealSession:
     built: dict[str, str] = field(default_factory=dict)
     """Tag -> image id, for every app image a real `pulumi up` built in this run."""
     pushed: dict[str, str] = field(default_factory=dict)
+    exported: str = ""  # the tag the source stack exports now (what a StackReference reads)
     """Tag -> the repo@sha256 digest the source stack pushed for it (what prod runs)."""
     records: list[dict] = field(default_factory=list)
     """Every `pulumi up` of this run: the calibration's record (see `record`)."""
@@ -146,8 +147,12 @@ class RealSession:
         if source is None or rp.build is None:
             return "; ".join(notes + [f"{self.variant}: built by `pulumi up` from {self.project}"])
         tag = rp.build.inputs["imageName"]
-        if tag in self.pushed:
-            return "; ".join(notes + [f"{tag} pushed earlier as {self.pushed[tag]}"])
+        # A tag pushed earlier is skipped only while the source stack still exports it: prod reads
+        # the digest from the source stack's output, so going back to an earlier commit (the
+        # unhealthy-release scenario's second up) needs the source stack's `up` again (its build
+        # is cached). Skipping it once made the real swarm rehearsal deploy the broken release twice.
+        if tag in self.pushed and self.exported == tag:
+            return "; ".join(notes + [f"{tag} pushed earlier as {self.pushed[tag]}, exported by {source}"])
         if self.registry is None:
             self.registry = private_registry.start(self.work / "registry")
             self.say(f"  a private registry for the promotion: {self.registry.address} (basic auth, loopback)")
@@ -170,6 +175,7 @@ class RealSession:
         if "@sha256:" not in ref:
             raise CLIError(f"{source} built {tag} but exports imageRef {ref!r}, not a pushed digest")
         self.pushed[tag] = ref
+        self.exported = tag
         self.built[tag] = self._builds().api.inspect_image(ref)["Id"]
         self._forget_locally(ref, tag)
         return "; ".join(notes + [f"{source} (build only) built and pushed {tag} as {ref} ({command.seconds:.0f}s)"])
