@@ -57,6 +57,10 @@ COMMON_PINS = (
     "tzlocal==5.4.5",
     "gunicorn==27.0.1",
     "packaging==26.3",
+    # The release's migration gate (docs/adopt.md): a team adds it to run migrationMode gate.
+    "django-migration-linter==6.0.0",
+    "appdirs==1.4.4",
+    "toml==0.10.2",
 )
 
 
