@@ -10,7 +10,7 @@ from components.celery import Celery, CeleryArgs
 from components.common import AppRuntime
 from components.image import AppImage, AppImageArgs
 from components.network import Networks, NetworksArgs
-from components.nginx import Nginx, NginxArgs
+from components.nginx import Nginx, NginxArgs, site_args_of
 from components.postgres import Postgres, PostgresArgs
 from components.redis import Redis, RedisArgs
 from components.release import Release, ReleaseArgs
@@ -91,7 +91,23 @@ runtime = AppRuntime.of(
     media_volume=vol.media,
 )
 
-# --- each release: backup (prod), migrate and collectstatic first; web and Celery wait for them
+# --- the front door's settings: nginx is created last, but a release in maintenance mode
+# switches its configuration to the maintenance page before migrate
+nginx_args = NginxArgs(
+    settings=s.nginx,
+    deployment=deployment,
+    app=s.app,
+    frontend_network=net.frontend,
+    static_volume=vol.static,
+    media_volume=vol.media,
+    site_volume=vol.nginx_site,
+    acme_webroot_volume=vol.acme_webroot,
+    release_image=image.ref,
+)
+maintenance = s.app.migration_mode == "maintenance" and not deployment.swarm
+
+# --- each release: the migration gate, backup (prod), migrate and collectstatic first; web and
+# Celery wait for them
 release = Release(
     f"{app}-release",
     ReleaseArgs(
@@ -103,6 +119,7 @@ release = Release(
         database_env=db.client_env,
         static_volume=vol.static,
         backups_volume=vol.backups,
+        maintenance_site=site_args_of(nginx_args, maintenance=True) if maintenance else None,
     ),
     pulumi.ResourceOptions(depends_on=[db, cache]),
 )
@@ -125,20 +142,7 @@ Celery(
 )
 
 # --- the front door: nginx, the only container with a published port
-nginx = Nginx(
-    f"{app}-nginx",
-    NginxArgs(
-        settings=s.nginx,
-        deployment=deployment,
-        app=s.app,
-        frontend_network=net.frontend,
-        static_volume=vol.static,
-        media_volume=vol.media,
-        site_volume=vol.nginx_site,
-        acme_webroot_volume=vol.acme_webroot,
-    ),
-    pulumi.ResourceOptions(depends_on=[web]),
-)
+nginx = Nginx(f"{app}-nginx", nginx_args, pulumi.ResourceOptions(depends_on=[web]))
 # --- tlsMode acme: its certificate obtained from the CA once nginx answers the challenge, then renewed
 if s.nginx.acme is not None:
     Acme(

@@ -16,6 +16,7 @@ On swarm the config is a swarm config and a change rolls the service (docs/swarm
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional
 
@@ -51,6 +52,9 @@ class NginxArgs:
     """Containers: the volume nginx reads its configuration from (written by an NginxSite)."""
     acme_webroot_volume: Optional[pulumi.Input[str]] = None
     """tlsMode acme: the HTTP-01 challenge files, served on port 80 (components/acme.py)."""
+    release_image: Optional[pulumi.Input[str]] = None
+    """The app image of the release (migrationMode maintenance: a new one re-applies the site's
+    own configuration after the web replicas, closing the maintenance window)."""
 
 
 class Nginx(pulumi.ComponentResource):
@@ -64,34 +68,8 @@ class Nginx(pulumi.ComponentResource):
         ng = args.settings
         # On swarm the key is a secret's file; in a container, a file of the site's generation.
         key_path = render.secret_path(render.SECRETS_DIR, "NGINX_TLS_KEY") if args.deployment.swarm else None
-        paths: dict = (
-            {"tls_key_path": key_path}
-            if key_path
-            else {
-                "tls_cert_path": render.NGINX_SITE_TLS_CERT,
-                "tls_key_path": render.NGINX_SITE_TLS_KEY,
-                "generation_file": render.NGINX_GENERATION_FILE,
-            }
-        )
-        if ng.acme is not None:
-            # The ACME client installs the certificate beside the generations (a placeholder until then).
-            paths.update(
-                tls_cert_path=render.NGINX_ACME_CERT,
-                tls_key_path=render.NGINX_ACME_KEY,
-                acme_webroot=render.ACME_WEBROOT,
-            )
-        conf = render.nginx_conf(
-            server_name=ng.server_name,
-            client_max_body_size=ng.client_max_body_size,
-            tls=ng.tls,
-            public_https_port=ng.https_port,
-            hsts_seconds=ng.hsts_seconds,
-            app_port=args.app.port,
-            static_url=args.app.static_url if args.static_volume is not None else None,
-            media_url=args.app.media_url if args.media_volume is not None else None,
-            health_path=args.app.health_path,
-            **paths,
-        )
+        paths: dict = {"tls_key_path": key_path} if key_path else site_paths(ng)
+        conf = render.nginx_conf(**conf_kwargs(args), **paths)
         accessory = Accessory(
             service="nginx",
             image=ng.image.text,
@@ -121,18 +99,7 @@ class Nginx(pulumi.ComponentResource):
         if args.site_volume is None:
             raise ValueError("NginxArgs.site_volume is required for a container")
         ports = [docker.ContainerPortArgs(internal=80, external=ng.http_port, ip=ng.bind_address, protocol="tcp")]
-        files: pulumi.Input[dict] = {"nginx.conf": conf}
-        modes: dict[str, str] = {}
         if ng.tls_certificate is not None and ng.tls_key is not None:
-            files = pulumi.Output.all(ng.tls_certificate, ng.tls_key).apply(
-                lambda pair: {
-                    "nginx.conf": conf,
-                    render.NGINX_SITE_TLS_CERT: pair[0],
-                    render.NGINX_SITE_TLS_KEY: pair[1],
-                }
-            )
-            # Only nginx's master (root) reads the key, at each (re)load; its workers cannot.
-            modes = {render.NGINX_SITE_TLS_KEY: "0600"}
             ports.append(
                 docker.ContainerPortArgs(internal=443, external=ng.https_port, ip=ng.bind_address, protocol="tcp")
             )
@@ -144,21 +111,19 @@ class Nginx(pulumi.ComponentResource):
                 docker.ContainerPortArgs(internal=443, external=ng.https_port, ip=ng.bind_address, protocol="tcp")
             )
             served.append((args.acme_webroot_volume, render.ACME_WEBROOT))
-        stack = args.deployment.stack
-        site = NginxSite(
-            f"{name}-site",
-            NginxSiteArgs(
-                files=files,
-                modes=modes,
-                volume=args.site_volume,
-                image=ng.image.text,
-                stack=stack,
-                labels=label_args({f"{render.LABEL_PREFIX}.stack": stack, f"{render.LABEL_PREFIX}.role": "config"}),
-                docker=args.deployment.docker,
-                acme_names=list(ng.acme.names) if ng.acme is not None else None,
-            ),
-            opts=child_options(self, opts),
-        )
+        site_args = site_args_of(args, maintenance=False)
+        if args.release_image is not None and args.app.migration_mode == "maintenance":
+            # migrationMode maintenance: each new image writes the site's own configuration
+            # again once the new web replicas are healthy (this waits for them: depends_on),
+            # which ends the maintenance window the release's switch opened (components/release.py).
+            site_args = dataclasses.replace(
+                site_args,
+                labels=[
+                    *site_args.labels,
+                    docker.ContainerLabelArgs(label=render.RELEASE_IMAGE_LABEL, value=args.release_image),
+                ],
+            )
+        site = NginxSite(f"{name}-site", site_args, opts=child_options(self, opts))
         # Its host ports are fixed: the old container must go first (accessory_container). It
         # starts on the site's current configuration: it waits for the NginxSite (depends_on,
         # not an input: a new configuration reloads nginx, it does not replace it).
@@ -239,6 +204,86 @@ class Nginx(pulumi.ComponentResource):
             configs=configs,
             secrets=secrets,
         )
+
+
+def conf_kwargs(args: NginxArgs) -> dict:
+    """What nginx.conf is rendered from, but the paths of its files (render.nginx_conf)."""
+    ng = args.settings
+    return dict(
+        server_name=ng.server_name,
+        client_max_body_size=ng.client_max_body_size,
+        tls=ng.tls,
+        public_https_port=ng.https_port,
+        hsts_seconds=ng.hsts_seconds,
+        app_port=args.app.port,
+        static_url=args.app.static_url if args.static_volume is not None else None,
+        media_url=args.app.media_url if args.media_volume is not None else None,
+        health_path=args.app.health_path,
+    )
+
+
+def site_paths(ng: NginxSettings) -> dict:
+    """Where a configuration on the site volume finds its certificate, key and generation."""
+    paths: dict = {
+        "tls_cert_path": render.NGINX_SITE_TLS_CERT,
+        "tls_key_path": render.NGINX_SITE_TLS_KEY,
+        "generation_file": render.NGINX_GENERATION_FILE,
+    }
+    if ng.acme is not None:
+        # The ACME client installs the certificate beside the generations (a placeholder until then).
+        paths.update(
+            tls_cert_path=render.NGINX_ACME_CERT,
+            tls_key_path=render.NGINX_ACME_KEY,
+            acme_webroot=render.ACME_WEBROOT,
+        )
+    return paths
+
+
+def site_files(conf: str, maintenance_conf: str, *, maintenance: bool) -> dict[str, str]:
+    """A generation's configuration files: both configurations, and `nginx.conf` (the one nginx
+    runs) a copy of the site's or of the maintenance one."""
+    return {
+        "nginx.conf": maintenance_conf if maintenance else conf,
+        render.SITE_CONF_FILE: conf,
+        render.MAINTENANCE_CONF_FILE: maintenance_conf,
+    }
+
+
+def site_args_of(args: NginxArgs, *, maintenance: bool) -> NginxSiteArgs:
+    """The NginxSite of a container nginx: its configuration (the site's own, or the maintenance
+    page) and manual TLS certificate on the site volume."""
+    ng = args.settings
+    if args.site_volume is None:
+        raise ValueError("NginxArgs.site_volume is required for a container")
+    paths = site_paths(ng)
+    conf = render.nginx_conf(**conf_kwargs(args), **paths)
+    paused = render.nginx_conf(**conf_kwargs(args), **paths, maintenance_retry_after=args.app.maintenance_retry_after)
+    files: pulumi.Input[dict] = site_files(conf, paused, maintenance=maintenance)
+    modes: dict[str, str] = {}
+    if ng.tls_certificate is not None and ng.tls_key is not None:
+        plain = site_files(conf, paused, maintenance=maintenance)
+        files = pulumi.Output.all(ng.tls_certificate, ng.tls_key).apply(
+            lambda pair: {**plain, render.NGINX_SITE_TLS_CERT: pair[0], render.NGINX_SITE_TLS_KEY: pair[1]}
+        )
+        # Only nginx's master (root) reads the key, at each (re)load; its workers cannot.
+        modes = {render.NGINX_SITE_TLS_KEY: "0600"}
+    stack = args.deployment.stack
+    return NginxSiteArgs(
+        files=files,
+        modes=modes,
+        volume=args.site_volume,
+        image=ng.image.text,
+        stack=stack,
+        labels=label_args(
+            {
+                f"{render.LABEL_PREFIX}.stack": stack,
+                f"{render.LABEL_PREFIX}.role": "config",
+                **({f"{render.LABEL_PREFIX}.maintenance": "on"} if maintenance else {}),
+            }
+        ),
+        docker=args.deployment.docker,
+        acme_names=list(ng.acme.names) if ng.acme is not None else None,
+    )
 
 
 def _served(args: NginxArgs) -> list[tuple[pulumi.Input[str], str]]:

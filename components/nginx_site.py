@@ -367,6 +367,87 @@ def _reload(api, nginx: str, generation: str) -> None:
     )
 
 
+# --- maintenance: the other configuration of the generation nginx serves ---------------------
+
+
+def maintenance_files(files: Mapping[str, str], on: bool) -> dict[str, str]:
+    """The generation's files with `nginx.conf` a copy of its maintenance configuration (on) or
+    of the site's own (off). Raises SiteError when the generation has not both (written by a
+    program from before migrationMode)."""
+    source = render.MAINTENANCE_CONF_FILE if on else render.SITE_CONF_FILE
+    if source not in files:
+        raise SiteError(
+            f"the configuration nginx serves has no {source} (written before maintenance mode existed): "
+            "run `pulumi up` once to write both configurations"
+        )
+    return {**files, "nginx.conf": files[source]}
+
+
+def is_maintenance(files: Mapping[str, str]) -> bool:
+    return files.get("nginx.conf") == files.get(render.MAINTENANCE_CONF_FILE) and "nginx.conf" in files
+
+
+def generation_files(tar_bytes: bytes, generation: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(files, modes) of a generation from Docker's archive of its directory (`<generation>/...`):
+    what `apply` writes, without the generation file it adds, a refusal marker or the ACME
+    placeholder (they are not part of a generation's files)."""
+    files: dict[str, str] = {}
+    modes: dict[str, str] = {}
+    with tarfile.open(fileobj=io.BytesIO(tar_bytes)) as tar:
+        for member in tar.getmembers():
+            if not member.isfile():
+                continue
+            head, _, path = member.name.partition("/")
+            if head != generation or not path or path in (render.NGINX_GENERATION_FILE, REFUSED_MARKER):
+                continue
+            if path.startswith(f"{PLACEHOLDER_DIR}/"):
+                continue
+            extracted = tar.extractfile(member)
+            if extracted is None:
+                continue
+            files[path] = extracted.read().decode()
+            if member.mode & 0o777 != 0o644:
+                modes[path] = f"{member.mode & 0o777:04o}"
+    return files, modes
+
+
+def served_files(api, nginx: str) -> tuple[str, dict[str, str], dict[str, str]]:
+    """(generation, files, modes) of what the running nginx serves: `current` on its site volume."""
+    code, output = _exec(api, nginx, ["readlink", f"{render.NGINX_SITE_DIR}/current"])
+    generation = output.strip()
+    if code != 0 or not GENERATION_RE.match(generation):
+        raise SiteError(f"nginx's site volume has no current generation ({one_line(output)})")
+    stream, _stat = api.get_archive(nginx, f"{render.NGINX_SITE_DIR}/{generation}")
+    files, modes = generation_files(b"".join(stream), generation)
+    return generation, files, modes
+
+
+def switch_maintenance(props: Mapping[str, Any], on: bool) -> tuple[str, bool]:
+    """Switch the running nginx of `props`' stack and site volume to its maintenance page (on)
+    or back to the site (off), through `apply`: written, `nginx -t`, switched, reloaded, seen
+    served. (the generation served now, whether it changed). `props` as an NginxSite's, but
+    `files` and `modes`, which are the served generation's."""
+    props = plain(props)
+    try:
+        client = dockerhost.connect(host_of(props))
+    except (docker_sdk.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise SiteError(f"nginx: cannot reach the Docker host: {exc}".splitlines()[0]) from None
+    try:
+        nginx = running_nginx(client, props["stack"], props["volume"])
+        if nginx is None:
+            raise SiteError(f"no running nginx of stack {props['stack']} mounts the site volume {props['volume']}")
+        generation, files, modes = served_files(client.api, nginx)
+    except (docker_sdk.errors.DockerException, requests.exceptions.RequestException) as exc:
+        raise SiteError(f"nginx: Docker refused: {exc}".splitlines()[0]) from None
+    finally:
+        client.close()
+    wanted = maintenance_files(files, on)
+    if wanted == files:
+        return generation, False
+    outs = apply({**props, "files": wanted, "modes": modes})
+    return outs["generation"], True
+
+
 class NginxSiteProvider(pulumi.dynamic.ResourceProvider):
     """Writes the configuration in `create`, and again (then reloads nginx) in `update`; never
     replaces. Stateless on purpose: it pickles to a reference to this class."""

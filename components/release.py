@@ -9,6 +9,16 @@ before migrate touches anything, and the old release keeps serving. It is keyed 
 the database has no table) and the accessory copies it off-host and applies retention; without
 it, the postgres image's pg_dump and the retention of render.backup_command.
 
+`migration-gate` runs first, before the backup: the runtime's compatibility gate
+(`python -m django_docker_runtime.migration_gate --mode <migrationMode>`) in a container of
+the new image checks the migrations the stack's database has not applied for operations the
+serving release cannot survive, and fails `pulumi up` with one line per offending operation
+(docs/operations.md, "The migration gate"). Everything else of the release waits for it. With
+`migrationMode: maintenance` it lets them through, and `maintenance` (an NginxSite of the
+maintenance configuration, keyed on the image) switches nginx to the maintenance page after the
+backup and before migrate; nginx's own NginxSite switches back once the new web replicas are
+healthy (components/nginx.py).
+
 `migrate` applies migrations; `collectstatic` copies the image's static files (hashed names,
 so old and new releases coexist) into the static volume nginx serves. Their commands are the
 stack's (`migrateCommand`, `collectstaticCommand`); an empty one is no job. Each is a Job
@@ -21,6 +31,7 @@ and all of them are replaced when the jobs ran again.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Sequence, cast
 
@@ -42,6 +53,7 @@ from components.common import (
     memory_kwargs,
 )
 from components.job import Job, JobArgs
+from components.nginx_site import NginxSite, NginxSiteArgs
 from components.settings import BackupSettings, PostgresSettings, WebSettings
 
 # A migration may rewrite a big table; one that runs longer than this is killed and fails.
@@ -68,8 +80,13 @@ class ReleaseArgs:
     collectstatic (None: the app has none)."""
     backups_volume: pulumi.Input[str]
     """Volume mounted at BACKUP_DIR."""
+    maintenance_site: Optional[NginxSiteArgs] = None
+    """migrationMode maintenance (containers): nginx's maintenance configuration, switched to
+    before migrate (None: no maintenance window)."""
 
 
+# The compatibility gate's job (its container name prefix and service label).
+GATE_STEP = "migration-gate"
 # The gate's value when the stack runs no release job at all.
 NO_JOBS = "no-release-jobs"
 
@@ -88,6 +105,34 @@ class Release(pulumi.ComponentResource):
             list(cast(Sequence[pulumi.Resource], opts.depends_on)) if opts and opts.depends_on else []
         )
         backend = [docker.ContainerNetworksAdvancedArgs(name=rt.backend_network.name)]
+        app = rt.app
+
+        def job(step: str, command: Sequence[str], volumes: list[docker.ContainerVolumeArgs], after: list) -> Job:
+            return Job(
+                f"{name}-{step}",
+                JobArgs(
+                    name_prefix=f"{name}-{step}",
+                    image=rt.image,
+                    command=list(command),
+                    envs=rt.env,
+                    networks_advanced=backend,
+                    volumes=volumes,
+                    labels=label_args(rt.label_map(step)),
+                    timeout_seconds=JOB_TIMEOUT_SECONDS,
+                    **rt.deployment.docker.job_kwargs(),
+                    **memory_kwargs(args.web.memory_mb),
+                    **hardened_app_kwargs(),
+                ),
+                # Create-before-delete, said on purpose: a new run starts while the recorded
+                # one stays; deleting a finished run does nothing.
+                child_options(self, depends_on=waits_for + after, delete_before_replace=False),
+            )
+
+        # The gate: before anything else of the release (a refused release takes no backup).
+        check = (
+            job(GATE_STEP, render.migration_gate_command(app.migration_mode), [], []) if app.migrate_command else None
+        )
+        checked: list[Job] = [check] if check else []
         backup = None
         if args.backups.before_migrate:
             agent = args.backup_image is not None
@@ -142,47 +187,38 @@ class Release(pulumi.ComponentResource):
                     **rt.deployment.docker.job_kwargs(),
                     **memory_kwargs(args.web.memory_mb),
                 ),
-                child_options(self, depends_on=waits_for, delete_before_replace=False),
+                child_options(self, depends_on=waits_for + checked, delete_before_replace=False),
             )
-
-        def job(step: str, command: Sequence[str], volumes: list[docker.ContainerVolumeArgs], after: list) -> Job:
-            return Job(
-                f"{name}-{step}",
-                JobArgs(
-                    name_prefix=f"{name}-{step}",
-                    image=rt.image,
-                    command=list(command),
-                    envs=rt.env,
-                    networks_advanced=backend,
-                    volumes=volumes,
-                    labels=label_args(rt.label_map(step)),
-                    timeout_seconds=JOB_TIMEOUT_SECONDS,
-                    **rt.deployment.docker.job_kwargs(),
-                    **memory_kwargs(args.web.memory_mb),
-                    **hardened_app_kwargs(),
+        before_migrate: list[pulumi.Resource] = [*checked, *([backup] if backup else [])]
+        if args.maintenance_site is not None and app.migrate_command:
+            # Keyed on the image (a label of its helper): each new image switches nginx to the
+            # maintenance page once the gate and the backup passed, just before migrate.
+            site = args.maintenance_site
+            maintenance = NginxSite(
+                f"{name}-maintenance",
+                dataclasses.replace(
+                    site,
+                    labels=[*site.labels, docker.ContainerLabelArgs(label=render.RELEASE_IMAGE_LABEL, value=rt.image)],
                 ),
-                # Create-before-delete, said on purpose: a new run starts while the recorded
-                # one stays; deleting a finished run does nothing.
-                child_options(self, depends_on=waits_for + after, delete_before_replace=False),
+                child_options(self, depends_on=waits_for + before_migrate),
             )
-
-        app = rt.app
+            before_migrate = [*before_migrate, maintenance]
         jobs = []
         if app.migrate_command:
-            jobs.append(job("migrate", app.migrate_command, [], [backup] if backup else []))
+            jobs.append(job("migrate", app.migrate_command, [], before_migrate))
         if app.collectstatic_command and args.static_volume is not None:
             jobs.append(
                 job(
                     "collectstatic",
                     app.collectstatic_command,
                     [docker.ContainerVolumeArgs(volume_name=args.static_volume, container_path=app.static_root)],
-                    [],
+                    checked,
                 )
             )
         # The value (a label every replica carries) is the first job's run id: migrate's when
         # there is one; it resolves once every job has run.
         self.gate = (
-            pulumi.Output.all(*[j.run_id for j in jobs]).apply(lambda ids: ids[0])
+            pulumi.Output.all(*[j.run_id for j in jobs], *[c.run_id for c in checked]).apply(lambda ids: ids[0])
             if jobs
             else pulumi.Output.from_input(NO_JOBS)
         )

@@ -54,6 +54,9 @@ DOCKER_DNS = "127.0.0.11"
 NGINX_HEALTH_PORT = 8081
 NGINX_HEALTH_PATH = "/nginx-health"
 LABEL_PREFIX = "django-docker"
+# On the maintenance switches (NginxSite helpers): the image whose release they belong to, so
+# a new image switches again (components/release.py, components/nginx.py).
+RELEASE_IMAGE_LABEL = f"{LABEL_PREFIX}.release-image"
 # Swarm secrets are mounted here (the app reads NAME_FILE; postgres POSTGRES_PASSWORD_FILE).
 SECRETS_DIR = "/run/secrets"
 
@@ -118,6 +121,15 @@ def with_secret_files(argv: Sequence[str]) -> list[str]:
     """A command that first turns NAME_FILE secrets into NAME (the runtime's `run`): the app's
     own settings then read a swarm secret like any variable."""
     return ["python", "-m", f"{RUNTIME}.run", "--", *argv]
+
+
+def migration_gate_command(mode: str) -> list[str]:
+    """The release's compatibility gate (django_docker_runtime.migration_gate), in a container
+    of the new image: refuses (gate) or lets through (maintenance) what the serving release
+    cannot survive."""
+    if mode not in ("gate", "maintenance"):
+        raise ValueError(f"migration mode {mode!r} is not gate or maintenance")
+    return ["python", "-m", f"{RUNTIME}.migration_gate", "--mode", mode]
 
 
 def app_healthcheck(role: str) -> list[str]:
@@ -674,6 +686,7 @@ def nginx_conf(
     tls_key_path: str = NGINX_TLS_KEY,
     generation_file: Optional[str] = None,
     acme_webroot: Optional[str] = None,
+    maintenance_retry_after: Optional[int] = None,
 ) -> str:
     """The whole nginx.conf: one upstream that follows the web replicas, files from volumes
     (static at `static_url`, uploads at `media_url`; None: the app has none).
@@ -701,6 +714,11 @@ def nginx_conf(
     acme_webroot: tlsMode acme: port 80 serves the HTTP-01 challenges from this directory (never
     redirected: the first challenge comes before any certificate); everything else is
     redirected to HTTPS.
+
+    maintenance_retry_after: the maintenance configuration (migrationMode maintenance, `make
+    maintenance`): every request but the static files, the uploads and the ACME challenges is
+    answered 503 with `Retry-After: <seconds>` and a plain page, and nothing reaches the app;
+    the rest (TLS, the health door and its generation) as in the site's own configuration.
     """
     headers = _SECURITY_HEADERS + (
         (("Strict-Transport-Security", f'"max-age={hsts_seconds}; includeSubDomains"'),) if tls and hsts_seconds else ()
@@ -776,6 +794,17 @@ def nginx_conf(
 {add_headers("            ")}
         }}
 """
+    maintenance = (
+        f"""{static}{media}
+        location / {{
+            # A plain page, never cached; clients and crawlers come back after Retry-After.
+            default_type text/html;
+{add_headers("            ", (("Retry-After", str(maintenance_retry_after)), ("Cache-Control", '"no-store"')))}
+            return 503 '{MAINTENANCE_PAGE}';
+        }}"""
+        if maintenance_retry_after is not None
+        else None
+    )
     locations = f"""{static}{media}{health}
         location / {{
 {proxy}
@@ -793,6 +822,8 @@ def nginx_conf(
 {proxy}
 {add_headers("            ")}
         }}"""
+    if maintenance is not None:
+        locations = maintenance
 
     generation_include = (
         f"""
@@ -905,6 +936,18 @@ http {{
 {servers_block}
 }}
 """
+
+
+MAINTENANCE_PAGE = (
+    '<!doctype html>\\n<html lang="en"><head><meta charset="utf-8"><title>Down for maintenance</title></head>'
+    "<body><h1>Down for maintenance</h1><p>The site is being updated and will be back in a moment. "
+    "Please try again shortly.</p></body></html>\\n"
+)
+# The site's two configurations, side by side in every generation of the site volume
+# (components/nginx_site.py): `nginx.conf`, the one nginx runs, is a copy of one of them, so
+# `make maintenance` switches by writing a generation with the other one.
+SITE_CONF_FILE = "site.conf"
+MAINTENANCE_CONF_FILE = "maintenance.conf"
 
 
 def first_address(subnet: str) -> str:

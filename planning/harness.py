@@ -112,7 +112,8 @@ class Plan:
     def nginx_files(self) -> dict[str, str]:
         """The files nginx serves from (its NginxSite's `files`: nginx.conf, and the manual TLS
         certificate and key), relative path -> content."""
-        (site,) = self.of_type(NGINX_SITE)
+        # The site's own (migrationMode maintenance adds the release's maintenance switch).
+        (site,) = [r for r in self.of_type(NGINX_SITE) if r.name.endswith("-nginx-site")]
         return dict(site.inputs["files"])
 
     def nginx_conf(self) -> str:

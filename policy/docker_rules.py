@@ -13,7 +13,7 @@ containers that run the app image, `accessory` otherwise) and
 mandatory `resources-labelled` rule makes sure no container, network or volume
 can escape them by leaving a label out.
 
-One-shot containers (`migrate`, `collectstatic`, run as release Jobs) run to
+One-shot containers (`migration-gate`, `migrate`, `collectstatic`, run as release Jobs) run to
 completion once per deploy: they have no healthcheck and no restart policy by
 design. They are exempt from the healthcheck rule and held to restart "no" (or
 none) by the restart rule, but not exempt from the image, memory, non-root and
@@ -66,7 +66,7 @@ LABEL_NETWORK = "django-docker.network"
 LABEL_VOLUME = "django-docker.volume"
 
 ROLES = frozenset({"app", "accessory"})
-ONE_SHOT_SERVICES = frozenset({"migrate", "collectstatic"})
+ONE_SHOT_SERVICES = frozenset({"migration-gate", "migrate", "collectstatic"})
 PORT_PUBLISHERS = frozenset({"nginx"})
 DATA_VOLUMES = frozenset({"postgres-data", "redis-data"})
 LONG_RUNNING_RESTARTS = frozenset({"always", "unless-stopped", "on-failure"})

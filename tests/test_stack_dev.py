@@ -8,7 +8,7 @@ from components.settings import runtime_image_tag
 from planning.harness import CONTAINER, IMAGE, JOB, NETWORK, RANDOM_PASSWORD, REMOTE_IMAGE, VOLUME
 from tests.program_fixtures import GIT_SHA, builds, env_of, plan_dev
 
-APP_SERVICES = {"migrate", "collectstatic", "web", "celery-worker", "celery-beat"}
+APP_SERVICES = {"migration-gate", "migrate", "collectstatic", "web", "celery-worker", "celery-beat"}
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,18 @@ def services(plan):
 
 def test_topology(plan):
     assert services(plan) == sorted(
-        ["postgres", "redis", "migrate", "collectstatic", "web", "web", "celery-worker", "celery-beat", "nginx"]
+        [
+            "postgres",
+            "redis",
+            "migration-gate",
+            "migrate",
+            "collectstatic",
+            "web",
+            "web",
+            "celery-worker",
+            "celery-beat",
+            "nginx",
+        ]
     )
     assert len(plan.of_type(NETWORK)) == 2
     assert len(plan.of_type(VOLUME)) == 6
@@ -74,7 +85,7 @@ def test_app_containers_run_the_digest_not_the_tag(plan):
     digest = image.outputs["repoDigest"]
     assert plan.outputs["imageRef"] == digest
     app = [c for c in plan.containers() if c.label("django-docker.service") in APP_SERVICES]
-    assert len(app) == 6
+    assert len(app) == 7
     assert {c.inputs["image"] for c in app} == {digest}
     for c in app:
         assert c.label("django-docker.role") == "app"
@@ -109,7 +120,17 @@ def test_networks_backend_is_internal_and_only_nginx_and_web_are_on_frontend(pla
             on.setdefault(attachment["name"], []).append(c.label("django-docker.service"))
     assert sorted(on[frontend]) == ["nginx", "web", "web"]
     assert sorted(on[backend]) == sorted(
-        ["postgres", "redis", "migrate", "collectstatic", "web", "web", "celery-worker", "celery-beat"]
+        [
+            "postgres",
+            "redis",
+            "migration-gate",
+            "migrate",
+            "collectstatic",
+            "web",
+            "web",
+            "celery-worker",
+            "celery-beat",
+        ]
     )
 
 
@@ -201,6 +222,7 @@ def test_healthchecks_and_wait(plan):
     for c in plan.of_type(JOB):
         assert c.inputs["timeoutSeconds"] == 1800 and "healthcheck" not in c.inputs, c.name
     assert {c.name for c in plan.of_type(JOB)} == {
+        "django-docker-release-migration-gate",
         "django-docker-release-migrate",
         "django-docker-release-collectstatic",
     }
@@ -310,6 +332,7 @@ def test_every_container_and_job_states_its_replacement_order(plan):
         "django-docker-web-1": False,
         "django-docker-web-2": False,
         "django-docker-celery-worker": False,
+        "django-docker-release-migration-gate": False,
         "django-docker-release-migrate": False,
         "django-docker-release-collectstatic": False,
     }

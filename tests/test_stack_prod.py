@@ -8,7 +8,7 @@ from planning.harness import IMAGE, JOB, REMOTE_IMAGE, STACK_REFERENCE, VOLUME, 
 from rehearsal.checks.tls import certificates_for
 from tests.program_fixtures import DEV_DIGEST, DEV_STACK, GIT_SHA, PROD_SECRETS, dev_outputs, env_of, plan_prod
 
-APP_SERVICES = {"migrate", "collectstatic", "web", "celery-worker"}
+APP_SERVICES = {"migration-gate", "migrate", "collectstatic", "web", "celery-worker"}
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def test_prod_never_builds_and_runs_devs_digest(plan):
     assert pull.inputs["keepLocally"] is True
     app = [c for c in plan.containers() if c.label("django-docker.role") == "app"]
     assert sorted(c.label("django-docker.service") for c in app) == sorted(
-        ["migrate", "collectstatic", "web", "web", "web", "celery-worker"]
+        ["migration-gate", "migrate", "collectstatic", "web", "web", "web", "celery-worker"]
     )
     assert {c.inputs["image"] for c in app} == {DEV_DIGEST}
     assert {c.label("django-docker.git-sha") for c in app} == {GIT_SHA}

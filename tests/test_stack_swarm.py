@@ -35,7 +35,7 @@ def test_every_long_running_part_is_a_service_and_no_container_is_left(plan):
     assert sorted(services(plan)) == ["celery-worker", "nginx", "postgres", "redis", "web"]
     # the release gate stays a run-to-completion job on the manager, on the backend overlay
     jobs = {r.name.rsplit("-", 1)[1]: r for r in plan.of_type(JOB)}
-    assert set(jobs) == {"backup", "migrate", "collectstatic"}
+    assert set(jobs) == {"gate", "backup", "migrate", "collectstatic"}
 
 
 def test_web_and_the_worker_roll_start_first_health_gated_and_roll_back(plan):
@@ -149,6 +149,10 @@ def test_a_release_changes_services_in_place_not_their_names(plan):
         ({**SWARM, "bindAddress": "127.0.0.1"}, "bindAddress: 127.0.0.1 cannot be kept on swarm"),
         ({**SWARM, "swarmDataLabel": "Data Node"}, "swarmDataLabel: 'Data Node' is not valid"),
         ({**SWARM, "swarmSharedStorage": "nfs-server"}, "swarmSharedStorage: 'nfs-server' is not valid"),
+        (
+            {**SWARM, "migrationMode": "maintenance"},
+            "migrationMode: maintenance needs nginx as a container (target containers); on swarm use gate",
+        ),
     ],
 )
 def test_bad_swarm_settings_are_refused_in_one_line(overrides, message):

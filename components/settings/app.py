@@ -38,6 +38,8 @@ RUNTIME_ARG_RE = re.compile(rf"^\s*ARG\s+{RUNTIME_BUILD_ARG}\b", re.MULTILINE | 
 
 APP_SERVERS = ("wsgi", "asgi")
 HEALTH_CHECKS = ("database", "cache", "broker")
+# The runtime's gate modes (django_docker_runtime.migration_gate.MODES).
+MIGRATION_MODES = ("gate", "maintenance")
 IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 MODULE_RE = re.compile(rf"^{IDENTIFIER}(?:\.{IDENTIFIER})*$")
 APP_MODULE_RE = re.compile(rf"^(?P<module>{IDENTIFIER}(?:\.{IDENTIFIER})*)(?::(?P<attribute>{IDENTIFIER}))?$")
@@ -80,6 +82,11 @@ class AppSettings:
     """Empty: no migrate job."""
     collectstatic_command: tuple[str, ...]
     """Empty: no collectstatic job."""
+    migration_mode: str = "gate"
+    """migrationMode: `gate` (refuse what the serving release cannot survive) or `maintenance`
+    (let it through behind nginx's maintenance page)."""
+    maintenance_retry_after: int = 30
+    """maintenanceRetryAfter: the maintenance page's Retry-After, in seconds."""
     env: tuple[tuple[str, str], ...] = ()
     """appEnv: (name, value) with ${NAME} references to the program's own variables."""
     secret_env_names: tuple[str, ...] = ()
@@ -159,6 +166,8 @@ def read_app(read: Reader, *, builds: bool, celery_beat: bool) -> AppSettings:
         media_url=media_url,
         migrate_command=command(read, "migrateCommand"),
         collectstatic_command=command(read, "collectstaticCommand") if static_root else (),
+        migration_mode=read.string("migrationMode", allowed=MIGRATION_MODES),
+        maintenance_retry_after=read.integer("maintenanceRetryAfter", low=1, high=3600),
         env=app_env(read),
         **secret_env(read),
     )

@@ -144,6 +144,18 @@ def load(config: Optional[pulumi.Config] = None, *, git_sha: Optional[str] = Non
             "(the build is pushed, the services run its digest), or promote a pushed digest (imageSource stack or pin)",
             "imageRegistry",
         )
+    if target == "swarm" and read.ok("target", "migrationMode") and app.migration_mode == "maintenance":
+        # The maintenance page is a reload of the site volume's nginx (components/nginx_site.py);
+        # on swarm nginx's configuration is a swarm config, and a change rolls the service.
+        read.refuse(
+            "migrationMode: maintenance needs nginx as a container (target containers); on swarm use gate "
+            "and expand/contract",
+            "migrationMode",
+        )
+    if read.ok("migrationMode") and app.migration_mode == "maintenance" and not app.migrate_command:
+        read.refuse(
+            "migrationMode: maintenance, but migrateCommand is empty (no migration to wait for)", "migrationMode"
+        )
     bind_address = ip(read, "bindAddress")
     if target == "swarm" and read.ok("target", "bindAddress") and bind_address != "0.0.0.0":
         # A swarm port is published on every address of the node that runs the task.

@@ -101,7 +101,7 @@ def test_an_app_without_static_files_or_uploads_gets_no_volume_no_job_and_no_loc
 
     kinds = sorted(v.label("django-docker.volume") for v in plan.of_type(VOLUME))
     assert kinds == ["backups", "nginx-site", "postgres-data", "redis-data"]
-    assert [j.label("django-docker.service") for j in plan.of_type(JOB)] == ["migrate"]
+    assert [j.label("django-docker.service") for j in plan.of_type(JOB)] == ["migration-gate", "migrate"]
     assert plan.container("django-docker-web-1").inputs.get("volumes", []) == []
     nginx = plan.container("django-docker-nginx")
     assert [v["containerPath"] for v in nginx.inputs.get("volumes", [])] == ["/etc/nginx/site"]  # its config only
@@ -299,6 +299,15 @@ BAD_APP: list[tuple[dict, dict, str]] = [
         "appEnv[0]: PRICE has a lone $; write $$ for a $, ${NAME} for a variable",
     ),
     ({"appEnv": ["A=1", "A=2"]}, {}, "appEnv: A is set twice"),
+    ({"migrationMode": "yolo"}, {}, "migrationMode: 'yolo' is not one of gate, maintenance"),
+    ({"migrationMode": ""}, {}, "migrationMode: empty is not one of gate, maintenance"),
+    (
+        {"migrationMode": "maintenance", "migrateCommand": ""},
+        {},
+        "migrationMode: maintenance, but migrateCommand is empty (no migration to wait for)",
+    ),
+    ({"maintenanceRetryAfter": "0"}, {}, "maintenanceRetryAfter: 0 is out of range; expected 1 to 3600"),
+    ({"maintenanceRetryAfter": "soon"}, {}, "maintenanceRetryAfter: 'soon' is not a whole number; expected 1 to 3600"),
     ({"appEnv": "A=1"}, {}, 'appEnv: not a list of strings; expected e.g. ["NAME=value"]'),
     (
         {"appSecretEnv": "SENTRY_DSN=https://key@sentry.example/1"},

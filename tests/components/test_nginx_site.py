@@ -182,3 +182,80 @@ def test_acme_mode_installs_a_placeholder_once_and_never_over_the_cas_certificat
     ).outs
     assert read(render.NGINX_ACME_CERT) == placeholder
     assert nginx_site._served_generation(client.api, cid) == second["generation"]
+
+
+# --- maintenance: the other configuration of the served generation --------------------------------
+
+
+def paused(retry_after: int = 30) -> str:
+    return render.nginx_conf(
+        server_name="example.com",
+        client_max_body_size="10m",
+        tls=False,
+        generation_file=render.NGINX_GENERATION_FILE,
+        app_port=8000,
+        static_url="/static/",
+        media_url="/media/",
+        health_path="/health/",
+        maintenance_retry_after=retry_after,
+    )
+
+
+def both(on: bool = False) -> dict:
+    return {
+        "nginx.conf": paused() if on else conf(),
+        render.SITE_CONF_FILE: conf(),
+        render.MAINTENANCE_CONF_FILE: paused(),
+    }
+
+
+def test_maintenance_files_swap_nginx_conf_and_switch_back_to_the_same_generation():
+    site = both()
+    on = nginx_site.maintenance_files(site, True)
+    assert on["nginx.conf"] == paused() and nginx_site.is_maintenance(on)
+    assert not nginx_site.is_maintenance(site)
+    off = nginx_site.maintenance_files(on, False)
+    # Back to exactly the site's files: the generation the program's NginxSite recorded.
+    assert off == site and generation_of(off, {}) == generation_of(site, {})
+    assert generation_of(on, {}) != generation_of(site, {})
+
+
+def test_a_generation_without_both_configurations_is_refused_in_one_line():
+    with pytest.raises(SiteError, match="has no maintenance.conf .*run `pulumi up` once"):
+        nginx_site.maintenance_files({"nginx.conf": conf()}, True)
+
+
+def test_generation_files_read_back_what_archive_wrote_without_what_apply_adds():
+    files = {**both(), "tls/server.key": "k"}
+    modes = {"tls/server.key": "0600"}
+    generation = generation_of(files, modes)
+    data = archive(generation, files, modes, extra={"placeholder/server.key": "p"})
+    read, read_modes = nginx_site.generation_files(data, generation)
+    assert read == files and read_modes == modes
+    assert generation_of(read, read_modes) == generation
+
+
+@pytest.mark.docker
+def test_maintenance_on_and_off_reload_the_same_nginx(engine, nginx_image):  # noqa: F811
+    client, stack, volume, created = engine
+    first = NginxSiteProvider().create({**props(stack, volume, nginx_image, conf()), "files": both()}).outs
+    cid = start_nginx(client, stack, volume, nginx_image)
+    created.append(cid)
+    base = {"volume": volume, "image": nginx_image, "stack": stack}
+
+    def get(path: str) -> str:
+        _code, out = nginx_site._exec(
+            client.api, cid, ["curl", "-s", "-i", "--max-time", "3", f"http://127.0.0.1{path}"]
+        )
+        return out
+
+    generation, changed = nginx_site.switch_maintenance(base, True)
+    assert changed and generation != first["generation"]
+    answer = get("/health/")
+    assert answer.startswith("HTTP/1.1 503") and "Retry-After: 30" in answer and "Down for maintenance" in answer
+    assert nginx_site.switch_maintenance(base, True) == (generation, False)  # already on: nothing done
+    back, changed = nginx_site.switch_maintenance(base, False)
+    assert changed and back == first["generation"]
+    assert not get("/health/").startswith("HTTP/1.1 503")  # proxied again (no app here: 502)
+    # The same nginx all along: reloaded, never replaced.
+    assert client.api.inspect_container(cid)["State"]["Running"]

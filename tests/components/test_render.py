@@ -337,6 +337,7 @@ def test_nginx_conf_does_not_depend_on_the_replicas():
         "tls_key_path",
         "generation_file",  # the site's generation file (a container's): the health door names it
         "acme_webroot",  # tlsMode acme: where port 80 serves the challenges from
+        "maintenance_retry_after",  # the maintenance configuration (migrationMode maintenance): a setting
         "app_port",  # the app's port and paths: settings of the app, not of a release
         "static_url",
         "media_url",
@@ -441,3 +442,66 @@ def test_an_image_is_named_as_the_docker_client_writes_it():
     assert render.familiar_image("docker.io/bitnami/postgresql:16.4.0") == "bitnami/postgresql:16.4.0"
     assert render.familiar_image("docker.io/library/team/nginx:1.28.0") == "library/team/nginx:1.28.0"
     assert render.familiar_image("127.0.0.1:5000/nginx:1.28.0") == "127.0.0.1:5000/nginx:1.28.0"
+
+
+def test_the_maintenance_configuration_answers_503_and_still_serves_files(tmp_path):
+    conf = render.nginx_conf(
+        server_name="example.com",
+        client_max_body_size="10m",
+        tls=False,
+        generation_file=render.NGINX_GENERATION_FILE,
+        maintenance_retry_after=45,
+        **APP_PATHS,
+    )
+    parsed = _parse(conf, tmp_path)
+    # Nothing reaches the app: no proxy_pass anywhere, no health location, no retry location.
+    assert list(_find(parsed, "proxy_pass")) == []
+    servers = [s for s in _find(parsed, "server") if "block" in s]
+    (server,) = [s for s in servers if ["80", "default_server"] in [d["args"] for d in s["block"]]]
+    locations = {tuple(d["args"]): d["block"] for d in server["block"] if d["directive"] == "location"}
+    assert ("/",) in locations and ("=", APP_PATHS["health_path"]) not in locations and ("@again",) not in locations
+    page = locations[("/",)]
+    (ret,) = [d["args"] for d in page if d["directive"] == "return"]
+    assert ret[0] == "503" and "Down for maintenance" in ret[1]
+    headers = {d["args"][0]: d["args"][1:] for d in page if d["directive"] == "add_header"}
+    assert headers["Retry-After"] == ["45", "always"]
+    assert headers["Cache-Control"] == ["no-store", "always"]
+    assert headers["X-Frame-Options"] == ["DENY", "always"]
+    # Static files and uploads are served as in the site's own configuration.
+    normal = render.nginx_conf(
+        server_name="example.com",
+        client_max_body_size="10m",
+        tls=False,
+        generation_file=render.NGINX_GENERATION_FILE,
+        **APP_PATHS,
+    )
+    for block in (f"location {APP_PATHS['static_url']} {{", f"location {APP_PATHS['media_url']} {{"):
+        assert block in conf and block in normal
+    # The health door (the reload's proof) and its generation stay.
+    assert f"include {render.NGINX_GENERATION_FILE};" in conf
+    assert f"listen 127.0.0.1:{render.NGINX_HEALTH_PORT};" in conf
+    # Everything before the server's locations is the same configuration.
+    assert conf.split("server {\n        listen 80")[0] == normal.split("server {\n        listen 80")[0]
+
+
+def test_the_maintenance_configuration_with_tls_keeps_the_redirect_and_the_certificate(tmp_path):
+    conf = render.nginx_conf(
+        server_name="example.com", client_max_body_size="10m", tls=True, maintenance_retry_after=30, **APP_PATHS
+    )
+    parsed = _parse(conf, tmp_path)
+    assert [d["args"] for d in _find(parsed, "ssl_certificate")] == [[render.NGINX_TLS_CERT]]
+    assert [d["args"] for d in _find(parsed, "return") if d["args"][0] == "301"]
+    assert [d["args"][0] for d in _find(parsed, "return") if d["args"][0] == "503"] == ["503"]
+
+
+def test_migration_gate_command():
+    assert render.migration_gate_command("gate") == [
+        "python",
+        "-m",
+        "django_docker_runtime.migration_gate",
+        "--mode",
+        "gate",
+    ]
+    assert render.migration_gate_command("maintenance")[-1] == "maintenance"
+    with pytest.raises(ValueError):
+        render.migration_gate_command("off")

@@ -88,6 +88,7 @@ def test_the_rules_had_something_to_check(plan):
     services = {r.label("django-docker.service") for r in runs}
     assert {"web", "migrate", "collectstatic", "nginx", "postgres"} <= services
     assert {r.label("django-docker.service") for r in plan.of_type(docker_rules.JOB)} - {"backup"} == {
+        "migration-gate",
         "migrate",
         "collectstatic",
     }
