@@ -20,7 +20,7 @@ TTY_ARGS = $(if $(filter -T,$(firstword $(ARGS))),-T -- $(wordlist 2,$(words $(A
 
 .PHONY: help host-packages registry-packages runtime policy-venv setup services docker engine check up preview destroy lint test \
 	rehearse rehearse-release rehearse-faults rehearse-tls rehearse-acme benchmark-http rehearse-swarm rehearse-remote rehearse-down benchmark promote rollback \
-	status ps logs manage shell exec backup backups restore restore-drill renew-certificate benchmark-ops docs docs-check compose-import e2e \
+	status ps logs manage shell exec backup backups restore restore-drill renew-certificate maintenance on off benchmark-ops docs docs-check compose-import e2e \
 	adopt sample runtime-image
 
 help: ## Every target, and what it does
@@ -163,6 +163,13 @@ backups: setup ## List STACK's backups, in the volume and off-host
 
 renew-certificate: setup ## tlsMode acme: renew STACK's certificate now (whatever its days left) and reload nginx
 	@$(PY) -m ops renew-certificate $(STACK)
+
+maintenance: setup ## nginx's maintenance page for STACK: `make maintenance STACK=prod on|off` (503 + Retry-After, static still served; a reload, never a new nginx); neither: whether it is on
+	@$(PY) -m ops maintenance $(STACK) $(or $(filter on off,$(MAKECMDGOALS)),status)
+
+# `make maintenance STACK=prod on`: on and off are maintenance's argument, not targets.
+on off:
+	@:
 
 # FROM=offsite may need the age identity (backupEncryptionKey): the Pulumi CLI reads it from the
 # stack's config, with the backend and passphrase of scripts/with-pulumi.sh.

@@ -13,6 +13,7 @@
   restore STACK --at TIME|latest              the database as it was then (the WAL archive, backupPitr)
   restore-drill STACK [NAME]        the newest off-host backup into a throwaway PostgreSQL, checked, removed
   renew-certificate STACK           tlsMode acme: renew the certificate now (whatever its days left), reload nginx
+  maintenance STACK on|off|status   nginx's maintenance page (503, Retry-After; static files served) on or off, by reload
   engine STACK                      whether the stack's Docker engine answers (what `make up` checks first)
 Every command finds the stack by its labels on the stack's own Docker host, and changes none of
 its resources. Refusals are one line; the exit code of manage and exec is the command's.
@@ -154,6 +155,51 @@ def _renew_certificate(stack: StackOnHost, args) -> int:
     return code
 
 
+def _maintenance(stack: StackOnHost, args) -> int:
+    """nginx's maintenance page on or off: the other configuration of the generation it serves,
+    through the site's own path (written, `nginx -t`, switched, reloaded: never a new nginx)."""
+    from components import nginx_site, render
+
+    running = [b for b in stack.boxes if b.service == "nginx" and b.state == "running"]
+    if not running:
+        raise OpsError(f"stack {stack.stack} runs no nginx: nothing to switch")
+    attrs = stack.client.api.inspect_container(running[0].id)
+    volume = next(
+        (m.get("Name") for m in attrs.get("Mounts") or [] if m.get("Destination") == render.NGINX_SITE_DIR), None
+    )
+    if not volume:
+        raise OpsError(f"stack {stack.stack}'s nginx has no site volume (swarm: no maintenance mode)")
+    try:
+        if args.state == "status":
+            _generation, files, _modes = nginx_site.served_files(stack.client.api, running[0].id)
+            print(f"maintenance: {'on' if nginx_site.is_maintenance(files) else 'off'} (generation {_generation})")
+            return 0
+        host = stack.host
+        props = {
+            "volume": volume,
+            "image": attrs["Config"]["Image"],
+            "stack": stack.stack,
+            "labels": [
+                {"label": f"{render.LABEL_PREFIX}.stack", "value": stack.stack},
+                {"label": f"{render.LABEL_PREFIX}.role", "value": "config"},
+            ],
+            "dockerHost": host.host,
+            "sshOpts": list(host.ssh_opts),
+            "certPath": host.cert_path,
+            "caMaterial": host.ca_material,
+            "certMaterial": host.cert_material,
+            "keyMaterial": host.key_material,
+        }
+        generation, changed = nginx_site.switch_maintenance(props, args.state == "on")
+    except nginx_site.SiteError as error:
+        raise OpsError(str(error)) from None
+    what = "the maintenance page (503)" if args.state == "on" else "the site"
+    print(
+        f"maintenance {args.state}: nginx {'now serves' if changed else 'already served'} {what} (generation {generation})"
+    )
+    return 0
+
+
 def _engine(stack: str) -> int:
     from ops.stack import describe_host, engine_client, known_stacks, stack_docker_host
 
@@ -219,6 +265,10 @@ def parser() -> argparse.ArgumentParser:
     drill.add_argument("name", nargs="?", default="", help="an off-host backup (default: the newest)")
     drill.add_argument("--identity-file", help="the age identity (backupEncryptionKey), when the copies are encrypted")
     command("renew-certificate", _renew_certificate, "tlsMode acme: renew the certificate now and reload nginx")
+    maintenance = command(
+        "maintenance", _maintenance, "nginx's maintenance page on or off (a reload, never a new nginx), or its status"
+    )
+    maintenance.add_argument("state", choices=("on", "off", "status"))
     command("engine", None, "whether the stack's Docker engine answers (make up checks it first)")
     return top
 
