@@ -27,6 +27,9 @@ from urllib.parse import urlsplit
 import requests
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Two maintenance answers further apart than this belong to two windows (the load sends one
+# every 1/rate seconds: 0.05 s at the rehearsal's 20/s).
+WINDOW_GAP = 1.0
 
 
 @dataclass(frozen=True)
@@ -62,12 +65,41 @@ class Report:
     failures: tuple[Failure, ...] = ()
     unfinished: int = 0
     collected: tuple = ()  # the `collect` key's value from each expected answer (e.g. the ids of acknowledged writes)
+    maintenance_times: tuple[float, ...] = ()
+    """When each answer that was nginx's maintenance page (503 with Retry-After) was sent, in
+    seconds from the start: counted apart from `failed` when the load was told a maintenance
+    window may come (Load(maintenance=True))."""
+
+    @property
+    def maintenance(self) -> int:
+        return len(self.maintenance_times)
+
+    @property
+    def windows(self) -> list[tuple[float, float]]:
+        """The maintenance windows as the clients saw them: runs of maintenance answers with no
+        more than WINDOW_GAP seconds between two, (first, last) each."""
+        out: list[tuple[float, float]] = []
+        for at in sorted(self.maintenance_times):
+            if out and at - out[-1][1] <= WINDOW_GAP:
+                out[-1] = (out[-1][0], at)
+            else:
+                out.append((at, at))
+        return out
+
+    @property
+    def window(self) -> float:
+        """The first maintenance window's length (the release's), first to last answer."""
+        windows = self.windows
+        return windows[0][1] - windows[0][0] if windows else 0.0
 
     def line(self, stack: str, scenario: str) -> str:
-        return (
+        line = (
             f"release {stack} {scenario}: {self.requests} requests, {self.failed} failed, "
             f"longest gap {self.longest_gap:.1f}s"
         )
+        if self.maintenance:
+            line += f", {self.maintenance} maintenance 503, window {self.window:.1f}s"
+        return line
 
     def details(self) -> str:
         kinds = Counter(f.kind for f in self.failures)
@@ -82,7 +114,51 @@ class Report:
         by_first = sorted(self.releases.items(), key=lambda item: item[1].first)
         answered = ", ".join(f"{sha[:12]} {r.first:.1f}-{r.last:.1f}s ({r.count})" for sha, r in by_first)
         lines.append(f"  releases: {answered or 'no git_sha seen'}")
+        if self.maintenance:
+            spans_text = ", ".join(f"{a:.1f}-{b:.1f}s" for a, b in self.windows)
+            lines.append(f"  maintenance page: {self.maintenance} answers, windows {spans_text}")
         return "\n".join(lines)
+
+
+def combined(reports: list[Report]) -> Report:
+    """Several loads run side by side (the same start, give or take milliseconds) as one: the
+    counts added, the longest gap the longest of any, the failures and maintenance answers of all."""
+    if not reports:
+        raise ValueError("combined: no report")
+    failures = tuple(sorted((f for r in reports for f in r.failures), key=lambda f: f.at))
+    releases: dict[str, Release] = {}
+    for r in reports:
+        for sha, seen in r.releases.items():
+            old = releases.get(sha)
+            releases[sha] = (
+                seen
+                if old is None
+                else Release(old.count + seen.count, min(old.first, seen.first), max(old.last, seen.last))
+            )
+    return Report(
+        requests=sum(r.requests for r in reports),
+        failed=len(failures),
+        failed_seconds=len({int(f.at) for f in failures}),
+        longest_gap=max(r.longest_gap for r in reports),
+        duration=max(r.duration for r in reports),
+        statuses=sum((r.statuses for r in reports), Counter()),
+        errors=sum((r.errors for r in reports), Counter()),
+        releases=releases,
+        failures=failures,
+        unfinished=sum(r.unfinished for r in reports),
+        collected=tuple(v for r in reports for v in r.collected),
+        maintenance_times=tuple(sorted(t for r in reports for t in r.maintenance_times)),
+    )
+
+
+def is_maintenance_page(response: requests.Response) -> bool:
+    """nginx's maintenance answer (render.nginx_conf with maintenance_retry_after): 503, a
+    Retry-After, and its page; an app's own 503 (a health check failing) is none of these."""
+    return (
+        response.status_code == 503
+        and bool(response.headers.get("Retry-After"))
+        and "Down for maintenance" in response.text
+    )
 
 
 def spans(seconds: list[int]) -> str:
@@ -169,6 +245,7 @@ class Load:
         method: str = "GET",
         collect: str | None = None,
         session: Callable[[], requests.Session] | None = None,
+        maintenance: bool = False,
     ):
         check_loopback(base_url, tuple(allowed_networks))
         if rate <= 0 or workers < 1 or timeout <= 0 or max_seconds <= 0 or max_requests < 1:
@@ -184,6 +261,8 @@ class Load:
         self.stop_grace = stop_grace
         self.method = method.upper()
         self.collect = collect
+        self.maintenance = maintenance
+        """Count nginx's maintenance page (503 with Retry-After) apart instead of as a failure."""
         self.session = session
         """Makes each worker's session (HTTPS: its server name and CA, smoke.http_session); None: plain."""
         self.report: Report | None = None
@@ -202,6 +281,7 @@ class Load:
         self._failures: list[Failure] = []
         self._releases: dict[str, list[float]] = {}  # sha -> [count, first, last]
         self._collected: list = []
+        self._maintenance: list[float] = []  # when each maintenance answer was sent
         self._last_success = 0.0  # the start counts as the beginning of the first gap
         self._longest_gap = 0.0
 
@@ -255,6 +335,7 @@ class Load:
                 failures=tuple(self._failures),
                 unfinished=self._issued - self._completed,
                 collected=tuple(self._collected),
+                maintenance_times=tuple(self._maintenance),
             )
         return self.report
 
@@ -306,9 +387,11 @@ class Load:
         error: str | None = None
         sha: str | None = None
         value = None
+        paused = False
         try:
             response = session.request(self.method, self.url, timeout=self.timeout, allow_redirects=False)
             status = response.status_code
+            paused = self.maintenance and is_maintenance_page(response)
             sha = git_sha(response)
             if self.collect and status == self.expect:
                 value = collected(response, self.collect)
@@ -321,7 +404,9 @@ class Load:
                 self._statuses[status] += 1
             else:
                 self._errors[error] += 1
-            if status != self.expect:
+            if paused:
+                self._maintenance.append(sent)
+            elif status != self.expect:
                 self._failures.append(Failure(sent, status, error))
             elif value is not None:
                 self._collected.append(value)

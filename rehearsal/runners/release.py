@@ -20,7 +20,7 @@ import requests
 
 from rehearsal.checks import smoke
 from rehearsal.checks.day2 import Day2
-from rehearsal.checks.load import Load, Report
+from rehearsal.checks.load import Load, Report, combined
 from rehearsal.checks.samples import sample_checks
 from rehearsal.checks.smoke import Smoke, app_kind, front_door, http_session
 from rehearsal.emulation.engine import LOOPBACK, brief
@@ -35,6 +35,9 @@ from rehearsal.scenarios import Scenario, ScenarioFailed, all_scenarios
 RELEASE_TARGET_SECONDS = 30  # a new-commit release, start of the update to the old replicas gone
 LOAD_RATE = 20  # requests per second through nginx while a scenario runs
 LOAD_WORKERS = 4
+# A scenario with `pages`: reads of the app's table (the ten latest visits, every column of
+# them) and writes (a visit: an INSERT of every column the release's model has), beside /health/.
+PAGE_LOADS = (("GET", "/visits/", 200, 10.0), ("POST", "/visits/", 201, 4.0))
 LOAD_MAX_SECONDS = 900  # a scenario's load stops by itself after this, whatever happens
 SETTLE_SECONDS = 1.0  # load before the first and after the last `pulumi up` of a scenario
 
@@ -265,8 +268,32 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
     base, host = ctx.front()
     ctx.serving_before = ctx.serving_sha()
     started_at = time.time()
-    load = Load(base, host=host, path="/health/", rate=LOAD_RATE, workers=LOAD_WORKERS, max_seconds=LOAD_MAX_SECONDS)
+    load = Load(
+        base,
+        host=host,
+        path="/health/",
+        rate=LOAD_RATE,
+        workers=LOAD_WORKERS,
+        max_seconds=LOAD_MAX_SECONDS,
+        maintenance=scenario.maintenance,
+    )
+    pages = [
+        Load(
+            base,
+            host=host,
+            path=path,
+            method=method,
+            expect=expect,
+            rate=rate,
+            workers=2,
+            max_seconds=LOAD_MAX_SECONDS,
+            maintenance=scenario.maintenance,
+        )
+        for method, path, expect, rate in (PAGE_LOADS if scenario.pages else ())
+    ]
     load.start()
+    for page in pages:
+        page.start()
     try:
         time.sleep(SETTLE_SECONDS)
         for number, up in enumerate(scenario.ups, start=1):
@@ -304,6 +331,11 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
         time.sleep(SETTLE_SECONDS)
     finally:
         report = load.stop()
+        if pages:
+            page_reports = [page.stop() for page in pages]
+            for (method, path, _, _), page_report in zip(PAGE_LOADS, page_reports):
+                say(f"  {method} {path}: {page_report.requests} requests, {page_report.failed} failed")
+            report = combined([report, *page_reports])
     say(report.details())
     if report.failed:
         say(ctx.nginx_errors(since=started_at, report=report))

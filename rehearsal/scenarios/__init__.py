@@ -16,9 +16,12 @@ __all__ = ["Scenario", "ScenarioFailed", "Up", "all_scenarios", "expect"]
 
 def all_scenarios() -> list[Scenario]:
     from rehearsal.scenarios import (
+        expand_contract,
         failed_backup,
         failed_migration,
         healthcheck,
+        incompatible_migration,
+        maintenance_migration,
         memory,
         new_commit,
         nginx_config,
@@ -41,5 +44,9 @@ def all_scenarios() -> list[Scenario]:
             failed_backup,
             failed_migration,
             unhealthy_release,
+            # Last: they change the example's table (columns the releases above read are dropped).
+            incompatible_migration,
+            expand_contract,
+            maintenance_migration,
         )
     ]

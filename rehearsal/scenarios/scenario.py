@@ -51,3 +51,9 @@ class Scenario:
     """Whole seconds with failed requests allowed (0: no failed request at all)."""
     timed: bool = False
     """Report the first up against the release-time target."""
+    pages: bool = False
+    """Also read and write the app's table through nginx while it runs (GET /visits/, POST
+    /visits/, beside the steady /health/): what a migration the old code cannot survive breaks."""
+    maintenance: bool = False
+    """nginx's maintenance page (503 with Retry-After) may answer: counted apart, not as failed,
+    and the window printed in the scenario's line."""

@@ -36,7 +36,11 @@ class Handler(BaseHTTPRequestHandler):
             number = len(backend.hits)
             backend.methods.append(self.command)
         body = json.dumps({"status": "ok", "checks": {"database": "ok"}, "git_sha": sha, "id": number}).encode()
+        if backend.paused:  # nginx's maintenance page (render.nginx_conf, maintenance_retry_after)
+            status, body = 503, b"<html><h1>Down for maintenance</h1></html>"
         self.send_response(status)
+        if backend.paused:
+            self.send_header("Retry-After", "30")
         if 300 <= status < 400:
             self.send_header("Location", f"http://127.0.0.1:{backend.port}/elsewhere/")
         self.send_header("Content-Type", "application/json")
@@ -73,6 +77,7 @@ class Backend:
         self.sha = SHA_A
         self.delay = 0.0
         self.hanging = False
+        self.paused = False
         self.release = threading.Event()
         self.lock = threading.Lock()
         self.hits: list[tuple] = []
@@ -355,3 +360,58 @@ def test_details():
         "  releases: 1a2b3c4d5e6f 0.0-12.3s (240), 9f8e7d6c5b4a 9.8-30.1s (410)"
     )
     assert Report(5, 0, 0, 0.2, 1.0).details() == "  failures: none\n  releases: no git_sha seen"
+
+
+def test_the_maintenance_page_is_counted_apart_and_its_window_measured(backend):
+    load = Load(backend.url, rate=40, workers=2, max_seconds=3.0, maintenance=True).start()
+    t0 = time.monotonic()
+    sleep_until(t0, 0.5)
+    backend.paused = True
+    sleep_until(t0, 1.5)
+    backend.paused = False
+    sleep_until(t0, 2.0)
+    backend.status = 503  # an app's own 503 (no Retry-After, no page) is a failure
+    sleep_until(t0, 2.3)
+    backend.status = 200
+    report = load.stop()
+    assert 30 <= report.maintenance <= 50, report
+    assert 0.8 <= report.window <= 1.1, report.window
+    assert report.failed >= 8 and {f.status for f in report.failures} == {503}
+    assert report.line("prod", "maintenance-migration").endswith(
+        f", {report.maintenance} maintenance 503, window {report.window:.1f}s"
+    )
+
+
+def test_without_maintenance_the_page_is_a_failure(backend):
+    backend.paused = True
+    load = Load(backend.url, rate=50, workers=1, max_requests=3).start()
+    assert load.wait(5)
+    report = load.stop()
+    assert (report.failed, report.maintenance) == (3, 0)
+    assert report.line("dev", "x") == f"release dev x: 3 requests, 3 failed, longest gap {report.longest_gap:.1f}s"
+
+
+def test_combined_reports_add_up_and_keep_the_worst():
+    from rehearsal.checks.load import combined
+
+    health = Report(
+        100,
+        1,
+        1,
+        0.5,
+        10.0,
+        Counter({200: 99}),
+        failures=(Failure(4.2, 502, None),),
+        maintenance_times=(3.0, 3.5, 4.0),
+        releases={SHA_A: Release(99, 0.0, 10.0)},
+    )
+    pages = Report(50, 0, 0, 1.2, 10.1, Counter({200: 45}), maintenance_times=(2.9, 3.8, 4.3, 8.0, 8.2))
+    both = combined([health, pages])
+    assert (both.requests, both.failed, both.failed_seconds, both.longest_gap) == (150, 1, 1, 1.2)
+    assert both.maintenance == 8 and both.windows == [(2.9, 4.3), (8.0, 8.2)] and round(both.window, 1) == 1.4
+    assert both.statuses == Counter({200: 144}) and both.releases == {SHA_A: Release(99, 0.0, 10.0)}
+    assert (
+        combined([pages]).line("p", "s")
+        == "release p s: 50 requests, 0 failed, longest gap 1.2s, 5 maintenance 503, window 1.4s"
+    )
+    assert "  maintenance page: 5 answers, windows 2.9-4.3s, 8.0-8.2s" in pages.details()

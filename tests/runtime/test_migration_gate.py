@@ -243,3 +243,44 @@ def test_only_new_tables():
     assert gate.only_new_tables("visits_tag", [], {"visits_tag"})
     assert not gate.only_new_tables(None, alter, {"other"})
     assert not gate.only_new_tables(None, [], {"visits_tag"})
+
+
+# --- the rehearsal's releases (rehearsal/images/variants.py): the verdicts their scenarios expect
+
+
+def variant_migrations(tmp_path, variant: str) -> str:
+    """The variant's visits migrations as a package of their own (its module name)."""
+    from rehearsal.images.variants import VARIANTS
+
+    package = f"variant_{variant.replace('-', '_')}"
+    files = {
+        path.rsplit("/", 1)[1]: text for path, text in VARIANTS[variant].files if path.startswith("visits/migrations/")
+    }
+    return migrations_package(tmp_path, package, files)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "variant, mode, code, offending",
+    [
+        ("incompatible-migration", "gate", gate.EXIT_REFUSED, ["0002_remove_visit_visits_so_far operation 1"]),
+        ("expand", "gate", gate.EXIT_OK, []),
+        ("stop-reading", "gate", gate.EXIT_OK, []),
+        ("contract", "gate", gate.EXIT_OK, []),
+        ("maintenance-migration", "gate", gate.EXIT_REFUSED, ["0005_remove_visit_position operation 1"]),
+        ("maintenance-migration", "maintenance", gate.EXIT_OK, []),
+    ],
+)
+def test_the_rehearsals_releases_get_the_verdict_their_scenario_expects(
+    settings, tmp_path, variant, mode, code, offending
+):
+    settings.MIGRATION_MODULES = {"visits": variant_migrations(tmp_path, variant)}
+    try:
+        v = gate.check("default", mode)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert v.exit_code == code, v.lines
+    refused = [line.split("visits.")[1].split(" (")[0] for line in v.lines if "cannot survive" in line]
+    assert refused == offending, v.lines
+    if variant == "contract":
+        assert any("visits.0004_drop_visit_visits_so_far: marked safe" in line for line in v.lines)
