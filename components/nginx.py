@@ -11,6 +11,11 @@ change (then it goes first: its host ports are fixed). A healthcheck on nginx's 
 door and the wait for it make a broken start fail `pulumi up` (the provider no longer fails
 a container that exits after start: terraform-provider-docker #841).
 
+Every generation holds both configurations, the site's and the maintenance page's
+(render.nginx_conf with maintenance_retry_after), `nginx.conf` a copy of one of them:
+`site_args_of(maintenance=True)` is the release's switch to the page (components/release.py,
+migrationMode maintenance), and `make maintenance` swaps them by hand (nginx_site.switch_maintenance).
+
 On swarm the config is a swarm config and a change rolls the service (docs/swarm.md).
 """
 
