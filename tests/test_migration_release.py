@@ -92,3 +92,12 @@ def test_a_refused_release_changes_nothing_and_is_checked_again_next_time():
     assert not ran & {"backup", "migrate", "collectstatic", "web", "celery-worker", "celery-beat"}, ran
     again = plan_update(after, release)
     assert [s.op for s in again.steps if s.name == GATE and s.op != DELETE_REPLACED] == [REPLACE]
+
+
+def test_without_a_backup_the_switch_waits_for_the_gate():
+    p = plan("dev", migrationMode="maintenance")
+    switch = p.by_name("django-docker-release-maintenance")
+    assert p.container(GATE).urn in switch.options["dependencies"]
+    assert switch.urn in p.container("django-docker-release-migrate").options["dependencies"]
+    # collectstatic does not wait for the window (hashed names: old and new coexist).
+    assert switch.urn not in p.container("django-docker-release-collectstatic").options["dependencies"]
