@@ -73,8 +73,6 @@ class Nginx(pulumi.ComponentResource):
         ng = args.settings
         # On swarm the key is a secret's file; in a container, a file of the site's generation.
         key_path = render.secret_path(render.SECRETS_DIR, "NGINX_TLS_KEY") if args.deployment.swarm else None
-        paths: dict = {"tls_key_path": key_path} if key_path else site_paths(ng)
-        conf = render.nginx_conf(**conf_kwargs(args), **paths)
         accessory = Accessory(
             service="nginx",
             image=ng.image.text,
@@ -85,9 +83,11 @@ class Nginx(pulumi.ComponentResource):
             grace_seconds=STOP_GRACE_SECONDS,
         )
         running = (
-            self._service(name, args, accessory, conf, key_path, opts)
+            self._service(
+                name, args, accessory, render.nginx_conf(**conf_kwargs(args), tls_key_path=key_path), key_path, opts
+            )
             if key_path
-            else self._container(name, args, accessory, conf, opts)
+            else self._container(name, args, accessory, opts)
         )
         self.url = ng.url
         self.container_name = running.name
@@ -95,7 +95,7 @@ class Nginx(pulumi.ComponentResource):
         self.register_outputs({"url": self.url, "container_name": self.container_name})
 
     def _container(
-        self, name: str, args: NginxArgs, accessory: Accessory, conf: str, opts: pulumi.ResourceOptions | None
+        self, name: str, args: NginxArgs, accessory: Accessory, opts: pulumi.ResourceOptions | None
     ) -> docker.Container:
         """nginx as a container: its config and TLS material on the site volume (an NginxSite
         writes them, and reloads nginx when they change; works on a remote Docker host, unlike
