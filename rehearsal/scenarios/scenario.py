@@ -52,8 +52,8 @@ class Scenario:
     timed: bool = False
     """Report the first up against the release-time target."""
     pages: bool = False
-    """Also read and write the app's table through nginx while it runs (GET /visits/, POST
-    /visits/, beside the steady /health/): what a migration the old code cannot survive breaks."""
+    """Also read the app's table through nginx while it runs (GET /visits/, beside the steady
+    /health/): what a migration the old code cannot survive breaks."""
     maintenance: bool = False
     """nginx's maintenance page (503 with Retry-After) may answer: counted apart, not as failed,
     and the window printed in the scenario's line."""
