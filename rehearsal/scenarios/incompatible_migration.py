@@ -2,7 +2,7 @@
 and writes (visits_so_far). The migration gate refuses it before the backup and the migration,
 with one line naming the operation; `pulumi up` fails there, the database is unchanged (its
 columns and its applied migrations), no backup was taken, and the old release serves on, its
-pages reading and writing the table throughout (the scenario's page load)."""
+pages reading the table throughout (the scenario's page load)."""
 
 from rehearsal.scenarios.failed_backup import backups_of, takes_backups
 from rehearsal.scenarios.scenario import Scenario, Up, expect
