@@ -90,8 +90,9 @@ class Celery(pulumi.ComponentResource):
             )
 
         # Create-before-delete: two workers on one queue is what Celery is built for; the old
-        # one keeps consuming until the new one answers its ping.
-        worker = container("worker", worker_command, delete_before_replace=False)
+        # one keeps consuming until the new one answers its ping. In migrationMode maintenance
+        # the old one stops first (its code does not survive the migration; tasks wait queued).
+        worker = container("worker", worker_command, delete_before_replace=rt.app.migration_mode == "maintenance")
         if cs.beat:
             # Delete-before-replace: two beats would send every scheduled task twice.
             container("beat", render.beat_command(cs.app), delete_before_replace=True)

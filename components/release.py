@@ -218,7 +218,9 @@ class Release(pulumi.ComponentResource):
         # The value (a label every replica carries) is the first job's run id: migrate's when
         # there is one; it resolves once every job has run.
         self.gate = (
-            pulumi.Output.all(*[j.run_id for j in jobs], *[c.run_id for c in checked]).apply(lambda ids: ids[0])
+            # (not the gate's: it gates every job, and a new gate run alone, e.g. for a new
+            # migrationMode, must not replace the replicas)
+            pulumi.Output.all(*[j.run_id for j in jobs]).apply(lambda ids: ids[0])
             if jobs
             else pulumi.Output.from_input(NO_JOBS)
         )

@@ -89,8 +89,11 @@ class Web(pulumi.ComponentResource):
                     ],
                     labels={"replica": str(index), "release": args.release_gate},
                 ),
-                # Create-before-delete: the old replica serves until the new one is healthy.
-                opts=container_options(self, delete_before_replace=False),
+                # Create-before-delete: the old replica serves until the new one is healthy. In
+                # migrationMode maintenance the old one goes first: its code does not survive the
+                # migration, and the window closes (nginx serves the site again) before the end of
+                # the update, where the old ones of a create-before-delete would still be deleted.
+                opts=container_options(self, delete_before_replace=rt.app.migration_mode == "maintenance"),
             )
             for index in range(1, args.settings.replicas + 1)
         ]

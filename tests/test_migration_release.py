@@ -82,6 +82,13 @@ def test_a_release_in_gate_mode_leaves_nginx_alone_in_maintenance_mode_it_opens_
     assert index["django-docker-release-maintenance"] in steps[index["django-docker-release-migrate"]].after
     web = [i for i, s in enumerate(steps) if service(s) == "web" and s.op == REPLACE]
     assert web and set(web) <= off.after  # closed only once every new replica is healthy
+    # ... and the old ones are gone: in maintenance mode they go first (a create-before-delete's
+    # old replica would be deleted only at the end of the update, after the window closed, and
+    # serve the new schema meanwhile).
+    assert {steps[i].mode for i in web} == {"delete-before-replace"}
+    (worker,) = [s for s in steps if service(s) == "celery-worker" and s.op == REPLACE]
+    assert worker.mode == "delete-before-replace"
+    assert not [s for s in steps if s.op == DELETE_REPLACED and service(s) in ("web", "celery-worker")]
 
 
 def test_a_refused_release_changes_nothing_and_is_checked_again_next_time():
@@ -101,3 +108,14 @@ def test_without_a_backup_the_switch_waits_for_the_gate():
     assert switch.urn in p.container("django-docker-release-migrate").options["dependencies"]
     # collectstatic does not wait for the window (hashed names: old and new coexist).
     assert switch.urn not in p.container("django-docker-release-collectstatic").options["dependencies"]
+
+
+def test_a_new_gate_run_alone_replaces_nothing_that_serves():
+    state, _, _ = applied(plan("prod", SHA_2, migrationMode="maintenance"))
+    update = plan_update(state, plan("prod", SHA_2))  # back to gate mode: only the gate's command changes
+    changed = {s.name: s.op for s in update.steps if s.op not in (SAME, DELETE_REPLACED)}
+    assert changed == {
+        GATE: REPLACE,
+        "django-docker-nginx-site": UPDATE,  # no longer keyed on the release (the same files: no reload)
+        "django-docker-release-maintenance": "delete",
+    }

@@ -1,7 +1,8 @@
 """maintenance-migration: the other way through the gate. A release with a migration the
 serving release cannot survive (expand-contract's `position` dropped), with `migrationMode: maintenance`: the
 gate lets it through, nginx answers its maintenance page (503, Retry-After; static files still
-served) from just before migrate until the new web replicas are healthy, then the new release.
+served) from just before migrate until the new web replicas are healthy (the old ones stopped
+first: they cannot read the new schema), then the new release.
 The maintenance answers are counted apart; nothing else may fail. Then `make maintenance on`
 and `off` by hand (a second window), and back to gate mode: the gate runs again (nothing new
 to migrate)."""
@@ -35,7 +36,18 @@ def released(ctx, result) -> str:
         order.index(MAINTENANCE) < order.index("django-docker-release-migrate") < order.index(SITE),
         f"the window did not wrap migrate: {order}",
     )
-    return f"{MIGRATION} applied behind the maintenance page; {sha[:12]} serves; nginx switched back by reload"
+    # The old replicas went first (delete-before-replace in maintenance mode): none of them
+    # served the new schema after the window closed.
+    modes = {
+        r.step.name: r.step.mode
+        for r in result.reports
+        if r.step.name.startswith("django-docker-web-") and r.step.op == "replace"
+    }
+    expect(set(modes.values()) == {"delete-before-replace"}, f"web replicas not replaced stop-first: {modes}")
+    return (
+        f"{MIGRATION} applied behind the maintenance page; the old replicas stopped first; {sha[:12]} serves; "
+        "nginx switched back by reload"
+    )
 
 
 def by_hand(ctx) -> str:
@@ -62,11 +74,14 @@ def by_hand(ctx) -> str:
 
 
 def gate_again(ctx, result) -> str:
-    steps = {r.step.name: r.step.op for r in result.reports}
-    expect(steps.get("django-docker-release-migration-gate") == "replace", f"the gate did not run again: {steps}")
-    expect(steps.get("django-docker-release-migrate") in (None, "same"), "migrate ran again")
+    changed = {(r.step.name, r.step.op) for r in result.reports if r.step.op not in ("same", "delete-replaced")}
+    expect(("django-docker-release-migration-gate", "replace") in changed, f"the gate did not run again: {changed}")
+    serving = {name for name, _ in changed if name.startswith(("django-docker-web-", "django-docker-celery"))}
+    expect(
+        not serving and ("django-docker-release-migrate", "replace") not in changed, f"more than the gate: {changed}"
+    )
     expect(ctx.get("/health/").status_code == 200, "nginx does not serve the site")
-    return "the gate ran again (no new migration); migrate did not; the site serves"
+    return "the gate ran again (no new migration); migrate did not, no replica was replaced; the site serves"
 
 
 SCENARIO = Scenario(
