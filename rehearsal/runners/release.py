@@ -24,6 +24,8 @@ from rehearsal.checks.load import Load, Report, combined
 from rehearsal.checks.samples import sample_checks
 from rehearsal.checks.smoke import Smoke, app_kind, front_door, http_session
 from rehearsal.emulation.engine import LOOPBACK, brief
+from rehearsal.emulation.forecast import forecast
+from rehearsal.emulation.model import plan_update
 from rehearsal.errors import RehearsalError
 from rehearsal.images.samples import SAMPLES
 from rehearsal.images.variants import VARIANTS, scratch_dir
@@ -297,6 +299,7 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
     load.start()
     for page in pages:
         page.start()
+    windows_forecast = 0
     try:
         time.sleep(SETTLE_SECONDS)
         for number, up in enumerate(scenario.ups, start=1):
@@ -310,6 +313,12 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
             say(f"  up {number}: {up.what}")
             if up.before is not None:
                 say(f"    before: {up.before(ctx)}")
+            if isinstance(ctx.session, Session):
+                # What the model says this up will do to the running site (the real engine's
+                # session holds the engine's state, not the model's: no forecast there).
+                told = forecast(plan_update(ctx.session.state, rp.plan))
+                say("    forecast: " + "; ".join(told.lines))
+                windows_forecast += told.maintenance
             result = ctx.session.up(rp)
             if number == 1 and scenario.timed:
                 release_seconds = result.seconds
@@ -342,6 +351,8 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
     say(report.details())
     if report.failed:
         say(ctx.nginx_errors(since=started_at, report=report))
+    if windows_forecast and not report.maintenance:
+        problems.append("a maintenance window was forecast, and no request saw the maintenance page")
     if scenario.max_failed_seconds == 0 and report.failed:
         problems.append(f"{report.failed} requests failed (none may)")
     elif report.failed_seconds > scenario.max_failed_seconds:

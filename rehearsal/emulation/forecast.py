@@ -1,0 +1,93 @@
+"""A release forecast: what an update (the model's plan of a `pulumi up`) will do to the running
+site, in a few lines. Pure: from rehearsal.emulation.model's Update only.
+
+    forecast(update) -> Forecast(lines, disruption)
+
+- which containers are replaced and how (create-before-delete, or delete first), by service;
+- which release jobs run (migration-gate, backup, migrate, collectstatic);
+- whether nginx reloads (its site's configuration written again), and whether a maintenance
+  window opens (the release's maintenance switch, migrationMode maintenance);
+- the expected disruption, the worst of: `maintenance window`, `delete-first of <names>` (a
+  container that serves stops before its successor starts), `nginx reload` (graceful: none
+  refused), `none`.
+
+What it cannot say: the migrations themselves and the gate's verdict, which need the new image
+and the database (the gate job says them when it runs).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from planning.harness import CONTAINER, JOB, NGINX_SITE
+from rehearsal.emulation.model import CREATE, DELETE, DELETE_FIRST, REPLACE, UPDATE, UpdatePlan
+
+MAINTENANCE_SWITCH = "-release-maintenance"
+# What serves: a delete-first of one of these is a disruption; beat and the accessories' restarts
+# are not requests failing (beat is a singleton on purpose; postgres and redis are accessories
+# whose replacement the release scenarios never make).
+SERVING = ("web", "nginx")
+JOB_ORDER = ("migration-gate", "backup", "migrate", "collectstatic")
+
+
+@dataclass(frozen=True)
+class Forecast:
+    lines: tuple[str, ...]
+    disruption: str
+    """`none`, `nginx reload`, `delete-first of <names>` or `maintenance window`."""
+    maintenance: bool
+
+
+def _service(step) -> str:
+    resource = step.new if step.new is not None else step.old
+    return resource.label("django-docker.service") or step.name
+
+
+def forecast(update: UpdatePlan) -> Forecast:
+    steps = list(update.steps)
+    replaced: Counter = Counter()
+    first: set[str] = set()
+    for s in steps:
+        if s.type != CONTAINER:
+            continue
+        if s.op == REPLACE:
+            how = "delete first" if s.mode == "delete-before-replace" else "create-before-delete"
+            replaced[(_service(s), how)] += 1
+            if how == "delete first" and _service(s) in SERVING:
+                first.add(s.name)
+        elif s.op == DELETE_FIRST and _service(s) in SERVING:
+            first.add(s.name)
+    created = Counter(_service(s) for s in steps if s.type == CONTAINER and s.op == CREATE)
+    deleted = Counter(_service(s) for s in steps if s.type == CONTAINER and s.op == DELETE)
+    jobs = {_service(s) for s in steps if s.type == JOB and s.op in (CREATE, REPLACE)}
+    ordered_jobs = [j for j in JOB_ORDER if j in jobs] + sorted(jobs - set(JOB_ORDER))
+    sites = [s for s in steps if s.type == NGINX_SITE and s.op in (CREATE, UPDATE)]
+    maintenance = any(s.name.endswith(MAINTENANCE_SWITCH) for s in sites)
+    reload = any(not s.name.endswith(MAINTENANCE_SWITCH) for s in sites)
+
+    lines = []
+    if replaced:
+        lines.append(
+            "replaced: " + ", ".join(f"{service} x{n} ({how})" for (service, how), n in sorted(replaced.items()))
+        )
+    if created:
+        lines.append("created: " + ", ".join(f"{service} x{n}" for service, n in sorted(created.items())))
+    if deleted:
+        lines.append("deleted: " + ", ".join(f"{service} x{n}" for service, n in sorted(deleted.items())))
+    lines.append("jobs: " + (", ".join(ordered_jobs) if ordered_jobs else "none"))
+    if maintenance:
+        disruption = "maintenance window"
+        lines.append("nginx: the maintenance page from just before migrate until the new web replicas are healthy")
+    elif first:
+        disruption = "delete-first of " + ", ".join(sorted(first))
+    elif reload:
+        disruption = "nginx reload"
+    else:
+        disruption = "none"
+    if reload and not maintenance:
+        lines.append("nginx: its configuration written again and reloaded (never replaced)")
+    if not any(s.op != "same" for s in steps):
+        lines = ["nothing changes"]
+    lines.append(f"disruption: {disruption}")
+    return Forecast(tuple(lines), disruption, maintenance)
