@@ -284,3 +284,45 @@ def test_the_rehearsals_releases_get_the_verdict_their_scenario_expects(
     assert refused == offending, v.lines
     if variant == "contract":
         assert any("visits.0004_drop_visit_visits_so_far: marked safe" in line for line in v.lines)
+
+
+# --- the command as the release job runs it (production settings, a subprocess) ---------------
+
+
+def run_gate(database_url: str, *args: str):
+    from tests.django_support import production_env, run_app
+
+    return run_app(
+        sys.executable,
+        "-m",
+        "django_docker_runtime.migration_gate",
+        *args,
+        env=production_env(DATABASE_URL=database_url),
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_passes_on_the_examples_own_migrations():
+    from tests.django_support import test_database_url
+
+    result = run_gate(test_database_url(), "--mode", "gate")
+    assert (result.returncode, result.stdout.strip()) == (0, "migration-gate: no new migration for this database"), (
+        result.stderr
+    )
+
+
+def test_a_database_it_cannot_reach_is_one_line_and_no_release():
+    from tests.django_support import closed_port
+
+    result = run_gate(f"postgres://app:hunter2-not-shown@127.0.0.1:{closed_port()}/app")
+    lines = result.stdout.strip().splitlines()
+    assert result.returncode == gate.EXIT_ERROR, result.stderr
+    assert len(lines) == 1 and lines[0].startswith(
+        "migration-gate: cannot check: cannot read the database's migrations: OperationalError:"
+    ), lines
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_an_unknown_mode_is_refused_by_the_command_line():
+    result = run_gate("postgres://x@127.0.0.1:1/x", "--mode", "yolo")
+    assert result.returncode == 2 and "invalid choice: 'yolo'" in result.stderr
