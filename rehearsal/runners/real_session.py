@@ -20,6 +20,7 @@ scenario's overrides, written before every command as `pulumi config set` leaves
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections import Counter
@@ -418,6 +419,13 @@ class RealSession:
         }
 
     # ------------------------------------------------------------------ looking at it
+
+    def write_record(self, path: Path, stack: str, scenarios: list[str], rehearsal: str = "release") -> str:
+        """Every `pulumi up`'s calibration record and the readback, as tools.calibration reads them."""
+        kind = {"rehearsal": rehearsal} if rehearsal != "release" else {}
+        body = {"stack": stack, **kind, "version": self.version, "scenarios": scenarios}
+        path.write_text(json.dumps({**body, "ups": self.records, "readback": self.readbacks}, indent=1))
+        return f"  calibration records of {len(self.records)} `pulumi up`s: {path}"
 
     def container(self, logical: str) -> dict:
         real = live(self.state, CONTAINER)[logical]
