@@ -526,7 +526,11 @@ class _NoEngine:
 
 
 def _report(index: int, step: RealStep) -> StepReport:
-    model_step = Step(step.op, step.urn, step.name, step.type, "register", keys=step.keys, mode=step.mode)
+    # `applied`: what the provider's update did is what the engine reported (the model's
+    # "recorded only" is its own prediction, not something the event log says).
+    model_step = Step(
+        step.op, step.urn, step.name, step.type, "register", keys=step.keys, applied=step.keys, mode=step.mode
+    )
     seconds = float(max(0, step.ended_at - step.started_at)) if step.end is not None else 0.0
     return StepReport(
         index, model_step, step.ok, seconds, step.error or "ok", init_error=step.error if step.partial else ""
