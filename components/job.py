@@ -499,15 +499,31 @@ def job_props(args: JobArgs) -> dict[str, Any]:
         "logOpts": args.log_opts,
         "namePrefix": args.name_prefix,
         "timeoutSeconds": args.timeout_seconds,
-        "dockerHost": args.docker_host,
-        "sshOpts": list(args.ssh_opts) or None,
-        "certPath": args.cert_path or None,
-        # Secret whatever the caller passed: the private key above all.
-        "caMaterial": pulumi.Output.secret(args.ca_material) if args.ca_material is not None else None,
-        "certMaterial": pulumi.Output.secret(args.cert_material) if args.cert_material is not None else None,
-        "keyMaterial": pulumi.Output.secret(args.key_material) if args.key_material is not None else None,
+        **connection_props(
+            args.docker_host, args.ssh_opts, args.cert_path, args.ca_material, args.cert_material, args.key_material
+        ),
     }
     return {key: value for key, value in props.items() if value is not None}
+
+
+def connection_props(
+    host: str,
+    ssh_opts: Sequence[str],
+    cert_path: str,
+    ca_material: Optional[pulumi.Input[str]],
+    cert_material: Optional[pulumi.Input[str]],
+    key_material: Optional[pulumi.Input[str]],
+) -> dict[str, Any]:
+    """The Docker connection's properties in their wire names (a Job's, an NginxSite's); unset
+    ones None. The PEMs secret whatever the caller passed: the private key above all."""
+    return {
+        "dockerHost": host,
+        "sshOpts": list(ssh_opts) or None,
+        "certPath": cert_path or None,
+        "caMaterial": pulumi.Output.secret(ca_material) if ca_material is not None else None,
+        "certMaterial": pulumi.Output.secret(cert_material) if cert_material is not None else None,
+        "keyMaterial": pulumi.Output.secret(key_material) if key_material is not None else None,
+    }
 
 
 class Job(pulumi.dynamic.Resource, module="django-docker", name="Job"):

@@ -48,7 +48,7 @@ import pulumi.dynamic
 import requests
 
 from components import dockerhost, render
-from components.job import CONNECTION_KEYS, PROVIDER_KEY, has_unknown, host_of, plain
+from components.job import CONNECTION_KEYS, PROVIDER_KEY, connection_props, has_unknown, host_of, plain
 from components.settings.provider import DockerAccess
 
 HELPER_LABEL = "django-docker.nginx-site"
@@ -499,14 +499,9 @@ class NginxSiteArgs:
 
 def _connection(access: DockerAccess) -> dict[str, Any]:
     """The connection's properties, named and shaped as a release job's (components.job)."""
-    props: dict[str, Any] = {
-        "dockerHost": access.host,
-        "sshOpts": list(access.ssh_opts) or None,
-        "certPath": access.cert_path or None,
-        "caMaterial": pulumi.Output.secret(access.ca_material) if access.ca_material is not None else None,
-        "certMaterial": pulumi.Output.secret(access.cert_material) if access.cert_material is not None else None,
-        "keyMaterial": pulumi.Output.secret(access.key_material) if access.key_material is not None else None,
-    }
+    props = connection_props(
+        access.host, access.ssh_opts, access.cert_path, access.ca_material, access.cert_material, access.key_material
+    )
     return {key: value for key, value in props.items() if value is not None}
 
 

@@ -787,13 +787,6 @@ def nginx_conf(
         if media_url
         else ""
     )
-    health = f"""
-        location = {health_path} {{
-{proxy.replace("proxy_next_upstream error timeout http_502 http_503 http_504;", "proxy_next_upstream error timeout;")}
-            access_log off;
-{add_headers("            ")}
-        }}
-"""
     maintenance = (
         f"""{static}{media}
         location / {{
@@ -805,23 +798,42 @@ def nginx_conf(
         if maintenance_retry_after is not None
         else None
     )
-    locations = f"""{static}{media}{health}
-        location / {{
-{proxy}
-            # nginx's own 502 (every replica it tried failed, or the replica set changed under
-            # its retry: "no live upstreams") gets one fresh attempt with the current set.
-            error_page 502 = @again;
-{add_headers("            ")}
-        }}
+    health_proxy = proxy.replace(
+        "proxy_next_upstream error timeout http_502 http_503 http_504;", "proxy_next_upstream error timeout;"
+    )
 
-        location @again {{
+    def again(name: str, block: str, extra: str = "") -> str:
+        # Where nginx's own 502 (every replica it tried failed, or the replica set changed under
+        # its retry: "no live upstreams") goes for one fresh attempt with the current set. The
+        # health door needs it as much as the pages: a probe that met one draining replica and one
+        # address that died with its container got that 502 in CI (unhealthy-release).
+        return f"""
+        location {name} {{
             # Only a request that may be repeated; anything else keeps the 502.
             if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {{
                 return 502;
             }}
-{proxy}
+{block}{extra}
 {add_headers("            ")}
-        }}"""
+        }}
+"""
+
+    health = f"""
+        location = {health_path} {{
+{health_proxy}
+            access_log off;
+            error_page 502 = @health_again;
+{add_headers("            ")}
+        }}
+{again("@health_again", health_proxy, chr(10) + "            access_log off;")}"""
+    locations = f"""{static}{media}{health}
+        location / {{
+{proxy}
+            # nginx's own 502: one fresh attempt (@again).
+            error_page 502 = @again;
+{add_headers("            ")}
+        }}
+{again("@again", proxy).rstrip()}"""
     if maintenance is not None:
         locations = maintenance
 

@@ -167,8 +167,9 @@ def list_backups(stack: StackOnHost) -> int:
     return 0
 
 
-def _wait_healthy(stack: StackOnHost, ids: Sequence[str]) -> None:
-    deadline = time.monotonic() + HEALTHY_AGAIN_SECONDS
+def wait_healthy(stack: StackOnHost, ids: Sequence[str], seconds: float = HEALTHY_AGAIN_SECONDS) -> None:
+    """Until every one of `ids` runs and is healthy (no healthcheck counts as healthy), or OpsError."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         states = [stack.client.api.inspect_container(i)["State"] for i in ids]
         if all(
@@ -176,9 +177,9 @@ def _wait_healthy(stack: StackOnHost, ids: Sequence[str]) -> None:
             for s in states
         ):
             return
-        time.sleep(1)
+        time.sleep(0.5)
     raise OpsError(
-        f"the app's containers were started again but are not healthy after {HEALTHY_AGAIN_SECONDS}s: make status STACK={stack.stack}"
+        f"the stack's containers were started again but are not healthy after {seconds:.0f}s: make status STACK={stack.stack}"
     )
 
 
@@ -242,7 +243,7 @@ def restore(
         for cid in stopped:
             stack.client.api.start(cid)
         if stopped:
-            _wait_healthy(stack, stopped)
+            wait_healthy(stack, stopped)
             print(f"started the app again: {len(stopped)} containers healthy", flush=True)
     print(
         f"restored: {name} into stack {stack.stack}'s database, replayed in {replay_seconds:.1f}s, "

@@ -36,9 +36,9 @@ from ops.backup import (
     AGENT_CAPABILITIES,
     AGENT_SERVICE,
     APP_SERVICES,
-    HEALTHY_AGAIN_SECONDS,
     STOP_SECONDS,
     release_label,
+    wait_healthy,
 )
 from ops.stack import ONE_OFF, ROLE, SERVICE, STACK, OpsError, StackOnHost
 
@@ -313,21 +313,6 @@ def _last(text: str) -> str:
 def _start_stopped(stack: StackOnHost, ids: Sequence[str]) -> None:
     for cid in ids:
         stack.client.api.start(cid)
-
-
-def wait_healthy(stack: StackOnHost, ids: Sequence[str], seconds: float = HEALTHY_AGAIN_SECONDS) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        states = [stack.client.api.inspect_container(i)["State"] for i in ids]
-        if all(
-            s.get("Status") == "running" and (s.get("Health") or {}).get("Status", "healthy") == "healthy"
-            for s in states
-        ):
-            return
-        time.sleep(0.5)
-    raise OpsError(
-        f"the stack's containers were started again but are not healthy after {seconds:.0f}s: make status STACK={stack.stack}"
-    )
 
 
 def run_to_end(api, cid: str, timeout: float) -> tuple[int, str]:

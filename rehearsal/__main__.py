@@ -29,7 +29,6 @@ One line per phase with its duration; a final summary line; exit 1 on any failur
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import signal
@@ -169,19 +168,7 @@ def rehearse(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if record is not None and isinstance(session, RealSession):
-            record.write_text(
-                json.dumps(
-                    {
-                        "stack": stack,
-                        "version": session.version,
-                        "scenarios": [o.scenario.name for o in outcomes],
-                        "ups": session.records,
-                        "readback": session.readbacks,
-                    },
-                    indent=1,
-                )
-            )
-            say(f"  calibration records of {len(session.records)} `pulumi up`s: {record}")
+            say(session.write_record(record, stack, [o.scenario.name for o in outcomes]))
         if session is not None:
             if not keep:
                 with phase("teardown", info):

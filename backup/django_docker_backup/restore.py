@@ -194,16 +194,26 @@ RECOVERY_SETTINGS = (
 )
 
 
+def pitr_options(target: Optional[datetime]) -> list[str]:
+    """pgBackRest's restore options: to the end of the archive (None), or to `target`, then promote.
+    `--target-action` only with a target: pgBackRest refuses it with --type=default ("option
+    'target-action' not valid without option 'type' in ('immediate', 'lsn', 'name', 'time',
+    'xid')", met by the host-loss rehearsal); at the archive's end PostgreSQL promotes anyway."""
+    if target is None:
+        return ["--delta", "--type=default"]
+    return [
+        "--delta",
+        "--type=time",
+        f"--target={target.strftime('%Y-%m-%d %H:%M:%S.%f+00')}",
+        "--target-action=promote",
+    ]
+
+
 def pitr(config: Config, target: Optional[datetime], archive_command: str) -> dict[str, Any]:
     """Restore the stack's data volume (mounted at wal.PGDATA, its server stopped) to `target`
     (None: the end of the archive), replaying WAL here; returns what was done."""
     started = time.monotonic()
-    args = ["--delta", "--target-action=promote"]
-    if target is None:
-        args.append("--type=default")
-    else:
-        args += ["--type=time", f"--target={target.strftime('%Y-%m-%d %H:%M:%S.%f+00')}"]
-    wal.run(config, *args, "restore", timeout=6 * 3600)
+    wal.run(config, *pitr_options(target), "restore", timeout=6 * 3600)
     restored_files = time.monotonic() - started
     log = "/tmp/recovery.log"
     server = subprocess.Popen(

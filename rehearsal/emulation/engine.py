@@ -289,8 +289,8 @@ class Engine:
             if step.op in (CREATE, REPLACE):
                 what = self._create(step.new_resource(), mapping, real)
             elif step.op == UPDATE:
+                real = step.old_entry().real  # a failed update leaves it there, with an init error
                 what = self._update(step, mapping)
-                real = step.old_entry().real
             elif step.op in (DELETE_FIRST, DELETE_REPLACED, DELETE):
                 what = self._delete(step.old_entry())
             elif step.op == SAME:

@@ -756,11 +756,16 @@ def next_state(state: State, plan: Plan, update: UpdatePlan, outcome: dict[int, 
                     entries.remove(e)  # a pending replacement, now replaced
                     position -= 1
             entries.insert(position, fresh)
-        elif step.op == UPDATE and ok:
+        elif step.op == UPDATE and (ok or result.get("init_error")):
+            # A partly failed update (the bridge answers with the state it reached and an init
+            # error: a swarm service whose update rolled back) keeps the new inputs and the error
+            # (pulumi/pulumi pkg/resource/deploy/step.go UpdateStep.Apply: StatusPartialFailure,
+            # InitError -> s.new.InitErrors); the next up then updates it again, changes or not.
+            # Recorded: tests/calibration/prod-swarm.json, unhealthy-release up 1.
             updated = copies[id(step.old)]
             new = step.new_resource()
             updated.inputs, updated.outputs, updated.options = new.inputs, new.outputs, new.options
-            updated.init_error = ""
+            updated.init_error = "" if ok else result["init_error"]
         elif step.op == SAME:
             copies[id(step.old)].options = step.new_resource().options
     others = [Entry.of(r) for r in plan.resources if not r.custom or r.options.get("read")]

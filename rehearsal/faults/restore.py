@@ -48,6 +48,18 @@ def inject(ctx, trial) -> None:
             f"= {backup_seconds + float(replay.group(1)):.1f}s (target < {ROUND_TRIP_TARGET_SECONDS} s; "
             f"the whole restore with the app stopped and healthy again: {restore_seconds:.1f}s)"
         )
+    serves_restored(ctx, trial, backed_up, started)
+    # The site serves: it reads, and it writes with ids that follow the restored sequence.
+    new = post_visits(ctx, 1)[0]
+    ok = ctx.get(f"/visits/{new}/").status_code == 200 and ctx.get("/").status_code == 200
+    if not ok:
+        raise ScenarioFailed("the site does not serve after the restore")
+    trial.note(f"the site serves: GET / 200, a new visit {new} recorded and readable")
+
+
+def serves_restored(ctx, trial, backed_up, started: float):
+    """After a restore: every container healthy and /health/ 200 again (the recovery time from
+    `started`), then the rows compared with the backed-up ones (what differs counts as lost)."""
     wait_for(
         "every container healthy and /health/ 200", lambda: not unhealthy(ctx) and serves(ctx), TARGET_SECONDS, 0.5
     )
@@ -59,12 +71,7 @@ def inject(ctx, trial) -> None:
         f"{len(restored)} rows after the restore, {len(backed_up)} backed up: "
         + ("exactly the backed-up rows" if not diff.count else diff.describe())
     )
-    # The site serves: it reads, and it writes with ids that follow the restored sequence.
-    new = post_visits(ctx, 1)[0]
-    ok = ctx.get(f"/visits/{new}/").status_code == 200 and ctx.get("/").status_code == 200
-    if not ok:
-        raise ScenarioFailed("the site does not serve after the restore")
-    trial.note(f"the site serves: GET / 200, a new visit {new} recorded and readable")
+    return restored, diff
 
 
 FAULT = Fault(

@@ -6,9 +6,9 @@ restores it: exactly the backed-up rows afterwards."""
 
 import time
 
-from rehearsal.faults.actions import agent_shell, offsite, ops, post_visits, serves, unhealthy, wait_for
-from rehearsal.faults.fault import READS, Fault, parse_backup, parse_rows, rows_difference
-from rehearsal.faults.restore import ROWS, TARGET_SECONDS
+from rehearsal.faults.actions import agent_shell, offsite, ops, post_visits
+from rehearsal.faults.fault import READS, Fault, parse_backup, parse_rows
+from rehearsal.faults.restore import ROWS, TARGET_SECONDS, serves_restored
 from rehearsal.scenarios import ScenarioFailed
 
 MORE_ROWS = 10
@@ -38,17 +38,7 @@ def inject(ctx, trial) -> None:
         f"`ops restore {ctx.stack} {name} --from offsite --stop-app` exit 0 in {time.monotonic() - started:.1f}s"
     )
     trial.note(fetched[:160])
-    wait_for(
-        "every container healthy and /health/ 200", lambda: not unhealthy(ctx) and serves(ctx), TARGET_SECONDS, 0.5
-    )
-    trial.recovery_seconds = time.monotonic() - started
-    restored = parse_rows(ctx.psql(ROWS))
-    diff = rows_difference(backed_up, restored)
-    trial.lost = diff.count
-    trial.note(
-        f"{len(restored)} rows after the restore, {len(backed_up)} backed up: "
-        + ("exactly the backed-up rows" if not diff.count else diff.describe())
-    )
+    restored, diff = serves_restored(ctx, trial, backed_up, started)
     trial.data["line"] = (
         f"backup {ctx.stack} restore-offsite: {name} from {store.server.endpoint.split('//')[1]} "
         f"(the volume's copy removed): {len(restored)} rows, {diff.count} differ, in {trial.recovery_seconds:.1f}s"

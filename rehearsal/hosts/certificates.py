@@ -1,5 +1,6 @@
 """Certificates made for a run: a CA and a server certificate it issues (the TLS rehearsal's
-for serverName, the S3 server's for its name). Nothing leaves the run."""
+for serverName, the S3 server's for its name), made by rehearsal.hosts.tls_material. Nothing
+leaves the run."""
 
 from __future__ import annotations
 
@@ -8,9 +9,13 @@ from dataclasses import dataclass
 from typing import Iterable, Optional, cast
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from rehearsal.hosts import tls_material
+from rehearsal.hosts.tls_material import key_pem, new_key
+
+__all__ = ["RunCertificates", "certificates_for", "key_pem", "new_key"]
 
 
 @dataclass(frozen=True)
@@ -32,16 +37,6 @@ class RunCertificates:
         return x509.load_pem_x509_certificate(self.cert_pem.encode()).public_bytes(serialization.Encoding.DER)
 
 
-def new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def key_pem(key) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-
-
 def certificates_for(
     server_name: str,
     *,
@@ -52,67 +47,15 @@ def certificates_for(
     """A fresh CA and a certificate it issues for `names` (default: serverName), valid from an
     hour ago for a day unless told otherwise. Both carry the extensions a strict verifier wants
     (basic constraints, key usage, subject and authority key identifiers)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    valid_from = valid_from or now - datetime.timedelta(hours=1)
-    valid_until = valid_until or now + datetime.timedelta(days=1)
-    ca_key, server_key = new_key(), new_key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "django-docker rehearsal CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
+    ca, ca_key = tls_material.new_ca("django-docker rehearsal CA")
     dns = list(names) if names is not None else [server_name.lstrip(".")]
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns[0] if dns else server_name)]))
-        .issuer_name(ca_name)
-        .public_key(server_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(valid_from)
-        .not_valid_after(valid_until)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+    server = tls_material.issue(
+        ca,
+        ca_key,
+        dns[0] if dns else server_name,
+        server=True,
+        names=dns,
+        valid_from=valid_from,
+        valid_until=valid_until,
     )
-    if dns:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in dns]), critical=False)
-    server = builder.sign(ca_key, hashes.SHA256())
-    pem = serialization.Encoding.PEM
-    return RunCertificates(ca.public_bytes(pem).decode(), server.public_bytes(pem).decode(), key_pem(server_key))
+    return RunCertificates(ca.public_bytes(tls_material.PEM).decode(), server.cert_pem, server.key_pem)

@@ -20,9 +20,7 @@ every order validates again, a renewal too). Pebble README, "Testing at full spe
 
 from __future__ import annotations
 
-import datetime
 import io
-import ipaddress
 import json
 import socket
 import socketserver
@@ -37,12 +35,9 @@ from typing import Callable, Optional
 
 import docker
 import docker.errors
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from rehearsal.errors import RehearsalError
+from rehearsal.hosts import tls_material
 from rehearsal.images.standins import ensure_images
 
 PEBBLE_IMAGE = "letsencrypt/pebble:v2.4.0"
@@ -89,40 +84,9 @@ class _DnsHandler(socketserver.BaseRequestHandler):
 def _tls_for(addresses: list[str]) -> tuple[str, str, str]:
     """(CA PEM, certificate PEM, key PEM): a CA made for the run and a server certificate it
     issues for these IP addresses (Pebble's own test certificate names only localhost)."""
-    now = datetime.datetime.now(datetime.timezone.utc)
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rehearsal ACME directory CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "pebble")]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(hours=1))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(a)) for a in addresses]), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    key_pem = key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
-    return ca.public_bytes(pem).decode(), cert.public_bytes(pem).decode(), key_pem
+    ca, ca_key = tls_material.new_ca("rehearsal ACME directory CA")
+    issued = tls_material.issue(ca, ca_key, "pebble", server=True, names=addresses)
+    return ca.public_bytes(tls_material.PEM).decode(), issued.cert_pem, issued.key_pem
 
 
 def _free_port(address: str) -> int:

@@ -247,6 +247,10 @@ class PrivateEngine:
         host_bridges = {name for name in links() if name == "docker0"}
         self.client.close()
         signal_and_wait(self.pid, self.say, self.layout.name, timeout=60)
+        # Its managed containerd outlives it for a moment; a dockerd started meanwhile finds its
+        # pid file, dials the exiting one and gives up ("failed to start containerd: timeout
+        # waiting for containerd to start", met by the remote rehearsal's restart-engine).
+        self._wait_containerd_gone()
         stopped = time.monotonic() - started
         log = open(self.layout.log, "ab")
         process = subprocess.Popen(
@@ -281,6 +285,23 @@ class PrivateEngine:
             if time.monotonic() > deadline:
                 raise EngineUnavailable(f"the private dockerd did not answer again within {timeout:.0f}s")
             time.sleep(0.2)
+
+    def _wait_containerd_gone(self, timeout: float = 30.0) -> None:
+        pidfile = self.layout.run_root / "exec" / "containerd" / "containerd.pid"
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            return
+        deadline = time.monotonic() + timeout
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if pid_alive(pid):
+            self.say(f"{self.layout.name}: its containerd {pid} did not exit within {timeout:.0f}s; killing it")
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            time.sleep(0.5)
 
     def close(self) -> None:
         if self._closed:

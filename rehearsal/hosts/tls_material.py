@@ -1,4 +1,7 @@
-"""Certificates for a Docker engine that listens on TCP with TLS verification, made for one run.
+"""Certificates made for one run: the one home of the rehearsal's CAs (a Docker engine's TLS, the
+TLS and S3 servers' (rehearsal.hosts.certificates), Pebble's directory).
+
+For a Docker engine that listens on TCP with TLS verification:
 
 What `dockerd --tlsverify` wants (Docker's "Protect the Docker daemon socket"): a CA, a server
 certificate for the names clients dial (here 127.0.0.1 and localhost, as IP and DNS
@@ -64,11 +67,11 @@ def _write(path: Path, text: str, mode: int = 0o644) -> Path:
     return path
 
 
-def _key() -> ec.EllipticCurvePrivateKey:
+def new_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+def key_pem(key) -> str:
     return key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()).decode()
 
 
@@ -80,7 +83,7 @@ def new_ca(
     common: str = "django-docker rehearsal Docker CA", *, days: int = 2
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     now = datetime.datetime.now(datetime.timezone.utc)
-    key = _key()
+    key = new_key()
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(common))
@@ -122,7 +125,7 @@ def issue(
 ) -> Issued:
     """A certificate the CA issues: a server's for `names` (IP addresses or DNS names), or a client's."""
     now = datetime.datetime.now(datetime.timezone.utc)
-    key = _key()
+    key = new_key()
     builder = (
         x509.CertificateBuilder()
         .subject_name(_name(common))
@@ -162,7 +165,7 @@ def issue(
     if alt:
         builder = builder.add_extension(x509.SubjectAlternativeName(alt), critical=False)
     cert = builder.sign(ca_key, hashes.SHA256())
-    return Issued(cert.public_bytes(PEM).decode(), _key_pem(key))
+    return Issued(cert.public_bytes(PEM).decode(), key_pem(key))
 
 
 def docker_tls(names: Iterable[str] = ("127.0.0.1", "localhost")) -> DockerTls:
@@ -170,7 +173,7 @@ def docker_tls(names: Iterable[str] = ("127.0.0.1", "localhost")) -> DockerTls:
     ca, ca_key = new_ca()
     return DockerTls(
         ca.public_bytes(PEM).decode(),
-        _key_pem(ca_key),
+        key_pem(ca_key),
         issue(ca, ca_key, "docker engine", server=True, names=list(names)),
         issue(ca, ca_key, "django-docker rehearsal client", server=False),
     )

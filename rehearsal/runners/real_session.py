@@ -20,6 +20,7 @@ scenario's overrides, written before every command as `pulumi config set` leaves
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from collections import Counter
@@ -419,6 +420,13 @@ class RealSession:
 
     # ------------------------------------------------------------------ looking at it
 
+    def write_record(self, path: Path, stack: str, scenarios: list[str], rehearsal: str = "release") -> str:
+        """Every `pulumi up`'s calibration record and the readback, as tools.calibration reads them."""
+        kind = {"rehearsal": rehearsal} if rehearsal != "release" else {}
+        body = {"stack": stack, **kind, "version": self.version, "scenarios": scenarios}
+        path.write_text(json.dumps({**body, "ups": self.records, "readback": self.readbacks}, indent=1))
+        return f"  calibration records of {len(self.records)} `pulumi up`s: {path}"
+
     def container(self, logical: str) -> dict:
         real = live(self.state, CONTAINER)[logical]
         return self.client.api.inspect_container(real["id"])
@@ -518,7 +526,11 @@ class _NoEngine:
 
 
 def _report(index: int, step: RealStep) -> StepReport:
-    model_step = Step(step.op, step.urn, step.name, step.type, "register", keys=step.keys, mode=step.mode)
+    # `applied`: what the provider's update did is what the engine reported (the model's
+    # "recorded only" is its own prediction, not something the event log says).
+    model_step = Step(
+        step.op, step.urn, step.name, step.type, "register", keys=step.keys, applied=step.keys, mode=step.mode
+    )
     seconds = float(max(0, step.ended_at - step.started_at)) if step.end is not None else 0.0
     return StepReport(
         index, model_step, step.ok, seconds, step.error or "ok", init_error=step.error if step.partial else ""

@@ -32,7 +32,6 @@ failure; without swarm support, exit 0 and say why.
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import signal
@@ -511,20 +510,7 @@ def rehearse_swarm(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if record is not None and isinstance(session, RealSession):
-            record.write_text(
-                json.dumps(
-                    {
-                        "stack": stack,
-                        "rehearsal": "swarm",
-                        "version": session.version,
-                        "scenarios": [o.scenario.name for o in outcomes],
-                        "ups": session.records,
-                        "readback": session.readbacks,
-                    },
-                    indent=1,
-                )
-            )
-            say(f"  calibration records of {len(session.records)} `pulumi up`s: {record}")
+            say(session.write_record(record, stack, [o.scenario.name for o in outcomes], "swarm"))
         with _quiet_phase(phase, "teardown", info):
             notes = []
             if isinstance(session, RealSession):

@@ -378,3 +378,17 @@ def test_the_agent_records_a_quiet_archives_reach_up_to_now_and_asks_for_a_switc
     a.probed_at = 0.0
     a.ship()
     assert answers["asked"] == asked
+
+
+def test_a_point_in_time_restore_names_its_target_and_promotes():
+    at = datetime(2026, 12, 7, 1, 9, 43, 331223, tzinfo=timezone.utc)
+    options = restore.pitr_options(at)
+    assert "--type=time" in options and "--target=2026-12-07 01:09:43.331223+00" in options
+    assert "--target-action=promote" in options
+
+
+def test_a_restore_to_the_archives_end_has_no_target_action():
+    # pgBackRest refuses --target-action with --type=default (the host-loss rehearsal met it).
+    options = restore.pitr_options(None)
+    assert "--type=default" in options
+    assert not any(o.startswith("--target") for o in options)

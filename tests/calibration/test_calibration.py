@@ -1,8 +1,9 @@
 """The update model against the real engine: what `pulumi up` really did, replayed through the model.
 
-Each fixture here (tests/calibration/*.json) is what a run of the release rehearsal with the
-real Pulumi CLI recorded (`python -m rehearsal release STACK --engine pulumi --record FILE`, made
-into a fixture by `python -m tools.calibration`): for the boot and every `pulumi up` of every
+Each fixture here (tests/calibration/*.json) is what a run of the release rehearsal (or the swarm
+rehearsal: `"rehearsal": "swarm"`) with the real Pulumi CLI recorded (`python -m rehearsal
+release|swarm STACK --engine pulumi --record FILE`, made into a fixture by `python -m
+tools.calibration`): for the boot and every `pulumi up` of every
 scenario, what was deployed (the config overrides, the commit, the promoted digest) and the
 steps the engine took, read from its own event log (rehearsal/drivers/events.py): operation,
 resource, replace mode, the inputs that decided, the order (the event log's sequence numbers),
@@ -45,11 +46,16 @@ def plan_of(stack: str, up: dict):
     overrides = up["overrides"] or None
     with commit(up["git_sha"]):
         options = plan_options(stack, app_ref=up.get("promoted") or "", git_sha=up["git_sha"], overrides=overrides)
-        return plan_stack(stack, overrides=overrides, **options)
+        # the digests the run's registry gave for the images the program pulls by name (swarm's accessories)
+        return plan_stack(stack, overrides=overrides, registry_digests=up.get("registry_digests"), **options)
 
 
-def key(step) -> tuple[str, str, str]:
-    return (step.op, step.name, step.mode)
+SWARM_SERVICE = "docker:index/service:Service"
+
+
+def key(step) -> tuple[str, str, str, str]:
+    # The type too: on swarm a RandomPassword and the docker Secret holding it share a name.
+    return (step.op, step.name, step.type, step.mode)
 
 
 def replay(fixture: dict):
@@ -58,7 +64,7 @@ def replay(fixture: dict):
     for up in fixture["ups"]:
         plan = plan_of(fixture["stack"], up)
         update = plan_update(state, plan)
-        real = {(s["op"], s["name"], s.get("mode", "")): s for s in up["steps"]}
+        real = {(s["op"], s["name"], s["type"], s.get("mode", "")): s for s in up["steps"]}
         outcome = {}
         for index, step in enumerate(update.steps):
             ran = real.get(key(step))
@@ -81,15 +87,17 @@ def replayed(request):
 
 
 def test_the_fixtures_are_there_and_cover_every_scenario():
-    from rehearsal.scenarios import all_scenarios
+    from tools.calibration import known_scenarios
 
     assert FIXTURES, "no calibration fixture in tests/calibration/"
-    labels = set()
+    labels: dict[str, set] = {"release": set(), "swarm": set()}
     for path in FIXTURES:
         fixture = load(path)
-        labels |= {up["label"].split(" up ")[0] for up in fixture["ups"]}
+        rehearsal = fixture.get("rehearsal", "release")
+        labels[rehearsal] |= {up["label"].split(" up ")[0] for up in fixture["ups"]}
         assert fixture["engine"]["pulumi"] and fixture["engine"]["docker"], path.name
-    assert {s.name for s in all_scenarios()} | {"boot"} <= labels
+    for rehearsal, seen in labels.items():
+        assert {s.name for s in known_scenarios(rehearsal)} | {"boot"} <= seen, rehearsal
 
 
 def test_the_model_plans_the_steps_the_engine_took(replayed):
@@ -150,7 +158,15 @@ def test_replacements_are_decided_by_the_same_inputs(replayed):
                 assert ran.get("keys", []) == [], f"{step.describe()}: the engine named keys {ran['keys']}"
                 continue
             planned = {k for k in step.keys if not k.startswith("#")}
-            if planned != set(ran.get("keys", [])) - {"#initerror"}:
+            reported = set(ran.get("keys", [])) - {"#initerror"}
+            if step.type == SWARM_SERVICE and planned == {"taskSpec"} and reported == {"__meta"}:
+                # The provider's replacement of a service for a nested set in its task spec
+                # (networks_advanced, a set inside the task_spec list): the bridge maps that path
+                # to no property and names `__meta` (its detailed diff: `__meta` update-replace,
+                # `taskSpec.networksAdvanceds` update; prod-swarm.json, backend-network). The same
+                # input decided: taskSpec.
+                continue
+            if planned != reported:
                 wrong.append(f"{up['label']}: {step.describe()}; the engine: {sorted(ran.get('keys', []))}")
     assert wrong == []
 

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from rehearsal.emulation.readback import provider_view, readback_normal
+from rehearsal.emulation.readback import VIEWS, config_view, provider_view, read_differs, readback_normal
 
 FIXTURES = sorted(Path(__file__).resolve().parent.glob("*.json"))
-CONTAINERS = [(path.stem, c) for path in FIXTURES for c in json.loads(path.read_text()).get("readback") or []]
+READ = [(path.stem, c) for path in FIXTURES for c in json.loads(path.read_text()).get("readback") or []]
+CONTAINERS = [(f, c) for f, c in READ if c.get("kind", "container") == "container"]
+SWARM = [(f, c) for f, c in READ if c.get("kind", "container") != "container"]
 
 
 def test_some_fixture_compares_every_kind_of_container():
@@ -41,3 +43,20 @@ def test_readback_normal_keeps_a_value_and_empties_none():
     assert readback_normal(512.0, "memory") == 512
     assert readback_normal([], "command") is None and readback_normal({}, "logOpts") is None
     assert readback_normal({"tests": ["CMD"]}, "healthcheck")["interval"] == "0s"
+
+
+def test_some_fixture_compares_every_kind_of_swarm_object():
+    kinds = {c["kind"] for _, c in SWARM}
+    assert {"service", "network", "config", "secret"} <= kinds, kinds
+    services = {c["name"].removeprefix("django-docker-") for _, c in SWARM if c["kind"] == "service"}
+    assert {"web", "celery-worker", "postgres", "redis", "nginx"} <= services, services
+
+
+@pytest.mark.parametrize("fixture, found", SWARM, ids=[f"{f}:{c['kind']}:{c['name']}" for f, c in SWARM])
+def test_the_swarm_views_are_what_the_real_read_stored(fixture, found):
+    """readback.py's service, network, config and secret views (what the second-up check of the
+    swarm rehearsal trusts) against what the real provider's Read stored after a refresh."""
+    kind, inspect = found["kind"], found["inspect"]
+    view = config_view(inspect, raw=bool(found.get("raw"))) if kind == "config" else VIEWS[kind](inspect)
+    assert set(view) == set(found["read"])
+    assert read_differs(view, found["read"]) == []

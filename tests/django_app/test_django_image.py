@@ -135,6 +135,7 @@ def test_web_container_becomes_healthy_read_only_and_stops_gracefully(engine, im
         assert container.attrs["State"]["ExitCode"] == 0
         assert time.monotonic() - started < 30
         logs = container.logs().decode()
-        assert '"GET /health/ HTTP/1.1" 200' in logs and "Python-urllib" in logs
+        # the image's HEALTHCHECK asks for readiness only (runtime/django_docker_runtime/healthcheck.py)
+        assert '"GET /health/?scope=ready HTTP/1.1" 200' in logs and "Python-urllib" in logs
     finally:
         container.remove(force=True)

@@ -254,3 +254,41 @@ def test_a_published_port_compares_with_the_schemas_defaults():
     assert set(resource_drift("service", {**inputs, "endpointSpec": {"mode": "dnsrr", "ports": ingress}}, svc)) == {
         "endpointSpec.ports"
     }
+
+
+def test_a_view_is_compared_with_the_read_by_what_it_holds():
+    from rehearsal.emulation.readback import read_differs
+
+    view = {
+        "name": "web-1",
+        "labels": [{"label": "a", "value": "1"}],
+        "taskSpec": {"containerSpec": {"image": "img", "mounts": [{"target": "/tmp", "type": "tmpfs"}]}},
+        "updateConfig": {"maxFailureRatio": 0.0, "delay": "0s"},
+    }
+    # The Read also stores what the view leaves out, and empty values as null; sets in any order.
+    read = {
+        "name": "web-1",
+        "labels": [{"label": "a", "value": "1"}],
+        "taskSpec": {
+            "containerSpec": {
+                "image": "img",
+                "mounts": [{"target": "/tmp", "type": "tmpfs", "bindOptions": None, "source": ""}],
+                "isolation": "default",
+            },
+            "forceUpdate": 0,
+        },
+        "updateConfig": {"maxFailureRatio": "0.0", "delay": "0s"},
+    }
+    assert read_differs(view, read) == []
+    read["taskSpec"]["containerSpec"]["mounts"][0]["readOnly"] = True  # a set element differs whole
+    read["labels"] = [{"label": "a", "value": "2"}]
+    assert read_differs(view, read) == ["labels", "taskSpec.containerSpec.mounts"]
+
+
+def test_the_registry_of_an_image_is_its_first_part_when_that_is_a_host():
+    from rehearsal.emulation.engine import registry_of
+
+    assert registry_of("127.0.0.1:5000/postgres:15") == "127.0.0.1:5000"
+    assert registry_of("registry.example.com/team/web@sha256:" + "a" * 64) == "registry.example.com"
+    assert registry_of("localhost/redis:7") == "localhost"
+    assert registry_of("team/web:1") == "" and registry_of("postgres:15") == ""
