@@ -20,7 +20,7 @@ TTY_ARGS = $(if $(filter -T,$(firstword $(ARGS))),-T -- $(wordlist 2,$(words $(A
 
 .PHONY: help host-packages registry-packages runtime policy-venv setup services docker engine check up preview destroy lint test \
 	rehearse rehearse-release rehearse-faults rehearse-tls rehearse-acme benchmark-http rehearse-swarm rehearse-remote rehearse-down benchmark promote rollback \
-	status ps logs manage shell exec backup backups restore restore-drill renew-certificate maintenance on off benchmark-ops docs docs-check compose-import e2e \
+	forecast status ps logs manage shell exec backup backups restore restore-drill renew-certificate maintenance on off benchmark-ops docs docs-check compose-import e2e \
 	adopt sample runtime-image
 
 help: ## Every target, and what it does
@@ -137,6 +137,9 @@ rollback: runtime ## Pin prod to an earlier digest: make rollback DIGEST=repo@sh
 
 # Day-2 commands (ops/): they find STACK's containers by label on the stack's own Docker host
 # (`docker:host`, else DOCKER_HOST, else the local socket) and change none of its resources.
+forecast: setup ## What the next `pulumi up` will do to STACK's running site: containers replaced and how, release jobs, migrations and the gate's verdict, the expected disruption (a preview; nothing changes)
+	@$(PULUMI) $(PY) -m ops forecast $(STACK) $(ARGS)
+
 status: setup ## The running release (SHA, image, when), every container's health, the URL; exit 1 when unhealthy
 	@$(PY) -m ops status $(STACK)
 

@@ -352,6 +352,21 @@ def _config_string(value: Any) -> str:
     return str(value)
 
 
+def json_document(output: str) -> dict:
+    """The JSON document a `--json` command printed (its output may also hold other lines
+    before it: the driver reads stdout and stderr together)."""
+    decoder = json.JSONDecoder()
+    for start in [0] + [i + 1 for i, c in enumerate(output) if c == "\n"]:
+        if output.startswith("{", start):
+            try:
+                document, _ = decoder.raw_decode(output[start:])
+            except ValueError:
+                continue
+            if isinstance(document, dict):
+                return document
+    raise CLIError(f"no JSON document in the command's output: {output.strip()[:200]}")
+
+
 def last_error(output: str) -> str:
     lines = [line.strip() for line in output.splitlines() if "error:" in line]
     return brief(lines[-1] if lines else (output.strip().splitlines() or [""])[-1], 240)

@@ -18,7 +18,8 @@ and the database (the gate job says them when it runs).
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
 
 from planning.harness import CONTAINER, JOB, NGINX_SITE
 from rehearsal.emulation.model import CREATE, DELETE, DELETE_FIRST, REPLACE, UPDATE, UpdatePlan
@@ -37,6 +38,13 @@ class Forecast:
     disruption: str
     """`none`, `nginx reload`, `delete-first of <names>` or `maintenance window`."""
     maintenance: bool
+    replaced: Mapping[str, int] = field(default_factory=dict)
+    """Service -> how many of its containers are replaced (either way)."""
+    created: Mapping[str, int] = field(default_factory=dict)
+    deleted: Mapping[str, int] = field(default_factory=dict)
+    jobs: tuple[str, ...] = ()
+    reload: bool = False
+    """nginx's site written again and reloaded (the container kept)."""
 
 
 def _service(step) -> str:
@@ -45,7 +53,14 @@ def _service(step) -> str:
 
 
 def forecast(update: UpdatePlan) -> Forecast:
-    steps = list(update.steps)
+    return forecast_steps(update.steps, _service)
+
+
+def forecast_steps(steps: Iterable[Any], service_of: Callable[[Any], str]) -> Forecast:
+    """The forecast of steps in the model's words: the model's plan (forecast) or the real
+    engine's preview read by rehearsal/drivers/events.py (ops/forecast.py); `service_of` names a
+    step's service (the label on a container, the job's name)."""
+    steps = list(steps)
     replaced: Counter = Counter()
     first: set[str] = set()
     for s in steps:
@@ -53,14 +68,14 @@ def forecast(update: UpdatePlan) -> Forecast:
             continue
         if s.op == REPLACE:
             how = "delete first" if s.mode == "delete-before-replace" else "create-before-delete"
-            replaced[(_service(s), how)] += 1
-            if how == "delete first" and _service(s) in SERVING:
+            replaced[(service_of(s), how)] += 1
+            if how == "delete first" and service_of(s) in SERVING:
                 first.add(s.name)
-        elif s.op == DELETE_FIRST and _service(s) in SERVING:
+        elif s.op == DELETE_FIRST and service_of(s) in SERVING:
             first.add(s.name)
-    created = Counter(_service(s) for s in steps if s.type == CONTAINER and s.op == CREATE)
-    deleted = Counter(_service(s) for s in steps if s.type == CONTAINER and s.op == DELETE)
-    jobs = {_service(s) for s in steps if s.type == JOB and s.op in (CREATE, REPLACE)}
+    created = Counter(service_of(s) for s in steps if s.type == CONTAINER and s.op == CREATE)
+    deleted = Counter(service_of(s) for s in steps if s.type == CONTAINER and s.op == DELETE)
+    jobs = {service_of(s) for s in steps if s.type == JOB and s.op in (CREATE, REPLACE)}
     ordered_jobs = [j for j in JOB_ORDER if j in jobs] + sorted(jobs - set(JOB_ORDER))
     sites = [s for s in steps if s.type == NGINX_SITE and s.op in (CREATE, UPDATE)]
     maintenance = any(s.name.endswith(MAINTENANCE_SWITCH) for s in sites)
@@ -90,4 +105,16 @@ def forecast(update: UpdatePlan) -> Forecast:
     if not any(s.op != "same" for s in steps):
         lines = ["nothing changes"]
     lines.append(f"disruption: {disruption}")
-    return Forecast(tuple(lines), disruption, maintenance)
+    by_service: Counter = Counter()
+    for (service, _), n in replaced.items():
+        by_service[service] += n
+    return Forecast(
+        tuple(lines),
+        disruption,
+        maintenance,
+        replaced=dict(by_service),
+        created=dict(created),
+        deleted=dict(deleted),
+        jobs=tuple(ordered_jobs),
+        reload=reload,
+    )

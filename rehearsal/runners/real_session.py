@@ -42,6 +42,7 @@ from rehearsal.drivers.pulumi_cli import (
     Command,
     PulumiCLI,
     checkout_sha,
+    json_document,
     last_error,
     state_from_export,
     state_summary,
@@ -106,6 +107,10 @@ class RealSession:
     registry_digests: dict[str, str] = field(default_factory=dict)
     """Image name -> repository@sha256 the run's registry gave for it (the swarm rehearsal's
     accessories): kept in each record, so that the calibration replays the plan with them."""
+
+    forecasts: bool = False
+    """Run `pulumi preview --json` before each up and keep it (last_preview) for the forecast."""
+    last_preview: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.cli = PulumiCLI(self.work, self.say)
@@ -274,6 +279,20 @@ class RealSession:
         self.cli.ensure_stack(self.project, self.stack)
         self.cli.write_config(self.project, self.stack, self._config(self.stack, overrides, extra), secret)
         git_sha = rp.git_sha or checkout_sha()
+        if self.forecasts:
+            # What `make forecast` reads (ops/forecast.py): the engine's own preview of this up.
+            preview = self.cli.run(
+                self.project,
+                self.stack,
+                "preview",
+                "preview",
+                "--json",
+                timeout=TIMEOUTS["up"],
+                git_sha=git_sha,
+                event_log=False,
+                check=False,
+            )
+            self.last_preview = json_document(preview.output)
         command = self.cli.run(
             self.project,
             self.stack,

@@ -18,8 +18,12 @@ from typing import Any, Callable, Optional, Protocol, TypeVar, Union
 
 import requests
 
+from components.render import migration_gate_command
+from ops.forecast import gate_lines, read_preview, tell
+from ops.stack import StackOnHost
 from rehearsal.checks import smoke
 from rehearsal.checks.day2 import Day2
+from rehearsal.checks.forecast import containers_by_service, differences, gate_agrees
 from rehearsal.checks.load import Load, Report, combined
 from rehearsal.checks.samples import sample_checks
 from rehearsal.checks.smoke import Smoke, app_kind, front_door, http_session
@@ -313,13 +317,40 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
             say(f"  up {number}: {up.what}")
             if up.before is not None:
                 say(f"    before: {up.before(ctx)}")
+            told = None
+            before = containers_by_service(ctx.session.client, ctx.session.run_labels)
             if isinstance(ctx.session, Session):
-                # What the model says this up will do to the running site (the real engine's
-                # session holds the engine's state, not the model's: no forecast there).
+                # What the model says this up will do to the running site.
                 told = forecast(plan_update(ctx.session.state, rp.plan))
                 say("    forecast: " + "; ".join(told.lines))
-                windows_forecast += told.maintenance
+            else:
+                # The real engine: `make forecast`'s own reading of the engine's preview of this up
+                # (the session runs `pulumi preview --json` just before it).
+                ctx.session.forecasts = True
+            verdict = None
+            if scenario.forecast_gate:
+                # `make forecast`'s gate: the new image's gate in a one-off on the running stack.
+                mode = str(ctx.overrides.get("migrationMode", "gate"))
+                stack = StackOnHost(ctx.stack, client=ctx.session.client)
+                told_gate = gate_lines(stack, ctx.image_of(up.image or ctx.variant), migration_gate_command(mode))
+                verdict = told_gate[-1]
+                say("    forecast gate: " + " | ".join(told_gate))
             result = ctx.session.up(rp)
+            if verdict is not None:
+                disagreement = gate_agrees(verdict, result.error)
+                if disagreement:
+                    problems.append(f"up {number}: {disagreement}")
+                    say(f"    FAILED: {disagreement}")
+            if not isinstance(ctx.session, Session) and ctx.session.last_preview:
+                told = tell(read_preview(ctx.session.last_preview))
+                ctx.session.last_preview = {}
+                say("    forecast (make forecast, from the preview before this up): " + "; ".join(told.lines))
+            windows_forecast += bool(told and told.maintenance)
+            if told is not None and result.ok:
+                unlike = differences(told, before, containers_by_service(ctx.session.client, ctx.session.run_labels))
+                if unlike:
+                    problems.append(f"up {number} did not do what its forecast said: " + "; ".join(unlike))
+                    say("    FAILED: not as forecast: " + "; ".join(unlike))
             if number == 1 and scenario.timed:
                 release_seconds = result.seconds
             outcome = "succeeded" if result.error is None else f"failed: {brief(result.error)}"

@@ -51,4 +51,5 @@ SCENARIO = Scenario(
         ),
     ),
     pages=True,
+    forecast_gate=True,
 )

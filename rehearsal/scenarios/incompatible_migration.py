@@ -59,4 +59,5 @@ SCENARIO = Scenario(
         ),
     ),
     pages=True,
+    forecast_gate=True,
 )

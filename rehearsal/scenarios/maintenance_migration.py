@@ -96,5 +96,6 @@ SCENARIO = Scenario(
         Up("back to gate mode", overrides={"migrationMode": "gate"}, before=by_hand, check=gate_again),
     ),
     pages=True,
+    forecast_gate=True,
     maintenance=True,
 )

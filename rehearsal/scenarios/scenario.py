@@ -57,3 +57,6 @@ class Scenario:
     maintenance: bool = False
     """nginx's maintenance page (503 with Retry-After) may answer: counted apart, not as failed,
     and the window printed in the scenario's line."""
+    forecast_gate: bool = False
+    """Before each up, also run the migration gate on the new image as `make forecast` does
+    (ops/forecast.py), and hold its verdict against what the up's gate job then said."""

@@ -283,9 +283,7 @@ def test_nginx_conf_structure(tmp_path):
     assert [d["args"] for d in locations["/health/"] if d["directive"] == "error_page"] == [
         ["502", "=", "@health_again"]
     ]
-    again_proxy = {
-        d["directive"]: d["args"] for d in locations["@health_again"] if d["directive"].startswith("proxy_")
-    }
+    again_proxy = {d["directive"]: d["args"] for d in locations["@health_again"] if d["directive"].startswith("proxy_")}
     assert again_proxy["proxy_next_upstream"] == ["error", "timeout"]
     # nginx's own 502 of a repeatable request is tried once more, with the current replicas.
     assert [d["args"] for d in locations["/"] if d["directive"] == "error_page"] == [["502", "=", "@again"]]

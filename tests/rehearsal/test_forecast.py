@@ -46,3 +46,30 @@ def test_a_new_nginx_image_is_a_delete_first_of_nginx():
     state, _, _ = applied(plan("dev"))
     f = forecast(plan_update(state, plan("dev", nginxImage="nginx:1.28.1-bookworm")))
     assert f.disruption == "delete-first of django-docker-nginx"
+
+
+def test_what_the_engine_shows_is_held_against_the_forecast():
+    from rehearsal.checks.forecast import differences
+
+    state, _, _ = applied(plan("prod"))
+    told = forecast(plan_update(state, plan("prod", SHA_2)))
+    assert (told.replaced, told.created, told.deleted) == ({"web": 3, "celery-worker": 1}, {}, {})
+    before = {"web": {"w1", "w2", "w3"}, "celery-worker": {"c1"}, "nginx": {"n1"}, "postgres": {"p1"}}
+    as_forecast = {"web": {"w4", "w5", "w6"}, "celery-worker": {"c2"}, "nginx": {"n1"}, "postgres": {"p1"}}
+    assert differences(told, before, as_forecast) == []
+    # One old replica left behind, and an nginx the forecast kept that was replaced.
+    wrong = {**as_forecast, "web": {"w3", "w4", "w5", "w6"}, "nginx": {"n2"}}
+    assert differences(told, before, wrong) == [
+        "nginx: 1 container(s) gone and 1 new; the forecast said 0 and 0",
+        "web: 2 container(s) gone and 3 new; the forecast said 3 and 3",
+    ]
+
+
+def test_a_scale_up_is_only_new_replicas():
+    from rehearsal.checks.forecast import differences
+
+    state, _, _ = applied(plan("dev"))
+    told = forecast(plan_update(state, plan("dev", webReplicas=3)))
+    before = {"web": {"w1", "w2"}}
+    assert differences(told, before, {"web": {"w1", "w2", "w3"}}) == [], told
+    assert differences(told, before, {"web": {"w1", "w2"}}) != []

@@ -215,6 +215,13 @@ def test_pull_request_runs_tests_rehearsal_then_previews_both_stacks_with_policy
     assert step["with"]["diff"] is True and step["with"]["comment-on-pr"] is True
     assert step["with"]["policyPacks"] == "policy"
     assert not pulumi_steps(workflow, "up"), "a pull request deploys nothing"
+    # The release forecast right after the preview, as its own comment per stack.
+    after = preview_steps[preview_steps.index(step) + 1]
+    assert after["run"].splitlines() == [
+        'make forecast STACK=${{ matrix.stack }} ARGS="--markdown forecast.md"',
+        'scripts/pr-comment.sh "<!-- release-forecast:${{ matrix.stack }} -->" forecast.md',
+    ]
+    assert after["env"]["PR"] == "${{ github.event.pull_request.number }}"
 
 
 def test_only_the_commenting_job_may_write_to_pull_requests():
