@@ -272,7 +272,9 @@ def parser() -> argparse.ArgumentParser:
     maintenance.add_argument("state", choices=("on", "off", "status"))
     command("engine", None, "whether the stack's Docker engine answers (make up checks it first)")
     fc = command("forecast", None, "what the next `pulumi up` will do to the running site (a preview; nothing changes)")
-    fc.add_argument("--preview", type=Path, help="a saved `pulumi preview --json` of the stack (default: run one)")
+    fc.add_argument(
+        "--preview", type=Path, help="a saved `pulumi preview --event-log` file of the stack (default: run one)"
+    )
     fc.add_argument("--markdown", type=Path, help="also write the forecast here as Markdown (a pull-request comment)")
     fc.add_argument("--no-gate", action="store_true", help="leave out the migration gate's run on the stack's engine")
     return top

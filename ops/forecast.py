@@ -3,10 +3,10 @@ runs, in a few lines.
 
     python -m ops forecast STACK [--preview FILE] [--markdown FILE] [--no-gate]
 
-The steps are the real engine's: `pulumi preview --json` against the stack's state (the Pulumi
-CLI on PATH; `make forecast` puts the pinned one there), or a saved one (`--preview FILE`, as the
-pull-request workflow passes its own). They are read into the update model's words
-(rehearsal/drivers/events.py, the reader the calibration uses for `pulumi up`) and told as the
+The steps are the real engine's: `pulumi preview` against the stack's state (the Pulumi CLI on
+PATH; `make forecast` puts the pinned one there), its events read (`--event-log`; a saved one
+with `--preview FILE`) into the update model's words by rehearsal/drivers/events.py, the reader
+the calibration uses for `pulumi up`'s events, and told as the
 rehearsal's forecast does (rehearsal/emulation/forecast.py, the same function the release
 rehearsal checks against what each release then did): which containers are replaced and how
 (create-before-delete or delete first), which release jobs run, whether nginx reloads or a
@@ -24,19 +24,19 @@ A preview reads; nothing is created, replaced or migrated by this command.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import docker.errors
 
 from ops.stack import ONE_OFF, ROLE, SERVICE, STACK, OpsError, StackOnHost
-from rehearsal.drivers.events import RealStep, steps_of
+from rehearsal.drivers.events import EventLogError, RealStep, read_events, steps_of
 from rehearsal.emulation.forecast import Forecast, forecast_steps
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ IMAGE_TYPES = ("docker:index/image:Image", "docker:index/remoteImage:RemoteImage
 class Preview:
     steps: list[RealStep]
     labels: dict[str, dict[str, str]]
-    """Logical name -> the resource's Docker labels (new inputs, else old)."""
+    """Logical name -> the container's Docker labels (its new inputs, else its old)."""
     image: str
     """The app image the new release runs (the Image's imageName or the RemoteImage's name); '' unknown."""
 
@@ -62,35 +62,32 @@ def _labels(inputs: dict) -> dict[str, str]:
     return {str(i.get("label")): str(i.get("value")) for i in raw if isinstance(i, dict)}
 
 
-def read_preview(document: dict) -> Preview:
-    """`pulumi preview --json`'s steps (display.PreviewDigest: op, urn, oldState, newState, in the
-    order the engine took them) as engine events, read by the calibration's reader."""
-    events: list[dict] = []
+def read_preview(events: list[dict]) -> Preview:
+    """A preview's engine events (`pulumi preview --event-log FILE`, one JSON EngineEvent a line)
+    in the update model's words. `preview --json` will not do: its digest keeps one `replace`
+    per resource and drops the create-replacement and delete-replaced steps whose order says
+    whether the old container goes first (pulumi/pulumi pkg/backend/display/json.go)."""
     labels: dict[str, dict[str, str]] = {}
     image = ""
-    for sequence, step in enumerate(document.get("steps") or [], start=1):
-        state = step.get("newState") or step.get("oldState") or {}
-        urn = step.get("urn") or state.get("urn") or ""
-        metadata = {
-            "op": step.get("op", ""),
-            "urn": urn,
-            "type": state.get("type", ""),
-            "new": {"custom": state.get("custom", False)},
-            "keys": step.get("replaceReasons") or [],
-            "diffs": step.get("diffReasons") or [],
-        }
-        events.append({"sequence": sequence, "resourcePreEvent": {"metadata": metadata}})
-        name = urn.split("::", 3)[-1]
-        inputs = state.get("inputs") or {}
-        if state.get("type") == CONTAINER and _labels(inputs):
-            labels.setdefault(name, _labels(inputs))
-        if state.get("type") in IMAGE_TYPES and step.get("newState") and not name.endswith("-runtime"):
-            image = str(inputs.get("imageName") or inputs.get("name") or image)
-    diagnostics = [d.get("message", "") for d in document.get("diagnostics") or [] if d.get("severity") == "error"]
-    if diagnostics:
-        raise OpsError("the preview failed: " + " ".join(diagnostics[0].split())[:300])
-    update = steps_of(events)
-    return Preview(update.steps, labels, image)
+    errors = []
+    for event in events:
+        if "diagnosticEvent" in event and event["diagnosticEvent"].get("severity") == "error":
+            errors.append(event["diagnosticEvent"].get("message") or "")
+        pre = event.get("resourcePreEvent")
+        if not pre:
+            continue
+        metadata = pre.get("metadata") or {}
+        name = (metadata.get("urn") or "").split("::", 3)[-1]
+        new = metadata.get("new") or {}
+        for state in (new, metadata.get("old") or {}):
+            found = _labels(state.get("inputs") or {})
+            if metadata.get("type") == CONTAINER and found:
+                labels.setdefault(name, found)
+        if metadata.get("type") in IMAGE_TYPES and not name.endswith("-runtime") and new.get("inputs"):
+            image = str(new["inputs"].get("imageName") or new["inputs"].get("name") or image)
+    if errors:
+        raise OpsError("the preview failed: " + " ".join(errors[0].split())[:300])
+    return Preview(steps_of(events).steps, labels, image)
 
 
 def tell(preview: Preview) -> Forecast:
@@ -105,24 +102,35 @@ def _job(name: str) -> str:
     return name.split("-release-", 1)[1] if "-release-" in name else ""
 
 
-def run_preview(stack: str, cli: Optional[str] = None) -> dict:
-    """`pulumi preview --json` of the stack, from the project's directory."""
+def run_preview(stack: str, work: Path, cli: Optional[str] = None) -> list[dict]:
+    """The events of `pulumi preview` on the stack, run from the project's directory."""
     cli = cli or shutil.which("pulumi")
     if cli is None:
         raise OpsError("no pulumi on PATH (make forecast fetches the pinned CLI; or pass --preview FILE)")
-    command = [cli, "preview", "--stack", stack, "--json", "--non-interactive", "--suppress-progress"]
+    log = work / "preview.events.jsonl"
+    command = [cli, "preview", "--stack", stack, "--non-interactive", "--suppress-progress", "--event-log", str(log)]
+    # --event-log is registered only with PULUMI_DEBUG_COMMANDS (pulumi/pulumi
+    # pkg/cmd/pulumi/operations/preview.go); the release rehearsal's real-engine runs read it too.
+    env = dict(os.environ, PULUMI_DEBUG_COMMANDS="true")
     try:
         done = subprocess.run(
-            command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=PREVIEW_TIMEOUT, env=os.environ.copy()
+            command, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=PREVIEW_TIMEOUT, env=env
         )
     except subprocess.TimeoutExpired:
         raise OpsError(f"pulumi preview of {stack} did not end within {PREVIEW_TIMEOUT}s") from None
-    try:
-        document = json.loads(done.stdout)
-    except ValueError:
+    if not log.exists():
         last = (done.stderr.strip().splitlines() or done.stdout.strip().splitlines() or ["no output"])[-1]
-        raise OpsError(f"pulumi preview of {stack} failed (exit {done.returncode}): {last[:300]}") from None
-    return document
+        raise OpsError(f"pulumi preview of {stack} failed (exit {done.returncode}): {last[:300]}")
+    return load_events(log)
+
+
+def load_events(path: Path) -> list[dict]:
+    try:
+        return read_events(path.read_text().splitlines())
+    except OSError as error:
+        raise OpsError(f"{path}: cannot be read ({error.strerror})") from None
+    except EventLogError as error:
+        raise OpsError(f"{path}: not a `pulumi preview --event-log` file: {error}") from None
 
 
 def gate_lines(stack: StackOnHost, image: str, command: list[str]) -> list[str]:
@@ -177,13 +185,11 @@ def forecast_command(
     say: Callable[[str], None] = print,
 ) -> int:
     if preview_file is not None:
-        try:
-            document: Any = json.loads(preview_file.read_text())
-        except (OSError, ValueError) as error:
-            raise OpsError(f"{preview_file}: not a `pulumi preview --json` output ({error})") from None
+        events = load_events(preview_file)
     else:
-        document = run_preview(stack_name)
-    preview = read_preview(document)
+        with tempfile.TemporaryDirectory(prefix="forecast-") as work:
+            events = run_preview(stack_name, Path(work))
+    preview = read_preview(events)
     told = tell(preview)
     extra: list[str] = []
     if gate and told.jobs and told.jobs[0] == "migration-gate":

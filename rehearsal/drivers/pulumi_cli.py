@@ -18,7 +18,7 @@ import shutil
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -171,6 +171,8 @@ class Command:
     seconds: float
     update: RealUpdate
     output: str
+    events: list = field(default_factory=list)
+    """The engine's events as read (with --event-log): what `make forecast` reads of a preview."""
 
 
 class PulumiCLI:
@@ -308,14 +310,15 @@ class PulumiCLI:
             reader.join(10)
         output = "".join(captured)
         (self.logs / f"{slug}.log").write_text(f"$ {' '.join(argv)}\n{output}")
-        update = RealUpdate()
+        update, events = RealUpdate(), []
         if event_log and events_path.exists():
-            update = steps_of(read_events(events_path.read_text().splitlines()))
+            events = read_events(events_path.read_text().splitlines())
+            update = steps_of(events)
         if check and code != 0:
             raise CLIError(
                 f"`pulumi {what}` on {stack} exited {code}: {last_error(output)} (log: {self.logs / slug}.log)"
             )
-        return Command(what, code, time.monotonic() - started, update, output)
+        return Command(what, code, time.monotonic() - started, update, output, events)
 
     def cancel(self, process: subprocess.Popen) -> None:
         """SIGINT, as Ctrl-C: the engine finishes in-flight steps and unlocks the stack."""
@@ -350,21 +353,6 @@ def _config_string(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def json_document(output: str) -> dict:
-    """The JSON document a `--json` command printed (its output may also hold other lines
-    before it: the driver reads stdout and stderr together)."""
-    decoder = json.JSONDecoder()
-    for start in [0] + [i + 1 for i, c in enumerate(output) if c == "\n"]:
-        if output.startswith("{", start):
-            try:
-                document, _ = decoder.raw_decode(output[start:])
-            except ValueError:
-                continue
-            if isinstance(document, dict):
-                return document
-    raise CLIError(f"no JSON document in the command's output: {output.strip()[:200]}")
 
 
 def last_error(output: str) -> str:

@@ -42,7 +42,6 @@ from rehearsal.drivers.pulumi_cli import (
     Command,
     PulumiCLI,
     checkout_sha,
-    json_document,
     last_error,
     state_from_export,
     state_summary,
@@ -109,8 +108,8 @@ class RealSession:
     accessories): kept in each record, so that the calibration replays the plan with them."""
 
     forecasts: bool = False
-    """Run `pulumi preview --json` before each up and keep it (last_preview) for the forecast."""
-    last_preview: dict = field(default_factory=dict)
+    """Run `pulumi preview` before each up and keep its events (last_preview) for the forecast."""
+    last_preview: list = field(default_factory=list)
 
     def __post_init__(self):
         self.cli = PulumiCLI(self.work, self.say)
@@ -280,19 +279,12 @@ class RealSession:
         self.cli.write_config(self.project, self.stack, self._config(self.stack, overrides, extra), secret)
         git_sha = rp.git_sha or checkout_sha()
         if self.forecasts:
-            # What `make forecast` reads (ops/forecast.py): the engine's own preview of this up.
+            # What `make forecast` reads (ops/forecast.py): the events of the engine's own
+            # preview of this up.
             preview = self.cli.run(
-                self.project,
-                self.stack,
-                "preview",
-                "preview",
-                "--json",
-                timeout=TIMEOUTS["up"],
-                git_sha=git_sha,
-                event_log=False,
-                check=False,
+                self.project, self.stack, "preview", "preview", timeout=TIMEOUTS["up"], git_sha=git_sha, check=False
             )
-            self.last_preview = json_document(preview.output)
+            self.last_preview = preview.events
         command = self.cli.run(
             self.project,
             self.stack,

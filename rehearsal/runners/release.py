@@ -20,6 +20,7 @@ import requests
 
 from components.render import migration_gate_command
 from ops.forecast import gate_lines, read_preview, tell
+from ops.stack import STACK as STACK_LABEL
 from ops.stack import StackOnHost
 from rehearsal.checks import smoke
 from rehearsal.checks.day2 import Day2
@@ -318,7 +319,9 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
             if up.before is not None:
                 say(f"    before: {up.before(ctx)}")
             told = None
-            before = containers_by_service(ctx.session.client, ctx.session.run_labels)
+            # The emulation labels what it creates with the run; the real program only with its stack.
+            mine = ctx.session.run_labels if isinstance(ctx.session, Session) else {STACK_LABEL: ctx.stack}
+            before = containers_by_service(ctx.session.client, mine)
             if isinstance(ctx.session, Session):
                 # What the model says this up will do to the running site.
                 told = forecast(plan_update(ctx.session.state, rp.plan))
@@ -343,11 +346,11 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
                     say(f"    FAILED: {disagreement}")
             if not isinstance(ctx.session, Session) and ctx.session.last_preview:
                 told = tell(read_preview(ctx.session.last_preview))
-                ctx.session.last_preview = {}
+                ctx.session.last_preview = []
                 say("    forecast (make forecast, from the preview before this up): " + "; ".join(told.lines))
             windows_forecast += bool(told and told.maintenance)
             if told is not None and result.ok:
-                unlike = differences(told, before, containers_by_service(ctx.session.client, ctx.session.run_labels))
+                unlike = differences(told, before, containers_by_service(ctx.session.client, mine))
                 if unlike:
                     problems.append(f"up {number} did not do what its forecast said: " + "; ".join(unlike))
                     say("    FAILED: not as forecast: " + "; ".join(unlike))

@@ -1,0 +1,133 @@
+"""`make forecast` (ops/forecast.py): a preview's event log read into the release forecast.
+The real previews are in tests/ops/previews/ (recorded with the real CLI, reduced to the fields
+the forecast reads); the others are made here for what a preview of ours rarely shows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ops.forecast import forecast_command, markdown, read_preview, tell
+from ops.stack import OpsError
+from rehearsal.checks.forecast import gate_agrees
+
+CONTAINER = "docker:index/container:Container"
+JOB = "pulumi-python:dynamic/django-docker:Job"
+
+
+def urn(name: str, type_: str = CONTAINER) -> str:
+    return f"urn:pulumi:prod::shop::django-docker:components:Web${type_}::{name}"
+
+
+def step(op: str, name: str, type_: str = CONTAINER, service: str = "", keys=()) -> dict:
+    """One resourcePreEvent as the engine writes it to the event log (apitype.StepEventMetadata)."""
+    state = {"type": type_, "custom": True, "inputs": {}}
+    if service:
+        state["inputs"]["labels"] = [{"label": "django-docker.service", "value": service}]
+    side = "old" if op in ("delete", "delete-replaced") else "new"
+    return {
+        "resourcePreEvent": {
+            "metadata": {"op": op, "urn": urn(name, type_), "type": type_, side: state, "keys": list(keys)}
+        }
+    }
+
+
+def events(*steps: dict) -> list[dict]:
+    return [{"sequence": n, **s} for n, s in enumerate(steps, start=1)]
+
+
+def container(op: str, name: str, service: str, **extra) -> dict:
+    return step(op, name, CONTAINER, service, **extra)
+
+
+def job(name: str) -> dict:
+    return step("create-replacement", name, JOB)
+
+
+def test_a_release_in_maintenance_mode_stops_web_first_and_opens_a_window():
+    preview = events(
+        job("shop-release-migration-gate"),
+        job("shop-release-migrate"),
+        # delete-before-replace: the old one's delete comes before its replacement's create.
+        container("delete-replaced", "shop-web-1", "web"),
+        container("replace", "shop-web-1", "web"),
+        container("create-replacement", "shop-web-1", "web", keys=["image"]),
+        step("create", "shop-release-maintenance", "pulumi-python:dynamic/django-docker:NginxSite"),
+        container("same", "shop-nginx", "nginx"),
+    )
+    told = tell(read_preview(preview))
+    assert told.replaced == {"web": 1}
+    assert told.jobs == ("migration-gate", "migrate")
+    assert "replaced: web x1 (delete first)" in told.lines
+    assert (told.disruption, told.maintenance) == ("maintenance window", True)
+
+
+def test_a_scale_up_creates_and_a_preview_without_changes_says_so():
+    told = tell(read_preview(events(container("same", "shop-web-1", "web"), container("create", "shop-web-3", "web"))))
+    assert told.created == {"web": 1} and told.lines == ("created: web x1", "jobs: none", "disruption: none")
+    nothing = tell(read_preview(events(container("same", "shop-web-1", "web"))))
+    assert nothing.lines == ("nothing changes", "disruption: none")
+
+
+def test_a_failed_preview_is_one_line_and_no_forecast():
+    with pytest.raises(OpsError, match="the preview failed: docker:host: cannot reach"):
+        read_preview(
+            [
+                {
+                    "sequence": 1,
+                    "diagnosticEvent": {"severity": "error", "message": "docker:host: cannot reach\n  the host"},
+                }
+            ]
+        )
+
+
+def test_a_saved_preview_is_printed_and_written_as_markdown(tmp_path):
+    saved = tmp_path / "preview.events.jsonl"
+    saved.write_text(
+        "\n".join(
+            json.dumps(e)
+            for e in events(container("create-replacement", "shop-web-1", "web"), job("shop-release-migrate"))
+        )
+    )
+    said: list[str] = []
+    code = forecast_command("prod", preview_file=saved, markdown_file=tmp_path / "f.md", gate=False, say=said.append)
+    assert code == 0
+    assert said == [
+        "forecast prod: replaced: web x1 (create-before-delete)",
+        "jobs: migrate",
+        "disruption: none",
+    ]
+    assert (tmp_path / "f.md").read_text() == markdown("prod", said)
+    assert (tmp_path / "f.md").read_text().startswith("### Release forecast: `prod`\n\n- forecast prod: replaced")
+
+
+def test_a_file_that_is_no_preview_is_refused_in_one_line(tmp_path):
+    saved = tmp_path / "preview.json"
+    saved.write_text("Previewing update (prod):\n")
+    with pytest.raises(OpsError, match=r"preview.json: not a `pulumi preview --event-log` file: event log line 1"):
+        forecast_command("prod", preview_file=saved, markdown_file=None, gate=False, say=print)
+    with pytest.raises(OpsError, match=r"missing.json: cannot be read \(No such file or directory\)"):
+        forecast_command("prod", preview_file=tmp_path / "missing.json", markdown_file=None, gate=False, say=print)
+
+
+def test_the_gates_verdict_is_held_against_the_gate_job():
+    refused_error = "django-docker-release-migration-gate: migration-gate: refused: 1 operation(s) ..."
+    assert gate_agrees("gate: refuses this release (its exit 1, run on x)", refused_error) is None
+    assert gate_agrees("gate: passes (its exit 0, run on x)", None) is None
+    assert gate_agrees("gate: passes (its exit 0, run on x)", "django-docker-web-1: not healthy") is None
+    assert "did not" in gate_agrees("gate: refuses this release (its exit 1, run on x)", None)
+    assert "refused" in gate_agrees("gate: passes (its exit 0, run on x)", refused_error)
+    assert "no verdict" in gate_agrees("gate: not run: x is not on the host", None)
+
+
+PREVIEWS = sorted((Path(__file__).parent / "previews").glob("*.json"))
+
+
+@pytest.mark.parametrize("path", PREVIEWS, ids=[p.stem for p in PREVIEWS])
+def test_the_real_cli_s_previews_read_as_recorded(path):
+    """Each recorded preview (the real CLI's, before an up of the release rehearsal) reads into
+    the forecast the rehearsal printed for it, which that up then matched on the engine."""
+    recorded = json.loads(path.read_text())
+    assert list(tell(read_preview(recorded["preview"])).lines) == recorded["forecast"]
