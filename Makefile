@@ -138,7 +138,7 @@ rollback: runtime ## Pin prod to an earlier digest: make rollback DIGEST=repo@sh
 # Day-2 commands (ops/): they find STACK's containers by label on the stack's own Docker host
 # (`docker:host`, else DOCKER_HOST, else the local socket) and change none of its resources.
 forecast: setup ## What the next `pulumi up` will do to STACK's running site: containers replaced and how, release jobs, migrations and the gate's verdict, the expected disruption (a preview; nothing changes)
-	@$(PULUMI) $(PY) -m ops forecast $(STACK) $(ARGS)
+	@$(PULUMI) $(PY) -m tools.forecast $(STACK) $(ARGS)
 
 status: setup ## The running release (SHA, image, when), every container's health, the URL; exit 1 when unhealthy
 	@$(PY) -m ops status $(STACK)

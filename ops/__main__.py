@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import docker.errors
 
@@ -271,12 +270,6 @@ def parser() -> argparse.ArgumentParser:
     )
     maintenance.add_argument("state", choices=("on", "off", "status"))
     command("engine", None, "whether the stack's Docker engine answers (make up checks it first)")
-    fc = command("forecast", None, "what the next `pulumi up` will do to the running site (a preview; nothing changes)")
-    fc.add_argument(
-        "--preview", type=Path, help="a saved `pulumi preview --event-log` file of the stack (default: run one)"
-    )
-    fc.add_argument("--markdown", type=Path, help="also write the forecast here as Markdown (a pull-request comment)")
-    fc.add_argument("--no-gate", action="store_true", help="leave out the migration gate's run on the stack's engine")
     return top
 
 
@@ -294,12 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "engine":
             return _engine(args.stack)
-        if args.command == "forecast":
-            from ops.forecast import forecast_command
-
-            return forecast_command(
-                args.stack, preview_file=args.preview, markdown_file=args.markdown, gate=not args.no_gate
-            )
         stack = StackOnHost(args.stack)
         return args.run(stack, args)
     except OpsError as error:

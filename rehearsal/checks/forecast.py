@@ -1,4 +1,4 @@
-"""Whether an up did what its release forecast said (rehearsal/emulation/forecast.py), seen on
+"""Whether an up did what its release forecast said (planning/forecast.py), seen on
 the Docker engine rather than in the plan: the stack's containers by service before and after.
 A service the forecast replaces n times has n containers gone and n new; created and deleted
 ones count on one side only; every other service keeps its containers (nginx too, when the
@@ -10,7 +10,7 @@ from collections import defaultdict
 from typing import Mapping
 
 from ops.stack import ONE_OFF, ROLE, SERVICE
-from rehearsal.emulation.forecast import Forecast
+from planning.forecast import Forecast
 
 
 def containers_by_service(client, labels: Mapping[str, str]) -> dict[str, set[str]]:

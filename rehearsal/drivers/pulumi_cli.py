@@ -4,7 +4,7 @@
 variant: the program builds django_app/ from its own directory, so another commit of it is
 another directory; `.venv` is the checkout's), against a file backend and a passphrase private
 to the run (the user's own login is left alone), each with the engine's event log
-(`--event-log`), read into steps by `rehearsal.drivers.events`. `state_from_export` reads
+(`--event-log`), read into steps by `planning.events`. `state_from_export` reads
 `pulumi stack export` into the rehearsal's State. `rehearsal.runners.real_session` drives a
 stack through its updates with it; `tools/e2e.py` reads the state with it.
 """
@@ -24,8 +24,8 @@ from typing import Any, Callable, Mapping, Optional
 
 import yaml
 
+from planning.events import RealUpdate, read_events, steps_of
 from planning.harness import CONTAINER, IMAGE, JOB, NETWORK, PROJECT_ROOT, VOLUME
-from rehearsal.drivers.events import RealUpdate, read_events, steps_of
 from rehearsal.emulation.engine import brief
 from rehearsal.emulation.model import Entry, State
 from rehearsal.errors import RehearsalError

@@ -32,9 +32,9 @@ import docker
 import docker.errors
 import yaml
 
+from planning.events import RealStep
 from planning.harness import CONTAINER, IMAGE, NETWORK, PROJECT_ROOT, SECRET, SERVICE, SERVICE_CONFIG, stack_config
 from rehearsal.drivers import registry as private_registry
-from rehearsal.drivers.events import RealStep
 from rehearsal.drivers.pulumi_cli import (
     STACK_LABEL,
     TIMEOUTS,
@@ -279,7 +279,7 @@ class RealSession:
         self.cli.write_config(self.project, self.stack, self._config(self.stack, overrides, extra), secret)
         git_sha = rp.git_sha or checkout_sha()
         if self.forecasts:
-            # What `make forecast` reads (ops/forecast.py): the events of the engine's own
+            # What `make forecast` reads (tools/forecast.py): the events of the engine's own
             # preview of this up.
             preview = self.cli.run(
                 self.project, self.stack, "preview", "preview", timeout=TIMEOUTS["up"], git_sha=git_sha, check=False

@@ -19,9 +19,10 @@ from typing import Any, Callable, Optional, Protocol, TypeVar, Union
 import requests
 
 from components.render import migration_gate_command
-from ops.forecast import gate_lines, read_preview, tell
+from ops.forecast import gate_lines
 from ops.stack import STACK as STACK_LABEL
 from ops.stack import StackOnHost
+from planning.forecast import read_preview, tell
 from rehearsal.checks import smoke
 from rehearsal.checks.day2 import Day2
 from rehearsal.checks.forecast import containers_by_service, differences, gate_agrees

@@ -59,4 +59,4 @@ class Scenario:
     and the window printed in the scenario's line."""
     forecast_gate: bool = False
     """Before each up, also run the migration gate on the new image as `make forecast` does
-    (ops/forecast.py), and hold its verdict against what the up's gate job then said."""
+    (ops/forecast.py gate_lines), and hold its verdict against what the up's gate job then said."""

@@ -5,7 +5,7 @@ rehearsal: `"rehearsal": "swarm"`) with the real Pulumi CLI recorded (`python -m
 release|swarm STACK --engine pulumi --record FILE`, made into a fixture by `python -m
 tools.calibration`): for the boot and every `pulumi up` of every
 scenario, what was deployed (the config overrides, the commit, the promoted digest) and the
-steps the engine took, read from its own event log (rehearsal/drivers/events.py): operation,
+steps the engine took, read from its own event log (planning/events.py): operation,
 resource, replace mode, the inputs that decided, the order (the event log's sequence numbers),
 the outcome, and the state the update left.
 
@@ -28,8 +28,8 @@ from pathlib import Path
 
 import pytest
 
+from planning import events
 from planning.harness import plan_stack
-from rehearsal.drivers import events
 from rehearsal.emulation import model
 from rehearsal.emulation.model import State, next_state, plan_update
 from rehearsal.runners.stacks import commit, plan_options

@@ -2,10 +2,11 @@
 
 Pure: the input is the engine's event log (`pulumi up --event-log FILE`, one JSON EngineEvent a
 line: pulumi/pulumi sdk/go/common/apitype/events.go), the output the steps the engine took, named
-as `rehearsal.emulation.model` names them, with the order the engine took them in. Both the
-real-engine driver (`rehearsal.drivers.pulumi_cli`) and the calibration test
-(tests/calibration/) read events through here, so the fixtures and the driver's output mean the
-same thing.
+as `rehearsal.emulation.model` names them, with the order the engine took them in. The
+real-engine driver (`rehearsal.drivers.pulumi_cli`), the calibration test (tests/calibration/)
+and `make forecast` (tools/forecast.py, a preview's events) read events through here, so the
+fixtures, the driver's output and the forecast mean the same thing. Here, below both ops and
+the rehearsal, because the product's forecast reads it too.
 
 How the engine's operations map (pulumi/pulumi pkg/resource/deploy/step.go, the OpType constants):
 - `create`, `update`, `same`, `delete` are the model's create, update, same, delete;

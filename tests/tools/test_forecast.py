@@ -1,4 +1,4 @@
-"""`make forecast` (ops/forecast.py): a preview's event log read into the release forecast.
+"""`make forecast` (tools/forecast.py): a preview's event log read into the release forecast.
 The real previews are in tests/ops/previews/ (recorded with the real CLI, reduced to the fields
 the forecast reads); the others are made here for what a preview of ours rarely shows."""
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ops.forecast import forecast_command, markdown, read_preview, tell
-from ops.stack import OpsError
+from planning.forecast import PreviewError, read_preview, tell
 from rehearsal.checks.forecast import gate_agrees
+from tools.forecast import forecast_command, markdown
 
 CONTAINER = "docker:index/container:Container"
 JOB = "pulumi-python:dynamic/django-docker:Job"
@@ -72,7 +72,7 @@ def test_a_scale_up_creates_and_a_preview_without_changes_says_so():
 
 
 def test_a_failed_preview_is_one_line_and_no_forecast():
-    with pytest.raises(OpsError, match="the preview failed: docker:host: cannot reach"):
+    with pytest.raises(PreviewError, match="the preview failed: docker:host: cannot reach"):
         read_preview(
             [
                 {
@@ -106,9 +106,9 @@ def test_a_saved_preview_is_printed_and_written_as_markdown(tmp_path):
 def test_a_file_that_is_no_preview_is_refused_in_one_line(tmp_path):
     saved = tmp_path / "preview.json"
     saved.write_text("Previewing update (prod):\n")
-    with pytest.raises(OpsError, match=r"preview.json: not a `pulumi preview --event-log` file: event log line 1"):
+    with pytest.raises(PreviewError, match=r"preview.json: not a `pulumi preview --event-log` file: event log line 1"):
         forecast_command("prod", preview_file=saved, markdown_file=None, gate=False, say=print)
-    with pytest.raises(OpsError, match=r"missing.json: cannot be read \(No such file or directory\)"):
+    with pytest.raises(PreviewError, match=r"missing.json: cannot be read \(No such file or directory\)"):
         forecast_command("prod", preview_file=tmp_path / "missing.json", markdown_file=None, gate=False, say=print)
 
 

@@ -1,4 +1,4 @@
-"""Reading a real `pulumi up`'s event log into steps (rehearsal/drivers/events.py)."""
+"""Reading a real `pulumi up`'s event log into steps (planning/events.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from rehearsal.drivers.events import EventLogError, read_events, steps_of
+from planning.events import EventLogError, read_events, steps_of
 
 STACK = "urn:pulumi:prod::django-docker::"
 WEB = STACK + "django-docker:components:Web$docker:index/container:Container::django-docker-web-1"
