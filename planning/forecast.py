@@ -24,7 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
-from planning.events import CREATE, DELETE, DELETE_FIRST, REPLACE, UPDATE, RealStep, steps_of
+from planning.events import CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REPLACE, UPDATE, RealStep, steps_of
 from planning.harness import CONTAINER, IMAGE, JOB, NGINX_SITE, REMOTE_IMAGE
 
 MAINTENANCE_SWITCH = "-release-maintenance"
@@ -45,6 +45,11 @@ class Forecast:
     """Service -> how many of its containers are replaced (either way)."""
     created: Mapping[str, int] = field(default_factory=dict)
     deleted: Mapping[str, int] = field(default_factory=dict)
+    removed: Mapping[str, int] = field(default_factory=dict)
+    """Service -> every container the update removes: the replaced, the deleted, and those a
+    failed release left (its never-healthy replicas and the old ones kept for deletion)."""
+    started: Mapping[str, int] = field(default_factory=dict)
+    """Service -> every container the update starts (replacements and new ones)."""
     jobs: tuple[str, ...] = ()
     reload: bool = False
     """nginx's site written again and reloaded (the container kept)."""
@@ -69,6 +74,15 @@ def forecast_steps(steps: Iterable[Any], service_of: Callable[[Any], str]) -> Fo
             first.add(s.name)
     created = Counter(service_of(s) for s in steps if s.type == CONTAINER and s.op == CREATE)
     deleted = Counter(service_of(s) for s in steps if s.type == CONTAINER and s.op == DELETE)
+    removed = Counter(
+        service_of(s) for s in steps if s.type == CONTAINER and s.op in (DELETE_FIRST, DELETE_REPLACED, DELETE)
+    )
+    started = Counter(service_of(s) for s in steps if s.type == CONTAINER and s.op in (REPLACE, CREATE))
+    by_service: Counter = Counter()
+    for (service, _), n in replaced.items():
+        by_service[service] += n
+    # What a failed release left: a replacement's delete beyond the one old container it replaces.
+    left = removed - by_service - deleted
     jobs = {service_of(s) for s in steps if s.type == JOB and s.op in (CREATE, REPLACE)}
     ordered_jobs = [j for j in JOB_ORDER if j in jobs] + sorted(jobs - set(JOB_ORDER))
     sites = [s for s in steps if s.type == NGINX_SITE and s.op in (CREATE, UPDATE)]
@@ -84,6 +98,10 @@ def forecast_steps(steps: Iterable[Any], service_of: Callable[[Any], str]) -> Fo
         lines.append("created: " + ", ".join(f"{service} x{n}" for service, n in sorted(created.items())))
     if deleted:
         lines.append("deleted: " + ", ".join(f"{service} x{n}" for service, n in sorted(deleted.items())))
+    if left:
+        lines.append(
+            "removed, left by a failed release: " + ", ".join(f"{service} x{n}" for service, n in sorted(left.items()))
+        )
     lines.append("jobs: " + (", ".join(ordered_jobs) if ordered_jobs else "none"))
     if maintenance:
         disruption = "maintenance window"
@@ -99,9 +117,6 @@ def forecast_steps(steps: Iterable[Any], service_of: Callable[[Any], str]) -> Fo
     if not any(s.op != "same" for s in steps):
         lines = ["nothing changes"]
     lines.append(f"disruption: {disruption}")
-    by_service: Counter = Counter()
-    for (service, _), n in replaced.items():
-        by_service[service] += n
     return Forecast(
         tuple(lines),
         disruption,
@@ -109,6 +124,8 @@ def forecast_steps(steps: Iterable[Any], service_of: Callable[[Any], str]) -> Fo
         replaced=dict(by_service),
         created=dict(created),
         deleted=dict(deleted),
+        removed=dict(removed),
+        started=dict(started),
         jobs=tuple(ordered_jobs),
         reload=reload,
     )

@@ -68,7 +68,10 @@ def run_preview(stack: str, work: Path, cli: Optional[str] = None) -> list[dict]
 
 def load_events(path: Path) -> list[dict]:
     try:
-        return read_events(path.read_text().splitlines())
+        events = read_events(path.read_text().splitlines())
+        if not any(k in e for e in events for k in ("preludeEvent", "resourcePreEvent", "summaryEvent")):
+            raise EventLogError("no engine event in it")
+        return events
     except OSError as error:
         raise PreviewError(f"{path}: cannot be read ({error.strerror})") from None
     except EventLogError as error:

@@ -1,8 +1,9 @@
 """Whether an up did what its release forecast said (planning/forecast.py), seen on
 the Docker engine rather than in the plan: the stack's containers by service before and after.
-A service the forecast replaces n times has n containers gone and n new; created and deleted
-ones count on one side only; every other service keeps its containers (nginx too, when the
-forecast says a reload: the same container, its configuration written again)."""
+Each service loses exactly the containers the forecast removes (the replaced, the deleted, and
+what a failed release left) and gains exactly those it starts; every other service keeps its
+containers (nginx too, when the forecast says a reload: the same container, its configuration
+written again)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,7 @@ def differences(told: Forecast, before: Mapping[str, set[str]], after: Mapping[s
     for service in sorted((set(before) | set(after)) - set(told.jobs)):
         old, new = before.get(service, set()), after.get(service, set())
         gone, came = len(old - new), len(new - old)
-        replaced = told.replaced.get(service, 0)
-        want = (replaced + told.deleted.get(service, 0), replaced + told.created.get(service, 0))
+        want = (told.removed.get(service, 0), told.started.get(service, 0))
         if (gone, came) != want:
             problems.append(
                 f"{service}: {gone} container(s) gone and {came} new; the forecast said {want[0]} and {want[1]}"
