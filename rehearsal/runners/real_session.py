@@ -185,6 +185,20 @@ class RealSession:
         self._forget_locally(ref, tag)
         return "; ".join(notes + [f"{source} (build only) built and pushed {tag} as {ref} ({command.seconds:.0f}s)"])
 
+    def pull_pushed(self, tag: str) -> str:
+        """The digest the source stack pushed for `tag`, pulled onto the stack's engine with the
+        registry's credentials, as a user does before `make forecast` runs the gate on a host that
+        has not pulled it yet (docs/operations.md, "Release forecast"); returns that reference."""
+        ref = self.pushed[tag]
+        assert self.registry is not None
+        repository, digest = ref.split("@", 1)
+        auth = {"username": self.registry.username, "password": self.registry.password}
+        # The engine takes a digest where a tag goes (docker pull repo@sha256:... sends it so).
+        for line in self.client.api.pull(repository, tag=digest, auth_config=auth, stream=True, decode=True):
+            if line.get("error"):
+                raise CLIError(f"pull of {ref} failed: {line['error']}")
+        return ref
+
     def _forget_locally(self, ref: str, tag: str) -> None:
         """Drop the builder's local names of the pushed image, so that the promoting stack's
         RemoteImage really pulls it from the registry, with `docker:registryAuth` (the provider

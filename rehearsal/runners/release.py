@@ -336,7 +336,11 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
                 # `make forecast`'s gate: the new image's gate in a one-off on the running stack.
                 mode = str(ctx.overrides.get("migrationMode", "gate"))
                 stack = StackOnHost(ctx.stack, client=ctx.session.client)
-                told_gate = gate_lines(stack, ctx.image_of(up.image or ctx.variant), migration_gate_command(mode))
+                image = ctx.image_of(up.image or ctx.variant)
+                if not isinstance(ctx.session, Session):
+                    # The real engine pulls the promoted digest in `pulumi up`: pulled first here.
+                    image = ctx.session.pull_pushed(ctx.tags[up.image or ctx.variant])
+                told_gate = gate_lines(stack, image, migration_gate_command(mode))
                 verdict = told_gate[-1]
                 say("    forecast gate: " + " | ".join(told_gate))
             result = ctx.session.up(rp)
