@@ -155,7 +155,7 @@ def test_an_unhealthy_release_fails_every_up_not_only_the_first(running):
     after, _, _ = applied(release, state, partial={"django-docker-web-1"})
     retry = plan_update(after, release)
     (web1,) = [s for s in retry.steps if s.name == "django-docker-web-1" and s.op != DELETE_REPLACED]
-    # The keys the real engine reported (tests/calibration/prod-failures.json, unhealthy-release up 2).
+    # The keys the real engine reported (tests/calibration/prod-scenarios.json, unhealthy-release up 2).
     assert (web1.op, web1.mode, web1.keys) == (
         REPLACE,
         "create-before-delete",
