@@ -23,9 +23,8 @@ def urn(name: str, type_: str = CONTAINER) -> str:
 
 def step(op: str, name: str, type_: str = CONTAINER, service: str = "", keys=()) -> dict:
     """One resourcePreEvent as the engine writes it to the event log (apitype.StepEventMetadata)."""
-    state = {"type": type_, "custom": True, "inputs": {}}
-    if service:
-        state["inputs"]["labels"] = [{"label": "django-docker.service", "value": service}]
+    inputs = {"labels": [{"label": "django-docker.service", "value": service}]} if service else {}
+    state = {"type": type_, "custom": True, "inputs": inputs}
     side = "old" if op in ("delete", "delete-replaced") else "new"
     return {
         "resourcePreEvent": {
