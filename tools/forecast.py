@@ -39,6 +39,7 @@ from ops.forecast import gate_lines
 from ops.stack import OpsError, StackOnHost
 from planning.events import EventLogError, read_events
 from planning.forecast import Forecast, PreviewError, read_preview, tell
+from planning.harness import SERVICE as SWARM_SERVICE
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PREVIEW_TIMEOUT = 900
@@ -102,6 +103,10 @@ def forecast_command(
         with tempfile.TemporaryDirectory(prefix="forecast-") as work:
             events = run_preview(stack_name, Path(work))
     preview = read_preview(events)
+    if any(step.type == SWARM_SERVICE for step in preview.steps):
+        raise PreviewError(
+            "target swarm: its services roll in place (docs/swarm.md); the forecast covers the containers target"
+        )
     told = tell(preview)
     extra: list[str] = []
     if gate and told.jobs and told.jobs[0] == "migration-gate":

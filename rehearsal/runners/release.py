@@ -23,6 +23,7 @@ from ops.forecast import gate_lines
 from ops.stack import STACK as STACK_LABEL
 from ops.stack import StackOnHost
 from planning.forecast import read_preview, tell
+from planning.harness import SERVICE as SWARM_SERVICE
 from rehearsal.checks import smoke
 from rehearsal.checks.day2 import Day2
 from rehearsal.checks.forecast import containers_by_service, differences, gate_agrees
@@ -320,17 +321,19 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
             if up.before is not None:
                 say(f"    before: {up.before(ctx)}")
             told = None
+            # The forecast speaks of containers: a swarm's services roll in place (not forecast).
+            forecasting = not rp.plan.of_type(SWARM_SERVICE)
             # The emulation labels what it creates with the run; the real program only with its stack.
             mine = ctx.session.run_labels if isinstance(ctx.session, Session) else {STACK_LABEL: ctx.stack}
             before = containers_by_service(ctx.session.client, mine)
-            if isinstance(ctx.session, Session):
+            if isinstance(ctx.session, Session) and forecasting:
                 # What the model says this up will do to the running site.
                 told = forecast(plan_update(ctx.session.state, rp.plan))
                 say("    forecast: " + "; ".join(told.lines))
-            else:
+            elif not isinstance(ctx.session, Session):
                 # The real engine: `make forecast`'s own reading of the engine's preview of this up
-                # (the session runs `pulumi preview --json` just before it).
-                ctx.session.forecasts = True
+                # (the session runs `pulumi preview` just before it and keeps its events).
+                ctx.session.forecasts = forecasting
             verdict = None
             if scenario.forecast_gate:
                 # `make forecast`'s gate: the new image's gate in a one-off on the running stack.

@@ -166,3 +166,10 @@ def test_the_real_cli_s_previews_read_as_recorded(path):
     the forecast the rehearsal printed for it, which that up then matched on the engine."""
     recorded = json.loads(path.read_text())
     assert list(tell(read_preview(recorded["events"])).lines) == recorded["forecast"]
+
+
+def test_a_swarm_stack_is_refused_in_one_line(tmp_path):
+    saved = tmp_path / "preview.events.jsonl"
+    saved.write_text(json.dumps(events(step("update", "shop-web", "docker:index/service:Service"))[0]))
+    with pytest.raises(PreviewError, match="target swarm: its services roll in place"):
+        forecast_command("prod", preview_file=saved, markdown_file=None, gate=False, say=print)
