@@ -46,6 +46,14 @@ from components.settings.values import valid_ns
 MIB = 1024 * 1024
 # Poll every 2s (the provider's default is 7s: funcs.go:210), so `pulumi up` learns quickly.
 CONVERGE_POLL = "2s"
+# Deleting a service, the provider waits for each of its task containers to be *removed*, for at
+# most stop_grace_period (terraform-provider-docker v4.5.0 resource_docker_service_funcs.go:292-318,
+# deleteService: ContainerWait WaitConditionRemoved under a context of that length); swarm removes
+# a container only after it stopped. An app that uses its whole shutdown time (gunicorn's graceful
+# timeout and drain) is removed a moment after the deadline and the delete fails: the real
+# engine's backend-network release failed so, the old web service's delete ending at exactly 35 s.
+# So the period outlasts the app's own shutdown by this much more.
+REMOVAL_SECONDS = 15
 # Swarm's restart policy per the stack's restartPolicy (swarm has no unless-stopped: a
 # stopped task is a removed task).
 RESTART_CONDITIONS = {"always": "any", "unless-stopped": "any", "on-failure": "on-failure"}
@@ -293,7 +301,7 @@ def app_service(
         init=True,  # tini as PID 1, as for the containers
         healthcheck=healthcheck(render.app_healthcheck(health_role), health),
         secrets=secret_files,
-        stop_grace_period=duration(grace_seconds),
+        stop_grace_period=duration(grace_seconds + REMOVAL_SECONDS),
         # Only what never changes: a task's labels are ForceNew (the element schema of
         # container_spec.labels: terraform-provider-docker v4.5.0 resource_docker_service.go:86-91,
         # helpers.go:57-76 labelSchema), so a label that changes with each release (the commit,

@@ -55,6 +55,11 @@ def test_web_and_the_worker_roll_start_first_health_gated_and_roll_back(plan):
     assert web["endpointSpec"]["mode"] == "dnsrr"
     aliases = [n.get("aliases") for n in web["taskSpec"]["networksAdvanceds"]]
     assert ["web"] in aliases
+    # Deleting the service, the provider waits at most this long for its containers' removal,
+    # which comes after gunicorn's whole shutdown (timeout 30 s + margin 5 s): 15 s more for it.
+    assert web["taskSpec"]["containerSpec"]["stopGracePeriod"] == "50s"
+    worker = services(plan)["celery-worker"].inputs
+    assert worker["taskSpec"]["containerSpec"]["stopGracePeriod"] == "1m15s"  # 60 s warm shutdown + 15 s
 
 
 def test_commands_are_the_images_cmd_never_their_entrypoint(plan):
