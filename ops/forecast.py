@@ -20,7 +20,7 @@ def gate_lines(stack: StackOnHost, image: str, command: list[str]) -> list[str]:
     from ops.run import one_off_config, release_template
 
     if not image:
-        return ["gate: not run: the preview names no new app image"]
+        return ["gate: not run: the new image is built by `pulumi up` (not known before it), which runs the gate first"]
     api = stack.client.api
     try:
         api.inspect_image(image)

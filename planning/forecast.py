@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
 from planning.events import CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REPLACE, UPDATE, RealStep, steps_of
-from planning.harness import CONTAINER, IMAGE, JOB, NGINX_SITE, REMOTE_IMAGE
+from planning.harness import CONTAINER, JOB, NGINX_SITE
 
 MAINTENANCE_SWITCH = "-release-maintenance"
 # What serves: a delete-first of one of these is a disruption; beat and the accessories' restarts
@@ -134,7 +134,12 @@ def forecast_steps(steps: Iterable[Any], service_of: Callable[[Any], str]) -> Fo
 # --------------------------------------------------------------------------- the real engine's preview
 
 SERVICE_LABEL = "django-docker.service"
-IMAGE_TYPES = (IMAGE, REMOTE_IMAGE)
+# The release's gate job (components/release.py names its jobs `<prefix>-release-<step>`).
+GATE_JOB = "-release-migration-gate"
+UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+# The app's image: the AppImage component's build or pull (components/image.py).
+APP_IMAGE = "django-docker:components:AppImage$"
+IMAGE_TYPES = ("docker:index/image:Image", "docker:index/remoteImage:RemoteImage")
 
 
 class PreviewError(Exception):
@@ -146,8 +151,11 @@ class Preview:
     steps: list[RealStep]
     labels: dict[str, dict[str, str]]
     """Logical name -> the container's Docker labels (its new inputs, else its old)."""
-    image: str
-    """The app image the new release runs (the Image's imageName or the RemoteImage's name); '' unknown."""
+    gate_image: str
+    """The image the release's migration-gate job runs: its own input when the preview knows it,
+    else the name the app image is pulled or built under ('': none)."""
+    gate_command: tuple[str, ...]
+    """That job's command (the stack's migrationMode in it)."""
 
 
 def _labels(inputs: dict) -> dict[str, str]:
@@ -163,7 +171,9 @@ def read_preview(events: list[dict]) -> Preview:
     per resource and drops the create-replacement and delete-replaced steps whose order says
     whether the old container goes first (pulumi/pulumi pkg/backend/display/json.go)."""
     labels: dict[str, dict[str, str]] = {}
-    image = ""
+    gate_image: str = ""
+    app_image = ""
+    gate_command: tuple[str, ...] = ()
     errors = []
     for event in events:
         if "diagnosticEvent" in event and event["diagnosticEvent"].get("severity") == "error":
@@ -178,11 +188,21 @@ def read_preview(events: list[dict]) -> Preview:
             found = _labels(state.get("inputs") or {})
             if metadata.get("type") == CONTAINER and found:
                 labels.setdefault(name, found)
-        if metadata.get("type") in IMAGE_TYPES and not name.endswith("-runtime") and new.get("inputs"):
-            image = str(new["inputs"].get("imageName") or new["inputs"].get("name") or image)
+        inputs = new.get("inputs") or {}
+        if APP_IMAGE in (metadata.get("urn") or "") and metadata.get("type") in IMAGE_TYPES:
+            # What the release's image will be called: the pull's name (prod: the digest dev
+            # pushed) or the build's tag. The gate job's own image input is unknown whenever the
+            # image changes (an output of this resource), which is every release.
+            app_image = str(inputs.get("name") or inputs.get("imageName") or app_image)
+        if metadata.get("type") == JOB and name.endswith(GATE_JOB) and inputs.get("command"):
+            image = inputs.get("image")
+            # A value the preview cannot know yet (an image `pulumi up` builds) is the engine's
+            # unknown sentinel (pulumi/pulumi sdk/go/common/resource/plugin/rpc.go UnknownStringValue).
+            gate_image = image if isinstance(image, str) and image != UNKNOWN else ""
+            gate_command = tuple(str(part) for part in inputs["command"])
     if errors:
         raise PreviewError("the preview failed: " + " ".join(errors[0].split())[:300])
-    return Preview(steps_of(events).steps, labels, image)
+    return Preview(steps_of(events).steps, labels, gate_image or app_image, gate_command)
 
 
 def tell(preview: Preview) -> Forecast:

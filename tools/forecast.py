@@ -109,12 +109,9 @@ def forecast_command(
         )
     told = tell(preview)
     extra: list[str] = []
-    if gate and told.jobs and told.jobs[0] == "migration-gate":
-        from components import render as program_render
-
-        mode = "maintenance" if told.maintenance else "gate"
+    if gate and preview.gate_command:
         try:
-            extra = gate_lines(stack_factory(stack_name), preview.image, program_render.migration_gate_command(mode))
+            extra = gate_lines(stack_factory(stack_name), preview.gate_image, list(preview.gate_command))
         except (OpsError, docker.errors.DockerException) as error:
             extra = [f"gate: not run: {' '.join(str(error).split())[:240]}"]
     elif gate:

@@ -11,7 +11,7 @@ from collections import defaultdict
 from typing import Mapping
 
 from ops.stack import ONE_OFF, ROLE, SERVICE
-from planning.forecast import Forecast
+from planning.forecast import GATE_JOB, Forecast
 
 
 def containers_by_service(client, labels: Mapping[str, str]) -> dict[str, set[str]]:
@@ -37,9 +37,6 @@ def differences(told: Forecast, before: Mapping[str, set[str]], after: Mapping[s
                 f"{service}: {gone} container(s) gone and {came} new; the forecast said {want[0]} and {want[1]}"
             )
     return problems
-
-
-GATE_JOB = "-release-migration-gate"
 
 
 def gate_agrees(verdict: str, error: str | None) -> str | None:

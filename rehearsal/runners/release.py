@@ -18,11 +18,11 @@ from typing import Any, Callable, Optional, Protocol, TypeVar, Union
 
 import requests
 
-from components.render import migration_gate_command
 from ops.forecast import gate_lines
 from ops.stack import STACK as STACK_LABEL
 from ops.stack import StackOnHost
-from planning.forecast import read_preview, tell
+from planning.forecast import GATE_JOB, read_preview, tell
+from planning.harness import JOB
 from planning.harness import SERVICE as SWARM_SERVICE
 from rehearsal.checks import smoke
 from rehearsal.checks.day2 import Day2
@@ -336,14 +336,15 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
                 ctx.session.forecasts = forecasting
             verdict = None
             if scenario.forecast_gate:
-                # `make forecast`'s gate: the new image's gate in a one-off on the running stack.
-                mode = str(ctx.overrides.get("migrationMode", "gate"))
+                # `make forecast`'s gate: the release's gate command (from the plan) in a one-off
+                # of the new image on the running stack.
+                (job,) = [r for r in rp.plan.of_type(JOB) if r.name.endswith(GATE_JOB)]
                 stack = StackOnHost(ctx.stack, client=ctx.session.client)
                 image = ctx.image_of(up.image or ctx.variant)
                 if not isinstance(ctx.session, Session):
                     # The real engine pulls the promoted digest in `pulumi up`: pulled first here.
                     image = ctx.session.pull_pushed(ctx.tags[up.image or ctx.variant])
-                told_gate = gate_lines(stack, image, migration_gate_command(mode))
+                told_gate = gate_lines(stack, image, list(job.inputs["command"]))
                 verdict = told_gate[-1]
                 say("    forecast gate: " + " | ".join(told_gate))
             result = ctx.session.up(rp)

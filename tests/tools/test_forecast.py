@@ -15,6 +15,7 @@ from tools.forecast import forecast_command, markdown
 
 CONTAINER = "docker:index/container:Container"
 JOB = "pulumi-python:dynamic/django-docker:Job"
+IMAGE_TYPES = ("docker:index/image:Image", "docker:index/remoteImage:RemoteImage")
 
 
 def urn(name: str, type_: str = CONTAINER) -> str:
@@ -125,7 +126,7 @@ def test_the_gates_verdict_is_held_against_the_gate_job():
 
 
 PREVIEWS = sorted((Path(__file__).parent / "previews").glob("*.json"))
-KEPT_INPUTS = ("labels", "imageName", "name")
+KEPT_INPUTS = ("labels", "command", "image")
 
 
 def reduced(events: list[dict]) -> list[dict]:
@@ -145,6 +146,10 @@ def reduced(events: list[dict]) -> list[dict]:
                 state = metadata.get(side) or {}
                 if state:
                     inputs = {k: v for k, v in (state.get("inputs") or {}).items() if k in KEPT_INPUTS}
+                    if state.get("type") in IMAGE_TYPES:
+                        inputs = {k: v for k, v in (state.get("inputs") or {}).items() if k in ("name", "imageName")}
+                    elif state.get("type") != JOB:  # a container's command and image say nothing here
+                        inputs = {k: v for k, v in inputs.items() if k == "labels"}
                     small[side] = {"custom": state.get("custom", False), "type": state.get("type"), "inputs": inputs}
             kept.append({"sequence": event["sequence"], kind: {"metadata": small}})
     return kept
@@ -153,11 +158,10 @@ def reduced(events: list[dict]) -> list[dict]:
 def record(log: Path, lines: list[str], out: Path) -> None:
     from planning.events import read_events
 
-    out.write_text(
-        json.dumps(
-            {"forecast": lines, "events": reduced(read_events(log.read_text().splitlines()))}, separators=(",", ":")
-        )
-    )
+    events = read_events(log.read_text().splitlines())
+    preview = read_preview(events)
+    gate = {"image": preview.gate_image, "command": list(preview.gate_command)}
+    out.write_text(json.dumps({"forecast": lines, "gate": gate, "events": reduced(events)}, separators=(",", ":")))
 
 
 @pytest.mark.parametrize("path", PREVIEWS, ids=[p.stem for p in PREVIEWS])
@@ -165,7 +169,14 @@ def test_the_real_cli_s_previews_read_as_recorded(path):
     """Each recorded preview (the real CLI's, before an up of the release rehearsal) reads into
     the forecast the rehearsal printed for it, which that up then matched on the engine."""
     recorded = json.loads(path.read_text())
-    assert list(tell(read_preview(recorded["events"])).lines) == recorded["forecast"]
+    preview = read_preview(recorded["events"])
+    assert list(tell(preview).lines) == recorded["forecast"]
+    assert {"image": preview.gate_image, "command": list(preview.gate_command)} == recorded["gate"]
+    # The gate job of every release, with the stack's mode; the image prod promotes (a digest).
+    if "migration-gate" in tell(preview).jobs:
+        assert recorded["gate"]["command"][:3] == ["python", "-m", "django_docker_runtime.migration_gate"]
+        assert recorded["gate"]["command"][3:] in (["--mode", "gate"], ["--mode", "maintenance"])
+        assert "@sha256:" in recorded["gate"]["image"]
 
 
 def test_a_swarm_stack_is_refused_in_one_line(tmp_path):
@@ -173,3 +184,23 @@ def test_a_swarm_stack_is_refused_in_one_line(tmp_path):
     saved.write_text(json.dumps(events(step("update", "shop-web", "docker:index/service:Service"))[0]))
     with pytest.raises(PreviewError, match="target swarm: its services roll in place"):
         forecast_command("prod", preview_file=saved, markdown_file=None, gate=False, say=print)
+
+
+def test_the_gate_runs_the_jobs_command_on_the_image_the_release_will_run():
+    gate = step("create-replacement", "shop-release-migration-gate", JOB)
+    command = ["python", "-m", "django_docker_runtime.migration_gate", "--mode", "maintenance"]
+    # The job's image is unknown in a preview whenever the image changes (an output of the pull).
+    gate["resourcePreEvent"]["metadata"]["new"]["inputs"] = {
+        "command": command,
+        "image": "04da6b54-80e4-46f7-96ec-b56ff0331ba9",
+    }
+    pull = step("create-replacement", "shop-image-pull", "docker:index/remoteImage:RemoteImage")
+    pull["resourcePreEvent"]["metadata"]["urn"] = urn("shop-image-pull", "x").replace(
+        "django-docker:components:Web$x", "django-docker:components:AppImage$docker:index/remoteImage:RemoteImage"
+    )
+    pull["resourcePreEvent"]["metadata"]["new"]["inputs"] = {"name": "ghcr.io/acme/web@sha256:" + "a" * 64}
+    preview = read_preview(events(pull, gate))
+    assert preview.gate_command == tuple(command)
+    assert preview.gate_image == "ghcr.io/acme/web@sha256:" + "a" * 64
+    # A stack that builds: nothing names the image before `pulumi up`.
+    assert read_preview(events(gate)).gate_image == ""
