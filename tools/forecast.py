@@ -109,7 +109,7 @@ def forecast_command(
         )
     told = tell(preview)
     extra: list[str] = []
-    if gate and preview.gate_command:
+    if gate and preview.gate_command and "migration-gate" in told.jobs:
         try:
             extra = gate_lines(stack_factory(stack_name), preview.gate_image, list(preview.gate_command))
         except (OpsError, docker.errors.DockerException) as error:

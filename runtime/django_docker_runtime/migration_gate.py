@@ -35,6 +35,7 @@ The linter's warnings (an index built without CONCURRENTLY locks writes) are pri
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from dataclasses import dataclass
@@ -292,6 +293,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         import django
 
         django.setup()
+        # The linter logs each statement it tests at DEBUG; under an app at DEBUG (dev) they
+        # buried the gate's own lines in the job's last lines. Its findings are ours to print.
+        logging.getLogger("django_migration_linter").setLevel(logging.INFO)
         result = check(args.database, args.mode)
     except GateError as exc:
         print(f"{PREFIX} cannot check: {exc}", flush=True)
