@@ -31,8 +31,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Iterable, Optional
 
-# The model's operation names (rehearsal.emulation.model), repeated here to keep this module pure
-# and free of the emulation (a test checks that they are the same strings).
+# The update model's operation names (rehearsal.emulation.model imports them from here).
 CREATE, SAME, UPDATE, REPLACE, DELETE_FIRST, DELETE_REPLACED, DELETE = (
     "create",
     "same",

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from typing import Callable, Iterable, Optional
 
+from planning.events import CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REPLACE, SAME, UPDATE
 from planning.harness import (
     CONTAINER,
     IMAGE,
@@ -327,15 +328,8 @@ class State:
 
 # --------------------------------------------------------------------------- steps
 
-CREATE, SAME, UPDATE, REPLACE, DELETE_FIRST, DELETE_REPLACED, DELETE = (
-    "create",
-    "same",
-    "update",
-    "replace",
-    "delete-before-replace",
-    "delete-replaced",
-    "delete",
-)
+# The operations' names: one home, beside the reader of the real engine's events, so that the
+# model's plans, the engine's steps and the forecast use the same words.
 REGISTER, AT_END = "register", "at-end"
 
 

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import pytest
 
-from planning import events
 from planning.harness import plan_stack
 from rehearsal.emulation import model
 from rehearsal.emulation.model import State, next_state, plan_update
@@ -191,17 +190,3 @@ def test_the_model_keeps_the_state_the_engine_kept(replayed):
                 f"the engine {sorted(set(engine) - set(mine))}"
             )
     assert wrong == []
-
-
-def test_the_event_reader_speaks_the_model_s_words():
-    assert (events.CREATE, events.SAME, events.UPDATE, events.REPLACE) == (
-        model.CREATE,
-        model.SAME,
-        model.UPDATE,
-        model.REPLACE,
-    )
-    assert (events.DELETE_FIRST, events.DELETE_REPLACED, events.DELETE) == (
-        model.DELETE_FIRST,
-        model.DELETE_REPLACED,
-        model.DELETE,
-    )
