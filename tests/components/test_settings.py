@@ -29,6 +29,8 @@ BAD_CONFIG: list[tuple[dict[str, object], str]] = [
     ({"httpPort": 70000}, "httpPort: 70000 is out of range; expected 1 to 65535"),
     ({"httpPort": "eighty"}, "httpPort: 'eighty' is not a whole number; expected 1 to 65535"),
     ({"restartPolicy": "sometimes"}, "restartPolicy: 'sometimes' is not one of always, unless-stopped, on-failure"),
+    ({"migrationMode": "sometimes"}, "migrationMode: 'sometimes' is not one of gate, maintenance"),
+    ({"maintenanceRetryAfter": 0}, "maintenanceRetryAfter: 0 is out of range; expected 1 to 3600"),
     ({"protectData": "yes"}, "protectData: 'yes' is not a boolean; expected true or false"),
     (
         {"healthcheckInterval": "30 seconds"},
