@@ -140,6 +140,8 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
 # The app's image: the AppImage component's build or pull (components/image.py).
 APP_IMAGE = "django-docker:components:AppImage$"
 IMAGE_TYPES = ("docker:index/image:Image", "docker:index/remoteImage:RemoteImage")
+# Its other child: the runtime's image, the app's base (built first), never what the release runs.
+RUNTIME_IMAGE = "-runtime"
 
 
 class PreviewError(Exception):
@@ -189,7 +191,8 @@ def read_preview(events: list[dict]) -> Preview:
             if metadata.get("type") == CONTAINER and found:
                 labels.setdefault(name, found)
         inputs = new.get("inputs") or {}
-        if APP_IMAGE in (metadata.get("urn") or "") and metadata.get("type") in IMAGE_TYPES:
+        app_child = APP_IMAGE in (metadata.get("urn") or "") and not name.endswith(RUNTIME_IMAGE)
+        if app_child and metadata.get("type") in IMAGE_TYPES:
             # What the release's image will be called: the pull's name (prod: the digest dev
             # pushed) or the build's tag. The gate job's own image input is unknown whenever the
             # image changes (an output of this resource), which is every release.

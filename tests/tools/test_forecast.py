@@ -202,5 +202,13 @@ def test_the_gate_runs_the_jobs_command_on_the_image_the_release_will_run():
     preview = read_preview(events(pull, gate))
     assert preview.gate_command == tuple(command)
     assert preview.gate_image == "ghcr.io/acme/web@sha256:" + "a" * 64
-    # A stack that builds: nothing names the image before `pulumi up`.
+    # A stack that builds names its tag; the runtime's image, built before it, never counts.
+    build, runtime = (step("update", f"shop-image-{kind}", "docker:index/image:Image") for kind in ("build", "runtime"))
+    for s, tag in ((runtime, "django-docker-runtime:1.0.0-abc"), (build, "shop/web:1dbb26d7c80c")):
+        s["resourcePreEvent"]["metadata"]["urn"] = pull["resourcePreEvent"]["metadata"]["urn"].replace(
+            "remoteImage:RemoteImage::shop-image-pull",
+            f"image:Image::{s['resourcePreEvent']['metadata']['urn'].split('::')[-1]}",
+        )
+        s["resourcePreEvent"]["metadata"]["new"]["inputs"] = {"imageName": tag}
+    assert read_preview(events(build, runtime, gate)).gate_image == "shop/web:1dbb26d7c80c"
     assert read_preview(events(gate)).gate_image == ""
