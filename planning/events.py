@@ -57,6 +57,17 @@ class EventLogError(Exception):
     """The event log cannot be read as a `pulumi up`'s; one line."""
 
 
+def step_text(op: str, name: str, mode: str, keys: Iterable[str]) -> str:
+    """A step in one line, the model's and the engine's alike: `replace web-1 (create-before-delete) [image]`."""
+    text = f"{op} {name}"
+    if mode:
+        text += f" ({mode})"
+    keys = list(keys)
+    if keys:
+        text += f" [{', '.join(keys)}]"
+    return text
+
+
 @dataclass
 class RealStep:
     op: str
@@ -79,12 +90,7 @@ class RealStep:
 
     def describe(self) -> str:
         """As rehearsal.emulation.model.Step.describe puts it (the driver prints it)."""
-        text = f"{self.op} {self.name}"
-        if self.mode:
-            text += f" ({self.mode})"
-        if self.keys:
-            text += f" [{', '.join(self.keys)}]"
-        return text
+        return step_text(self.op, self.name, self.mode, self.keys)
 
     def fixture(self) -> dict:
         data = asdict(self)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from typing import Callable, Iterable, Optional
 
-from planning.events import CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REPLACE, SAME, UPDATE
+from planning.events import CREATE, DELETE, DELETE_FIRST, DELETE_REPLACED, REPLACE, SAME, UPDATE, step_text
 from planning.harness import (
     CONTAINER,
     IMAGE,
@@ -369,11 +369,7 @@ class Step:
         return self.old
 
     def describe(self) -> str:
-        text = f"{self.op} {self.name}"
-        if self.mode:
-            text += f" ({self.mode})"
-        if self.keys:
-            text += f" [{', '.join(self.keys)}]"
+        text = step_text(self.op, self.name, self.mode, self.keys)
         if self.op == UPDATE:
             ignored = [k for k in self.keys if k not in self.applied]
             if ignored:
