@@ -98,6 +98,16 @@ def test_a_backup_older_than_the_schedule_allows_is_warned_about():
     assert line.startswith("the newest backup is 2d08h old; the schedule (daily 03:00 UTC) allows 9h30m")
 
 
+def test_a_run_still_dumping_leaves_the_run_before_as_the_newest():
+    every30s = {"text": "every 30s", "interval": 30, "offset": 0}
+    previous = {"newest": {"name": "x", "taken_at": "2026-12-07T11:59:31+00:00"}}
+    # One second into the 12:00:00 run: its dump is not done, the 11:59:30 run's is the newest.
+    assert report.warnings(status(schedule=every30s, local=previous), at("2026-12-07T12:00:01")) == []
+    # Past the grace (15 s for a 30 s schedule), the 12:00:00 run should have made one.
+    (line,) = report.warnings(status(schedule=every30s, local=previous), at("2026-12-07T12:00:20"))
+    assert line.startswith("the newest backup is 49s old; the schedule (every 30s) allows 35s")
+
+
 def test_a_new_accessory_or_an_empty_database_is_not_late():
     fresh = status(started_at="2026-12-07T11:59:00+00:00", local={"newest": None})
     assert report.warnings(fresh, NOW) == []
