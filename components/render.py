@@ -48,6 +48,8 @@ REDIS_HOST = "redis"
 # Every web replica carries this one alias on the frontend network: Docker's DNS answers it
 # with the address of each running replica, and nginx re-resolves it (nginx_conf).
 WEB_HOST = "web"
+# The upstream of the fresh attempt after nginx's own 502 (nginx_conf).
+FRESH_UPSTREAM = "django_fresh"
 # Docker's embedded DNS server, inside every container on a user-defined network.
 DOCKER_DNS = "127.0.0.11"
 # nginx answers its own health probe here, on the container's loopback only.
@@ -704,7 +706,8 @@ def nginx_conf(
         or stopping) is skipped for a moment and the request goes to the next one; only
         idempotent requests are retried (nginx's default). A retry cannot cross a re-resolution
         (nginx ends it with "no live upstreams", a 502: ngx_http_upstream_round_robin.c), so such
-        a 502 of a repeatable request is tried once more in a named location, with the new set.
+        a 502 of a repeatable request is tried once more in a named location, with the new set
+        and without nginx's failure marks (FRESH_UPSTREAM).
 
     generation_file: a file beside this one that defines `$config_generation`
     (nginx_generation_conf); the health door then answers with it in a header, which is how a
@@ -804,16 +807,17 @@ def nginx_conf(
 
     def again(name: str, block: str, extra: str = "") -> str:
         # Where nginx's own 502 (every replica it tried failed, or the replica set changed under
-        # its retry: "no live upstreams") goes for one fresh attempt with the current set. The
-        # health door needs it as much as the pages: a probe that met one draining replica and one
-        # address that died with its container got that 502 in CI (unhealthy-release).
+        # its retry: "no live upstreams") goes for one fresh attempt with the current set,
+        # through the upstream that keeps no failure marks (FRESH_UPSTREAM). The health door
+        # needs it as much as the pages: a probe that met one draining replica and one address
+        # that died with its container got that 502 in CI (unhealthy-release).
         return f"""
         location {name} {{
             # Only a request that may be repeated; anything else keeps the 502.
             if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {{
                 return 502;
             }}
-{block}{extra}
+{block.replace("proxy_pass http://django;", f"proxy_pass http://{FRESH_UPSTREAM};")}{extra}
 {add_headers("            ")}
         }}
 """
@@ -933,6 +937,18 @@ http {{
         # container; such a request would wait out the connect timeout, and nginx cannot
         # retry across a re-resolution (ngx_http_upstream_round_robin.c: "no live upstreams").
         server {WEB_HOST}:{app_port} resolve max_fails=1 fail_timeout=5s;
+        keepalive 16;
+    }}
+
+    upstream {FRESH_UPSTREAM} {{
+        zone {FRESH_UPSTREAM} 64k;
+        # The same replicas for the fresh attempt (@again), without failure marks: when every
+        # replica is marked (the new ones refused while booting, then the old ones while
+        # draining), nginx would answer "no live upstreams" until the marks expire, although a
+        # new one listens by then (ngx_http_upstream_get_peer skips a marked peer; nothing
+        # clears the marks when all are). Here each is tried in turn, a refusing one in
+        # microseconds.
+        server {WEB_HOST}:{app_port} resolve max_fails=0;
         keepalive 16;
     }}
 

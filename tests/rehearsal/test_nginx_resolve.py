@@ -41,7 +41,8 @@ PACE = 0.02  # seconds between a steady client's requests
 # A replica: HTTP/1.1 with keep-alive (nginx keeps upstream connections), answers GET with
 # its hostname. DELAY seconds pass before it binds (a booting replica: the alias resolves,
 # the port refuses). On SIGTERM, like gunicorn: stop accepting, finish the requests in
-# flight, close idle keep-alive connections, exit.
+# flight, close idle keep-alive connections, exit. On SIGUSR1: stop accepting and stay (a
+# replica whose drain lasts).
 REPLICA = r"""
 import os, signal, socket, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -86,7 +87,7 @@ time.sleep(float(os.environ.get("DELAY", "0")))
 server = ThreadingHTTPServer(("0.0.0.0", 8000), Handler)
 server.daemon_threads = False  # server_close() waits for requests in flight
 
-def stop():
+def close_door():
     stopping.set()
     server.shutdown()
     server.socket.close()  # new connections are refused from here on
@@ -96,13 +97,23 @@ def stop():
                 conn.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+def stop():
+    close_door()
     server.server_close()
     print("replica stopped", flush=True)
     os._exit(0)
 
+def refuse():
+    close_door()  # and stay in the alias: a replica whose drain lasts
+    print("replica refusing", flush=True)
+
 signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop).start())
+signal.signal(signal.SIGUSR1, lambda *_: threading.Thread(target=refuse).start())
 print("replica listening", flush=True)
 server.serve_forever()
+while True:  # after SIGUSR1: alive, refusing, until SIGTERM
+    time.sleep(1)
 """
 
 
@@ -381,3 +392,27 @@ def test_e_health_door_answers_204_inside_and_the_healthcheck_turns_healthy(stac
         ]
     )
     assert probe.output.decode().strip() == "ConnectionRefusedError"
+
+
+def test_f_a_replica_that_comes_up_while_every_other_refuses_is_reached_at_once(stack):
+    """Every replica nginx knows refuses, so nginx marks each failed for fail_timeout (5 s),
+    the new one too while it boots; then the new one listens. The marks alone would keep it
+    out until they expire ("no live upstreams": ngx_http_upstream_get_peer skips a peer with
+    fails >= max_fails, and nothing clears the marks when all are failed); the fresh attempt
+    (@again, @health_again) ignores them. CI met this in a dev release as 6 failed probes:
+    both new replicas had refused while booting, then both old ones refused while draining."""
+    for container in stack.replicas.values():
+        container.kill(signal="SIGUSR1")
+    for container in stack.replicas.values():
+        wait_for(lambda c=container: b"replica refusing" in c.logs(), 5, f"{container.name} to refuse")
+    name = stack.replica("phoenix", delay=3)
+    phoenix = stack.replicas[name]
+    since = int(time.time()) - 1
+    with SteadyClient(stack):  # marks every replica failed, phoenix while it boots
+        wait_for(lambda: b"replica listening" in phoenix.logs(), 10, f"{name} to listen", every=0.05)
+        after = [(path, *stack.get(path)) for path in ("/", "/health/") * 10]
+    errors = stack.nginx.logs(stdout=False, stderr=True, since=since).decode(errors="replace")
+
+    # Not vacuous: every replica, phoenix included, had been marked failed before it listened.
+    assert "no live upstreams" in errors
+    assert [(path, status, body) for path, status, body in after if (status, body) != (200, name)] == []
