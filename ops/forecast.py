@@ -6,10 +6,11 @@ migration scenarios hold its verdict against the gate job's."""
 
 from __future__ import annotations
 
-import os
+import secrets
 
 import docker.errors
 
+from ops.run import TIMED_OUT, one_off_config, release_template, run_to_end
 from ops.stack import ONE_OFF, ROLE, SERVICE, STACK, StackOnHost
 
 GATE_TIMEOUT = 300
@@ -19,8 +20,6 @@ GATE_PREFIX = "migration-gate:"
 
 def gate_lines(stack: StackOnHost, image: str, command: list[str]) -> list[str]:
     """The gate's own lines from a one-off of the new image, or why it did not run."""
-    from ops.run import one_off_config, release_template
-
     if not image:
         return ["gate: not run: the new image is built by `pulumi up` (not known before it), which runs the gate first"]
     api = stack.client.api
@@ -35,24 +34,25 @@ def gate_lines(stack: StackOnHost, image: str, command: list[str]) -> list[str]:
     kwargs = one_off_config(stack, template, command, tty=False, network=stack.network("backend"), stdin=False)
     kwargs["image"] = image
     kwargs["labels"] = {**kwargs["labels"], SERVICE: "forecast-gate", ROLE: ONE_OFF, STACK: stack.stack}
-    container = api.create_container(**kwargs, name=f"{stack.stack}-forecast-gate-{os.urandom(3).hex()}")["Id"]
+    container = api.create_container(**kwargs, name=f"{stack.stack}-forecast-gate-{secrets.token_hex(3)}")["Id"]
     try:
-        api.start(container)
-        code = int(api.wait(container, timeout=GATE_TIMEOUT)["StatusCode"])
-        output = api.logs(container, stdout=True, stderr=True).decode(errors="replace")
+        code, output = run_to_end(api, container, GATE_TIMEOUT)
     finally:
         try:
             api.remove_container(container, force=True)
         except docker.errors.NotFound:
             pass
     lines = [line for line in output.splitlines() if line.strip()]
-    return [*lines, f"gate: {verdict(code, lines)} (its exit {code}, run on {image})"]
+    exit_code = "" if code == TIMED_OUT else f"its exit {code}, "
+    return [*lines, f"gate: {verdict(code, lines)} ({exit_code}run on {image})"]
 
 
 def verdict(code: int, lines: list[str]) -> str:
     """The gate's exit codes (django_docker_runtime.migration_gate: 0 passes, 1 refused, 2 could
     not check), believed only with its own words: Python exits 1 too, for an image without the
-    gate ("No module named ...")."""
+    gate ("No module named ..."). TIMED_OUT: it was stopped, unfinished, after GATE_TIMEOUT."""
+    if code == TIMED_OUT:
+        return f"could not check: it had not ended after {GATE_TIMEOUT}s (stopped)"
     said = [line for line in lines if line.startswith(GATE_PREFIX)]
     if code == 0 and said:
         return "passes"

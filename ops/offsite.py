@@ -40,6 +40,7 @@ from ops.backup import (
     release_label,
     wait_healthy,
 )
+from ops.run import run_to_end
 from ops.stack import ONE_OFF, ROLE, SERVICE, STACK, OpsError, StackOnHost
 
 WAIT_OFFSITE_SECONDS = 900
@@ -313,16 +314,6 @@ def _last(text: str) -> str:
 def _start_stopped(stack: StackOnHost, ids: Sequence[str]) -> None:
     for cid in ids:
         stack.client.api.start(cid)
-
-
-def run_to_end(api, cid: str, timeout: float) -> tuple[int, str]:
-    api.start(cid)
-    try:
-        code = int(api.wait(cid, timeout=timeout)["StatusCode"])
-    except Exception:  # the timeout: it is stopped below
-        api.stop(cid, timeout=10)
-        code = 124
-    return code, api.logs(cid, stdout=True, stderr=True).decode(errors="replace")
 
 
 def restore_at(stack: StackOnHost, at: str) -> int:

@@ -16,6 +16,7 @@ from typing import Optional, Sequence
 
 import docker
 import docker.errors
+import requests
 
 from ops.attach import attach_container, has_input, pump, start_exec
 from ops.stack import GIT_SHA, ONE_OFF, RELEASE, ROLE, SERVICE, STACK, Box, OpsError, StackOnHost
@@ -23,6 +24,8 @@ from ops.stack import GIT_SHA, ONE_OFF, RELEASE, ROLE, SERVICE, STACK, Box, OpsE
 MANAGE = ["python", "manage.py"]
 # A one-off gets at most this long to stop on Ctrl-C before it is killed.
 STOP_SECONDS = 5
+# run_to_end's exit code for a one-off that did not end in time (as coreutils' timeout says it).
+TIMED_OUT = 124
 
 
 def interactive(no_tty: bool) -> bool:
@@ -47,6 +50,20 @@ def pick(stack: StackOnHost, service: str, replica: Optional[str] = None) -> Box
         f"no running container of {service} in stack {stack.stack}: "
         + ", ".join(f"{b.label} ({b.condition})" for b in boxes)
     )
+
+
+def run_to_end(api, cid: str, timeout: float) -> tuple[int, str]:
+    """Start a created one-off and wait at most `timeout` seconds for its exit: (exit code,
+    its output). One that has not ended by then is stopped, and its code is TIMED_OUT: docker-py
+    waits with the HTTP read timeout, and says so with requests' exception
+    (docker/api/container.py `wait`), never with an exit code. The caller removes it."""
+    api.start(cid)
+    try:
+        code = int(api.wait(cid, timeout=timeout)["StatusCode"])
+    except (requests.exceptions.RequestException, OSError):
+        api.stop(cid, timeout=STOP_SECONDS)
+        code = TIMED_OUT
+    return code, api.logs(cid, stdout=True, stderr=True).decode(errors="replace")
 
 
 def release_template(stack: StackOnHost) -> Box:
