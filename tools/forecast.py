@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Optional
 
 import docker.errors
+import requests
 
 from ops.forecast import gate_lines
 from ops.stack import OpsError, StackOnHost
@@ -112,7 +113,9 @@ def forecast_command(
     if gate and preview.gate_command and "migration-gate" in told.jobs:
         try:
             extra = gate_lines(stack_factory(stack_name), preview.gate_image, list(preview.gate_command))
-        except (OpsError, docker.errors.DockerException) as error:
+        # A host that stops answering after the client was made says so with requests'
+        # exceptions, not docker's (docker/api/client.py: only the version probe wraps them).
+        except (OpsError, docker.errors.DockerException, requests.exceptions.RequestException) as error:
             extra = [f"gate: not run: {' '.join(str(error).split())[:240]}"]
     elif gate:
         extra = ["gate: no release job runs (nothing to migrate)"]

@@ -212,3 +212,38 @@ def test_the_gate_runs_the_jobs_command_on_the_image_the_release_will_run():
         s["resourcePreEvent"]["metadata"]["new"]["inputs"] = {"imageName": tag}
     assert read_preview(events(build, runtime, gate)).gate_image == "shop/web:1dbb26d7c80c"
     assert read_preview(events(gate)).gate_image == ""
+
+
+def test_a_host_that_does_not_answer_leaves_the_forecast_and_says_why_in_one_line(tmp_path):
+    import docker
+
+    from ops.stack import StackOnHost
+
+    saved = tmp_path / "preview.events.jsonl"
+    gate = job("shop-release-migration-gate")
+    gate["resourcePreEvent"]["metadata"]["new"]["inputs"] = {
+        "command": ["python", "-m", "django_docker_runtime.migration_gate", "--mode", "gate"],
+        "image": "shop/web:1dbb26d7c80c",
+    }
+    saved.write_text(
+        "\n".join(json.dumps(e) for e in events(container("create-replacement", "shop-web-1", "web"), gate))
+    )
+    # A real client to a loopback port nothing listens on; the version is given, so the first
+    # call is where the host fails to answer (requests' ConnectionError).
+    client = docker.DockerClient(base_url="tcp://127.0.0.1:9", version="1.41", timeout=5)
+    said: list[str] = []
+    code = forecast_command(
+        "prod",
+        preview_file=saved,
+        markdown_file=None,
+        gate=True,
+        stack_factory=lambda name: StackOnHost(name, client=client),
+        say=said.append,
+    )
+    assert code == 0  # no verdict is no refusal; the forecast above it stands
+    assert said[:-1] == [
+        "forecast prod: replaced: web x1 (create-before-delete)",
+        "jobs: migration-gate",
+        "disruption: none",
+    ]
+    assert said[-1].startswith("gate: not run: ") and "127.0.0.1" in said[-1] and "\n" not in said[-1]
