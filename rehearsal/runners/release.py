@@ -21,7 +21,7 @@ import requests
 from ops.forecast import gate_lines
 from ops.stack import STACK as STACK_LABEL
 from ops.stack import StackOnHost
-from planning.forecast import GATE_JOB, read_preview, tell
+from planning.forecast import GATE_JOB, Forecast, read_preview, tell
 from planning.harness import JOB
 from planning.harness import SERVICE as SWARM_SERVICE
 from rehearsal.checks import smoke
@@ -30,7 +30,7 @@ from rehearsal.checks.forecast import containers_by_service, differences, gate_a
 from rehearsal.checks.load import Load, Report, combined
 from rehearsal.checks.samples import sample_checks
 from rehearsal.checks.smoke import Smoke, app_kind, front_door, http_session
-from rehearsal.emulation.engine import LOOPBACK, brief
+from rehearsal.emulation.engine import LOOPBACK, UpdateResult, brief
 from rehearsal.emulation.forecast import forecast
 from rehearsal.emulation.model import plan_update
 from rehearsal.errors import RehearsalError
@@ -39,7 +39,7 @@ from rehearsal.images.variants import VARIANTS, scratch_dir
 from rehearsal.runners.real_session import RealSession
 from rehearsal.runners.session import Session
 from rehearsal.runners.stacks import RehearsalPlan, plan_for_rehearsal, promoted_ref
-from rehearsal.scenarios import Scenario, ScenarioFailed, all_scenarios
+from rehearsal.scenarios import Scenario, ScenarioFailed, Up, all_scenarios
 
 RELEASE_TARGET_SECONDS = 30  # a new-commit release, start of the update to the old replicas gone
 LOAD_RATE = 20  # requests per second through nginx while a scenario runs
@@ -273,6 +273,73 @@ class Outcome:
         return not self.problems
 
 
+@dataclass
+class Foretold:
+    """What was said of one up before it ran, to hold against what it then did."""
+
+    mine: dict[str, str]
+    """The labels of the containers this rehearsal's stack owns."""
+    before: dict[str, set[str]]
+    """Their ids by service, before the up."""
+    told: Optional[Forecast] = None
+    """The release forecast (None: not forecast, a swarm's services, or not read yet)."""
+    gate: Optional[str] = None
+    """`make forecast`'s gate verdict line, when the scenario asks for it."""
+
+
+def foretell(ctx: Context, scenario: Scenario, up: Up, rp: RehearsalPlan) -> Foretold:
+    """Say what this up will do to the running site, before it runs."""
+    # The forecast speaks of containers: a swarm's services roll in place (not forecast).
+    forecasting = not rp.plan.of_type(SWARM_SERVICE)
+    # The emulation labels what it creates with the run; the real program only with its stack.
+    mine = ctx.session.run_labels if isinstance(ctx.session, Session) else {STACK_LABEL: ctx.stack}
+    foretold = Foretold(mine, containers_by_service(ctx.session.client, mine))
+    if isinstance(ctx.session, Session):
+        if forecasting:
+            # What the model says this up will do.
+            foretold.told = forecast(plan_update(ctx.session.state, rp.plan))
+            ctx.say("    forecast: " + "; ".join(foretold.told.lines))
+    else:
+        # The real engine: `make forecast`'s own reading of the engine's preview of this up (the
+        # session runs `pulumi preview` just before it and keeps its events: as_foretold).
+        ctx.session.forecasts = forecasting
+    if scenario.forecast_gate:
+        # `make forecast`'s gate: the release's gate command (from the plan) in a one-off of the
+        # new image on the running stack.
+        (job,) = [r for r in rp.plan.of_type(JOB) if r.name.endswith(GATE_JOB)]
+        stack = StackOnHost(ctx.stack, client=ctx.session.client)
+        image = ctx.image_of(up.image or ctx.variant)
+        if not isinstance(ctx.session, Session):
+            # The real engine pulls the promoted digest in `pulumi up`: pulled first here.
+            image = ctx.session.pull_pushed(ctx.tags[up.image or ctx.variant])
+        told_gate = gate_lines(stack, image, list(job.inputs["command"]))
+        foretold.gate = told_gate[-1]
+        ctx.say("    forecast gate: " + " | ".join(told_gate))
+    return foretold
+
+
+def as_foretold(ctx: Context, foretold: Foretold, result: UpdateResult) -> list[str]:
+    """Where the up did other than was said of it (each line also said as FAILED): the gate's
+    verdict against the up's gate job, and the forecast against the containers on the engine."""
+    unlike: list[str] = []
+    if foretold.gate is not None:
+        disagreement = gate_agrees(foretold.gate, result.error)
+        if disagreement:
+            unlike.append(disagreement)
+    if not isinstance(ctx.session, Session) and ctx.session.last_preview:
+        foretold.told = tell(read_preview(ctx.session.last_preview))
+        ctx.session.last_preview = []
+        ctx.say("    forecast (make forecast, from the preview before this up): " + "; ".join(foretold.told.lines))
+    if foretold.told is not None and result.ok:
+        after = containers_by_service(ctx.session.client, foretold.mine)
+        changed = differences(foretold.told, foretold.before, after)
+        if changed:
+            unlike.append("not as forecast: " + "; ".join(changed))
+    for line in unlike:
+        ctx.say(f"    FAILED: {line}")
+    return unlike
+
+
 def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
     say = ctx.say
     problems: list[str] = []
@@ -320,49 +387,10 @@ def run_scenario(ctx: Context, scenario: Scenario) -> Outcome:
             say(f"  up {number}: {up.what}")
             if up.before is not None:
                 say(f"    before: {up.before(ctx)}")
-            told = None
-            # The forecast speaks of containers: a swarm's services roll in place (not forecast).
-            forecasting = not rp.plan.of_type(SWARM_SERVICE)
-            # The emulation labels what it creates with the run; the real program only with its stack.
-            mine = ctx.session.run_labels if isinstance(ctx.session, Session) else {STACK_LABEL: ctx.stack}
-            before = containers_by_service(ctx.session.client, mine)
-            if isinstance(ctx.session, Session) and forecasting:
-                # What the model says this up will do to the running site.
-                told = forecast(plan_update(ctx.session.state, rp.plan))
-                say("    forecast: " + "; ".join(told.lines))
-            elif not isinstance(ctx.session, Session):
-                # The real engine: `make forecast`'s own reading of the engine's preview of this up
-                # (the session runs `pulumi preview` just before it and keeps its events).
-                ctx.session.forecasts = forecasting
-            verdict = None
-            if scenario.forecast_gate:
-                # `make forecast`'s gate: the release's gate command (from the plan) in a one-off
-                # of the new image on the running stack.
-                (job,) = [r for r in rp.plan.of_type(JOB) if r.name.endswith(GATE_JOB)]
-                stack = StackOnHost(ctx.stack, client=ctx.session.client)
-                image = ctx.image_of(up.image or ctx.variant)
-                if not isinstance(ctx.session, Session):
-                    # The real engine pulls the promoted digest in `pulumi up`: pulled first here.
-                    image = ctx.session.pull_pushed(ctx.tags[up.image or ctx.variant])
-                told_gate = gate_lines(stack, image, list(job.inputs["command"]))
-                verdict = told_gate[-1]
-                say("    forecast gate: " + " | ".join(told_gate))
+            foretold = foretell(ctx, scenario, up, rp)
             result = ctx.session.up(rp)
-            if verdict is not None:
-                disagreement = gate_agrees(verdict, result.error)
-                if disagreement:
-                    problems.append(f"up {number}: {disagreement}")
-                    say(f"    FAILED: {disagreement}")
-            if not isinstance(ctx.session, Session) and ctx.session.last_preview:
-                told = tell(read_preview(ctx.session.last_preview))
-                ctx.session.last_preview = []
-                say("    forecast (make forecast, from the preview before this up): " + "; ".join(told.lines))
-            windows_forecast += bool(told and told.maintenance)
-            if told is not None and result.ok:
-                unlike = differences(told, before, containers_by_service(ctx.session.client, mine))
-                if unlike:
-                    problems.append(f"up {number} did not do what its forecast said: " + "; ".join(unlike))
-                    say("    FAILED: not as forecast: " + "; ".join(unlike))
+            problems += [f"up {number}: {unlike}" for unlike in as_foretold(ctx, foretold, result)]
+            windows_forecast += bool(foretold.told and foretold.told.maintenance)
             if number == 1 and scenario.timed:
                 release_seconds = result.seconds
             outcome = "succeeded" if result.error is None else f"failed: {brief(result.error)}"
