@@ -737,10 +737,14 @@ def nginx_conf(
     # Strict-Transport-Security headers with different values, and a client heeds only the
     # first (RFC 6797 section 8.1).
     hidden = "\n".join(f"            proxy_hide_header {name};" for name, _ in headers)
-    proxy = f"""            proxy_pass http://django;
+
+    pages_next_upstream = "error timeout http_502 http_503 http_504"
+
+    def proxy_to(upstream: str, next_upstream: str = pages_next_upstream, connection: str = '""') -> str:
+        return f"""            proxy_pass http://{upstream};
 {hidden}
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection {connection};
             proxy_set_header Host $host;
             proxy_set_header X-Real-IP $remote_addr;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
@@ -748,7 +752,7 @@ def nginx_conf(
             proxy_set_header X-Forwarded-Host $host;
             proxy_redirect off;
             # Try every replica before giving up (0: no limit), within a bounded time.
-            proxy_next_upstream error timeout http_502 http_503 http_504;
+            proxy_next_upstream {next_upstream};
             proxy_next_upstream_tries 0;
             proxy_next_upstream_timeout 15s;
             # A replica on the same bridge completes the handshake in microseconds (the kernel
@@ -757,6 +761,10 @@ def nginx_conf(
             proxy_connect_timeout 100ms;
             proxy_read_timeout 60s;"""
 
+    # The pages: a request nginx never repeats once sent (POST, PATCH: ngx_http_upstream_next,
+    # NGX_HTTP_UPSTREAM_FT_NON_IDEMPOTENT) goes over a connection of its own, never a kept-alive
+    # one a replica may be closing as it drains; the rest reuse connections (the maps below).
+    proxy = proxy_to("$django_upstream", connection="$django_connection")
     # Static files: a name Django's ManifestStaticFilesStorage fingerprinted (`site.3f2a9c1b0e4d.css`:
     # 12 hex of its content's MD5, django/contrib/staticfiles/storage.py HashedFilesMixin.hashed_name)
     # never changes content, so browsers and CDNs keep it a year without asking again
@@ -801,11 +809,10 @@ def nginx_conf(
         if maintenance_retry_after is not None
         else None
     )
-    health_proxy = proxy.replace(
-        "proxy_next_upstream error timeout http_502 http_503 http_504;", "proxy_next_upstream error timeout;"
-    )
+    # The app's own 503 is the health answer (see above): never a reason to try another replica.
+    health_proxy = proxy_to("django", "error timeout")
 
-    def again(name: str, block: str, extra: str = "") -> str:
+    def again(name: str, next_upstream: Optional[str] = None, extra: str = "") -> str:
         # Where nginx's own 502 (every replica it tried failed, or the replica set changed under
         # its retry: "no live upstreams") goes for one fresh attempt with the current set,
         # through the upstream that keeps no failure marks (FRESH_UPSTREAM). The health door
@@ -813,11 +820,20 @@ def nginx_conf(
         # that died with its container got that 502 in CI (unhealthy-release).
         return f"""
         location {name} {{
-            # Only a request that may be repeated; anything else keeps the 502.
-            if ($request_method !~ ^(GET|HEAD|OPTIONS)$) {{
+            # Only a request that may be repeated, or one nothing of which reached a replica
+            # (each attempt failed to connect, or found none: every byte count 0); anything else
+            # keeps the 502.
+            set $again "";
+            if ($request_method ~ ^(GET|HEAD|OPTIONS)$) {{
+                set $again yes;
+            }}
+            if ($upstream_bytes_sent ~ "^[0 ,:]*$") {{
+                set $again yes;
+            }}
+            if ($again = "") {{
                 return 502;
             }}
-{block.replace("proxy_pass http://django;", f"proxy_pass http://{FRESH_UPSTREAM};")}{extra}
+{proxy_to(FRESH_UPSTREAM, next_upstream or pages_next_upstream, connection="close")}{extra}
 {add_headers("            ")}
         }}
 """
@@ -829,7 +845,7 @@ def nginx_conf(
             error_page 502 = @health_again;
 {add_headers("            ")}
         }}
-{again("@health_again", health_proxy, chr(10) + "            access_log off;")}"""
+{again("@health_again", "error timeout", chr(10) + "            access_log off;")}"""
     locations = f"""{static}{media}{health}
         location / {{
 {proxy}
@@ -837,7 +853,7 @@ def nginx_conf(
             error_page 502 = @again;
 {add_headers("            ")}
         }}
-{again("@again", proxy).rstrip()}"""
+{again("@again").rstrip()}"""
     if maintenance is not None:
         locations = maintenance
 
@@ -942,14 +958,32 @@ http {{
 
     upstream {FRESH_UPSTREAM} {{
         zone {FRESH_UPSTREAM} 64k;
-        # The same replicas for the fresh attempt (@again), without failure marks: when every
+        # The same replicas without failure marks, for the fresh attempt (@again): when every
         # replica is marked (the new ones refused while booting, then the old ones while
         # draining), nginx would answer "no live upstreams" until the marks expire, although a
         # new one listens by then (ngx_http_upstream_get_peer skips a marked peer; nothing
         # clears the marks when all are). Here each is tried in turn, a refusing one in
-        # microseconds.
+        # microseconds. And with no connection kept, for the requests nginx never repeats once
+        # sent: on a new connection a draining replica refuses before anything is sent, and
+        # nginx passes the request on; on a reused one the replica may close it under the
+        # request (a 502: "Connection reset by peer"). Every request through here says
+        # `Connection: close`, so none is kept: nginx >= 1.29.7 keeps connections to every
+        # upstream by default, and 1.28 (the pinned image) refuses `keepalive 0`.
         server {WEB_HOST}:{app_port} resolve max_fails=0;
-        keepalive 16;
+    }}
+
+    # Which upstream a page's request goes to, and what it says of its connection (above).
+    map $request_method $django_upstream {{
+        default django;
+        POST {FRESH_UPSTREAM};
+        PATCH {FRESH_UPSTREAM};
+        LOCK {FRESH_UPSTREAM};
+    }}
+    map $request_method $django_connection {{
+        default "";
+        POST close;
+        PATCH close;
+        LOCK close;
     }}
 
 {generation_include}

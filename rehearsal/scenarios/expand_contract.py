@@ -6,7 +6,7 @@
    stays, nullable already);
 3. contract: `visits_so_far` dropped, in a migration marked safe with the linter's IgnoreMigration.
 
-Each passes the gate; pages read the table while each release rolls out, and none
+Each passes the gate; pages read and write the table while each release rolls out, and none
 fails (release 1 serves during release 2's rollout, release 2 during release 3's)."""
 
 from rehearsal.scenarios.incompatible_migration import SCHEMA
