@@ -120,7 +120,11 @@ def measure(
 def variant(conf: str, change: str) -> str:
     """The rendered nginx.conf with one front-door change taken back."""
     if change == "no upstream keep-alive":
-        return conf.replace("        keepalive 16;\n", "")
+        # Every request asks for its connection to close (gunicorn then closes it): taking out
+        # `keepalive 16` alone is not enough, nginx >= 1.29.7 (the stand-in's 1.30) keeps
+        # connections to an upstream by default.
+        conf = conf.replace("        keepalive 16;\n", "")
+        return re.sub(r"proxy_set_header Connection [^;]*;", "proxy_set_header Connection close;", conf)
     if change == "no gzip":
         return re.sub(r"\n    gzip on;", "\n    gzip off;", conf)
     raise ValueError(change)
