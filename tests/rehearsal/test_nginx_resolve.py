@@ -37,6 +37,7 @@ LABEL = "tests.nginx-resolve"
 PYTHON_IMAGE = "python:3.11.14-slim-bookworm"  # django_app/Dockerfile's FROM
 REQUEST_TIMEOUT = 20  # > proxy_next_upstream_timeout (15 s): nginx gives up first
 PACE = 0.02  # seconds between a steady client's requests
+MAX_POSTS = 40_000  # test_h's bound (about 4,000 a cycle here, at most 8 cycles)
 
 # A replica: HTTP/1.1 with keep-alive (nginx keeps upstream connections), answers GET with
 # its hostname. DELAY seconds pass before it binds (a booting replica: the alias resolves,
@@ -468,7 +469,7 @@ def test_h_a_post_nothing_of_which_reached_a_replica_is_sent_again(stack):
     stop = threading.Event()
 
     def post():
-        while not stop.is_set():
+        while not stop.is_set() and len(results) < MAX_POSTS:
             status, body, _ = stack.exchange("POST")
             results.append((status, body))
 
