@@ -14,9 +14,10 @@ retries the next one at once. Two things follow, and this file does both:
   to a dead address waits out the connect timeout, and if nginx re-resolves meanwhile it
   cannot retry on another replica (nginx src/http/ngx_http_upstream_round_robin.c: a changed
   upstream config ends the retries, "no live upstreams", a 502). So the master never exits
-  straight after it stopped serving: on SIGTERM it closes its listener, lets its workers
-  finish, and refuses for WEB_DRAIN_SECONDS (nginx marks it down on a refusal: max_fails=1 in
-  components/render.py); and a replica that cannot start (the app does not import, a setting
+  straight after it stopped serving: on SIGTERM it closes its listener (each worker its own
+  copy as it stops accepting: post_worker_init), lets its workers finish, and refuses for
+  WEB_DRAIN_SECONDS (nginx marks it down on a refusal: max_fails=1 in components/render.py);
+  and a replica that cannot start (the app does not import, a setting
   is missing) stays up refusing, unhealthy, instead of exiting into a restart loop that would
   add and drop it in DNS every few seconds.
 Order in gunicorn 27.0.1 (gunicorn/arbiter.py): `Arbiter.__init__` calls `setup()` (line 63),
@@ -124,6 +125,31 @@ def on_starting(server):
 
 def when_ready(server):
     _Master.listened = True
+
+
+def post_worker_init(worker):
+    """A stopping worker lets go of the listening socket as soon as it stops accepting.
+
+    gunicorn's gthread worker (what `--threads` > 1 runs) stops accepting when told to stop, but
+    keeps its copy of the listening socket open until its last connection ends (gunicorn 27.0.1
+    workers/gthread.py `run`: `set_accept_enabled(False)`, then the graceful wait, at least
+    STOP_KEEPALIVE_LINGER with a kept-alive connection, and only then `s.close()`). Meanwhile the
+    kernel goes on completing handshakes that nobody accepts, and resets them at the close: a
+    request nginx sent there is lost (a GET nginx repeats elsewhere; a POST it never repeats).
+    Closed at once, the port refuses as soon as every process let go of it (the master first:
+    arbiter.stop), and nginx passes the request on before sending it. The workers without this
+    step (sync, uvicorn's) close their listeners as they stop."""
+    stop_accepting = getattr(worker, "set_accept_enabled", None)
+    if stop_accepting is None:
+        return
+
+    def set_accept_enabled(enabled: bool) -> None:
+        stop_accepting(enabled)
+        if not enabled and not worker.alive:  # stopping, not merely at worker_connections
+            for listener in worker.sockets:
+                listener.close()
+
+    worker.set_accept_enabled = set_accept_enabled
 
 
 class _OncePerMessage:

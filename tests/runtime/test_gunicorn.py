@@ -351,3 +351,44 @@ def test_sigterm_closes_the_port_at_once_then_drains_before_exiting(django_db_se
     assert not accepted  # refused throughout: nginx retries elsewhere at once
     assert process.returncode == 0
     assert 1.2 <= elapsed < 8  # the 2 s drain (minus the 0.3 s above), not an immediate exit
+
+
+def test_sigterm_refuses_new_connections_while_threads_still_answer_kept_alive_ones(django_db_setup, django_db_blocker):
+    """With threads (gunicorn's gthread worker, what prod runs), a stopping worker lingers for its
+    kept-alive connections (gunicorn 27.0.1 workers/gthread.py run: STOP_KEEPALIVE_LINGER) and,
+    left alone, holds its copy of the listening socket open the while: the kernel goes on
+    completing handshakes nobody accepts, and resets them at the close, after nginx has sent its
+    request there (a POST, which nginx never repeats, lost). The runtime closes the worker's copy
+    as the worker stops accepting, so the port refuses, and nginx goes elsewhere before sending."""
+    import http.client
+
+    with django_db_blocker.unblock():
+        database_url = test_database_url()
+    port = closed_port()
+    env = production_env(DATABASE_URL=database_url, WEB_DRAIN_SECONDS="2")
+    process = start_gunicorn(gunicorn_argv(port, "--workers", "1", "--threads", "4"), env)
+    kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        wait_until(lambda: accepts(port), timeout=30, what="gunicorn to listen")
+        kept.request("GET", "/health/", headers={"Host": "localhost"})
+        first = kept.getresponse()
+        first.read()
+        assert first.getheader("Connection", "").lower() != "close"  # kept alive: the worker lingers for it
+        process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        wait_until(lambda: not accepts(port, timeout=0.2), timeout=5, what="the port to refuse")
+        refused_after = time.monotonic() - signalled
+        # Still lingering: a request on the kept-alive connection is answered (and told to close).
+        try:
+            kept.request("GET", "/health/", headers={"Host": "localhost"})
+            second = kept.getresponse()
+            second.read()
+            answer = (second.status, second.getheader("Connection", "").lower())
+        except (OSError, http.client.HTTPException) as error:
+            answer = (0, repr(error))
+    finally:
+        kept.close()
+        stop(process)
+
+    assert refused_after < 1.5  # the worker's loop wakes within 1 s of the signal
+    assert answer in ((200, "close"), (503, "close"))
