@@ -128,28 +128,45 @@ def when_ready(server):
 
 
 def post_worker_init(worker):
-    """A stopping worker lets go of the listening socket as soon as it stops accepting.
+    """A stopping worker neither keeps nor drops a connection the kernel queued for it.
 
-    gunicorn's gthread worker (what `--threads` > 1 runs) stops accepting when told to stop, but
-    keeps its copy of the listening socket open until its last connection ends (gunicorn 27.0.1
-    workers/gthread.py `run`: `set_accept_enabled(False)`, then the graceful wait, at least
-    STOP_KEEPALIVE_LINGER with a kept-alive connection, and only then `s.close()`). Meanwhile the
-    kernel goes on completing handshakes that nobody accepts, and resets them at the close: a
-    request nginx sent there is lost (a GET nginx repeats elsewhere; a POST it never repeats).
-    Closed at once, the port refuses as soon as every process let go of it (the master first:
-    arbiter.stop), and nginx passes the request on before sending it. The workers without this
-    step (sync, uvicorn's) close their listeners as they stop."""
+    A listening socket the worker still holds goes on taking connections (the kernel completes
+    the handshake) that nobody may accept; at the last close they are reset, after nginx has sent
+    its request (a GET nginx repeats elsewhere; a POST it never repeats, lost). Two workers of
+    gunicorn 27.0.1 held it that way when told to stop:
+    - gthread (`--threads` > 1) stops accepting at once but keeps the socket through its graceful
+      wait, at least STOP_KEEPALIVE_LINGER with a kept-alive connection (workers/gthread.py `run`:
+      `set_accept_enabled(False)`, then the wait, then `s.close()`): closed here as it stops
+      accepting, so the port refuses within a second and nginx goes elsewhere before sending;
+    - sync (one thread, the default) finishes its request and leaves its loop without looking at
+      the socket again (workers/sync.py `run_for_one`): here it first serves what was queued
+      while it finished, then lets go.
+    The master lets go of its copy first (arbiter.stop); uvicorn's worker closes its own as it
+    stops."""
     stop_accepting = getattr(worker, "set_accept_enabled", None)
-    if stop_accepting is None:
-        return
+    if stop_accepting is not None:
 
-    def set_accept_enabled(enabled: bool) -> None:
-        stop_accepting(enabled)
-        if not enabled and not worker.alive:  # stopping, not merely at worker_connections
+        def set_accept_enabled(enabled: bool) -> None:
+            stop_accepting(enabled)
+            if not enabled and not worker.alive:  # stopping, not merely at worker_connections
+                for listener in worker.sockets:
+                    listener.close()
+
+        worker.set_accept_enabled = set_accept_enabled
+    elif hasattr(worker, "run_for_one"):
+        run = worker.run
+
+        def run_then_serve_the_queue() -> None:
+            run()
             for listener in worker.sockets:
+                while True:
+                    try:
+                        worker.accept(listener)  # serves the request, like the loop it left
+                    except OSError:  # nothing queued (the socket is non-blocking), or closed
+                        break
                 listener.close()
 
-    worker.set_accept_enabled = set_accept_enabled
+        worker.run = run_then_serve_the_queue
 
 
 class _OncePerMessage:

@@ -392,3 +392,38 @@ def test_sigterm_refuses_new_connections_while_threads_still_answer_kept_alive_o
 
     assert refused_after < 1.5  # the worker's loop wakes within 1 s of the signal
     assert answer in ((200, "close"), (503, "close"))
+
+
+def test_a_sync_worker_stopping_mid_request_answers_what_came_meanwhile(django_db_setup, django_db_blocker):
+    """gunicorn's sync worker (one thread, the default) told to stop while it serves a request
+    finishes it and leaves its loop (gunicorn 27.0.1 workers/sync.py run_for_one): a connection
+    the kernel queued meanwhile was never accepted, and was reset when the worker exited, after
+    nginx had sent its request there (a POST lost). The runtime's worker serves what is queued
+    before it lets go of the socket."""
+    with django_db_blocker.unblock():
+        database_url = test_database_url()
+    port = closed_port()
+    env = production_env(DATABASE_URL=database_url, WEB_DRAIN_SECONDS="1")
+    process = start_gunicorn(gunicorn_argv(port, "--workers", "1"), env)
+    try:
+        wait_until(lambda: accepts(port), timeout=30, what="gunicorn to listen")
+        busy = socket.create_connection(("127.0.0.1", port), timeout=10)
+        busy.sendall(b"GET /health/ HTTP/1.1\r\nHost: localhost\r\n")  # the worker waits for the rest
+        time.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.3)  # the master has let go of its copy; the worker holds its own
+        queued = socket.create_connection(("127.0.0.1", port), timeout=10)
+        queued.sendall(b"GET /health/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        busy.sendall(b"\r\n")
+        first = busy.recv(200)
+        try:
+            second = queued.recv(200)
+        except OSError as error:
+            second = repr(error).encode()
+        busy.close()
+        queued.close()
+    finally:
+        stop(process)
+
+    assert first.startswith(b"HTTP/1.1 ")
+    assert second.startswith(b"HTTP/1.1 ")
