@@ -333,14 +333,24 @@ def _refusing_until_exit(process: subprocess.Popen, port: int, timeout: float) -
     return time.monotonic() - started, accepted
 
 
-def test_sigterm_closes_the_port_at_once_then_drains_before_exiting(django_db_setup, django_db_blocker):
+def listening_gunicorn(django_db_blocker, *flags: str, drain: str) -> tuple[subprocess.Popen, int]:
+    """gunicorn with the runtime's config on a free loopback port, once it listens."""
     with django_db_blocker.unblock():
         database_url = test_database_url()
     port = closed_port()
-    env = production_env(DATABASE_URL=database_url, WEB_DRAIN_SECONDS="2")
-    process = start_gunicorn(gunicorn_argv(port, "--workers", "1"), env)
+    env = production_env(DATABASE_URL=database_url, WEB_DRAIN_SECONDS=drain)
+    process = start_gunicorn(gunicorn_argv(port, *flags), env)
     try:
         wait_until(lambda: accepts(port), timeout=30, what="gunicorn to listen")
+    except BaseException:
+        stop(process)
+        raise
+    return process, port
+
+
+def test_sigterm_closes_the_port_at_once_then_drains_before_exiting(django_db_setup, django_db_blocker):
+    process, port = listening_gunicorn(django_db_blocker, "--workers", "1", drain="2")
+    try:
         process.send_signal(signal.SIGTERM)
         time.sleep(0.3)  # the listener closes as the master handles the signal
         assert process.poll() is None, "exited without draining"
@@ -354,7 +364,7 @@ def test_sigterm_closes_the_port_at_once_then_drains_before_exiting(django_db_se
 
 
 def test_sigterm_refuses_new_connections_while_threads_still_answer_kept_alive_ones(django_db_setup, django_db_blocker):
-    """With threads (gunicorn's gthread worker, what prod runs), a stopping worker lingers for its
+    """With threads (gunicorn's gthread worker, `webThreads` > 1), a stopping worker lingers for its
     kept-alive connections (gunicorn 27.0.1 workers/gthread.py run: STOP_KEEPALIVE_LINGER) and,
     left alone, holds its copy of the listening socket open the while: the kernel goes on
     completing handshakes nobody accepts, and resets them at the close, after nginx has sent its
@@ -362,14 +372,9 @@ def test_sigterm_refuses_new_connections_while_threads_still_answer_kept_alive_o
     as the worker stops accepting, so the port refuses, and nginx goes elsewhere before sending."""
     import http.client
 
-    with django_db_blocker.unblock():
-        database_url = test_database_url()
-    port = closed_port()
-    env = production_env(DATABASE_URL=database_url, WEB_DRAIN_SECONDS="2")
-    process = start_gunicorn(gunicorn_argv(port, "--workers", "1", "--threads", "4"), env)
+    process, port = listening_gunicorn(django_db_blocker, "--workers", "1", "--threads", "4", drain="2")
     kept = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
-        wait_until(lambda: accepts(port), timeout=30, what="gunicorn to listen")
         kept.request("GET", "/health/", headers={"Host": "localhost"})
         first = kept.getresponse()
         first.read()
@@ -400,13 +405,8 @@ def test_a_sync_worker_stopping_mid_request_answers_what_came_meanwhile(django_d
     the kernel queued meanwhile was never accepted, and was reset when the worker exited, after
     nginx had sent its request there (a POST lost). The runtime's worker serves what is queued
     before it lets go of the socket."""
-    with django_db_blocker.unblock():
-        database_url = test_database_url()
-    port = closed_port()
-    env = production_env(DATABASE_URL=database_url, WEB_DRAIN_SECONDS="1")
-    process = start_gunicorn(gunicorn_argv(port, "--workers", "1"), env)
+    process, port = listening_gunicorn(django_db_blocker, "--workers", "1", drain="1")
     try:
-        wait_until(lambda: accepts(port), timeout=30, what="gunicorn to listen")
         busy = socket.create_connection(("127.0.0.1", port), timeout=10)
         busy.sendall(b"GET /health/ HTTP/1.1\r\nHost: localhost\r\n")  # the worker waits for the rest
         time.sleep(0.3)
