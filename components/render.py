@@ -48,7 +48,8 @@ REDIS_HOST = "redis"
 # Every web replica carries this one alias on the frontend network: Docker's DNS answers it
 # with the address of each running replica, and nginx re-resolves it (nginx_conf).
 WEB_HOST = "web"
-# The upstream of the fresh attempt after nginx's own 502 (nginx_conf).
+# The upstream that keeps no failure marks and no connections: the fresh attempt after nginx's
+# own 502, and the requests nginx never repeats once sent (nginx_conf).
 FRESH_UPSTREAM = "django_fresh"
 # Docker's embedded DNS server, inside every container on a user-defined network.
 DOCKER_DNS = "127.0.0.11"
