@@ -141,8 +141,8 @@ def post_worker_init(worker):
     - sync (one thread, the default) finishes its request and leaves its loop without looking at
       the socket again (workers/sync.py `run_for_one`): here it first serves what was queued
       while it finished, then lets go.
-    The master lets go of its copy first (arbiter.stop); uvicorn's worker closes its own as it
-    stops."""
+    The master lets go of its copy first (arbiter.stop). uvicorn's worker (ASGI) is left as it
+    is: not measured here."""
     stop_accepting = getattr(worker, "set_accept_enabled", None)
     if stop_accepting is not None:
 
