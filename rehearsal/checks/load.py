@@ -69,6 +69,9 @@ class Report:
     """When each answer that was nginx's maintenance page (503 with Retry-After) was sent, in
     seconds from the start: counted apart from `failed` when the load was told a maintenance
     window may come (Load(maintenance=True))."""
+    retried: int = 0
+    """Repeatable requests sent again, once, on a new connection because the server closed the
+    kept-alive one as they went out (RETRY_ON); what came of the second attempt is counted."""
 
     @property
     def maintenance(self) -> int:
@@ -111,6 +114,11 @@ class Report:
             )
         if self.unfinished:
             lines.append(f"  unfinished at stop: {self.unfinished}")
+        if self.retried:
+            lines.append(
+                f"  sent again on a new connection: {self.retried} (the server closed a kept-alive one as"
+                " the request went out, as nginx's old workers do at a reload; a browser sends it again)"
+            )
         by_first = sorted(self.releases.items(), key=lambda item: item[1].first)
         answered = ", ".join(f"{sha[:12]} {r.first:.1f}-{r.last:.1f}s ({r.count})" for sha, r in by_first)
         lines.append(f"  releases: {answered or 'no git_sha seen'}")
@@ -148,6 +156,7 @@ def combined(reports: list[Report]) -> Report:
         unfinished=sum(r.unfinished for r in reports),
         collected=tuple(v for r in reports for v in r.collected),
         maintenance_times=tuple(sorted(t for r in reports for t in r.maintenance_times)),
+        retried=sum(r.retried for r in reports),
     )
 
 
@@ -201,6 +210,18 @@ def check_loopback(base_url: str, allowed_networks: Iterable[Network] = ()) -> N
             ) from None
         if not (ip.is_loopback or any(ip in net for net in allowed_networks)):
             raise ValueError(f"load: refusing {base_url!r}: {ip} is not a loopback address")
+
+
+# Requests a client may send again when the connection closed under them (RFC 9110 9.2.2).
+REPEATABLE = frozenset({"GET", "HEAD", "OPTIONS"})
+# The server closed the connection before answering (error_name of requests' ConnectionError).
+RETRY_ON = frozenset(
+    {
+        "ConnectionError(RemoteDisconnected)",
+        "ConnectionError(ConnectionResetError)",
+        "ConnectionError(BrokenPipeError)",
+    }
+)
 
 
 def error_name(error: BaseException) -> str:
@@ -282,6 +303,8 @@ class Load:
         self._releases: dict[str, list[float]] = {}  # sha -> [count, first, last]
         self._collected: list = []
         self._maintenance: list[float] = []  # when each maintenance answer was sent
+        self._retried = 0
+        self._kept_alive: dict[requests.Session, bool] = {}  # each worker's: its last answer kept the connection
         self._last_success = 0.0  # the start counts as the beginning of the first gap
         self._longest_gap = 0.0
 
@@ -336,6 +359,7 @@ class Load:
                 unfinished=self._issued - self._completed,
                 collected=tuple(self._collected),
                 maintenance_times=tuple(self._maintenance),
+                retried=self._retried,
             )
         return self.report
 
@@ -388,8 +412,22 @@ class Load:
         sha: str | None = None
         value = None
         paused = False
+        # Whether this request goes out on a connection kept alive from the previous answer.
+        reused = self._kept_alive.pop(session, False)
         try:
-            response = session.request(self.method, self.url, timeout=self.timeout, allow_redirects=False)
+            try:
+                response = session.request(self.method, self.url, timeout=self.timeout, allow_redirects=False)
+            except requests.ConnectionError as exc:
+                # A kept-alive connection the server closed as the request went out, before any
+                # answer (nginx's old workers close their idle ones at a reload): a client may send
+                # a repeatable request again on a new connection (RFC 9112 section 9.3.1), and
+                # browsers do. So does this one, once, and says so (Report.retried).
+                if not (reused and self.method in REPEATABLE and error_name(exc) in RETRY_ON):
+                    raise
+                with self._lock:
+                    self._retried += 1
+                response = session.request(self.method, self.url, timeout=self.timeout, allow_redirects=False)
+            self._kept_alive[session] = response.headers.get("Connection", "").lower() != "close"
             status = response.status_code
             paused = self.maintenance and is_maintenance_page(response)
             sha = git_sha(response)

@@ -22,9 +22,18 @@ SHA_B = "9f8e7d6c5b4a" + "1" * 28
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, like nginx
 
+    served = 0  # requests on this connection so far
+
     def do_GET(self) -> None:
         assert isinstance(self.server, Server)
         backend = self.server.backend
+        self.served += 1
+        if backend.closing == "every" or (backend.closing == "kept" and self.served > 1):
+            # Closed as the request arrives, nothing answered: "kept" is nginx's old worker at a
+            # reload closing an idle kept-alive connection; "every" is a server that never answers.
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         arrived = time.monotonic()
         status, sha, delay = backend.status, backend.sha, backend.delay
         if backend.hanging:
@@ -78,6 +87,7 @@ class Backend:
         self.delay = 0.0
         self.hanging = False
         self.paused = False
+        self.closing = ""  # "kept": close a kept-alive connection at its next request; "every": close all
         self.release = threading.Event()
         self.lock = threading.Lock()
         self.hits: list[tuple] = []
@@ -415,3 +425,29 @@ def test_combined_reports_add_up_and_keep_the_worst():
         == "release p s: 50 requests, 0 failed, longest gap 1.2s, 5 maintenance 503, window 1.4s"
     )
     assert "  maintenance page: 5 answers, windows 2.9-4.3s, 8.0-8.2s" in pages.details()
+
+
+def test_a_kept_alive_connection_closed_under_a_repeatable_request_is_sent_again_once(backend):
+    # As a browser does (RFC 9112 9.3.1): the request goes out again on a new connection, counted.
+    backend.closing = "kept"
+    with Load(backend.url, rate=20, workers=1, max_requests=10) as load:
+        assert load.wait(10)
+    report = load.stop()
+    assert (report.requests, report.failed) == (10, 0)
+    assert report.retried == 9  # every request after the first met its connection closed
+    assert "sent again on a new connection: 9" in report.details()
+
+
+def test_nothing_else_is_sent_again(backend):
+    # Not a POST (nginx and browsers never repeat one), and not a request on a new connection.
+    backend.closing = "kept"
+    with Load(backend.url, rate=20, workers=1, max_requests=6, method="POST") as posts:
+        assert posts.wait(10)
+    report = posts.stop()
+    assert (report.failed, report.retried) == (3, 0)
+    backend.closing = "every"
+    with Load(backend.url, rate=20, workers=1, max_requests=4) as gets:
+        assert gets.wait(10)
+    report = gets.stop()
+    assert (report.failed, report.retried) == (4, 0)
+    assert set(report.errors) == {"ConnectionError(RemoteDisconnected)"}
