@@ -813,7 +813,7 @@ def nginx_conf(
     # The app's own 503 is the health answer (see above): never a reason to try another replica.
     health_proxy = proxy_to("django", "error timeout")
 
-    def again(name: str, next_upstream: Optional[str] = None, extra: str = "") -> str:
+    def again(name: str, next_upstream: str = pages_next_upstream, extra: str = "") -> str:
         # Where nginx's own 502 (every replica it tried failed, or the replica set changed under
         # its retry: "no live upstreams") goes for one fresh attempt with the current set,
         # through the upstream that keeps no failure marks (FRESH_UPSTREAM). The health door
@@ -834,7 +834,7 @@ def nginx_conf(
             if ($again = "") {{
                 return 502;
             }}
-{proxy_to(FRESH_UPSTREAM, next_upstream or pages_next_upstream, connection="close")}{extra}
+{proxy_to(FRESH_UPSTREAM, next_upstream, connection="close")}{extra}
 {add_headers("            ")}
         }}
 """
