@@ -203,6 +203,15 @@ class HostSnapshot:
         return HostSnapshot(links(), _iptables())
 
 
+# How long `systemctl stop/restart docker` lets dockerd stop before SIGKILL: Debian's docker.io
+# unit sets no TimeoutStopSec (/lib/systemd/system/docker.service), so systemd's
+# DefaultTimeoutStopSec, 90 s. dockerd itself gives its containers the longest stop timeout + 5 s
+# (moby v20.10.24 daemon/daemon.go ShutdownTimeout; the stack's longest is 60 s). Killing it
+# sooner (this waited 60 s before) is not what a host does, and left the worker, still in its
+# stop, exited after the restart (CI, 2026-12-07).
+SYSTEMD_STOP_SECONDS = 90
+
+
 def free_port() -> int:
     """A TCP port nothing listens on at 127.0.0.1 now."""
     with socket.socket() as probe:
@@ -246,7 +255,7 @@ class PrivateEngine:
         started = time.monotonic()
         host_bridges = {name for name in links() if name == "docker0"}
         self.client.close()
-        signal_and_wait(self.pid, self.say, self.layout.name, timeout=60)
+        signal_and_wait(self.pid, self.say, self.layout.name, timeout=SYSTEMD_STOP_SECONDS)
         # Its managed containerd outlives it for a moment; a dockerd started meanwhile finds its
         # pid file, dials the exiting one and gives up ("failed to start containerd: timeout
         # waiting for containerd to start", met by the remote rehearsal's restart-engine).
