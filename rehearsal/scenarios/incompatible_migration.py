@@ -1,9 +1,9 @@
 """incompatible-migration: a release whose migration drops a column the serving release reads
 and writes (visits_so_far). The migration gate refuses it before the backup and the migration,
 with one line naming the operation; `pulumi up` fails there, the database is unchanged (its
-columns and its applied migrations), no before-migrate backup was taken (scheduled ones
-may fire meanwhile), and the old release serves on, its
-pages reading the table throughout (the scenario's page load)."""
+columns and its applied migrations), no before-migrate backup was taken (scheduled ones may
+fire meanwhile), and the old release serves on, its pages reading the table throughout (the
+scenario's page load)."""
 
 from rehearsal.scenarios.failed_backup import backups_of, takes_backups
 from rehearsal.scenarios.scenario import Scenario, Up, expect
@@ -24,8 +24,8 @@ def database(ctx) -> dict:
 
 def before_migrate_backups(ctx) -> set[str]:
     """The names of the stack's before-migrate backups. Only these say whether the release went
-    past the gate: when the faults share the stack, its schedule (every 30s) adds backups and
-    retention removes old ones while the release runs (CI met one within the scenario's 6 s)."""
+    past the gate: when the faults share the stack, its schedule (every 30s) adds backups while
+    the release runs (CI met one within the scenario's 6 s)."""
     return {b.name for b in backups_of(ctx).list() if f"-{ctx.stack}-before-" in b.name}
 
 
