@@ -316,6 +316,14 @@ def _start_stopped(stack: StackOnHost, ids: Sequence[str]) -> None:
         stack.client.api.start(cid)
 
 
+def keep_pitr_copy(*, copied: bool, restored: bool, put_back: Optional[bool]) -> bool:
+    """Whether the point-in-time restore keeps its copy of the data directory: only when that
+    copy may be the one intact copy of the data (the restore began and did not end, and the data
+    was not put back from it). A partial copy (the copy failed, a full disk say) is removed: it
+    would only keep the disk full."""
+    return copied and not restored and put_back is not True
+
+
 def restore_at(stack: StackOnHost, at: str) -> int:
     """Point-in-time restore: the database as it was at `at` (or the end of the archive)."""
     from ops.backup import Backups
@@ -350,7 +358,8 @@ def restore_at(stack: StackOnHost, at: str) -> int:
     data_volume = next(m["Name"] for m in store.postgres["Mounts"] if m["Destination"] == render.POSTGRES_DATA)
     run_volume = next(m["Name"] for m in store.postgres["Mounts"] if m["Destination"] == render.POSTGRES_RUN)
     copy = f"{stack.stack}-pitr-before-{secrets.token_hex(3)}"
-    restored = False
+    copied = restored = False
+    put_back: Optional[bool] = None  # after a failed restore: whether the data was put back
     try:
         for box in app:
             api.stop(box.id, timeout=STOP_SECONDS)
@@ -377,6 +386,7 @@ def restore_at(stack: StackOnHost, at: str) -> int:
             raise OpsError(
                 f"AT={at}: could not keep a copy of the data directory first ({_last(out)}); nothing changed"
             )
+        copied = True
         cid = agent.one_off(
             render.backup_agent_command("pitr-restore", at if target is None else target.isoformat()),
             binds=[f"{data_volume}:{render.POSTGRES_DATA}", f"{run_volume}:{render.POSTGRES_RUN}"],
@@ -400,9 +410,10 @@ def restore_at(stack: StackOnHost, at: str) -> int:
             )
             back, back_out = run_to_end(api, cid, 6 * 3600)
             api.remove_container(cid, force=True, v=True)
+            put_back = back == 0
             state = (
                 "the database is as it was"
-                if back == 0
+                if put_back
                 else f"putting the data back FAILED too ({_last(back_out)}; it is in volume {copy})"
             )
             raise OpsError(f"AT={at}: the restore failed ({_last(out)}); {state}")
@@ -417,7 +428,7 @@ def restore_at(stack: StackOnHost, at: str) -> int:
                 f"started postgres, the backup accessory and the app again: {len(stopped)} containers healthy",
                 flush=True,
             )
-        if restored or not stopped:
+        if not keep_pitr_copy(copied=copied, restored=restored, put_back=put_back):
             try:
                 stack.client.volumes.get(copy).remove()
             except docker.errors.NotFound:

@@ -63,6 +63,11 @@ def inject(ctx, trial) -> None:
     )
     if len(gone) != AFTER:
         raise ScenarioFailed(f"{AFTER - len(gone)} rows written after the moment survived the restore")
+    # The copy of the data directory the restore kept meanwhile (ops.offsite.keep_pitr_copy).
+    copies = [v.name for v in ctx.session.client.volumes.list(filters={"name": f"{ctx.stack}-pitr-before-"})]
+    if copies:
+        raise ScenarioFailed(f"the restore succeeded and left its copy of the data directory: {copies}")
+    trial.note("the restore's copy of the data directory removed")
     trial.data["line"] = (
         f"backup {ctx.stack} pitr: restored to {moment}: {len(restored)} rows, exactly those before the moment "
         f"({diff.count} differ), the {AFTER} after it gone, in {trial.recovery_seconds:.1f}s"

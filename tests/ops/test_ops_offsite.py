@@ -9,7 +9,7 @@ import pyrage
 import pytest
 
 from ops.__main__ import main
-from ops.offsite import identity_for, parse_at
+from ops.offsite import identity_for, keep_pitr_copy, parse_at
 from ops.stack import OpsError
 
 IDENTITY = str(pyrage.x25519.Identity.generate())
@@ -62,3 +62,15 @@ def test_restore_wants_a_backup_an_off_host_copy_or_a_moment_and_not_two(capsys,
     assert "FROM=elsewhere: expected local or offsite" in capsys.readouterr().err
     assert main(["restore", "prod", "--at", "soon"]) == 2
     assert "AT=soon: not a time" in capsys.readouterr().err
+
+
+def test_the_pitr_copy_is_kept_only_while_it_may_be_the_one_intact_copy_of_the_data():
+    # The copy failed (a full disk): a partial copy, removed; the data directory was never touched.
+    assert not keep_pitr_copy(copied=False, restored=False, put_back=None)
+    # Restored: the copy is the old data, and `make restore` of the pre-restore backup undoes it.
+    assert not keep_pitr_copy(copied=True, restored=True, put_back=None)
+    # The restore failed and the data was put back from the copy: the database is as it was.
+    assert not keep_pitr_copy(copied=True, restored=False, put_back=True)
+    # Putting it back failed too, or the restore was interrupted: the copy may be all there is.
+    assert keep_pitr_copy(copied=True, restored=False, put_back=False)
+    assert keep_pitr_copy(copied=True, restored=False, put_back=None)
