@@ -316,6 +316,11 @@ def _start_stopped(stack: StackOnHost, ids: Sequence[str]) -> None:
         stack.client.api.start(cid)
 
 
+def pitr_copy_prefix(stack: str) -> str:
+    """The start of the name of the volume a point-in-time restore copies the data directory into."""
+    return f"{stack}-pitr-before-"
+
+
 def keep_pitr_copy(*, copied: bool, restored: bool, put_back: Optional[bool]) -> bool:
     """Whether the point-in-time restore keeps its copy of the data directory: only when that
     copy may be the one intact copy of the data (the restore began and did not end, and the data
@@ -357,7 +362,7 @@ def restore_at(stack: StackOnHost, at: str) -> int:
     stopped: list[str] = []
     data_volume = next(m["Name"] for m in store.postgres["Mounts"] if m["Destination"] == render.POSTGRES_DATA)
     run_volume = next(m["Name"] for m in store.postgres["Mounts"] if m["Destination"] == render.POSTGRES_RUN)
-    copy = f"{stack.stack}-pitr-before-{secrets.token_hex(3)}"
+    copy = pitr_copy_prefix(stack.stack) + secrets.token_hex(3)
     copied = restored = False
     put_back: Optional[bool] = None  # after a failed restore: whether the data was put back
     try:

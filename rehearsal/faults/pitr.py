@@ -5,6 +5,7 @@ in one line each, changing nothing (not a time; after the archive; before it).""
 
 import time
 
+from ops.offsite import pitr_copy_prefix
 from rehearsal.faults.actions import archived_past, ops, post_visits, serves, unhealthy, wait_for
 from rehearsal.faults.fault import READS, Fault, parse_rows, rows_difference
 from rehearsal.faults.restore import ROWS, TARGET_SECONDS
@@ -64,7 +65,7 @@ def inject(ctx, trial) -> None:
     if len(gone) != AFTER:
         raise ScenarioFailed(f"{AFTER - len(gone)} rows written after the moment survived the restore")
     # The copy of the data directory the restore kept meanwhile (ops.offsite.keep_pitr_copy).
-    copies = [v.name for v in ctx.session.client.volumes.list(filters={"name": f"{ctx.stack}-pitr-before-"})]
+    copies = [v.name for v in ctx.session.client.volumes.list(filters={"name": pitr_copy_prefix(ctx.stack)})]
     if copies:
         raise ScenarioFailed(f"the restore succeeded and left its copy of the data directory: {copies}")
     trial.note("the restore's copy of the data directory removed")

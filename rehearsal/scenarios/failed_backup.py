@@ -28,11 +28,17 @@ def _chmod(ctx, mode: str) -> None:
     )
 
 
+def before_migrate_backups(ctx) -> list[Backup]:
+    """The stack's before-migrate backups (`<time>-<stack>-before-<sha>.dump`): not the scheduled
+    ones, which fire meanwhile when the faults share the stack (its schedule: every 30s)."""
+    return [b for b in backups_of(ctx).list() if f"-{ctx.stack}-before-" in b.name]
+
+
 def new_backup(ctx, variant: str, before: set[str]) -> Backup:
     """The one backup the before-migrate job took for `variant`'s release since `before` (the
     names there then): the same release may have run earlier in the rehearsal (new-commit)."""
-    wanted = f"-{ctx.stack}-before-{render.short_sha(ctx.sha_of(variant))}.dump"
-    taken = [b for b in backups_of(ctx).list() if b.name.endswith(wanted) and b.name not in before]
+    wanted = f"-{render.short_sha(ctx.sha_of(variant))}.dump"
+    taken = [b for b in before_migrate_backups(ctx) if b.name.endswith(wanted) and b.name not in before]
     expect(len(taken) == 1, f"expected one new backup *{wanted}, found {[b.name for b in taken]}")
     return taken[0]
 

@@ -5,7 +5,7 @@ columns and its applied migrations), no before-migrate backup was taken (schedul
 fire meanwhile), and the old release serves on, its pages reading the table throughout (the
 scenario's page load)."""
 
-from rehearsal.scenarios.failed_backup import backups_of, takes_backups
+from rehearsal.scenarios.failed_backup import before_migrate_backups, takes_backups
 from rehearsal.scenarios.scenario import Scenario, Up, expect
 
 GATE_JOB = "django-docker-release-migration-gate"
@@ -22,17 +22,16 @@ def database(ctx) -> dict:
     return {"schema": ctx.psql(SCHEMA), "applied": ctx.psql(APPLIED)}
 
 
-def before_migrate_backups(ctx) -> set[str]:
-    """The names of the stack's before-migrate backups. Only these say whether the release went
-    past the gate: when the faults share the stack, its schedule (every 30s) adds backups while
-    the release runs (CI met one within the scenario's 6 s)."""
-    return {b.name for b in backups_of(ctx).list() if f"-{ctx.stack}-before-" in b.name}
+def before_migrate(ctx) -> set[str]:
+    """The names of the before-migrate backups: only these say whether the release went past the
+    gate (CI met a scheduled one within the scenario's 6 s)."""
+    return {b.name for b in before_migrate_backups(ctx)}
 
 
 def remember(ctx) -> str:
     _BEFORE[ctx.stack] = {
         **database(ctx),
-        "backups": before_migrate_backups(ctx) if takes_backups(ctx) else set(),
+        "backups": before_migrate(ctx) if takes_backups(ctx) else set(),
     }
     columns = _BEFORE[ctx.stack]["schema"].count(",") + 1
     return f"visits_visit has {columns} columns, visits_so_far among them"
@@ -48,7 +47,7 @@ def refused(ctx, result) -> str:
     jobs = {n for n in ran if n.startswith("django-docker-release-")}
     expect(not jobs, f"release jobs ran after the refusal: {sorted(jobs)}")
     if takes_backups(ctx):
-        taken = before_migrate_backups(ctx) - before["backups"]
+        taken = before_migrate(ctx) - before["backups"]
         expect(not taken, f"a backup was taken before migrate: {sorted(taken)}")
     sha = ctx.serving_sha()
     expect(sha == ctx.serving_before, f"/health/ reports {sha}, not the release that ran before")
